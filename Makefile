@@ -1,0 +1,28 @@
+# Build, lint and test entry points. `make test` is the one command that runs
+# the whole suite on a fresh machine (it installs missing system tools when
+# run as root on Debian).
+.PHONY: all build lint typecheck test clean deps
+
+all: build
+
+node_modules: package.json package-lock.json
+	npm ci
+	@touch node_modules
+
+build: node_modules
+	npx tsc -p tsconfig.json
+
+typecheck: node_modules
+	npx tsc -p tsconfig.json --noEmit
+
+lint: node_modules
+	npx eslint .
+
+deps:
+	bash scripts/ensure-tools.sh
+
+test: deps build
+	node --test --test-concurrency=1 dist/test/
+
+clean:
+	rm -rf dist
