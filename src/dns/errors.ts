@@ -1,0 +1,129 @@
+/**
+ * The wire layer's error catalog. Every error has a stable `code`; tests
+ * assert the code (and the machine-readable `reason`), never the message.
+ */
+
+export type MalformedReason =
+  | 'truncated-header'
+  | 'truncated-question'
+  | 'truncated-rr'
+  | 'count-overrun'
+  | 'label-too-long'
+  | 'name-too-long'
+  | 'pointer-loop'
+  | 'forward-pointer'
+  | 'bad-label-type'
+  | 'rdata-overrun'
+  | 'bad-rdata'
+  | 'trailing-data';
+
+/** Bytes that are not a well-formed DNS message. `id` is set when the header was readable. */
+export class MalformedMessageError extends Error {
+  readonly code = 'ERR_DNS_MALFORMED';
+  constructor(
+    readonly reason: MalformedReason,
+    message: string,
+    readonly id?: number,
+  ) {
+    super(message);
+    this.name = 'MalformedMessageError';
+  }
+}
+
+/** A key or algorithm this project cannot use. */
+export class UnsupportedAlgorithmError extends Error {
+  readonly code = 'ERR_DNS_UNSUPPORTED_ALGORITHM';
+  constructor(readonly algorithm: number) {
+    super(`unsupported DNSSEC algorithm ${algorithm}`);
+    this.name = 'UnsupportedAlgorithmError';
+  }
+}
+
+/** Key material that does not decode (wrong length, bad RSA exponent, …). */
+export class InvalidKeyError extends Error {
+  readonly code = 'ERR_DNS_INVALID_KEY';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidKeyError';
+  }
+}
+
+export type Sig0FailureReason =
+  | 'no-sig'
+  | 'sig-not-last'
+  | 'not-sig0'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'signer-mismatch'
+  | 'algorithm-mismatch'
+  | 'keytag-mismatch'
+  | 'unsupported-algorithm'
+  | 'bad-key'
+  | 'bad-signature';
+
+/** SIG(0) verification failed; `reason` says which check. */
+export class Sig0Error extends Error {
+  readonly code = 'ERR_DNS_SIG0';
+  constructor(
+    readonly reason: Sig0FailureReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'Sig0Error';
+  }
+}
+
+export type TsigFailureReason =
+  | 'unsigned-response'
+  | 'BADSIG'
+  | 'BADKEY'
+  | 'BADTIME'
+  | 'BADTRUNC'
+  | 'unknown-algorithm'
+  | 'key-mismatch'
+  | 'id-mismatch';
+
+/**
+ * A TSIG check failed. For BADSIG/BADKEY/BADTIME, `remote` tells whether the
+ * server reported it (in the TSIG error field) or our verification of the
+ * server's response found it.
+ */
+export class TsigError extends Error {
+  readonly code = 'ERR_DNS_TSIG';
+  constructor(
+    readonly reason: TsigFailureReason,
+    message: string,
+    readonly remote: boolean = false,
+  ) {
+    super(message);
+    this.name = 'TsigError';
+  }
+}
+
+/** A BIND key file that cannot be read; names the file (and line when known). */
+export class KeyFileError extends Error {
+  readonly code = 'ERR_DNS_KEYFILE';
+  constructor(
+    readonly file: string,
+    message: string,
+    readonly line?: number,
+  ) {
+    super(line === undefined ? `${file}: ${message}` : `${file}:${line}: ${message}`);
+    this.name = 'KeyFileError';
+  }
+}
+
+export type TransportFailureReason = 'timeout' | 'aborted' | 'closed' | 'too-large' | 'connect' | 'socket';
+
+/** A network exchange that did not produce a reply. */
+export class TransportError extends Error {
+  readonly code = 'ERR_DNS_TRANSPORT';
+  constructor(
+    readonly reason: TransportFailureReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'TransportError';
+  }
+}
