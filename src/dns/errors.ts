@@ -127,3 +127,15 @@ export class TransportError extends Error {
     this.name = 'TransportError';
   }
 }
+
+/** A name in presentation form that cannot be put on the wire (empty label, label > 63, name > 255, bad escape). */
+export class InvalidNameError extends Error {
+  readonly code = 'ERR_DNS_INVALID_NAME';
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(`invalid domain name ${JSON.stringify(input)}: ${message}`);
+    this.name = 'InvalidNameError';
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Domain names: wire form (RFC 1035 §3.1, §4.1.4 compression) ⇄ presentation
+ * form (FQDN with trailing dot, RFC 4343 escapes).
+ *
+ * dns-packet decodes labels as UTF-8 and does not escape dots inside labels,
+ * so two different wire names can map to one string. Our owner names carry
+ * policy (who may update what), so they are decoded here byte-exactly.
+ */
+import { InvalidNameError, MalformedMessageError } from './errors.js';
+
+const MAX_LABEL = 63;
+const MAX_NAME_WIRE = 255;
+
+export interface DecodedName {
+  name: string;
+  /** Offset just past the name where it was found (not where a pointer led). */
+  end: number;
+}
+
+function escapeLabel(buf: Buffer, start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end; i++) {
+    const b = buf[i] as number;
+    if (b === 0x2e || b === 0x5c || b === 0x22 || b === 0x3b || b === 0x28 || b === 0x29 || b === 0x40 || b === 0x24) {
+      out += '\\' + String.fromCharCode(b);
+    } else if (b < 0x21 || b > 0x7e) {
+      out += '\\' + b.toString().padStart(3, '0');
+    } else {
+      out += String.fromCharCode(b);
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes the name at `offset`. Compression pointers must point strictly
+ * backwards, each jump before the previous one, which makes loops impossible
+ * and bounds the work by the message size.
+ */
+export function decodeName(buf: Buffer, offset: number, id?: number): DecodedName {
+  const labels: string[] = [];
+  let pos = offset;
+  let end = -1;
+  let wireLength = 1;
+  let lowestJump = offset;
+  for (;;) {
+    if (pos >= buf.length) {
+      throw new MalformedMessageError('truncated-rr', `name at offset ${offset} runs past the end of the message`, id);
+    }
+    const len = buf[pos] as number;
+    const kind = len & 0xc0;
+    if (kind === 0xc0) {
+      if (pos + 1 >= buf.length) {
+        throw new MalformedMessageError('truncated-rr', `compression pointer at offset ${pos} is cut off`, id);
+      }
+      const target = buf.readUInt16BE(pos) & 0x3fff;
+      if (end < 0) end = pos + 2;
+      if (target >= pos) {
+        throw new MalformedMessageError('forward-pointer', `compression pointer at offset ${pos} points forward to ${target}`, id);
+      }
+      if (target >= lowestJump) {
+        throw new MalformedMessageError('pointer-loop', `compression pointer at offset ${pos} loops back to ${target}`, id);
+      }
+      lowestJump = target;
+      pos = target;
+      continue;
+    }
+    if (kind !== 0) {
+      // 0x40 and 0x80 prefixes: a length byte of 64..191, i.e. a label over 63 octets (RFC 6891 §5 retired extended labels).
+      throw new MalformedMessageError('label-too-long', `label length byte 0x${len.toString(16)} at offset ${pos}`, id);
+    }
+    if (len === 0) {
+      if (end < 0) end = pos + 1;
+      break;
+    }
+    if (pos + 1 + len > buf.length) {
+      throw new MalformedMessageError('truncated-rr', `label at offset ${pos} runs past the end of the message`, id);
+    }
+    wireLength += len + 1;
+    if (wireLength > MAX_NAME_WIRE) {
+      throw new MalformedMessageError('name-too-long', `name at offset ${offset} is longer than 255 octets`, id);
+    }
+    labels.push(escapeLabel(buf, pos + 1, pos + 1 + len));
+    pos += len + 1;
+  }
+  return { name: labels.length === 0 ? '.' : labels.join('.') + '.', end };
+}
+
+/** Splits a presentation name into raw label bytes, honouring `\.` and `\DDD` escapes. */
+export function nameToLabels(name: string): Buffer[] {
+  if (name === '.' || name === '') return [];
+  const labels: Buffer[] = [];
+  let current: number[] = [];
+  let i = 0;
+  const text = name.endsWith('.') && !name.endsWith('\\.') ? name : name + '.';
+  while (i < text.length) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x5c) {
+      const next = text.slice(i + 1, i + 4);
+      if (/^[0-9]{3}$/.test(next)) {
+        const value = Number(next);
+        if (value > 255) throw new InvalidNameError(name, `escape \\${next} is not a byte`);
+        current.push(value);
+        i += 4;
+      } else if (i + 1 < text.length) {
+        current.push(text.charCodeAt(i + 1));
+        i += 2;
+      } else {
+        throw new InvalidNameError(name, 'dangling backslash');
+      }
+      continue;
+    }
+    if (ch === 0x2e) {
+      if (current.length === 0) throw new InvalidNameError(name, 'empty label');
+      if (current.length > MAX_LABEL) throw new InvalidNameError(name, 'label longer than 63 octets');
+      labels.push(Buffer.from(current));
+      current = [];
+      i += 1;
+      continue;
+    }
+    if (ch > 0x7f) {
+      for (const b of Buffer.from(text[i] as string, 'utf8')) current.push(b);
+    } else {
+      current.push(ch);
+    }
+    i += 1;
+  }
+  return labels;
+}
+
+/** Wire form of a name, never compressed. */
+export function encodeName(name: string): Buffer {
+  const labels = nameToLabels(name);
+  let size = 1;
+  for (const l of labels) size += l.length + 1;
+  if (size > MAX_NAME_WIRE) throw new InvalidNameError(name, 'longer than 255 octets');
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  for (const l of labels) {
+    out[pos++] = l.length;
+    l.copy(out, pos);
+    pos += l.length;
+  }
+  out[pos] = 0;
+  return out;
+}
+
+/** Adds the trailing dot if missing. */
+export function fqdn(name: string): string {
+  if (name === '' || name === '.') return '.';
+  return name.endsWith('.') && !name.endsWith('\\.') ? name : name + '.';
+}
+
+/** The form names are compared and stored in: FQDN, ASCII letters lower-cased (RFC 4343 §3). */
+export function canonicalName(name: string): string {
+  return fqdn(name).replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+export function namesEqual(a: string, b: string): boolean {
+  return canonicalName(a) === canonicalName(b);
+}
+
+/** Number of labels (the root has 0). */
+export function labelCount(name: string): number {
+  return nameToLabels(name).length;
+}
+
+/** True when `name` equals `zone` or lies below it (compared label by label, so escaped dots cannot fool it). */
+export function isSubdomain(name: string, zone: string): boolean {
+  const n = nameToLabels(canonicalName(name));
+  const z = nameToLabels(canonicalName(zone));
+  if (n.length < z.length) return false;
+  const skip = n.length - z.length;
+  for (let i = 0; i < z.length; i++) {
+    if (!(n[skip + i] as Buffer).equals(z[i] as Buffer)) return false;
+  }
+  return true;
+}
+
+/**
+ * The label of `name` directly below `zone`, or undefined when `name` is not
+ * exactly one label below it. The label is returned in presentation form.
+ */
+export function childLabel(name: string, zone: string): string | undefined {
+  const nLabels = nameToLabels(canonicalName(name));
+  const zLabels = nameToLabels(canonicalName(zone));
+  if (nLabels.length !== zLabels.length + 1) return undefined;
+  for (let i = 0; i < zLabels.length; i++) {
+    if (!(nLabels[i + 1] as Buffer).equals(zLabels[i] as Buffer)) return undefined;
+  }
+  const first = nLabels[0] as Buffer;
+  return escapeLabel(first, 0, first.length);
+}
