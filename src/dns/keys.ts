@@ -1,0 +1,274 @@
+/**
+ * DNSSEC public-key algorithms on top of node:crypto: KEY/DNSKEY rdata
+ * (RFC 2535 §3.1, RFC 4034 §2.1), key tags (RFC 4034 appendix B), the
+ * per-algorithm public key encodings and the wire signature formats.
+ * Pure: no I/O, no clock.
+ */
+import * as crypto from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { Algorithm } from './constants.js';
+import { InvalidKeyError, MalformedMessageError, UnsupportedAlgorithmError } from './errors.js';
+import type { KeyRData } from './types.js';
+
+type Hash = 'sha256' | 'sha384' | 'sha512';
+
+/** What node:crypto needs to know about one DNSSEC algorithm. */
+type AlgorithmSpec =
+  | { kind: 'rsa'; hash: Hash }
+  /** `size`: bytes of one coordinate / of r and of s (RFC 6605 §4). */
+  | { kind: 'ec'; hash: Hash; crv: 'P-256' | 'P-384'; nodeCurve: 'prime256v1' | 'secp384r1'; size: number }
+  /** `size`: bytes of the public key (RFC 8080 §3). EdDSA hashes internally. */
+  | { kind: 'okp'; crv: 'Ed25519' | 'Ed448'; keyType: 'ed25519' | 'ed448'; size: number };
+
+const SPECS: ReadonlyMap<number, AlgorithmSpec> = new Map<number, AlgorithmSpec>([
+  [Algorithm.RSASHA256, { kind: 'rsa', hash: 'sha256' }],
+  [Algorithm.RSASHA512, { kind: 'rsa', hash: 'sha512' }],
+  [Algorithm.ECDSAP256SHA256, { kind: 'ec', hash: 'sha256', crv: 'P-256', nodeCurve: 'prime256v1', size: 32 }],
+  [Algorithm.ECDSAP384SHA384, { kind: 'ec', hash: 'sha384', crv: 'P-384', nodeCurve: 'secp384r1', size: 48 }],
+  [Algorithm.ED25519, { kind: 'okp', crv: 'Ed25519', keyType: 'ed25519', size: 32 }],
+  [Algorithm.ED448, { kind: 'okp', crv: 'Ed448', keyType: 'ed448', size: 57 }],
+]);
+
+function specFor(algorithm: number): AlgorithmSpec {
+  const spec = SPECS.get(algorithm);
+  if (spec === undefined) throw new UnsupportedAlgorithmError(algorithm);
+  return spec;
+}
+
+/** The hash node:crypto is given for an algorithm; null for EdDSA (pure, RFC 8080 §4). */
+export function digestForAlgorithm(algorithm: number): Hash | null {
+  const spec = specFor(algorithm);
+  return spec.kind === 'okp' ? null : spec.hash;
+}
+
+/** RFC 4034 appendix B: ones-complement-style sum over the rdata wire form. */
+export function keyTag(rdata: KeyRData): number {
+  const wire = encodeKeyRData(rdata);
+  // Appendix B.1: algorithm 1 (RSA/MD5) uses bits of the modulus instead.
+  if (rdata.algorithm === 1) {
+    return wire.length < 3 ? 0 : wire.readUInt16BE(wire.length - 3);
+  }
+  let acc = 0;
+  for (let i = 0; i < wire.length; i++) {
+    acc += (i & 1) === 0 ? wire[i]! << 8 : wire[i]!;
+  }
+  acc += (acc >>> 16) & 0xffff;
+  return acc & 0xffff;
+}
+
+/** RFC 4034 §2.1: flags u16, protocol u8, algorithm u8, public key. */
+export function encodeKeyRData(k: KeyRData): Buffer {
+  const out = Buffer.alloc(4 + k.publicKey.length);
+  out.writeUInt16BE(k.flags, 0);
+  out.writeUInt8(k.protocol, 2);
+  out.writeUInt8(k.algorithm, 3);
+  k.publicKey.copy(out, 4);
+  return out;
+}
+
+export function decodeKeyRData(buf: Buffer): KeyRData {
+  if (buf.length < 4) {
+    throw new MalformedMessageError('bad-rdata', `KEY rdata of ${buf.length} bytes is shorter than 4`);
+  }
+  return {
+    flags: buf.readUInt16BE(0),
+    protocol: buf.readUInt8(2),
+    algorithm: buf.readUInt8(3),
+    publicKey: Buffer.from(buf.subarray(4)),
+  };
+}
+
+const b64url = (b: Buffer): string => b.toString('base64url');
+
+function fromB64url(s: string | undefined, what: string): Buffer {
+  if (s === undefined) throw new InvalidKeyError(`key has no ${what}`);
+  return Buffer.from(s, 'base64url');
+}
+
+/** Left-pads (JWK may drop leading zero bytes) to a fixed width. */
+function fixedWidth(b: Buffer, size: number): Buffer {
+  if (b.length > size) throw new InvalidKeyError(`value of ${b.length} bytes exceeds ${size}`);
+  return b.length === size ? b : Buffer.concat([Buffer.alloc(size - b.length), b]);
+}
+
+function importPublicJwk(jwk: crypto.JsonWebKey): KeyObject {
+  try {
+    return crypto.createPublicKey({ key: jwk, format: 'jwk' });
+  } catch (err) {
+    // e.g. an EC point that is not on the curve.
+    throw new InvalidKeyError(`public key rejected: ${(err as Error).message}`);
+  }
+}
+
+/** RFC 3110 §2: exponent length (1 byte, or 0 then 2 bytes), exponent, modulus. */
+function rsaPublicJwk(key: Buffer): crypto.JsonWebKey {
+  if (key.length < 1) throw new InvalidKeyError('empty RSA public key');
+  let expLen = key[0]!;
+  let offset = 1;
+  if (expLen === 0) {
+    if (key.length < 3) throw new InvalidKeyError('truncated RSA exponent length');
+    expLen = key.readUInt16BE(1);
+    offset = 3;
+  }
+  if (expLen === 0) throw new InvalidKeyError('RSA exponent length is 0');
+  if (key.length < offset + expLen + 1) throw new InvalidKeyError('RSA public key shorter than its exponent length');
+  const e = key.subarray(offset, offset + expLen);
+  const n = key.subarray(offset + expLen);
+  return { kty: 'RSA', e: b64url(e), n: b64url(n) };
+}
+
+/** Turns KEY/DNSKEY rdata into a node public key. */
+export function publicKeyFromRData(k: KeyRData): KeyObject {
+  const spec = specFor(k.algorithm);
+  const key = k.publicKey;
+  switch (spec.kind) {
+    case 'rsa':
+      return importPublicJwk(rsaPublicJwk(key));
+    case 'ec':
+      // RFC 6605 §4: x || y, no point-format prefix.
+      if (key.length !== 2 * spec.size) {
+        throw new InvalidKeyError(`${spec.crv} public key must be ${2 * spec.size} bytes, got ${key.length}`);
+      }
+      return importPublicJwk({
+        kty: 'EC',
+        crv: spec.crv,
+        x: b64url(key.subarray(0, spec.size)),
+        y: b64url(key.subarray(spec.size)),
+      });
+    case 'okp':
+      if (key.length !== spec.size) {
+        throw new InvalidKeyError(`${spec.crv} public key must be ${spec.size} bytes, got ${key.length}`);
+      }
+      return importPublicJwk({ kty: 'OKP', crv: spec.crv, x: b64url(key) });
+  }
+}
+
+/** Throws InvalidKeyError unless `key` is of the kind `algorithm` uses. */
+function checkKeyKind(spec: AlgorithmSpec, algorithm: number, key: KeyObject): void {
+  const type = key.asymmetricKeyType;
+  const ok =
+    spec.kind === 'rsa'
+      ? type === 'rsa'
+      : spec.kind === 'ec'
+        ? type === 'ec' && key.asymmetricKeyDetails?.namedCurve === spec.nodeCurve
+        : type === spec.keyType;
+  if (!ok) throw new InvalidKeyError(`a ${type ?? 'non-asymmetric'} key cannot be used with algorithm ${algorithm}`);
+}
+
+/** Inverse of publicKeyFromRData. Accepts a public or a private key (its public half is used). */
+export function publicKeyToRData(key: KeyObject, algorithm: number, flags = 256, protocol = 3): KeyRData {
+  const spec = specFor(algorithm);
+  checkKeyKind(spec, algorithm, key);
+  const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;
+  const jwk = pub.export({ format: 'jwk' });
+  let publicKey: Buffer;
+  switch (spec.kind) {
+    case 'rsa': {
+      const e = fromB64url(jwk.e, 'exponent');
+      const n = fromB64url(jwk.n, 'modulus');
+      // RFC 3110 §2: the long form is needed only above 255 bytes.
+      const len = e.length <= 255 ? Buffer.from([e.length]) : Buffer.from([0, e.length >> 8, e.length & 0xff]);
+      publicKey = Buffer.concat([len, e, n]);
+      break;
+    }
+    case 'ec':
+      publicKey = Buffer.concat([
+        fixedWidth(fromB64url(jwk.x, 'x coordinate'), spec.size),
+        fixedWidth(fromB64url(jwk.y, 'y coordinate'), spec.size),
+      ]);
+      break;
+    case 'okp':
+      publicKey = fromB64url(jwk.x, 'public key');
+      break;
+  }
+  return { flags, protocol, algorithm, publicKey };
+}
+
+export interface KeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+/** A fresh key pair; RSA keys are 2048 bit with e = 65537. */
+export function generateKeyPair(algorithm: number): KeyPair {
+  const spec = specFor(algorithm);
+  switch (spec.kind) {
+    case 'rsa':
+      return crypto.generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+    case 'ec':
+      return crypto.generateKeyPairSync('ec', { namedCurve: spec.nodeCurve });
+    case 'okp':
+      return spec.keyType === 'ed25519'
+        ? crypto.generateKeyPairSync('ed25519')
+        : crypto.generateKeyPairSync('ed448');
+  }
+}
+
+/** Key input for crypto.sign/verify; ECDSA wants r||s (RFC 6605 §4), not DER. */
+function keyInput(spec: AlgorithmSpec, key: KeyObject): KeyObject | crypto.VerifyKeyObjectInput {
+  return spec.kind === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key;
+}
+
+/** Signs `data` in the DNSSEC wire signature format of `algorithm`. */
+export function signData(algorithm: number, privateKey: KeyObject, data: Buffer): Buffer {
+  const spec = specFor(algorithm);
+  checkKeyKind(spec, algorithm, privateKey);
+  if (privateKey.type !== 'private') throw new InvalidKeyError('signing needs a private key');
+  return crypto.sign(digestForAlgorithm(algorithm), data, keyInput(spec, privateKey));
+}
+
+/**
+ * Common checks of verifyData/verifyDataAsync. Returns undefined when the
+ * signature cannot be valid for shape reasons alone.
+ */
+function prepareVerify(
+  algorithm: number,
+  publicKey: KeyObject,
+  signature: Buffer,
+): { hash: Hash | null; key: KeyObject | crypto.VerifyKeyObjectInput } | undefined {
+  const spec = specFor(algorithm);
+  checkKeyKind(spec, algorithm, publicKey);
+  // Fixed-width formats: anything else is malformed, hence invalid.
+  if (spec.kind === 'ec' && signature.length !== 2 * spec.size) return undefined;
+  if (spec.kind === 'okp' && signature.length !== 2 * spec.size) return undefined;
+  if (signature.length === 0) return undefined;
+  return { hash: digestForAlgorithm(algorithm), key: keyInput(spec, publicKey) };
+}
+
+/**
+ * True when `signature` is valid. Malformed signatures give false; an
+ * unsupported algorithm or a key of the wrong kind throws (caller error).
+ */
+export function verifyData(algorithm: number, publicKey: KeyObject, data: Buffer, signature: Buffer): boolean {
+  const prepared = prepareVerify(algorithm, publicKey, signature);
+  if (prepared === undefined) return false;
+  try {
+    return crypto.verify(prepared.hash, data, prepared.key, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** verifyData on libuv's thread pool, so a burst of checks does not block the event loop. */
+export function verifyDataAsync(
+  algorithm: number,
+  publicKey: KeyObject,
+  data: Buffer,
+  signature: Buffer,
+): Promise<boolean> {
+  let prepared: ReturnType<typeof prepareVerify>;
+  try {
+    prepared = prepareVerify(algorithm, publicKey, signature);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (prepared === undefined) return Promise.resolve(false);
+  const { hash, key } = prepared;
+  return new Promise<boolean>((resolve) => {
+    try {
+      crypto.verify(hash, data, key, signature, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
+  });
+}
