@@ -9,7 +9,7 @@
  * This is the only module that imports dns-packet.
  */
 import packet from 'dns-packet';
-import { RRClass, RRType, Rcode } from './constants.js';
+import { RRType, Rcode } from './constants.js';
 import { MalformedMessageError } from './errors.js';
 import { decodeName, encodeName, fqdn } from './names.js';
 import type { KeyRData } from './types.js';
@@ -584,5 +584,3 @@ export function optRecord(udpPayloadSize: number, options: Buffer = Buffer.alloc
 export function record<T extends ResourceRecord>(rr: T): T {
   return { ...rr, name: fqdn(rr.name) };
 }
-
-export { RRClass };
