@@ -1,0 +1,80 @@
+/**
+ * Schema of `type: nsupdate` upstreams: RFC 2136 updates signed with TSIG
+ * (RFC 8945) sent to an authoritative server.
+ */
+import type { Cidr } from '../cidr.js';
+import { fail, isBase64, type MapReader } from '../validate.js';
+
+/** TSIG algorithms we can sign with (RFC 8945 section 6; names without the trailing dot). */
+export const TSIG_ALGORITHMS = [
+  'hmac-sha1',
+  'hmac-sha224',
+  'hmac-sha256',
+  'hmac-sha384',
+  'hmac-sha512',
+] as const;
+export type TsigAlgorithm = (typeof TSIG_ALGORITHMS)[number];
+
+export interface NsupdateUpstreamConfig {
+  readonly type: 'nsupdate';
+  readonly hostname: string;
+  readonly port: number;
+  readonly tcp: boolean;
+  /** ms */
+  readonly timeout: number;
+  /** FQDN of the zone updated upstream; null when only reverse zones are served. */
+  readonly zone: string | null;
+  readonly reverseZones: readonly string[];
+  /** ms; records are clamped to this TTL before they are sent. */
+  readonly recordTtl: number;
+  readonly tsigName: string;
+  /** Base64, validated. */
+  readonly tsigSecret: string;
+  /** Our extension (`tsig-algorithm`); the original always used hmac-sha256. */
+  readonly tsigAlgorithm: TsigAlgorithm;
+  readonly keepRecords: boolean;
+  readonly excludeNets: readonly Cidr[];
+}
+
+const DEFAULTS = {
+  tcp: false,
+  'reverse-zones': [] as string[],
+  'tsig-algorithm': 'hmac-sha256' as TsigAlgorithm,
+  'keep-records': false,
+  'exclude-nets': [] as Cidr[],
+} as const;
+
+export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
+  const reverseZones = r.fqdnList('reverse-zones') ?? DEFAULTS['reverse-zones'];
+  const zone = r.fqdn('zone') ?? null;
+  if (zone === null && reverseZones.length === 0) {
+    fail(r.ctx, r.at('zone'), 'missing', 'required key is missing (it may only be left out when reverse-zones is set)');
+  }
+  const secret = r.require('tsig-secret', r.nonEmptyString('tsig-secret'));
+  if (!isBase64(secret)) fail(r.ctx, r.at('tsig-secret'), 'base64', 'not a base64 secret', secret);
+  // Accept the wire form with a trailing dot too ("hmac-sha256.").
+  const algText = r.nonEmptyString('tsig-algorithm')?.toLowerCase().replace(/\.$/, '');
+  let tsigAlgorithm: TsigAlgorithm = DEFAULTS['tsig-algorithm'];
+  if (algText !== undefined) {
+    const hit = TSIG_ALGORITHMS.find((a) => a === algText);
+    if (hit === undefined) {
+      fail(r.ctx, r.at('tsig-algorithm'), 'invalid', `must be one of ${TSIG_ALGORITHMS.join(', ')}`, algText);
+    }
+    tsigAlgorithm = hit;
+  }
+  return {
+    type: 'nsupdate',
+    hostname: r.require('hostname', r.nonEmptyString('hostname')),
+    port: r.require('port', r.port('port')),
+    tcp: r.bool('tcp') ?? DEFAULTS.tcp,
+    timeout: r.require('timeout', r.duration('timeout')),
+    zone,
+    reverseZones,
+    recordTtl: r.require('record-ttl', r.duration('record-ttl')),
+    tsigName: r.require('tsig-name', r.fqdn('tsig-name')),
+    tsigSecret: secret,
+    tsigAlgorithm,
+    keepRecords: r.bool('keep-records') ?? DEFAULTS['keep-records'],
+    excludeNets: r.cidrList('exclude-nets') ?? DEFAULTS['exclude-nets'],
+  };
+}
