@@ -1,0 +1,42 @@
+/**
+ * The one interface every upstream kind implements. Each kind lives in its
+ * own file and is registered by its YAML `type` in ./registry.ts.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
+
+export interface UpstreamContext {
+  /** The registration zone (lower-case FQDN). */
+  readonly zone: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Every live (installed, unexpired) record of a name, for upstreams that rewrite whole names. */
+  liveRecords(name: string): readonly AddrRecord[];
+}
+
+export interface Upstream {
+  /** For logs: e.g. "nsupdate 127.0.0.1:53". */
+  readonly description: string;
+  /** Records stay upstream when the daemon shuts down or a key expires. */
+  readonly keepRecords: boolean;
+  /** One-time set-up (e.g. create Unbound's local zone). Rejects on failure. */
+  start(): Promise<void>;
+  /** Applies a change. Resolves once the upstream accepted it; rejects with UpstreamError otherwise. */
+  apply(change: UpstreamChange): Promise<void>;
+  /** Releases resources; no further calls follow. */
+  close(): Promise<void>;
+}
+
+/** An upstream refused or could not be reached. */
+export class UpstreamError extends Error {
+  readonly code = 'ERR_UPSTREAM';
+  constructor(
+    readonly upstream: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${upstream}: ${message}`, options);
+    this.name = 'UpstreamError';
+  }
+}
