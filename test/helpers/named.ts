@@ -1,0 +1,318 @@
+/**
+ * A real BIND `named` on loopback for integration tests: generated config in
+ * a temporary directory, an ephemeral port, readiness checked by querying
+ * it, and a stop() that leaves neither a process nor files behind.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+import { freePort } from './ports.js';
+import { requireTool, run, type RunResult } from './tools.js';
+
+export interface TsigKeySpec {
+  /** Key name as nsupdate/dig name it, e.g. "nsregd-key." (trailing dot optional). */
+  name: string;
+  /** BIND algorithm name, e.g. "hmac-sha256". */
+  algorithm: string;
+  /** Base64 secret. */
+  secret: string;
+}
+
+export interface ZoneSpec {
+  /** Zone apex, e.g. "example.test." (trailing dot optional). */
+  name: string;
+  /** Extra master-file lines appended after SOA/NS/ns A, relative names allowed. */
+  records?: string[];
+  /** Name of a TSIG key allowed to update anything in the zone (allow-update). */
+  allowUpdateKey?: string;
+  /** update-policy rules, e.g. ['grant key. zonesub ANY;']; excludes allowUpdateKey. */
+  updatePolicy?: string[];
+  /** Raw statements added inside the zone block. */
+  extra?: string;
+}
+
+export interface NamedOptions {
+  zones: ZoneSpec[];
+  tsigKeys?: TsigKeySpec[];
+  /** Raw statements added inside `options { }`. */
+  extraOptions?: string;
+  /** Raw top-level statements appended to named.conf. */
+  extraConfig?: string;
+  /** How long to wait for named to answer. Default 10 s. */
+  startTimeoutMs?: number;
+}
+
+export interface DigOptions {
+  tcp?: boolean;
+}
+
+export interface NamedLab {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** The temporary directory holding named.conf, zone files and journals. */
+  readonly dir: string;
+  readonly confPath: string;
+  readonly pid: number;
+  /** Everything named wrote to stderr (it runs with -g) so far. */
+  log(): string;
+  /** Runs dig against this server with the given extra arguments; rejects on a non-zero exit. */
+  dig(args: string[]): Promise<string>;
+  /** `dig +short name type`: the answer lines. */
+  query(name: string, type: string, opts?: DigOptions): Promise<string[]>;
+  /** Runs nsupdate with `server` prepended and `send` appended to `lines`, signed with `key` if given. */
+  nsupdate(lines: string[], opts?: { key?: TsigKeySpec; tcp?: boolean }): Promise<RunResult>;
+  /** Runs rndc against this server's private control channel. */
+  rndc(args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Children still running, killed if the test process exits without stop(). */
+const live = new Map<ChildProcess, string>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const [child, dir] of live) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function fqdn(name: string): string {
+  return name.endsWith('.') ? name : `${name}.`;
+}
+
+function quoted(value: string): string {
+  if (/["\\\n]/.test(value)) throw new Error(`value not allowed in named.conf: ${JSON.stringify(value)}`);
+  return `"${value}"`;
+}
+
+function zoneFile(zone: ZoneSpec): string {
+  const apex = fqdn(zone.name);
+  return [
+    '$TTL 300',
+    `@ IN SOA ns.${apex} hostmaster.${apex} 1 3600 600 86400 300`,
+    `@ IN NS ns.${apex}`,
+    'ns IN A 127.0.0.1',
+    ...(zone.records ?? []),
+    '',
+  ].join('\n');
+}
+
+function zoneFileName(zone: ZoneSpec): string {
+  const apex = fqdn(zone.name);
+  return `${apex === '.' ? 'root' : apex.slice(0, -1)}.zone`;
+}
+
+function namedConf(dir: string, port: number, controlPort: number, opts: NamedOptions): string {
+  const lines: string[] = [
+    'options {',
+    `  directory ${quoted(dir)};`,
+    `  listen-on port ${port} { 127.0.0.1; };`,
+    '  listen-on-v6 { none; };',
+    `  pid-file ${quoted(path.join(dir, 'named.pid'))};`,
+    `  session-keyfile ${quoted(path.join(dir, 'session.key'))};`,
+    `  managed-keys-directory ${quoted(dir)};`,
+    '  recursion no;',
+    '  dnssec-validation no;',
+    '  allow-query { any; };',
+    '  notify no;',
+    ...(opts.extraOptions === undefined ? [] : [opts.extraOptions]),
+    '};',
+    // A private rndc channel: the system's /etc/bind/rndc.key and port 953
+    // would collide between labs.
+    'key "lab-rndc" { algorithm hmac-sha256; secret "RNDC_SECRET"; };',
+    `controls { inet 127.0.0.1 port ${controlPort} allow { 127.0.0.1; } keys { "lab-rndc"; }; };`,
+  ];
+  for (const key of opts.tsigKeys ?? []) {
+    lines.push(`key ${quoted(fqdn(key.name))} { algorithm ${key.algorithm}; secret ${quoted(key.secret)}; };`);
+  }
+  for (const zone of opts.zones) {
+    const body: string[] = ['  type primary;', `  file ${quoted(path.join(dir, zoneFileName(zone)))};`];
+    if (zone.updatePolicy !== undefined) {
+      body.push(`  update-policy { ${zone.updatePolicy.join(' ')} };`);
+    } else if (zone.allowUpdateKey !== undefined) {
+      body.push(`  allow-update { key ${quoted(fqdn(zone.allowUpdateKey))}; };`);
+    }
+    if (zone.extra !== undefined) body.push(zone.extra);
+    lines.push(`zone ${quoted(fqdn(zone.name))} {`, ...body, '};');
+  }
+  if (opts.extraConfig !== undefined) lines.push(opts.extraConfig);
+  return `${lines.join('\n')}\n`;
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Starts named; rejects with its log if it does not serve every zone in time. */
+export async function startNamed(opts: NamedOptions): Promise<NamedLab> {
+  const named = requireTool('named');
+  const dig = requireTool('dig');
+  const nsupdate = requireTool('nsupdate');
+  const rndc = requireTool('rndc');
+  installExitHook();
+
+  const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-named-'));
+  try {
+    for (const zone of opts.zones) await writeFile(path.join(dir, zoneFileName(zone)), zoneFile(zone));
+    const rndcSecret = randomBytes(32).toString('base64');
+    // A port can be taken between freePort() and named's bind; retry then.
+    let lastError: Error | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const port = await freePort();
+      const controlPort = await freePort();
+      const confPath = path.join(dir, 'named.conf');
+      await writeFile(confPath, namedConf(dir, port, controlPort, opts).replace('RNDC_SECRET', rndcSecret));
+      const rndcConf = path.join(dir, 'rndc.conf');
+      await writeFile(
+        rndcConf,
+        `key "lab-rndc" { algorithm hmac-sha256; secret "${rndcSecret}"; };\n` +
+          `options { default-key "lab-rndc"; default-server 127.0.0.1; default-port ${controlPort}; };\n`,
+      );
+      const started = await launch({ named, dig, nsupdate, rndc, dir, confPath, rndcConf, port, opts });
+      if ('lab' in started) return started.lab;
+      lastError = started.error;
+      if (!started.retry) break;
+    }
+    throw lastError ?? new Error('named did not start');
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+interface LaunchArgs {
+  named: string;
+  dig: string;
+  nsupdate: string;
+  rndc: string;
+  dir: string;
+  confPath: string;
+  rndcConf: string;
+  port: number;
+  opts: NamedOptions;
+}
+
+async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error; retry: boolean }> {
+  // -g: foreground, log to stderr; -4: the lab is IPv4 loopback only.
+  // Running as root, so no -u: named keeps the rights to write journals in dir.
+  const child = spawn(a.named, ['-g', '-4', '-c', a.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  live.set(child, a.dir);
+  let log = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    // Bounded: a runaway log must not eat the test's memory.
+    log = (log + s).slice(-200_000);
+  });
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      live.delete(child);
+      resolve();
+    });
+  });
+  let spawnError: Error | undefined;
+  child.on('error', (e) => {
+    spawnError = e;
+  });
+
+  const kill = async (): Promise<void> => {
+    if (exited) return;
+    child.kill('SIGTERM');
+    // SIGKILL only if named ignores SIGTERM for 5 s; the timer must not outlive the exit.
+    const escalate = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exitPromise;
+    clearTimeout(escalate);
+  };
+
+  const digArgs = (args: string[]): string[] => ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', ...args];
+  const zones = a.opts.zones.map((z) => fqdn(z.name));
+
+  const ready = async (): Promise<boolean> => {
+    if (zones.length === 0) {
+      const r = await run(a.dig, digArgs(['+tcp', '+noall', '+comments', '.', 'SOA']), { timeoutMs: 5000 });
+      return r.code === 0 && r.stdout.includes('status:');
+    }
+    for (const zone of zones) {
+      const r = await run(a.dig, digArgs(['+tcp', '+short', zone, 'SOA']), { timeoutMs: 5000 });
+      if (r.code !== 0 || r.stdout.trim() === '') return false;
+    }
+    return true;
+  };
+
+  const deadline = Date.now() + (a.opts.startTimeoutMs ?? 10_000);
+  for (;;) {
+    if (spawnError) return { error: new Error(`cannot start named: ${spawnError.message}`), retry: false };
+    if (exited) {
+      return {
+        error: new Error(`named exited during startup (code ${String(exited.code)}, signal ${String(exited.signal)}):\n${log}`),
+        retry: /address in use/i.test(log),
+      };
+    }
+    if (/address in use/i.test(log)) {
+      await kill();
+      return { error: new Error(`named could not bind port ${a.port}:\n${log}`), retry: true };
+    }
+    // A zone that fails to load leaves named running but never serving it.
+    if (/not loaded due to errors/.test(log)) {
+      await kill();
+      return { error: new Error(`named could not load a zone:\n${log}`), retry: false };
+    }
+    if (await ready()) break;
+    if (Date.now() > deadline) {
+      await kill();
+      return { error: new Error(`named did not answer on 127.0.0.1#${a.port} within the start timeout:\n${log}`), retry: false };
+    }
+    await delay(100);
+  }
+
+  let stopped: Promise<void> | undefined;
+  const lab: NamedLab = {
+    host: '127.0.0.1',
+    port: a.port,
+    dir: a.dir,
+    confPath: a.confPath,
+    pid: child.pid!,
+    log: () => log,
+    async dig(args: string[]): Promise<string> {
+      const r = await run(a.dig, digArgs(args));
+      if (r.code !== 0) throw new Error(`dig ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
+      return r.stdout;
+    },
+    async query(name: string, type: string, q: DigOptions = {}): Promise<string[]> {
+      const out = await lab.dig([q.tcp ? '+tcp' : '+notcp', '+short', name, type]);
+      return out
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+    },
+    nsupdate(lines: string[], u: { key?: TsigKeySpec; tcp?: boolean } = {}): Promise<RunResult> {
+      const args: string[] = [];
+      if (u.tcp) args.push('-v');
+      if (u.key) args.push('-y', `${u.key.algorithm}:${fqdn(u.key.name)}:${u.key.secret}`);
+      const script = [`server 127.0.0.1 ${a.port}`, ...lines, 'send', ''].join('\n');
+      return run(a.nsupdate, args, { input: script });
+    },
+    async rndc(args: string[]): Promise<string> {
+      const r = await run(a.rndc, ['-c', a.rndcConf, ...args]);
+      if (r.code !== 0) throw new Error(`rndc ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
+      return r.stdout;
+    },
+    stop(): Promise<void> {
+      stopped ??= (async (): Promise<void> => {
+        await kill();
+        await rm(a.dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+  return { lab };
+}
