@@ -18,6 +18,7 @@ import {
   verifyDataAsync,
 } from '../../../src/dns/keys.js';
 import type { KeyRData } from '../../../src/dns/types.js';
+import { rawSig0 } from '../../helpers/sig0-wire.js';
 
 // Compiled to dist/test/unit/dns/: the fixtures stay in the source tree.
 const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
@@ -88,7 +89,7 @@ describe('keyTag (RFC 4034 appendix B)', () => {
     ['nsupdate-sig0', 'Kecho.dynamic.example.org.+014+32065.key'],
   ] as const) {
     it(`matches the key tag in the SIG(0) of ${dir}/update.bin`, () => {
-      const sig = extractSig0(fixtureBytes(`${dir}/update.bin`));
+      const sig = rawSig0(fixtureBytes(`${dir}/update.bin`));
       const rdata = parsePublicKeyFile(fixture(`${dir}/${keyFile}`), keyFile).rdata;
       assert.equal(keyTag(rdata), sig.keyTag);
     });
@@ -107,42 +108,13 @@ describe('keyTag (RFC 4034 appendix B)', () => {
   });
 });
 
-/** Finds the SIG(0) RR at the end of an UPDATE (owner ".", type SIG, class ANY, TTL 0). */
-function extractSig0(msg: Buffer): {
-  keyTag: number;
-  algorithm: number;
-  signedData: Buffer;
-  signature: Buffer;
-} {
-  const head = Buffer.from([0x00, 0x00, 0x18, 0x00, 0xff, 0, 0, 0, 0]);
-  const start = msg.lastIndexOf(head);
-  assert.ok(start > 12, 'SIG RR found');
-  const rdlen = msg.readUInt16BE(start + 9);
-  const rdata = msg.subarray(start + 11, start + 11 + rdlen);
-  assert.equal(start + 11 + rdlen, msg.length, 'SIG is the last RR');
-  let off = 18;
-  while (rdata[off] !== 0) {
-    assert.ok(rdata[off]! < 64, 'signer name is not compressed');
-    off += rdata[off]! + 1;
-  }
-  off += 1;
-  const before = Buffer.from(msg.subarray(0, start));
-  before.writeUInt16BE(before.readUInt16BE(10) - 1, 10); // ARCOUNT without the SIG (RFC 2931 §3.1)
-  return {
-    algorithm: rdata[2]!,
-    keyTag: rdata.readUInt16BE(16),
-    signedData: Buffer.concat([rdata.subarray(0, off), before]),
-    signature: Buffer.from(rdata.subarray(off)),
-  };
-}
-
 describe('wire signature format against real signers', () => {
   for (const [dir, keyFile] of [
     ['go-nsregc', 'nsregc.key'],
     ['nsupdate-sig0', 'Kecho.dynamic.example.org.+014+32065.key'],
   ] as const) {
     it(`verifies the ECDSA r||s signature in ${dir}/update.bin`, async () => {
-      const sig = extractSig0(fixtureBytes(`${dir}/update.bin`));
+      const sig = rawSig0(fixtureBytes(`${dir}/update.bin`));
       const rdata = parsePublicKeyFile(fixture(`${dir}/${keyFile}`), keyFile).rdata;
       const key = publicKeyFromRData(rdata);
       assert.equal(sig.algorithm, rdata.algorithm);
