@@ -67,12 +67,25 @@ function tokenizeRecords(text: string, file: string): Token[][] {
 
 const TTL_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
-/** A TTL as BIND reads it: plain seconds or units such as `1h30m`; undefined if not a TTL. */
-function parseTtl(text: string): number | undefined {
-  if (/^\d+$/.test(text)) return Number(text);
-  if (!/^(\d+[smhdw])+$/i.test(text)) return undefined;
-  let total = 0;
-  for (const m of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * TTL_UNITS[m[2]!]!;
+/** RFC 2181 §8: a TTL is an unsigned 31-bit number. */
+const MAX_TTL = 0x7fffffff;
+
+/**
+ * A TTL as BIND reads it: plain seconds or units such as `1h30m`.
+ * undefined if the token is not a TTL at all; throws if it is one but too large.
+ */
+function parseTtl(tok: Token, file: string): number | undefined {
+  const text = tok.text;
+  let total: number;
+  if (/^\d+$/.test(text)) {
+    total = Number(text);
+  } else if (/^(\d+[smhdw])+$/i.test(text)) {
+    total = 0;
+    for (const m of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * TTL_UNITS[m[2]!]!;
+  } else {
+    return undefined;
+  }
+  if (total > MAX_TTL) throw new KeyFileError(file, `TTL ${text} is larger than ${MAX_TTL}`, tok.line);
   return total;
 }
 
@@ -93,8 +106,9 @@ function parseUint(tok: Token | undefined, max: number, what: string, file: stri
 
 function parseAlgorithmField(tok: Token | undefined, file: string, line: number): number {
   // BIND also prints algorithm mnemonics in presentation format (RFC 4034 §2.2).
-  const byName = tok === undefined ? undefined : (Algorithm as Record<string, number>)[tok.text.toUpperCase()];
-  return byName ?? parseUint(tok, 255, 'algorithm', file, line);
+  const upper = tok?.text.toUpperCase();
+  if (upper !== undefined && Object.hasOwn(Algorithm, upper)) return (Algorithm as Record<string, number>)[upper]!;
+  return parseUint(tok, 255, 'algorithm', file, line);
 }
 
 function decodeBase64(text: string, file: string, line: number, what: string): Buffer {
@@ -122,9 +136,9 @@ export function parsePublicKeyFile(text: string, file: string): PublicKeyFile {
   let cls: number | undefined;
   // §5.1: TTL and class are both optional and may come in either order.
   for (let n = 0; n < 2 && i < tokens.length; n++) {
-    const t = tokens[i]!.text;
-    const asTtl = ttl === undefined ? parseTtl(t) : undefined;
-    const asClass = cls === undefined ? parseClass(t) : undefined;
+    const tok = tokens[i]!;
+    const asTtl = ttl === undefined ? parseTtl(tok, file) : undefined;
+    const asClass = cls === undefined ? parseClass(tok.text) : undefined;
     if (asTtl !== undefined) ttl = asTtl;
     else if (asClass !== undefined) cls = asClass;
     else break;
@@ -276,7 +290,7 @@ export function checkKeyPair(rdata: KeyRData, privateKey: KeyObject): void {
 }
 
 export interface KeyPairFiles {
-  public: PublicKeyFile;
+  publicFile: PublicKeyFile;
   algorithm: number;
   privateKey: KeyObject;
   publicKey: KeyObject;
@@ -301,7 +315,7 @@ export async function readKeyPair(publicPath: string, privatePath: string): Prom
   }
   const publicKey = publicKeyFromRData(pub.rdata);
   checkKeyPair(pub.rdata, priv.privateKey);
-  return { public: pub, algorithm: priv.algorithm, privateKey: priv.privateKey, publicKey };
+  return { publicFile: pub, algorithm: priv.algorithm, privateKey: priv.privateKey, publicKey };
 }
 
 /** BIND's file base name: `K<name>+<alg, 3 digits>+<tag, 5 digits>`. */
@@ -361,6 +375,12 @@ export interface KeyPairPaths {
   privatePath: string;
 }
 
+/** Where dnssec-keygen -K `dir` would put the pair for this key. */
+export function keyPairPathsIn(dir: string, name: string, rdata: KeyRData): KeyPairPaths {
+  const base = path.join(dir, bindKeyBaseName(name, rdata.algorithm, keyTag(rdata)));
+  return { publicPath: `${base}.key`, privatePath: `${base}.private` };
+}
+
 export interface WriteKeyPairOptions extends PublicKeyFileOptions {
   /** Written as Created/Publish/Activate. */
   now: Date;
@@ -379,13 +399,7 @@ export async function writeKeyPair(
   options: WriteKeyPairOptions,
 ): Promise<KeyPairPaths> {
   checkKeyPair(rdata, privateKey);
-  const paths =
-    typeof target === 'string'
-      ? (() => {
-          const base = path.join(target, bindKeyBaseName(name, rdata.algorithm, keyTag(rdata)));
-          return { publicPath: `${base}.key`, privatePath: `${base}.private` };
-        })()
-      : target;
+  const paths = typeof target === 'string' ? keyPairPathsIn(target, name, rdata) : target;
   const publicText = formatPublicKeyFile(name, rdata, options);
   const privateText = formatPrivateKeyFile(rdata.algorithm, privateKey, options.now);
 

@@ -61,11 +61,11 @@ describe('keys made by dnssec-keygen', () => {
       const pubPath = path.join(kdir, `${base}.key`);
       const privPath = path.join(kdir, `${base}.private`);
       const pair = await readKeyPair(pubPath, privPath);
-      assert.equal(pair.public.name, name);
-      assert.equal(pair.public.type, 'KEY');
-      assert.equal(pair.public.rdata.flags, 512); // -n HOST: RFC 2535 §3.1.2 name type "host"
+      assert.equal(pair.publicFile.name, name);
+      assert.equal(pair.publicFile.type, 'KEY');
+      assert.equal(pair.publicFile.rdata.flags, 512); // -n HOST: RFC 2535 §3.1.2 name type "host"
       assert.equal(pair.algorithm, alg);
-      assert.equal(keyTag(pair.public.rdata), Number(m[3]));
+      assert.equal(keyTag(pair.publicFile.rdata), Number(m[3]));
 
       const data = Buffer.from(`signed by ${base}`);
       const sig = signData(alg, pair.privateKey, data);
@@ -75,7 +75,7 @@ describe('keys made by dnssec-keygen', () => {
 
       const pubText = await readFile(pubPath, 'utf8');
       const privText = await readFile(privPath, 'utf8');
-      assert.equal(formatPublicKeyFile(pair.public.name, pair.public.rdata), pubText);
+      assert.equal(formatPublicKeyFile(pair.publicFile.name, pair.publicFile.rdata), pubText);
       const created = /^Created: (\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)$/m.exec(privText);
       assert.ok(created);
       const [y, mo, d, h, mi, s] = created.slice(1).map(Number) as [number, number, number, number, number, number];

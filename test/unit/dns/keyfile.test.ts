@@ -106,6 +106,8 @@ describe('parsePublicKeyFile', () => {
     ['flags not a number', `a.example. IN KEY x 3 15 ${ED_KEY}`, 1],
     ['protocol out of range', `a.example. IN KEY 256 300 15 ${ED_KEY}`, 1],
     ['unknown algorithm name', `a.example. IN KEY 256 3 FOO ${ED_KEY}`, 1],
+    ['algorithm named like an object member', `a.example. IN KEY 256 3 constructor ${ED_KEY}`, 1],
+    ['TTL above 2^31-1 (RFC 2181 §8)', `a.example. 2147483648 IN KEY 256 3 15 ${ED_KEY}`, 1],
     ['unbalanced (', `a.example. IN KEY ( 256 3 15 ${ED_KEY}\n`, 2],
     ['unbalanced )', `a.example. IN KEY 256 3 15 ${ED_KEY} )`, 1],
     ['no owner', `\n  IN KEY 256 3 15 ${ED_KEY}`, 2],
@@ -256,8 +258,8 @@ describe('writeKeyPair / readKeyPair', () => {
       assert.equal(path.basename(paths.publicPath), `${bindKeyBaseName('host.example.', alg, keyTag(rdata))}.key`);
       assert.equal((await stat(paths.privatePath)).mode & 0o777, 0o600);
       const back = await readKeyPair(paths.publicPath, paths.privatePath);
-      assert.equal(back.public.name, 'host.example.');
-      assert.deepEqual(back.public.rdata, rdata);
+      assert.equal(back.publicFile.name, 'host.example.');
+      assert.deepEqual(back.publicFile.rdata, rdata);
       assert.equal(back.algorithm, alg);
       const sig = signData(alg, back.privateKey, Buffer.from('x'));
       assert.equal(verifyData(alg, back.publicKey, Buffer.from('x'), sig), true);
