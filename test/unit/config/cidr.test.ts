@@ -1,0 +1,60 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Cidr, inNets, normalizeIp, parseIp } from '../../../src/config/cidr.js';
+
+function cidr(s: string): Cidr {
+  const c = Cidr.parse(s);
+  assert.ok(c, `${s} should parse`);
+  return c;
+}
+
+describe('Cidr', () => {
+  it('clears host bits like Go net.ParseCIDR', () => {
+    assert.equal(cidr('127.0.0.1/8').toString(), '127.0.0.0/8');
+    assert.equal(cidr('fe80::1/10').toString(), 'fe80::/10');
+    assert.equal(cidr('2001:DB8:0:0:1::/48').toString(), '2001:db8::/48');
+  });
+
+  it('treats a bare address as a host prefix', () => {
+    assert.equal(cidr('192.0.2.1').toString(), '192.0.2.1/32');
+    assert.equal(cidr('::1').toString(), '::1/128');
+  });
+
+  const table: [string, string, boolean][] = [
+    ['10.0.0.0/8', '10.255.1.2', true],
+    ['10.0.0.0/8', '11.0.0.1', false],
+    ['0.0.0.0/0', '203.0.113.9', true],
+    ['fd00::/8', 'fd12:3456::1', true],
+    ['fd00::/8', 'fe80::1', false],
+    ['::/0', '2001:db8::1', true],
+    ['::1/128', '::1', true],
+    ['::1/128', '::2', false],
+    ['127.0.0.0/8', '::ffff:127.0.0.1', true], // dual-stack socket view of an IPv4 peer
+    ['127.0.0.0/8', '::ffff:10.0.0.1', false],
+    ['::ffff:0:0/96', '192.0.2.1', true],
+    ['2001:db8::/32', '192.0.2.1', false],
+    ['10.0.0.0/8', 'not-an-address', false],
+    ['2001:db8::/32', '2001:db8::192.0.2.1', true],
+  ];
+  for (const [net, addr, expect] of table) {
+    it(`${net} ${expect ? 'contains' : 'does not contain'} ${addr}`, () => {
+      assert.equal(cidr(net).contains(addr), expect);
+    });
+  }
+
+  for (const bad of ['10.0.0.0/33', '::/129', '10.0.0/8', '10.0.0.0/', '10.0.0.0/08', 'fe80::1%eth0/64', '1:2:3:4:5:6:7:8:9/64', '1::2::3/64', 'example.org/24', '256.0.0.0/8', '010.0.0.0/8']) {
+    it(`rejects ${bad}`, () => {
+      assert.equal(Cidr.parse(bad), null);
+    });
+  }
+
+  it('inNets and address normalisation', () => {
+    const nets = [cidr('10.0.0.0/8'), cidr('fd00::/8')];
+    assert.equal(inNets('10.1.1.1', nets), true);
+    assert.equal(inNets('192.168.1.1', nets), false);
+    assert.equal(normalizeIp('2001:0DB8:0000:0000:0000:0000:0000:0001'), '2001:db8::1');
+    assert.equal(normalizeIp('2001:db8:0:1:0:0:0:1'), '2001:db8:0:1::1');
+    assert.equal(normalizeIp('::ffff:1.2.3.4'), '::ffff:102:304');
+    assert.equal(parseIp('1.2.3'), null);
+  });
+});
