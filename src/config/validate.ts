@@ -96,7 +96,7 @@ const LABEL_RE = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /** Lower-case FQDN with one trailing dot; null if it is not a usable domain name. */
 export function normalizeFqdn(name: string): string | null {
   let n = name.trim().toLowerCase();
-  if (n === '.' ) return '.';
+  if (n === '.') return '.';
   if (n.endsWith('.')) n = n.slice(0, -1);
   if (n === '' || n.length > 253) return null;
   for (const label of n.split('.')) {
