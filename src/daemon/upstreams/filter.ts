@@ -1,0 +1,49 @@
+/**
+ * What every upstream does to records before sending them: TTLs clamped to
+ * the upstream's `record-ttl`, records inside `exclude-nets` dropped (the
+ * client is still told they were accepted; they just never leave the daemon
+ * for this upstream).
+ */
+import type { Cidr } from '../../config/cidr.js';
+import { inNets } from '../../config/cidr.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
+
+export interface RecordFilter {
+  /** Milliseconds, as configured; records are clamped to whole seconds of it. */
+  readonly recordTtl: number;
+  readonly excludeNets: readonly Cidr[];
+}
+
+/** `record-ttl` in whole seconds (DNS TTLs are seconds, RFC 1035 §3.2.1). */
+export function maxTtlSeconds(f: RecordFilter): number {
+  return Math.floor(f.recordTtl / 1000);
+}
+
+/** Whether a record may go to this upstream at all. */
+export function isForwarded(r: AddrRecord, f: RecordFilter): boolean {
+  return !inNets(r.address, f.excludeNets);
+}
+
+/** The records that go upstream, TTLs clamped. */
+export function filterRecords(records: readonly AddrRecord[], f: RecordFilter): AddrRecord[] {
+  const max = maxTtlSeconds(f);
+  const out: AddrRecord[] = [];
+  for (const r of records) {
+    if (!isForwarded(r, f)) continue;
+    out.push(r.ttl > max ? { ...r, ttl: max } : r);
+  }
+  return out;
+}
+
+/**
+ * A change as this upstream sees it. Delete-name entries always stay (the
+ * name itself is not excluded), but their address lists are filtered too:
+ * they only drive PTR removal, and excluded addresses never had PTRs here.
+ */
+export function filterChange(change: UpstreamChange, f: RecordFilter): UpstreamChange {
+  return {
+    add: filterRecords(change.add, f),
+    remove: filterRecords(change.remove, f),
+    removeNames: change.removeNames.map((n) => ({ name: n.name, addresses: filterRecords(n.addresses, f) })),
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * `type: nsupdate`: RFC 2136 UPDATEs, signed with TSIG (RFC 8945), sent to
+ * an authoritative server; PTRs for configured reverse zones follow in
+ * separate UPDATEs once the forward update succeeded.
+ */
+import { randomInt } from 'node:crypto';
+
+import type { NsupdateUpstreamConfig } from '../../config/upstreams/index.js';
+import { RRClass, Rcode, rcodeName } from '../../dns/constants.js';
+import { TransportError, TsigError } from '../../dns/errors.js';
+import { decodeMessage, encodeMessage, encodeRecord, type ResourceRecord } from '../../dns/message.js';
+import { canonicalName, encodeName } from '../../dns/names.js';
+import { exchange, MAX_TCP_MESSAGE } from '../../dns/transport.js';
+import { signTsig, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
+import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
+import { unixSeconds } from '../clock.js';
+import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
+import { reverseName, reverseZoneFor } from '../reverse.js';
+import { filterChange } from './filter.js';
+import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+
+/**
+ * Largest UPDATE we send over UDP. We send no OPT record, so RFC 1035
+ * §4.2.1's 512 octets is the only size every server must accept; relying on
+ * EDNS (RFC 6891 §6.2.5, 1232 as DNS Flag Day 2020 suggests) would need the
+ * server to advertise its buffer first. Splitting keeps big batches correct
+ * either way, it only costs more round trips.
+ */
+export const MAX_UDP_UPDATE = 512;
+
+/** RFC 1035 §4.2.2: the TCP length prefix caps a message at 65535 octets. */
+export const MAX_TCP_UPDATE = MAX_TCP_MESSAGE;
+
+/** The update failed with a non-NOERROR rcode (RFC 2136 §2.2). */
+export class UpstreamRcodeError extends UpstreamError {
+  constructor(
+    upstream: string,
+    readonly rcode: number,
+    message: string,
+  ) {
+    super(upstream, message);
+    this.name = 'UpstreamRcodeError';
+  }
+}
+
+const HEADER_OCTETS = 12;
+/** QTYPE + QCLASS of the zone section entry. */
+const ZONE_FIXED_OCTETS = 4;
+
+/**
+ * Splits update RRs into consecutive groups whose UPDATE for `zone`, plus
+ * `overhead` octets (the TSIG RR added after encoding), fits in `limit`.
+ * Order is kept, so deletions placed before additions stay before them
+ * across messages. A single RR too large for the limit gets a group of its
+ * own (the caller sends that one over TCP).
+ */
+export function splitUpdate(zone: string, updates: readonly ResourceRecord[], limit: number, overhead: number): ResourceRecord[][] {
+  const base = HEADER_OCTETS + encodeName(canonicalName(zone)).length + ZONE_FIXED_OCTETS + overhead;
+  const groups: ResourceRecord[][] = [];
+  let current: ResourceRecord[] = [];
+  let size = base;
+  for (const rr of updates) {
+    const len = encodeRecord(rr).length;
+    if (current.length > 0 && size + len > limit) {
+      groups.push(current);
+      current = [];
+      size = base;
+    }
+    current.push(rr);
+    size += len;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** Octets a TSIG RR adds to a message signed with `key` (fixed for a given key). */
+export function tsigOverhead(key: TsigKey): number {
+  const probe = encodeMessage(buildUpdate({ id: 0, zone: '.' }));
+  return signTsig(probe, key, 0).message.length - probe.length;
+}
+
+/** The forward update section of a change: delete-names, then single deletions, then additions. */
+export function forwardUpdates(change: UpstreamChange): ResourceRecord[] {
+  return [
+    ...change.removeNames.map((n) => deleteName(n.name)),
+    ...change.remove.map((r) => deleteRecord(toResourceRecord(r))),
+    ...change.add.map((r) => addRecord(toResourceRecord(r))),
+  ];
+}
+
+function ptr(r: AddrRecord, owner: string): ResourceRecord {
+  return { name: owner, type: 'PTR', class: RRClass.IN, ttl: r.ttl, data: r.name };
+}
+
+/**
+ * PTR updates per reverse zone: removals (class NONE with the rdata, RFC
+ * 2136 §2.5.4) for removed records and for every address of a removed name,
+ * then additions. Addresses outside every reverse zone are left out.
+ */
+export function reverseUpdates(change: UpstreamChange, zones: readonly string[]): Map<string, ResourceRecord[]> {
+  const out = new Map<string, { deletes: ResourceRecord[]; adds: ResourceRecord[] }>();
+  const place = (r: AddrRecord, kind: 'deletes' | 'adds'): void => {
+    const zone = reverseZoneFor(r.address, zones);
+    const owner = reverseName(r.address);
+    if (zone === undefined || owner === undefined) return;
+    let entry = out.get(zone);
+    if (entry === undefined) {
+      entry = { deletes: [], adds: [] };
+      out.set(zone, entry);
+    }
+    const rr = ptr(r, owner);
+    entry[kind].push(kind === 'deletes' ? deleteRecord(rr) : addRecord(rr));
+  };
+  for (const n of change.removeNames) for (const r of n.addresses) place(r, 'deletes');
+  for (const r of change.remove) place(r, 'deletes');
+  for (const r of change.add) place(r, 'adds');
+  const result = new Map<string, ResourceRecord[]>();
+  for (const [zone, e] of out) result.set(zone, [...e.deletes, ...e.adds]);
+  return result;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function countChange(c: UpstreamChange): { add: number; remove: number; removeNames: number } {
+  return { add: c.add.length, remove: c.remove.length, removeNames: c.removeNames.length };
+}
+
+class NsupdateUpstream implements Upstream {
+  readonly description: string;
+  readonly keepRecords: boolean;
+  readonly #config: NsupdateUpstreamConfig;
+  readonly #ctx: UpstreamContext;
+  readonly #key: TsigKey;
+  readonly #overhead: number;
+
+  constructor(config: NsupdateUpstreamConfig, ctx: UpstreamContext) {
+    this.#config = config;
+    this.#ctx = ctx;
+    this.keepRecords = config.keepRecords;
+    this.description = `nsupdate ${hostPort(config.hostname, config.port)} (zone ${config.zone ?? '-'})`;
+    this.#key = {
+      name: config.tsigName,
+      algorithm: `${config.tsigAlgorithm}.`,
+      secret: Buffer.from(config.tsigSecret, 'base64'),
+    };
+    this.#overhead = tsigOverhead(this.#key);
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async apply(change: UpstreamChange): Promise<void> {
+    const filtered = filterChange(change, this.#config);
+    const log = this.#ctx.logger;
+    if (filtered.add.length === 0 && filtered.remove.length === 0 && filtered.removeNames.length === 0) {
+      log.debug({ upstream: this.description }, 'nothing to send after filtering');
+      return;
+    }
+    const zone = this.#config.zone;
+    if (zone !== null) {
+      const messages = await this.#sendAll(zone, forwardUpdates(filtered));
+      log.debug({ upstream: this.description, zone, messages, ...countChange(filtered) }, 'forward update accepted');
+    }
+    if (this.#config.reverseZones.length === 0) return;
+    for (const [revZone, updates] of reverseUpdates(filtered, this.#config.reverseZones)) {
+      try {
+        const messages = await this.#sendAll(revZone, updates);
+        log.debug({ upstream: this.description, zone: revZone, messages, records: updates.length }, 'reverse update accepted');
+      } catch (err) {
+        // PTRs are a courtesy: the forward records are in, so the change stands.
+        log.warn({ upstream: this.description, zone: revZone, err }, 'reverse update failed');
+      }
+    }
+  }
+
+  /** Sends `updates` for `zone` in as many messages as needed; resolves to the message count. */
+  async #sendAll(zone: string, updates: readonly ResourceRecord[]): Promise<number> {
+    const limit = this.#config.tcp ? MAX_TCP_UPDATE : MAX_UDP_UPDATE;
+    const groups = splitUpdate(zone, updates, limit, this.#overhead);
+    for (const group of groups) await this.#sendOne(zone, group);
+    return groups.length;
+  }
+
+  async #sendOne(zone: string, updates: ResourceRecord[]): Promise<void> {
+    const id = randomInt(0, 0x10000);
+    const unsigned = encodeMessage(buildUpdate({ id, zone, updates }));
+    const signed = signTsig(unsigned, this.#key, unixSeconds(this.#ctx.clock));
+    // A lone RR too big for UDP goes over TCP rather than not at all.
+    const tcp = this.#config.tcp || signed.message.length > MAX_UDP_UPDATE;
+    let reply: Buffer;
+    try {
+      ({ reply } = await exchange({
+        host: this.#config.hostname,
+        port: this.#config.port,
+        message: signed.message,
+        timeoutMs: this.#config.timeout,
+        tcp,
+      }));
+    } catch (err) {
+      const what = err instanceof TransportError ? err.message : String(err);
+      throw new UpstreamError(this.description, `update for ${zone} not delivered: ${what}`, { cause: err });
+    }
+    let decoded;
+    try {
+      decoded = decodeMessage(reply);
+    } catch (err) {
+      throw new UpstreamError(this.description, `malformed reply to update for ${zone}`, { cause: err });
+    }
+    // The TSIG check comes first: an unsigned or forged reply says nothing, whatever its rcode.
+    try {
+      verifyTsigResponse(decoded, this.#key, signed.mac, unixSeconds(this.#ctx.clock));
+    } catch (err) {
+      const why = err instanceof TsigError ? `${err.reason}${err.remote ? ' (reported by server)' : ''}` : String(err);
+      throw new UpstreamError(this.description, `TSIG check of reply for ${zone} failed: ${why}`, { cause: err });
+    }
+    if (decoded.rcode !== Rcode.NOERROR) {
+      throw new UpstreamRcodeError(this.description, decoded.rcode, `update for ${zone} failed: ${rcodeName(decoded.rcode)}`);
+    }
+  }
+}
+
+export function createNsupdateUpstream(config: NsupdateUpstreamConfig, ctx: UpstreamContext): Upstream {
+  return new NsupdateUpstream(config, ctx);
+}

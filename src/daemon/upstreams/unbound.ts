@@ -1,0 +1,242 @@
+/**
+ * `type: unbound`: Unbound's remote-control protocol over TLS.
+ *
+ * Protocol (Unbound daemon/remote.c): one TLS connection per command; the
+ * client sends `UBCT1 <command>\n`; the bulk commands (`local_datas`,
+ * `local_datas_remove`) then read one item per line until a line holding a
+ * lone 0x04 (end of transmission) or the end of the stream; the server
+ * writes its reply and closes. Failures are reported as lines starting with
+ * "error" (for bulk commands, one per bad line before the final count).
+ *
+ * Unbound cannot delete a single RR of a name, only the whole name, so an
+ * update removes every touched name and adds back every record that name
+ * should still have: the live ones, minus this change's removals, plus its
+ * additions (the original re-added only the change's own records and wiped
+ * the name's other addresses).
+ */
+import { readFile } from 'node:fs/promises';
+import * as tls from 'node:tls';
+
+import type { UnboundUpstreamConfig } from '../../config/upstreams/index.js';
+import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
+import { reverseName, reverseZoneFor } from '../reverse.js';
+import { filterChange, filterRecords, type RecordFilter } from './filter.js';
+import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+
+/** Protocol banner and version Unbound's control channel expects first on the line. */
+export const CONTROL_PREFIX = 'UBCT1';
+/** The line that ends the data of a bulk command. */
+export const END_OF_DATA = '\x04';
+
+/** Unbound's line buffer (remote.c reads at most 2048 octets a line, newline included). */
+const MAX_LINE = 2047;
+
+/** The bytes sent for one command; `data` lines (if any) are terminated by the end-of-data line. */
+export function formatCommand(command: string, data?: readonly string[]): string {
+  for (const line of [command, ...(data ?? [])]) {
+    if (line.includes('\n') || line.includes('\r') || line.includes(END_OF_DATA)) throw new RangeError(`control line may not contain CR, LF or 0x04: ${JSON.stringify(line)}`);
+    if (Buffer.byteLength(line) > MAX_LINE) throw new RangeError(`control line longer than ${MAX_LINE} octets`);
+  }
+  let out = `${CONTROL_PREFIX} ${command}\n`;
+  if (data !== undefined) out += data.map((l) => `${l}\n`).join('') + `${END_OF_DATA}\n`;
+  return out;
+}
+
+/** The reply reports a failure: some line starts with "error". */
+export function isErrorReply(reply: string): boolean {
+  return reply.split('\n').some((l) => l.startsWith('error'));
+}
+
+/** One `local_data` line in presentation format. */
+export function addressDataLine(r: AddrRecord): string {
+  return `${r.name} ${r.ttl} IN ${r.type} ${r.address}`;
+}
+
+export function ptrDataLine(owner: string, r: AddrRecord): string {
+  return `${owner} ${r.ttl} IN PTR ${r.name}`;
+}
+
+export interface UnboundPlan {
+  /** Every touched name, forward and reverse, for `local_datas_remove`. */
+  readonly removeNames: string[];
+  /** What those names hold afterwards, for `local_datas`. */
+  readonly addLines: string[];
+}
+
+/**
+ * The commands for a (filtered) change. `live` gives a name's records as
+ * installed before this change (already filtered for this upstream).
+ */
+export function planChange(
+  change: UpstreamChange,
+  live: (name: string) => readonly AddrRecord[],
+  reverseZones: readonly string[],
+): UnboundPlan {
+  const wiped = new Set(change.removeNames.map((n) => n.name));
+  const touched = new Set<string>([...wiped]);
+  for (const r of change.add) touched.add(r.name);
+  for (const r of change.remove) touched.add(r.name);
+
+  const forwardNames: string[] = [];
+  const reverseNames = new Set<string>();
+  const addLines: string[] = [];
+  const touchReverse = (r: AddrRecord): string | undefined => {
+    if (reverseZoneFor(r.address, reverseZones) === undefined) return undefined;
+    const owner = reverseName(r.address);
+    if (owner !== undefined) reverseNames.add(owner);
+    return owner;
+  };
+  for (const n of change.removeNames) for (const r of n.addresses) touchReverse(r);
+  for (const r of change.remove) touchReverse(r);
+
+  for (const name of touched) {
+    forwardNames.push(name);
+    const final = new Map<string, AddrRecord>();
+    for (const r of live(name)) {
+      // A live record's PTR name is rewritten too, whether or not it survives.
+      touchReverse(r);
+      if (!wiped.has(name)) final.set(recordKey(r), r);
+    }
+    for (const r of change.remove) if (r.name === name) final.delete(recordKey(r));
+    for (const r of change.add) if (r.name === name) final.set(recordKey(r), r);
+    for (const r of final.values()) {
+      addLines.push(addressDataLine(r));
+      const owner = touchReverse(r);
+      if (owner !== undefined) addLines.push(ptrDataLine(owner, r));
+    }
+  }
+  return { removeNames: [...forwardNames, ...reverseNames], addLines };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Unbound's certificates (unbound-control-setup) carry the server name only
+ * as the subject CN, with no subjectAltName; accept the CN when it equals
+ * the configured server-name, else fall back to Node's RFC 6125 check.
+ */
+function checkServerName(expected: string, cert: tls.PeerCertificate): Error | undefined {
+  const cn = cert.subject?.CN;
+  const cns = Array.isArray(cn) ? cn : cn === undefined ? [] : [cn];
+  if (cns.some((c) => c.toLowerCase() === expected.toLowerCase())) return undefined;
+  return tls.checkServerIdentity(expected, cert);
+}
+
+interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+}
+
+class UnboundUpstream implements Upstream {
+  readonly description: string;
+  readonly keepRecords: boolean;
+  readonly #config: UnboundUpstreamConfig;
+  readonly #ctx: UpstreamContext;
+  #material: Promise<TlsMaterial> | undefined;
+
+  constructor(config: UnboundUpstreamConfig, ctx: UpstreamContext) {
+    this.#config = config;
+    this.#ctx = ctx;
+    this.keepRecords = config.keepRecords;
+    this.description = `unbound ${hostPort(config.hostname, config.port)}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.#config.zoneType === 'none') return;
+    await this.command(`local_zone ${this.#ctx.zone} ${this.#config.zoneType}`);
+    this.#ctx.logger.debug({ upstream: this.description, zone: this.#ctx.zone, type: this.#config.zoneType }, 'local zone created');
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async apply(change: UpstreamChange): Promise<void> {
+    const f: RecordFilter = this.#config;
+    const filtered = filterChange(change, f);
+    if (filtered.add.length === 0 && filtered.remove.length === 0 && filtered.removeNames.length === 0) {
+      this.#ctx.logger.debug({ upstream: this.description }, 'nothing to send after filtering');
+      return;
+    }
+    const plan = planChange(filtered, (name) => filterRecords(this.#ctx.liveRecords(name), f), this.#config.reverseZones);
+    await this.command('local_datas_remove', plan.removeNames);
+    if (plan.addLines.length > 0) await this.command('local_datas', plan.addLines);
+    this.#ctx.logger.debug(
+      { upstream: this.description, removedNames: plan.removeNames.length, added: plan.addLines.length },
+      'unbound update accepted',
+    );
+  }
+
+  /** Runs one control command; resolves to Unbound's reply, rejects with UpstreamError. */
+  async command(command: string, data?: readonly string[]): Promise<string> {
+    const payload = formatCommand(command, data);
+    const material = await this.#loadMaterial();
+    const verb = command.split(' ')[0] ?? command;
+    const reply = await this.#exchange(payload, material, verb);
+    if (isErrorReply(reply)) {
+      throw new UpstreamError(this.description, `${verb} failed: ${reply.trim()}`);
+    }
+    if (reply.trim() === '') throw new UpstreamError(this.description, `${verb}: empty reply`);
+    return reply;
+  }
+
+  #loadMaterial(): Promise<TlsMaterial> {
+    this.#material ??= (async (): Promise<TlsMaterial> => {
+      const [cert, key, ca] = await Promise.all([
+        readFile(this.#config.clientCert),
+        readFile(this.#config.clientKey),
+        readFile(this.#config.serverCert),
+      ]);
+      return { cert, key, ca };
+    })().catch((err: unknown) => {
+      // Let a later call retry once the operator fixed the files.
+      this.#material = undefined;
+      throw new UpstreamError(this.description, `cannot read TLS files: ${(err as Error).message}`, { cause: err });
+    });
+    return this.#material;
+  }
+
+  #exchange(payload: string, m: TlsMaterial, verb: string): Promise<string> {
+    const { hostname, port, serverName, timeout } = this.#config;
+    return new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let settled = false;
+      const finish = (err: Error | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(Buffer.concat(chunks).toString('utf8'));
+      };
+      const timer = setTimeout(() => {
+        finish(new UpstreamError(this.description, `${verb}: no complete reply within ${timeout} ms`));
+      }, timeout);
+      const socket = tls.connect({
+        host: hostname,
+        port,
+        cert: m.cert,
+        key: m.key,
+        ca: m.ca,
+        // SNI may not be an IP literal (RFC 6066 §3).
+        ...(/^[0-9.]+$|:/.test(serverName) ? {} : { servername: serverName }),
+        checkServerIdentity: (_host, cert) => checkServerName(serverName, cert),
+      });
+      socket.on('secureConnect', () => socket.write(payload));
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      // Unbound closes the connection once the reply is written.
+      socket.on('end', () => finish(undefined));
+      socket.on('close', () => finish(undefined));
+      socket.on('error', (err) => {
+        finish(new UpstreamError(this.description, `${verb}: ${err.message}`, { cause: err }));
+      });
+    });
+  }
+}
+
+export function createUnboundUpstream(config: UnboundUpstreamConfig, ctx: UpstreamContext): Upstream {
+  return new UnboundUpstream(config, ctx);
+}
