@@ -481,6 +481,18 @@ function decodeRecord(r: Reader, offset: number): { rr: ResourceRecord; span: RR
   return { rr, span: { start: offset, rdataStart, end } };
 }
 
+/** decodeName, with a name cut off by the end of the message reported as a truncated question. */
+function decodeQuestionName(raw: Buffer, offset: number, id: number): ReturnType<typeof decodeName> {
+  try {
+    return decodeName(raw, offset, id);
+  } catch (err) {
+    if (err instanceof MalformedMessageError && err.reason === 'truncated-rr') {
+      throw new MalformedMessageError('truncated-question', err.message, id);
+    }
+    throw err;
+  }
+}
+
 /**
  * Decodes a whole message. Anything malformed — truncation, counts larger
  * than the data, bad names or pointers, rdata overruns, trailing bytes —
@@ -507,7 +519,7 @@ export function decodeMessage(raw: Buffer): DecodedMessage {
   const questions: Question[] = [];
   const qSpans: RRSpan[] = [];
   for (let i = 0; i < qd; i++) {
-    const n = decodeName(raw, offset, id);
+    const n = decodeQuestionName(raw, offset, id);
     if (n.end + 4 > raw.length) r.fail('truncated-question', `question at offset ${offset} is cut off`);
     questions.push({ name: n.name, type: raw.readUInt16BE(n.end), class: raw.readUInt16BE(n.end + 2) });
     qSpans.push({ start: offset, rdataStart: n.end + 4, end: n.end + 4 });

@@ -55,7 +55,8 @@ export function decodeName(buf: Buffer, offset: number, id?: number): DecodedNam
       }
       const target = buf.readUInt16BE(pos) & 0x3fff;
       if (end < 0) end = pos + 2;
-      if (target >= pos) {
+      // A pointer to itself is a one-step loop, reported as such; beyond it, forward.
+      if (target > pos) {
         throw new MalformedMessageError('forward-pointer', `compression pointer at offset ${pos} points forward to ${target}`, id);
       }
       if (target >= lowestJump) {
@@ -86,13 +87,24 @@ export function decodeName(buf: Buffer, offset: number, id?: number): DecodedNam
   return { name: labels.length === 0 ? '.' : labels.join('.') + '.', end };
 }
 
+/**
+ * True when the last character is a label separator, not an escaped dot:
+ * `a\\.` (label `a\`) ends in one, `a\.` (label `a.`) does not.
+ */
+function endsWithSeparator(name: string): boolean {
+  if (!name.endsWith('.')) return false;
+  let backslashes = 0;
+  for (let i = name.length - 2; i >= 0 && name.charCodeAt(i) === 0x5c; i--) backslashes++;
+  return backslashes % 2 === 0;
+}
+
 /** Splits a presentation name into raw label bytes, honouring `\.` and `\DDD` escapes. */
 export function nameToLabels(name: string): Buffer[] {
   if (name === '.' || name === '') return [];
   const labels: Buffer[] = [];
   let current: number[] = [];
   let i = 0;
-  const text = name.endsWith('.') && !name.endsWith('\\.') ? name : name + '.';
+  const text = endsWithSeparator(name) ? name : name + '.';
   while (i < text.length) {
     const ch = text.charCodeAt(i);
     if (ch === 0x5c) {
@@ -119,12 +131,17 @@ export function nameToLabels(name: string): Buffer[] {
       continue;
     }
     if (ch > 0x7f) {
-      for (const b of Buffer.from(text[i] as string, 'utf8')) current.push(b);
-    } else {
-      current.push(ch);
+      // Whole code point, so a character outside the BMP is not split into lone surrogates.
+      const char = String.fromCodePoint(text.codePointAt(i) as number);
+      for (const b of Buffer.from(char, 'utf8')) current.push(b);
+      i += char.length;
+      continue;
     }
+    current.push(ch);
     i += 1;
   }
+  // Only a trailing lone backslash can leave bytes here: it escaped the dot added above.
+  if (current.length > 0) throw new InvalidNameError(name, 'dangling backslash');
   return labels;
 }
 
@@ -148,12 +165,28 @@ export function encodeName(name: string): Buffer {
 /** Adds the trailing dot if missing. */
 export function fqdn(name: string): string {
   if (name === '' || name === '.') return '.';
-  return name.endsWith('.') && !name.endsWith('\\.') ? name : name + '.';
+  return endsWithSeparator(name) ? name : name + '.';
 }
 
-/** The form names are compared and stored in: FQDN, ASCII letters lower-cased (RFC 4343 §3). */
+/**
+ * The form names are compared and stored in: FQDN, ASCII letters lower-cased
+ * (RFC 4343 §3), escapes normalised. Works on the label bytes, so `\065`
+ * and `a` compare equal and `\.` stays an escaped dot. Throws
+ * InvalidNameError for names that cannot be put on the wire.
+ */
 export function canonicalName(name: string): string {
-  return fqdn(name).replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const labels = nameToLabels(name);
+  if (labels.length === 0) return '.';
+  let out = '';
+  for (const l of labels) {
+    const lower = Buffer.from(l);
+    for (let i = 0; i < lower.length; i++) {
+      const b = lower[i] as number;
+      if (b >= 0x41 && b <= 0x5a) lower[i] = b + 0x20;
+    }
+    out += escapeLabel(lower, 0, lower.length) + '.';
+  }
+  return out;
 }
 
 export function namesEqual(a: string, b: string): boolean {
