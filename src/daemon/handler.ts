@@ -1,0 +1,323 @@
+/**
+ * Request policy: one message in, one reply out (SPEC §3 "Handling one
+ * message"). No sockets here; the server frames, the handler decides, the
+ * zone carries out. Each refusal is a `Refusal` (rcode + one TXT reason).
+ */
+import type { Logger } from 'pino';
+import { Opcode, RRClass, RRType, Rcode } from '../dns/constants.js';
+import { MalformedMessageError, Sig0Error } from '../dns/errors.js';
+import { keyTag as computeKeyTag } from '../dns/keys.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  emptyMessage,
+  type DecodedMessage,
+  type Message,
+  type ResourceRecord,
+} from '../dns/message.js';
+import { canonicalName, childLabel, fqdn, isSubdomain, nameToLabels } from '../dns/names.js';
+import { extractSig0, prepareSig0, verifyPreparedSig0, type Sig0Extract } from '../dns/sig0.js';
+import type { KeyRData } from '../dns/types.js';
+import { inNets } from '../config/cidr.js';
+import type { Clock } from './clock.js';
+import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
+import { Refusal, Refusals } from './refusals.js';
+import type { Zone } from './zone.js';
+
+export interface HandlerContext {
+  /** Served zones by canonical name. */
+  zones: ReadonlyMap<string, Zone>;
+  listenAddr: string;
+  listenPort: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** What happened, for the connection's log line. */
+export interface HandlerOutcome {
+  /** Null: the message was unreadable and the connection should close. */
+  reply: Buffer | null;
+  rcode: number;
+  reason?: string;
+  zone?: string;
+  name?: string;
+}
+
+/** The longest served zone containing `name`. */
+export function findZone(zones: ReadonlyMap<string, Zone>, name: string): Zone | undefined {
+  let best: Zone | undefined;
+  let bestLabels = -1;
+  for (const zone of zones.values()) {
+    if (!isSubdomain(name, zone.name)) continue;
+    const n = nameToLabels(zone.name).length;
+    if (n > bestLabels) {
+      best = zone;
+      bestLabels = n;
+    }
+  }
+  return best;
+}
+
+/** The reply skeleton: ID, opcode, RD, CD and the question copied, QR set. */
+function replyTo(req: Message, rcode: number): Message {
+  const m = emptyMessage(req.id, req.opcode);
+  m.qr = true;
+  m.rd = req.rd;
+  m.cd = req.cd;
+  m.rcode = rcode;
+  m.questions = req.questions.map((q) => ({ ...q }));
+  return m;
+}
+
+/** An error reply: exactly one TXT reason (owner = zone or claimed name, class ANY, TTL 0). */
+function refusalReply(req: Message, refusal: Refusal, owner: string): Buffer {
+  const m = replyTo(req, refusal.rcode);
+  m.additionals.push({ name: owner, type: 'TXT', class: RRClass.ANY, ttl: 0, data: [refusal.reason] });
+  return encodeMessage(m);
+}
+
+/** RFC 1035 §4.1.1: a FORMERR for a message whose header was readable but nothing else. */
+function formerrFromId(id: number, raw: Buffer): Buffer {
+  const m = emptyMessage(id, raw.length >= 3 ? ((raw[2] as number) >> 3) & 0xf : Opcode.QUERY);
+  m.qr = true;
+  m.rcode = Rcode.FORMERR;
+  return encodeMessage(m);
+}
+
+export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerContext): Promise<HandlerOutcome> {
+  let req: DecodedMessage;
+  try {
+    req = decodeMessage(raw);
+  } catch (err) {
+    if (!(err instanceof MalformedMessageError)) throw err;
+    if (err.id === undefined) return { reply: null, rcode: Rcode.FORMERR, reason: err.message };
+    return { reply: formerrFromId(err.id, raw), rcode: Rcode.FORMERR, reason: err.message };
+  }
+  if (req.qr) return { reply: null, rcode: Rcode.FORMERR, reason: 'received a response' };
+  const question = req.questions[0];
+  if (question === undefined || req.questions.length !== 1) {
+    const r = Refusals.noQuestion();
+    return { reply: refusalReply(req, r, '.'), rcode: r.rcode, reason: r.reason };
+  }
+  const zone = findZone(ctx.zones, question.name);
+  if (zone === undefined) {
+    const r = Refusals.notInZone();
+    return { reply: refusalReply(req, r, fqdn(question.name)), rcode: r.rcode, reason: r.reason };
+  }
+  if (req.opcode === Opcode.QUERY && question.type === RRType.SRV) {
+    return { reply: srvAnswer(req, ctx), rcode: Rcode.NOERROR, zone: zone.name };
+  }
+  if (req.opcode !== Opcode.UPDATE) {
+    const r = Refusals.nonUpdate();
+    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, zone: zone.name };
+  }
+  // RFC 2136 §3.1.1: the zone section names the zone itself (the original took any name inside it).
+  if (canonicalName(question.name) !== zone.name || question.type !== RRType.SOA || question.class !== RRClass.IN) {
+    const r = Refusals.notZoneApex();
+    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, zone: zone.name };
+  }
+  let claimed: string | undefined;
+  try {
+    const sig = sigOf(req);
+    claimed = canonicalName(sig.sig.signerName);
+    const name = claimed;
+    const answers = await zone.withNameLock(name, () => processUpdate(req, sig, name, remote, zone, ctx));
+    const m = replyTo(req, Rcode.NOERROR);
+    m.answers = answers;
+    return { reply: encodeMessage(m), rcode: Rcode.NOERROR, zone: zone.name, name };
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err;
+    return {
+      reply: refusalReply(req, err, claimed ?? zone.name),
+      rcode: err.rcode,
+      reason: err.reason,
+      zone: zone.name,
+      ...(claimed === undefined ? {} : { name: claimed }),
+    };
+  }
+}
+
+/** Step 1: the SRV self-answer that lets a client pointed at the daemon find it. */
+function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
+  const q = req.questions[0] as Message['questions'][number];
+  const m = replyTo(req, Rcode.NOERROR);
+  m.answers.push({
+    name: fqdn(q.name),
+    type: 'SRV',
+    class: RRClass.IN,
+    ttl: 0,
+    data: { priority: 0, weight: 0, port: ctx.listenPort, target: fqdn(ctx.listenAddr) },
+  });
+  return encodeMessage(m);
+}
+
+/** Step 3, structural part: one SIG, one KEY with TTL > 0. */
+function sigOf(req: DecodedMessage): Sig0Extract {
+  let keys = 0;
+  let sigs = 0;
+  for (const rr of req.additionals) {
+    if (rr.type === 'KEY') keys++;
+    else if (rr.type === 'SIG') sigs++;
+  }
+  if (keys > 1) throw Refusals.duplicateKey();
+  if (sigs > 1) throw Refusals.duplicateSig();
+  if (sigs === 0) throw Refusals.noSig();
+  if (keys === 0) throw Refusals.noKey();
+  const key = req.additionals.find((rr) => rr.type === 'KEY');
+  if (key === undefined || key.type !== 'KEY' || key.data === null) throw Refusals.noKey();
+  if (key.ttl === 0) throw Refusals.keyTtlZero();
+  try {
+    return extractSig0(req);
+  } catch (err) {
+    if (err instanceof Sig0Error) throw Refusals.badSignature();
+    throw err;
+  }
+}
+
+function keyRecordOf(req: DecodedMessage): { name: string; ttl: number; rdata: KeyRData } {
+  for (const rr of req.additionals) {
+    if (rr.type === 'KEY' && rr.data !== null) return { name: rr.name, ttl: rr.ttl, rdata: rr.data };
+  }
+  throw Refusals.noKey();
+}
+
+function sameKey(a: KeyRData, b: KeyRData): boolean {
+  return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
+}
+
+async function checkSignature(
+  sig: Sig0Extract,
+  key: { name: string; rdata: KeyRData; keyTag: number; publicKey?: import('node:crypto').KeyObject },
+  now: number,
+): Promise<void> {
+  try {
+    await verifyPreparedSig0(prepareSig0(sig, key, Math.floor(now / 1000)));
+  } catch (err) {
+    if (err instanceof Sig0Error) throw Refusals.badSignature();
+    throw err;
+  }
+}
+
+/** What the update section asks for, after vetting (step 4). */
+interface Vetted {
+  adds: AddrRecord[];
+  removes: AddrRecord[];
+  removeTypes: Array<'A' | 'AAAA'>;
+  removeAll: boolean;
+  echo: ResourceRecord[];
+}
+
+function vetRecords(req: DecodedMessage, name: string, zone: Zone): Vetted {
+  const cfg = zone.config;
+  const maxTtl = Math.floor(cfg.maxAddrTtl / 1000);
+  const out: Vetted = { adds: [], removes: [], removeTypes: [], removeAll: false, echo: [] };
+  for (const rr of req.authorities) {
+    if (canonicalName(rr.name) !== name) throw Refusals.foreignName();
+    if (rr.type === 'ANY') {
+      // RFC 2136 §2.5.3 delete all RRsets from a name (the original answered FORMERR).
+      if (rr.class !== RRClass.ANY || rr.ttl !== 0) throw Refusals.badType();
+      out.removeAll = true;
+      out.echo.push({ ...rr, name });
+      continue;
+    }
+    if (rr.type !== 'A' && rr.type !== 'AAAA') throw Refusals.badType();
+    if (rr.ttl === 0) {
+      if (rr.class === RRClass.ANY && rr.data === null) {
+        // RFC 2136 §2.5.2 delete an RRset.
+        out.removeTypes.push(rr.type);
+        out.echo.push({ ...rr, name });
+        continue;
+      }
+      if (rr.class !== RRClass.NONE || rr.data === null) throw Refusals.ttlZeroClass();
+      if (!addressAllowed(rr.data, zone)) continue;
+      out.removes.push({ name, type: rr.type, address: rr.data, ttl: 0 });
+      out.echo.push({ name, type: rr.type, class: RRClass.NONE, ttl: 0, data: rr.data });
+      continue;
+    }
+    if (rr.class !== RRClass.IN || rr.data === null) throw Refusals.addClass();
+    if (!addressAllowed(rr.data, zone)) continue;
+    const ttl = Math.min(rr.ttl, maxTtl);
+    out.adds.push({ name, type: rr.type, address: rr.data, ttl });
+    out.echo.push({ name, type: rr.type, class: RRClass.IN, ttl, data: rr.data });
+  }
+  return out;
+}
+
+function addressAllowed(address: string, zone: Zone): boolean {
+  return zone.config.allowAnyAddr || inNets(address, zone.config.allowedNets);
+}
+
+/** Steps 3–6 for one claimed name, under that name's lock. Returns the records to echo. */
+async function processUpdate(
+  req: DecodedMessage,
+  sig: Sig0Extract,
+  name: string,
+  remote: string,
+  zone: Zone,
+  ctx: HandlerContext,
+): Promise<ResourceRecord[]> {
+  const cfg = zone.config;
+  const now = ctx.clock.now();
+  const keyRR = keyRecordOf(req);
+  const existing = zone.keys.get(name);
+  if (existing !== undefined) {
+    // Cheap comparisons first; the signature check is the expensive part.
+    if (sig.sig.keyTag !== existing.keyTag) throw Refusals.wrongKey();
+    if (canonicalName(keyRR.name) !== name || !sameKey(keyRR.rdata, existing.rdata)) throw Refusals.wrongKeyRecord();
+    await checkSignature(sig, { name, rdata: existing.rdata, keyTag: existing.keyTag, publicKey: existing.publicKey() }, now);
+  } else {
+    if (!inNets(remote, cfg.allowedNets)) throw Refusals.remoteNotAllowed();
+    const label = childLabel(name, zone.name);
+    if (label === undefined || cfg.reservedNames.includes(label)) throw Refusals.nameDisallowed();
+    if (canonicalName(keyRR.name) !== name) throw Refusals.wrongKeyRecord();
+    await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now);
+  }
+  const vetted = vetRecords(req, name, zone);
+
+  // Records that are not installed yet go upstream; installed ones only move their expiry.
+  const fresh = vetted.adds.filter((r) => !zone.cache.has(r));
+  const removes = [...vetted.removes];
+  const seen = new Set(removes.map(recordKey));
+  for (const r of zone.cache.recordsOf(name)) {
+    if ((vetted.removeAll || vetted.removeTypes.includes(r.type)) && !seen.has(recordKey(r))) {
+      removes.push(r);
+      seen.add(recordKey(r));
+    }
+  }
+  const change: UpstreamChange = {
+    add: fresh,
+    remove: vetted.removeAll ? [] : removes,
+    removeNames: vetted.removeAll ? [{ name, addresses: removes }] : [],
+  };
+  const outcome = await zone.forward(change);
+  if (!outcome.ok) throw Refusals.upstreamFailed();
+
+  const keyExpiry = now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl);
+  if (existing === undefined) {
+    let result: 'claimed' | 'exists';
+    try {
+      result = await zone.keys.claim(name, keyRR.rdata, keyExpiry);
+    } catch (err) {
+      zone.logger.error({ name, err: (err as Error).message }, 'key database write failed');
+      await rollBack(zone, fresh);
+      throw Refusals.keyStoreFailed();
+    }
+    if (result === 'exists') {
+      await rollBack(zone, fresh);
+      throw Refusals.wrongKey();
+    }
+    zone.logger.info({ name, keyTag: computeKeyTag(keyRR.rdata), remote }, 'new name claimed');
+  } else {
+    zone.keys.refresh(name, keyExpiry);
+  }
+  for (const r of removes) zone.cache.remove(r);
+  for (const r of vetted.adds) zone.cache.upsert(r, now + r.ttl * 1000);
+  zone.scheduleExpiry();
+  return vetted.echo;
+}
+
+/** Undo adds that reached the upstreams of a request that then failed. */
+async function rollBack(zone: Zone, added: AddrRecord[]): Promise<void> {
+  if (added.length === 0) return;
+  await zone.forward({ add: [], remove: added, removeNames: [] });
+}

@@ -1,0 +1,192 @@
+/**
+ * The TCP front end (RFC 1035 §4.2.2 framing; updates are TCP only so the
+ * source address that authorises new claims cannot be spoofed). It frames,
+ * limits and logs; every decision is the handler's.
+ */
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import { FrameDecoder, frame } from '../dns/transport.js';
+import { decodeMessage } from '../dns/message.js';
+import { formatMessage } from '../dns/present.js';
+import { rcodeName } from '../dns/constants.js';
+import type { HandlerOutcome } from './handler.js';
+
+export interface ServerLimits {
+  /** Connections open at once; further ones are closed at accept. */
+  maxConnections: number;
+  /** A connection with no complete message for this long is closed (ms). */
+  idleTimeoutMs: number;
+  /** Largest message accepted (octets). */
+  maxMessageSize: number;
+  /** Messages of one connection waiting for their reply; reading pauses beyond it. */
+  maxPipelined: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
+  maxConnections: 512,
+  idleTimeoutMs: 30_000,
+  maxMessageSize: 65535,
+  maxPipelined: 16,
+});
+
+export type MessageHandler = (raw: Buffer, remote: string) => Promise<HandlerOutcome>;
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  handler: MessageHandler;
+  logger: Logger;
+  limits?: Partial<ServerLimits>;
+  /** Log every message and reply in presentation form (`--print`). */
+  print?: boolean;
+}
+
+/** Every address a listen name stands for (`localhost` → 127.0.0.1 and ::1). */
+export async function resolveListenAddresses(host: string): Promise<string[]> {
+  if (net.isIP(host) !== 0) return [host];
+  const found = await dns.lookup(host, { all: true, verbatim: true });
+  return [...new Set(found.map((a) => a.address))];
+}
+
+/** Strips the IPv4-mapped prefix so allowed-nets match what the operator wrote. */
+function plainAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+export class RegistrationServer {
+  private readonly servers: net.Server[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private readonly limits: ServerLimits;
+  private connectionSeq = 0;
+
+  constructor(private readonly opts: ServerOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  }
+
+  /** Addresses actually bound, as host:port strings. */
+  get addresses(): string[] {
+    return this.servers.map((s) => {
+      const a = s.address() as net.AddressInfo;
+      return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    });
+  }
+
+  /** The port bound (useful with port 0). */
+  get port(): number {
+    const a = this.servers[0]?.address() as net.AddressInfo | undefined;
+    return a?.port ?? this.opts.port;
+  }
+
+  async listen(): Promise<void> {
+    const addresses = await resolveListenAddresses(this.opts.host);
+    let port = this.opts.port;
+    try {
+      for (const address of addresses) {
+        const server = net.createServer({ pauseOnConnect: false }, (s) => this.accept(s));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: address, port, ipv6Only: net.isIPv6(address) }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', (err) => this.opts.logger.error({ err: err.message }, 'listener error'));
+        this.servers.push(server);
+        // With port 0 every address shares the port the first one got.
+        if (port === 0) port = (server.address() as net.AddressInfo).port;
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    this.opts.logger.info({ addresses: this.addresses }, 'listening for registrations (TCP)');
+  }
+
+  /** Stops accepting; open connections may finish their current message. */
+  async stopAccepting(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.servers.length = 0;
+  }
+
+  /** Stops accepting and closes every connection. */
+  async close(): Promise<void> {
+    const closing = this.stopAccepting();
+    for (const s of this.sockets) s.destroy();
+    await closing;
+  }
+
+  private accept(socket: net.Socket): void {
+    const remote = plainAddress(socket.remoteAddress);
+    const log = this.opts.logger.child({ conn: ++this.connectionSeq, remote });
+    if (this.sockets.size >= this.limits.maxConnections) {
+      log.warn({ limit: this.limits.maxConnections }, 'connection limit reached, closing new connection');
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.limits.idleTimeoutMs);
+    const decoder = new FrameDecoder({ maxFrame: this.limits.maxMessageSize });
+    let queue: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    socket.on('timeout', () => {
+      log.debug('idle timeout');
+      socket.destroy();
+    });
+    socket.on('error', (err) => log.debug({ err: err.message }, 'connection error'));
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'bad framing, closing connection');
+        socket.destroy();
+        return;
+      }
+      for (const raw of frames) {
+        inFlight++;
+        if (inFlight >= this.limits.maxPipelined) socket.pause();
+        // Replies go out in request order; each request is handled as soon as it arrives.
+        const outcome = this.handle(raw, remote, log);
+        queue = queue.then(async () => {
+          const result = await outcome;
+          inFlight--;
+          if (socket.isPaused() && inFlight < this.limits.maxPipelined) socket.resume();
+          if (socket.destroyed) return;
+          if (result === null) {
+            socket.destroy();
+            return;
+          }
+          socket.write(frame(result));
+        });
+      }
+    });
+  }
+
+  private async handle(raw: Buffer, remote: string, log: Logger): Promise<Buffer | null> {
+    if (this.opts.print) printMessage(log, 'received', raw);
+    let outcome: HandlerOutcome;
+    try {
+      outcome = await this.opts.handler(raw, remote);
+    } catch (err) {
+      log.error({ err: (err as Error).stack }, 'request handler failed');
+      return null;
+    }
+    const fields = { rcode: rcodeName(outcome.rcode), zone: outcome.zone, name: outcome.name, reason: outcome.reason };
+    if (outcome.rcode === 0) log.debug(fields, 'request handled');
+    else log.info(fields, 'request refused');
+    if (outcome.reply !== null && this.opts.print) printMessage(log, 'reply', outcome.reply);
+    return outcome.reply;
+  }
+}
+
+function printMessage(log: Logger, what: string, raw: Buffer): void {
+  try {
+    log.info(`${what}:\n${formatMessage(decodeMessage(raw))}`);
+  } catch (err) {
+    log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${(err as Error).message})`);
+  }
+}
