@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { AddrRecord } from '../../../../src/daemon/records.js';
+import { formatCommand, isErrorReply, planChange } from '../../../../src/daemon/upstreams/unbound.js';
+
+describe('unbound command formatting', () => {
+  it('prefixes UBCT1 and ends with a newline', () => {
+    assert.equal(formatCommand('local_zone dyn.example. static'), 'UBCT1 local_zone dyn.example. static\n');
+  });
+
+  it('sends data lines then the end-of-transmission line for bulk commands', () => {
+    assert.equal(
+      formatCommand('local_datas', ['a.dyn.example. 60 IN A 192.0.2.1', 'b.dyn.example. 60 IN A 192.0.2.2']),
+      'UBCT1 local_datas\na.dyn.example. 60 IN A 192.0.2.1\nb.dyn.example. 60 IN A 192.0.2.2\n\x04\n',
+    );
+    assert.equal(formatCommand('local_datas_remove', []), 'UBCT1 local_datas_remove\n\x04\n');
+  });
+
+  it('refuses lines that would break the framing', () => {
+    assert.throws(() => formatCommand('local_datas', ['a\nUBCT1 stop']), RangeError);
+    assert.throws(() => formatCommand('local_datas', ['\x04']), RangeError);
+    assert.throws(() => formatCommand(`local_data ${'a'.repeat(3000)}`), RangeError);
+  });
+
+  it('recognises error replies anywhere in the reply', () => {
+    assert.equal(isErrorReply('ok\n'), false);
+    assert.equal(isErrorReply('added 3 datas\n'), false);
+    assert.equal(isErrorReply('error cannot parse name\n'), true);
+    assert.equal(isErrorReply('error in syntax or out of memory, x\nerror for input line: x\nadded 1 datas\n'), true);
+  });
+});
+
+describe('planChange', () => {
+  const zones = ['2.0.192.in-addr.arpa.'];
+  const r = (name: string, address: string, ttl = 60): AddrRecord => ({ name, type: address.includes(':') ? 'AAAA' : 'A', address, ttl });
+  const h = 'h.dyn.example.';
+
+  it('re-adds every live record of a touched name, not only the new one', () => {
+    const live = [r(h, '192.0.2.1'), r(h, '2001:db8::1')];
+    const plan = planChange({ add: [r(h, '192.0.2.2')], remove: [], removeNames: [] }, (n) => (n === h ? live : []), zones);
+    assert.deepEqual(plan.removeNames.sort(), [h, '1.2.0.192.in-addr.arpa.', '2.2.0.192.in-addr.arpa.'].sort());
+    assert.deepEqual(plan.addLines.sort(), [
+      `${h} 60 IN A 192.0.2.1`,
+      `${h} 60 IN A 192.0.2.2`,
+      `${h} 60 IN AAAA 2001:db8::1`,
+      `1.2.0.192.in-addr.arpa. 60 IN PTR ${h}`,
+      `2.2.0.192.in-addr.arpa. 60 IN PTR ${h}`,
+    ].sort());
+  });
+
+  it('leaves removed records out and still clears their PTR names', () => {
+    const live = [r(h, '192.0.2.1'), r(h, '192.0.2.2')];
+    const plan = planChange({ add: [], remove: [r(h, '192.0.2.1', 0)], removeNames: [] }, () => live, zones);
+    assert.ok(plan.removeNames.includes('1.2.0.192.in-addr.arpa.'));
+    assert.deepEqual(plan.addLines.sort(), [`${h} 60 IN A 192.0.2.2`, `2.2.0.192.in-addr.arpa. 60 IN PTR ${h}`].sort());
+  });
+
+  it('replaces a live record re-added with a new TTL', () => {
+    const plan = planChange({ add: [r(h, '192.0.2.1', 30)], remove: [], removeNames: [] }, () => [r(h, '192.0.2.1', 60)], []);
+    assert.deepEqual(plan.addLines, [`${h} 30 IN A 192.0.2.1`]);
+  });
+
+  it('wipes a removed name and its PTRs without re-adding anything', () => {
+    const live = [r(h, '192.0.2.1')];
+    const plan = planChange({ add: [], remove: [], removeNames: [{ name: h, addresses: live }] }, () => live, zones);
+    assert.deepEqual(plan.removeNames, [h, '1.2.0.192.in-addr.arpa.']);
+    assert.deepEqual(plan.addLines, []);
+  });
+});
