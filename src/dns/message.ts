@@ -180,9 +180,37 @@ function viaPacket<T>(typeName: string): PacketCodec<T> {
 
 const aCodec = viaPacket<string>('A');
 const aaaaCodec = viaPacket<string>('AAAA');
-const txtCodec = viaPacket<Array<string | Buffer>>('TXT');
-const srvCodec = viaPacket<{ priority: number; weight: number; port: number; target: string }>('SRV');
-const soaCodec = viaPacket<SoaData>('SOA');
+
+/**
+ * RFC 1035 §3.3.14: character-strings of at most 255 octets. Written here
+ * rather than through dns-packet, whose TXT encoder replaces the caller's
+ * strings with Buffers in place.
+ */
+function encodeTxtData(strings: readonly string[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const s of strings) {
+    const b = Buffer.from(s, 'utf8');
+    if (b.length > 255) throw new RangeError(`TXT string of ${b.length} octets is longer than 255`);
+    parts.push(Buffer.from([b.length]), b);
+  }
+  return Buffer.concat(parts);
+}
+
+/** RFC 1035 §3.3.13. Names through our encoder: dns-packet's ignores escapes such as `\.` and `\032`. */
+function encodeSoaData(d: SoaData): Buffer {
+  const nums = Buffer.allocUnsafe(20);
+  [d.serial, d.refresh, d.retry, d.expire, d.minimum].forEach((v, i) => nums.writeUInt32BE(v >>> 0, 4 * i));
+  return Buffer.concat([encodeName(d.mname), encodeName(d.rname), nums]);
+}
+
+/** RFC 2782; target uncompressed, as that RFC requires. */
+function encodeSrvData(d: SrvData): Buffer {
+  const head = Buffer.allocUnsafe(6);
+  head.writeUInt16BE(d.priority, 0);
+  head.writeUInt16BE(d.weight, 2);
+  head.writeUInt16BE(d.port, 4);
+  return Buffer.concat([head, encodeName(d.target)]);
+}
 
 function encodeKeyData(k: KeyRData): Buffer {
   const head = Buffer.allocUnsafe(4);
@@ -233,11 +261,11 @@ function encodeRData(rr: ResourceRecord): Buffer {
     case 'PTR':
       return rr.data === null ? Buffer.alloc(0) : encodeName(rr.data);
     case 'TXT':
-      return rr.data === null ? Buffer.alloc(0) : txtCodec.encode(rr.data);
+      return rr.data === null ? Buffer.alloc(0) : encodeTxtData(rr.data);
     case 'SOA':
-      return rr.data === null ? Buffer.alloc(0) : soaCodec.encode(rr.data);
+      return rr.data === null ? Buffer.alloc(0) : encodeSoaData(rr.data);
     case 'SRV':
-      return rr.data === null ? Buffer.alloc(0) : srvCodec.encode(rr.data);
+      return rr.data === null ? Buffer.alloc(0) : encodeSrvData(rr.data);
     case 'KEY':
       return rr.data === null ? Buffer.alloc(0) : encodeKeyData(rr.data);
     case 'SIG':
