@@ -33,8 +33,10 @@ function prng(seed: number): () => number {
 }
 
 function stripDecoded(d: DecodedMessage): Message {
-  const { raw: _raw, spans: _spans, ...m } = d;
-  return m;
+  const m: Partial<DecodedMessage> = { ...d };
+  delete m.raw;
+  delete m.spans;
+  return m as Message;
 }
 
 function assertMalformed(fn: () => unknown, reason: string, id?: number): void {
