@@ -1,0 +1,322 @@
+/**
+ * Finding where to register (SPEC §4 "Finding servers"): zone discovery
+ * with DNS-SD browse-domain queries (RFC 6763 §11), then one SRV lookup
+ * per zone for the nsregd server (`_nsreg._tcp.<zone>`, RFC 2782).
+ *
+ * DNS I/O goes through an injected QueryFn, so tests drive discovery
+ * without sockets; makeQuery builds the real one on src/dns/transport.ts.
+ */
+import { randomInt } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import type { DnsServer } from '../config/client.js';
+import type { Clock } from '../daemon/clock.js';
+import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
+import { decodeMessage, emptyMessage, encodeMessage, optRecord, type DecodedMessage } from '../dns/message.js';
+import { canonicalName, fqdn, namesEqual } from '../dns/names.js';
+import { exchange } from '../dns/transport.js';
+import { DiscoveryError } from './errors.js';
+
+/** RFC 6763 §11: "r" asks for the domains recommended for registration. */
+export const BROWSE_PREFIX = 'r._dns-sd._udp';
+/** Where an nsregd server announces itself (RFC 2782 `_service._proto.name`). */
+export const SRV_PREFIX = '_nsreg._tcp';
+/** Always browsed: mDNS's domain, and the homenet domain (RFC 8375). */
+export const STATIC_BROWSE_DOMAINS: readonly string[] = Object.freeze(['local.', 'home.arpa.']);
+
+/** EDNS(0) payload size advertised on UDP (the DNS Flag Day 2020 value, RFC 6891 §6.2.5). */
+const EDNS_PAYLOAD = 1232;
+
+export type QueryType = 'PTR' | 'SRV';
+
+/**
+ * One DNS question; resolves with the decoded reply (any rcode), rejects
+ * with a TransportError (or DiscoveryError for a reply that is not one).
+ */
+export type QueryFn = (name: string, type: QueryType) => Promise<DecodedMessage>;
+
+export interface QueryOptions {
+  readonly server: DnsServer;
+  /** dns-tcp: TCP only; otherwise UDP with TCP fallback on TC. */
+  readonly tcp: boolean;
+  /** dns-timeout, ms, for the whole exchange. */
+  readonly timeoutMs: number;
+  /** Message IDs (tests); default random, RFC 5452 §4.3. */
+  readonly randomId?: () => number;
+}
+
+/** A QueryFn talking to one recursive server through src/dns/transport.ts. */
+export function makeQuery(opts: QueryOptions): QueryFn {
+  const nextId = opts.randomId ?? ((): number => randomInt(0, 0x10000));
+  return async (name: string, type: QueryType): Promise<DecodedMessage> => {
+    const qname = fqdn(name);
+    const m = emptyMessage(nextId(), Opcode.QUERY);
+    m.rd = true;
+    m.questions.push({ name: qname, type: RRType[type], class: RRClass.IN });
+    m.additionals.push(optRecord(EDNS_PAYLOAD));
+    const { reply } = await exchange({
+      host: opts.server.host,
+      port: opts.server.port,
+      message: encodeMessage(m),
+      timeoutMs: opts.timeoutMs,
+      tcp: opts.tcp,
+    });
+    const decoded = decodeMessage(reply);
+    const q = decoded.questions[0];
+    // The transport matched the ID; a reply to some other question is still not ours (RFC 5452 §9.1).
+    if (!decoded.qr || q === undefined || q.type !== RRType[type] || !namesEqual(q.name, qname)) {
+      throw new DiscoveryError('bad-reply', `reply from ${opts.server.host} does not answer ${qname} ${type}`);
+    }
+    return decoded;
+  };
+}
+
+/** An address with its prefix length, as configured on an interface. */
+export interface NetworkPrefix {
+  readonly address: string;
+  readonly prefixLength: number;
+}
+
+/**
+ * The reverse-mapping name of the network address of `address/prefixLength`
+ * (RFC 6763 §11: the host bits are cleared, then the full address is
+ * reversed, e.g. 192.168.12.34/16 → `0.0.168.192.in-addr.arpa.`; IPv6 gives
+ * all 32 nibbles under `ip6.arpa.`, RFC 3596 §2.5). null if not an address.
+ */
+export function reverseNetworkDomain(address: string, prefixLength: number): string | null {
+  const bare = address.split('%', 1)[0] as string;
+  const family = net.isIP(bare);
+  if (family === 0) return null;
+  const bytes = ipBytes(bare, family);
+  const bits = bytes.length * 8;
+  const plen = Math.max(0, Math.min(bits, Math.floor(prefixLength)));
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, plen - i * 8));
+    bytes[i] = (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
+  }
+  if (family === 4) return `${[...bytes].reverse().join('.')}.in-addr.arpa.`;
+  const nibbles: string[] = [];
+  for (const b of bytes) nibbles.push((b >> 4).toString(16), (b & 0xf).toString(16));
+  return `${nibbles.reverse().join('.')}.ip6.arpa.`;
+}
+
+function ipBytes(address: string, family: number): Buffer {
+  if (family === 4) return Buffer.from(address.split('.').map(Number));
+  // RFC 4291 §2.2 text forms, including `::` and a trailing dotted quad.
+  const text = address.toLowerCase();
+  let head = text;
+  let tail = '';
+  const dbl = text.indexOf('::');
+  if (dbl >= 0) {
+    head = text.slice(0, dbl);
+    tail = text.slice(dbl + 2);
+  }
+  const parseGroups = (s: string): number[] => {
+    if (s === '') return [];
+    const out: number[] = [];
+    for (const g of s.split(':')) {
+      if (g.includes('.')) {
+        const v4 = g.split('.').map(Number);
+        out.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
+      } else {
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const h = parseGroups(head);
+  const t = parseGroups(tail);
+  const groups = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  const buf = Buffer.alloc(16);
+  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
+  return buf;
+}
+
+/** Browse domains for these networks: `local.`, `home.arpa.`, then each network's reverse domain, deduplicated. */
+export function browseDomains(networks: readonly NetworkPrefix[]): string[] {
+  const out: string[] = [...STATIC_BROWSE_DOMAINS];
+  for (const n of networks) {
+    const d = reverseNetworkDomain(n.address, n.prefixLength);
+    if (d !== null && !out.includes(d)) out.push(d);
+  }
+  return out;
+}
+
+export interface DiscoverZonesOptions {
+  readonly query: QueryFn;
+  /** The local addresses with prefixes (after exclusion); extra addresses have none and do not count. */
+  readonly networks: readonly NetworkPrefix[];
+  readonly clock: Clock;
+  /** Wait before the one retry (dns-timeout). */
+  readonly retryDelayMs: number;
+  readonly logger: Logger;
+}
+
+/** Queries every domain; returns the zones found and the domains whose query failed. */
+async function browseRound(
+  domains: readonly string[],
+  opts: DiscoverZonesOptions,
+): Promise<{ zones: string[]; failed: string[] }> {
+  const results = await Promise.all(
+    domains.map(async (d) => {
+      const qname = `${BROWSE_PREFIX}.${d}`;
+      try {
+        const reply = await opts.query(qname, 'PTR');
+        // A server failure says nothing about the domain; treat it like a lost packet.
+        if (reply.rcode === Rcode.SERVFAIL) {
+          throw new DiscoveryError('server-failure', `${qname} PTR: ${rcodeName(reply.rcode)}`);
+        }
+        const zones: string[] = [];
+        for (const rr of reply.answers) {
+          if (rr.type === 'PTR' && rr.data !== null && namesEqual(rr.name, qname)) {
+            const zone = canonicalName(rr.data);
+            if (zone !== '.') zones.push(zone);
+          }
+        }
+        return { domain: d, zones, error: undefined };
+      } catch (err) {
+        return { domain: d, zones: [] as string[], error: err as Error };
+      }
+    }),
+  );
+  const zones: string[] = [];
+  const failed: string[] = [];
+  for (const r of results) {
+    if (r.error !== undefined) {
+      opts.logger.warn({ domain: r.domain, err: r.error.message }, 'zone discovery query failed');
+      failed.push(r.domain);
+      continue;
+    }
+    for (const z of r.zones) {
+      opts.logger.info({ zone: z, domain: r.domain }, 'found registration zone');
+      zones.push(z);
+    }
+  }
+  return { zones, failed };
+}
+
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.schedule(ms, resolve));
+}
+
+/**
+ * Zone discovery (RFC 6763 §11): PTR queries at `r._dns-sd._udp.<d>` for
+ * each browse domain; each PTR target is a zone. Queries that fail
+ * (network error, timeout, SERVFAIL) are retried once after
+ * `retryDelayMs`; unlike the original, which gave up on the whole round
+ * at the first error, the other domains' answers are kept.
+ * Returns the zones found, lower-cased FQDNs, deduplicated, in answer order.
+ */
+export async function discoverZones(opts: DiscoverZonesOptions): Promise<string[]> {
+  const domains = browseDomains(opts.networks);
+  opts.logger.debug({ domains }, 'discovering registration zones');
+  const found: string[] = [];
+  const add = (zones: readonly string[]): void => {
+    for (const z of zones) if (!found.includes(z)) found.push(z);
+  };
+  const first = await browseRound(domains, opts);
+  add(first.zones);
+  if (first.failed.length > 0) {
+    opts.logger.info({ retryInMs: opts.retryDelayMs, domains: first.failed }, 'zone discovery failed; retrying once');
+    await sleep(opts.clock, opts.retryDelayMs);
+    const second = await browseRound(first.failed, opts);
+    add(second.zones);
+    if (second.failed.length > 0) {
+      opts.logger.warn({ domains: second.failed }, 'zone discovery failed again; giving up on these domains');
+    }
+  }
+  return found;
+}
+
+/** Address lookup for SRV targets that are host names; /etc/hosts included. */
+export type LookupFn = (host: string) => Promise<string>;
+
+/** getaddrinfo(3) through node, so /etc/hosts and nsswitch apply. */
+export const systemLookup: LookupFn = async (host: string): Promise<string> => (await dnsLookup(host)).address;
+
+/** Where to register a name: one nsregd server for one zone. */
+export interface NsregServer {
+  /** Zone FQDN, lower case. */
+  readonly zone: string;
+  /** Full name to register, `<name>.<zone>`. */
+  readonly name: string;
+  /** The SRV target as announced. */
+  readonly target: string;
+  /** IP address to connect to. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * An SRV target as an address: an IP literal with a trailing dot (what
+ * nsregd announces when listening on an address) is used as written;
+ * any other name goes through `lookup` (the original sent both to the
+ * DNS as names and failed — SPEC §4 **FIX**).
+ */
+export async function resolveTarget(target: string, lookup: LookupFn = systemLookup): Promise<string> {
+  const bare = target.endsWith('.') ? target.slice(0, -1) : target;
+  if (net.isIP(bare) !== 0) return bare.toLowerCase();
+  if (bare === '') throw new DiscoveryError('unresolvable-target', 'SRV target is the root: service not available');
+  try {
+    return await lookup(bare);
+  } catch (err) {
+    throw new DiscoveryError('unresolvable-target', `cannot resolve ${target}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface FindServerOptions {
+  readonly query: QueryFn;
+  readonly lookup?: LookupFn;
+  readonly logger: Logger;
+}
+
+/**
+ * The nsregd server of `zone` for the unqualified `name`: the first SRV
+ * answer at `_nsreg._tcp.<zone>`. null (with a log line) when there is
+ * none, the query fails or the target does not resolve.
+ */
+export async function findServer(zone: string, name: string, opts: FindServerOptions): Promise<NsregServer | null> {
+  const z = canonicalName(zone);
+  const qname = `${SRV_PREFIX}.${z}`;
+  let reply: DecodedMessage;
+  try {
+    reply = await opts.query(qname, 'SRV');
+  } catch (err) {
+    opts.logger.warn({ zone: z, err: (err as Error).message }, 'cannot look up nsregd server; skipping zone');
+    return null;
+  }
+  const srv = reply.answers.find((rr) => rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname));
+  if (srv === undefined || srv.type !== 'SRV' || srv.data === null) {
+    opts.logger.info({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone; skipping it');
+    return null;
+  }
+  const target = fqdn(srv.data.target);
+  let host: string;
+  try {
+    host = await resolveTarget(target, opts.lookup);
+  } catch (err) {
+    opts.logger.warn({ zone: z, target, err: (err as Error).message }, 'nsregd server address unknown; skipping zone');
+    return null;
+  }
+  const server: NsregServer = Object.freeze({ zone: z, name: canonicalName(`${name}.${z}`), target, host, port: srv.data.port });
+  opts.logger.info(
+    { zone: z, target, address: host, port: server.port, name: server.name },
+    'found nsregd server for zone',
+  );
+  return server;
+}
+
+/** findServer for each zone in turn; the zones without a server are left out. */
+export async function findServers(
+  zones: readonly string[],
+  name: string,
+  opts: FindServerOptions,
+): Promise<NsregServer[]> {
+  const out: NsregServer[] = [];
+  for (const zone of zones) {
+    const s = await findServer(zone, name, opts);
+    if (s !== null) out.push(s);
+  }
+  return out;
+}
