@@ -46,7 +46,7 @@ export interface RecordCachePort {
   recordsOf(name: string): AddrRecord[];
   expireDue(now: number): AddrRecord[];
   nextExpiry(): number | undefined;
-  all(): AddrRecord[];
+  all(): ReadonlyArray<{ readonly record: AddrRecord }>;
   readonly size: number;
 }
 
@@ -177,7 +177,7 @@ export class Zone {
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
-    const records = this.cache.all();
+    const records = this.cache.all().map((c) => c.record);
     if (records.length > 0) {
       const outcome = await this.forward({ add: [], remove: records, removeNames: [] }, { skipKeepRecords: true });
       this.logger.info({ count: records.length, ok: outcome.ok }, 'records removed at shutdown');
