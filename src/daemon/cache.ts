@@ -1,0 +1,168 @@
+/**
+ * The A/AAAA records of one zone that upstreams have accepted, each with the
+ * time it expires: one (clamped) TTL after its last add or refresh (SPEC §3
+ * "Record cache and expiry").
+ *
+ * Only records the upstreams accepted belong here — the handler writes the
+ * cache after a successful forward, never before, so a client's retry after
+ * a failed forward is forwarded again rather than taken for a refresh (SPEC
+ * §3 step 5, FIX). For that the handler needs to ask "is this cached?"
+ * (`has`/`get`) separately from "cache it" (`upsert`), which it can.
+ *
+ * Every operation is O(log n) or better in the number of cached records;
+ * lookups by name cost O(records of that name).
+ */
+import { canonicalName } from '../dns/names.js';
+import type { Clock } from './clock.js';
+import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
+import { recordKey, type AddrRecord } from './records.js';
+
+export interface CachedRecord {
+  readonly record: AddrRecord;
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+type RecordId = Pick<AddrRecord, 'name' | 'type' | 'address'>;
+
+export class RecordCache {
+  readonly #queue = new ExpiryQueue<AddrRecord>();
+  /** name → recordKey → record. */
+  readonly #byName = new Map<string, Map<string, AddrRecord>>();
+  readonly #listeners = new Set<() => void>();
+
+  get size(): number {
+    return this.#queue.size;
+  }
+
+  has(rec: RecordId): boolean {
+    return this.#queue.has(recordKey(rec));
+  }
+
+  get(rec: RecordId): CachedRecord | undefined {
+    const key = recordKey(rec);
+    const record = this.#queue.get(key);
+    if (record === undefined) return undefined;
+    return { record, expiresAt: this.#queue.deadlineOf(key)! };
+  }
+
+  /**
+   * Caches `rec` until `expiresAt` (ms). A record already cached (same name,
+   * type and address) is a refresh: its TTL and expiry are replaced.
+   */
+  upsert(rec: AddrRecord, expiresAt: number): 'new' | 'refreshed' {
+    const key = recordKey(rec);
+    const result = this.#queue.set(key, expiresAt, rec);
+    let names = this.#byName.get(rec.name);
+    if (names === undefined) {
+      names = new Map();
+      this.#byName.set(rec.name, names);
+    }
+    names.set(key, rec);
+    this.#changed();
+    return result === 'inserted' ? 'new' : 'refreshed';
+  }
+
+  remove(rec: RecordId): boolean {
+    const key = recordKey(rec);
+    if (!this.#queue.delete(key)) return false;
+    this.#unindex(rec.name, key);
+    return true;
+  }
+
+  /** Drops every record of `name` and returns them. */
+  removeName(name: string): AddrRecord[] {
+    const canonical = canonicalName(name);
+    const names = this.#byName.get(canonical);
+    if (names === undefined) return [];
+    this.#byName.delete(canonical);
+    const out: AddrRecord[] = [];
+    for (const [key, rec] of names) {
+      this.#queue.delete(key);
+      out.push(rec);
+    }
+    return out;
+  }
+
+  recordsOf(name: string): AddrRecord[] {
+    const names = this.#byName.get(canonicalName(name));
+    return names === undefined ? [] : [...names.values()];
+  }
+
+  /** Every cached record with its expiry, in no particular order. */
+  all(): CachedRecord[] {
+    const out: CachedRecord[] = [];
+    for (const e of this.#queue.entries()) out.push({ record: e.value, expiresAt: e.deadline });
+    return out;
+  }
+
+  /** The earliest expiry, or undefined when empty. */
+  nextExpiry(): number | undefined {
+    return this.#queue.nextDeadline();
+  }
+
+  /** Removes and returns, earliest first, every record with expiresAt <= now. */
+  expireDue(now: number): AddrRecord[] {
+    const out: AddrRecord[] = [];
+    for (const e of this.#queue.popDue(now)) {
+      this.#unindex(e.value.name, e.key);
+      out.push(e.value);
+    }
+    return out;
+  }
+
+  /**
+   * `fn` runs after every upsert (an expiry may have moved earlier). Returns
+   * a function that unsubscribes.
+   */
+  onDeadlineChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  #changed(): void {
+    for (const fn of this.#listeners) fn();
+  }
+
+  #unindex(name: string, key: string): void {
+    const names = this.#byName.get(name);
+    if (names === undefined) return;
+    names.delete(key);
+    if (names.size === 0) this.#byName.delete(name);
+  }
+}
+
+export interface ExpiryWatch {
+  stop(): void;
+}
+
+/**
+ * Expires `cache` on `clock`: one timer armed for the earliest expiry, and
+ * `onExpired` called with every record that fell due when it fires (after
+ * they have left the cache). `onExpired` must not throw; a failure to
+ * remove the records upstream is the caller's to log and retry.
+ */
+export function watchCacheExpiry(
+  cache: RecordCache,
+  clock: Clock,
+  onExpired: (records: AddrRecord[]) => void,
+  options: DeadlineTimerOptions = {},
+): ExpiryWatch {
+  const timer = new DeadlineTimer(
+    clock,
+    () => cache.nextExpiry(),
+    (now) => {
+      const due = cache.expireDue(now);
+      if (due.length > 0) onExpired(due);
+    },
+    options,
+  );
+  const unsubscribe = cache.onDeadlineChange(() => timer.rearm());
+  timer.rearm();
+  return {
+    stop(): void {
+      unsubscribe();
+      timer.stop();
+    },
+  };
+}

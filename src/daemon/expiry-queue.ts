@@ -1,0 +1,247 @@
+/**
+ * Deadlines keyed by string: a binary min-heap with a position index, so
+ * insert, move, remove and pop-min all cost O(log n). The original daemon
+ * sorted its whole expiry list on every add and searched it linearly (SPEC §3
+ * "Record cache and expiry", FIX); both the record cache and the key store
+ * keep their deadlines here instead.
+ */
+import type { Clock, TimerHandle } from './clock.js';
+
+export interface QueueEntry<V> {
+  readonly key: string;
+  /** Milliseconds since the epoch. */
+  readonly deadline: number;
+  readonly value: V;
+}
+
+interface Node<V> {
+  readonly key: string;
+  deadline: number;
+  /** Breaks ties between equal deadlines: first set, first out. */
+  seq: number;
+  value: V;
+}
+
+export class ExpiryQueue<V> {
+  readonly #heap: Node<V>[] = [];
+  readonly #index = new Map<string, number>();
+  #seq = 0;
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  has(key: string): boolean {
+    return this.#index.has(key);
+  }
+
+  get(key: string): V | undefined {
+    const i = this.#index.get(key);
+    return i === undefined ? undefined : this.#heap[i]!.value;
+  }
+
+  deadlineOf(key: string): number | undefined {
+    const i = this.#index.get(key);
+    return i === undefined ? undefined : this.#heap[i]!.deadline;
+  }
+
+  /** Inserts `key` or moves it (either direction) to `deadline`, replacing its value. */
+  set(key: string, deadline: number, value: V): 'inserted' | 'updated' {
+    if (!Number.isFinite(deadline)) throw new RangeError(`deadline must be finite, got ${deadline}`);
+    const i = this.#index.get(key);
+    if (i === undefined) {
+      const node: Node<V> = { key, deadline, seq: this.#seq++, value };
+      this.#heap.push(node);
+      this.#index.set(key, this.#heap.length - 1);
+      this.#up(this.#heap.length - 1);
+      return 'inserted';
+    }
+    const node = this.#heap[i]!;
+    const old = node.deadline;
+    node.deadline = deadline;
+    node.value = value;
+    // A moved entry queues behind others with the same deadline, as if newly set.
+    node.seq = this.#seq++;
+    if (deadline < old) this.#up(i);
+    else this.#down(i);
+    return 'updated';
+  }
+
+  delete(key: string): boolean {
+    const i = this.#index.get(key);
+    if (i === undefined) return false;
+    this.#removeAt(i);
+    return true;
+  }
+
+  peek(): QueueEntry<V> | undefined {
+    const top = this.#heap[0];
+    return top === undefined ? undefined : { key: top.key, deadline: top.deadline, value: top.value };
+  }
+
+  /** The earliest deadline, or undefined when empty. */
+  nextDeadline(): number | undefined {
+    return this.#heap[0]?.deadline;
+  }
+
+  pop(): QueueEntry<V> | undefined {
+    const top = this.#heap[0];
+    if (top === undefined) return undefined;
+    this.#removeAt(0);
+    return { key: top.key, deadline: top.deadline, value: top.value };
+  }
+
+  /** Removes and returns, earliest first, every entry whose deadline is <= now. */
+  popDue(now: number): QueueEntry<V>[] {
+    const out: QueueEntry<V>[] = [];
+    while (this.#heap.length > 0 && this.#heap[0]!.deadline <= now) {
+      out.push(this.pop()!);
+    }
+    return out;
+  }
+
+  /** Every entry, in no particular order. */
+  *entries(): IterableIterator<QueueEntry<V>> {
+    for (const n of this.#heap) yield { key: n.key, deadline: n.deadline, value: n.value };
+  }
+
+  clear(): void {
+    this.#heap.length = 0;
+    this.#index.clear();
+  }
+
+  #removeAt(i: number): void {
+    const heap = this.#heap;
+    const removed = heap[i]!;
+    this.#index.delete(removed.key);
+    const last = heap.pop()!;
+    if (i === heap.length) return;
+    heap[i] = last;
+    this.#index.set(last.key, i);
+    // The filler came from the bottom: it may need to go either way.
+    if (this.#less(last, removed)) this.#up(i);
+    else this.#down(i);
+  }
+
+  #less(a: Node<V>, b: Node<V>): boolean {
+    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+  }
+
+  #up(i: number): void {
+    const heap = this.#heap;
+    const node = heap[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = heap[p]!;
+      if (!this.#less(node, parent)) break;
+      heap[i] = parent;
+      this.#index.set(parent.key, i);
+      i = p;
+    }
+    heap[i] = node;
+    this.#index.set(node.key, i);
+  }
+
+  #down(i: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const node = heap[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.#less(heap[r]!, heap[l]!) ? r : l;
+      const child = heap[c]!;
+      if (!this.#less(child, node)) break;
+      heap[i] = child;
+      this.#index.set(child.key, i);
+      i = c;
+    }
+    heap[i] = node;
+    this.#index.set(node.key, i);
+  }
+}
+
+/**
+ * setTimeout fires at once (with a warning) for delays above 2^31-1 ms, about
+ * 24.8 days, and key lifetimes are often longer (4320h); long waits are split.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface DeadlineTimerOptions {
+  /**
+   * Fire this much after the earliest deadline, so that deadlines falling
+   * close together are handled in one batch. SPEC allows expiry to be up to
+   * a second late. Default 0.
+   */
+  readonly slackMs?: number;
+}
+
+/**
+ * Keeps ONE timer armed for the earliest deadline of a queue. `rearm()` is
+ * called whenever a deadline may have moved earlier; a timer that fires
+ * early (the entry was refreshed meanwhile) finds nothing due and re-arms,
+ * so refreshes, the common case, never touch the timer.
+ */
+export class DeadlineTimer {
+  readonly #clock: Clock;
+  readonly #next: () => number | undefined;
+  readonly #onDue: (now: number) => void;
+  readonly #slack: number;
+  #timer: TimerHandle | undefined;
+  /** When the armed timer fires (ms since epoch). */
+  #armedAt = Infinity;
+  #stopped = false;
+  #firing = false;
+
+  constructor(clock: Clock, next: () => number | undefined, onDue: (now: number) => void, options: DeadlineTimerOptions = {}) {
+    const slack = options.slackMs ?? 0;
+    if (!(slack >= 0) || !Number.isFinite(slack)) throw new RangeError(`slackMs must be a finite number >= 0, got ${slack}`);
+    this.#clock = clock;
+    this.#next = next;
+    this.#onDue = onDue;
+    this.#slack = slack;
+  }
+
+  /** Makes sure a timer fires no later than the (possibly new) earliest deadline. */
+  rearm(): void {
+    if (this.#stopped || this.#firing) return;
+    const next = this.#next();
+    if (next === undefined) {
+      this.#cancel();
+      return;
+    }
+    const fireAt = next + this.#slack;
+    if (this.#timer !== undefined && this.#armedAt <= fireAt) return;
+    this.#cancel();
+    const now = this.#clock.now();
+    const delay = Math.min(Math.max(0, fireAt - now), MAX_TIMER_MS);
+    this.#armedAt = delay === MAX_TIMER_MS ? now + delay : fireAt;
+    this.#timer = this.#clock.schedule(delay, () => this.#fire());
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#cancel();
+  }
+
+  #cancel(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+    if (this.#stopped) return;
+    this.#firing = true;
+    try {
+      const next = this.#next();
+      if (next !== undefined && next <= this.#clock.now()) this.#onDue(this.#clock.now());
+    } finally {
+      this.#firing = false;
+      this.rearm();
+    }
+  }
+}
