@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import pino from 'pino';
 
+import { Cidr } from '../../src/config/cidr.js';
 import type { UnboundUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { systemClock } from '../../src/daemon/clock.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../../src/daemon/records.js';
@@ -136,7 +137,6 @@ describe('unbound upstream against unbound', () => {
 
   it('leaves excluded addresses out', async () => {
     const cache = new Cache();
-    const { Cidr } = await import('../../src/config/cidr.js');
     const net = Cidr.parse('192.0.2.128/25');
     assert.ok(net);
     const up = make(cache, { excludeNets: [net], zoneType: 'none' });
