@@ -10,6 +10,7 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
+import { parseIp } from '../config/cidr.js';
 import type { DnsServer } from '../config/client.js';
 import type { Clock } from '../daemon/clock.js';
 import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
@@ -85,52 +86,19 @@ export interface NetworkPrefix {
  * all 32 nibbles under `ip6.arpa.`, RFC 3596 §2.5). null if not an address.
  */
 export function reverseNetworkDomain(address: string, prefixLength: number): string | null {
-  const bare = address.split('%', 1)[0] as string;
-  const family = net.isIP(bare);
-  if (family === 0) return null;
-  const bytes = ipBytes(bare, family);
-  const bits = bytes.length * 8;
-  const plen = Math.max(0, Math.min(bits, Math.floor(prefixLength)));
-  for (let i = 0; i < bytes.length; i++) {
-    const keep = Math.max(0, Math.min(8, plen - i * 8));
-    bytes[i] = (bytes[i] as number) & ((0xff << (8 - keep)) & 0xff);
+  const ip = parseIp(address.split('%', 1)[0] as string);
+  if (ip === null) return null;
+  const bits = ip.family === 4 ? 32 : 128;
+  const plen = BigInt(Math.max(0, Math.min(bits, Math.floor(prefixLength))));
+  const hostBits = BigInt(bits) - plen;
+  const network = (ip.value >> hostBits) << hostBits;
+  if (ip.family === 4) {
+    const octets = [0n, 8n, 16n, 24n].map((sh) => ((network >> sh) & 0xffn).toString());
+    return `${octets.join('.')}.in-addr.arpa.`;
   }
-  if (family === 4) return `${[...bytes].reverse().join('.')}.in-addr.arpa.`;
   const nibbles: string[] = [];
-  for (const b of bytes) nibbles.push((b >> 4).toString(16), (b & 0xf).toString(16));
-  return `${nibbles.reverse().join('.')}.ip6.arpa.`;
-}
-
-function ipBytes(address: string, family: number): Buffer {
-  if (family === 4) return Buffer.from(address.split('.').map(Number));
-  // RFC 4291 §2.2 text forms, including `::` and a trailing dotted quad.
-  const text = address.toLowerCase();
-  let head = text;
-  let tail = '';
-  const dbl = text.indexOf('::');
-  if (dbl >= 0) {
-    head = text.slice(0, dbl);
-    tail = text.slice(dbl + 2);
-  }
-  const parseGroups = (s: string): number[] => {
-    if (s === '') return [];
-    const out: number[] = [];
-    for (const g of s.split(':')) {
-      if (g.includes('.')) {
-        const v4 = g.split('.').map(Number);
-        out.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-      } else {
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const h = parseGroups(head);
-  const t = parseGroups(tail);
-  const groups = [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-  const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
-  return buf;
+  for (let sh = 0n; sh < 128n; sh += 4n) nibbles.push(((network >> sh) & 0xfn).toString(16));
+  return `${nibbles.join('.')}.ip6.arpa.`;
 }
 
 /** Browse domains for these networks: `local.`, `home.arpa.`, then each network's reverse domain, deduplicated. */
