@@ -1,0 +1,51 @@
+/**
+ * Choosing the address source (SPEC §4 "Addresses"): rtnetlink when it can
+ * be opened, else the polled interface list — and the log says which.
+ */
+import type { Logger } from 'pino';
+import { openNetlinkSource, type NetlinkSourceOptions } from './netlink.js';
+import { DEFAULT_POLL_INTERVAL_MS, PollAddressSource, type PollSourceOptions } from './poll.js';
+import type { AddressSource } from './source.js';
+
+export * from './source.js';
+export * from './policy.js';
+export { NetlinkAddressSource, openNetlinkSource } from './netlink.js';
+export { PollAddressSource, DEFAULT_POLL_INTERVAL_MS, fromNetworkInterfaces } from './poll.js';
+
+export interface OpenAddressSourceOptions {
+  /** Skip netlink and poll (tests, or hosts where netlink is known to be broken). */
+  readonly forcePoll?: boolean;
+  readonly netlink?: NetlinkSourceOptions;
+  readonly poll?: PollSourceOptions;
+  /** Replaces openNetlinkSource (tests). */
+  readonly openNetlink?: () => Promise<AddressSource>;
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+/** Open rtnetlink, or fall back to polling with a warning naming the reason. */
+export async function openAddressSource(logger: Logger, opts: OpenAddressSourceOptions = {}): Promise<AddressSource> {
+  const intervalMs = opts.poll?.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  if (!opts.forcePoll) {
+    try {
+      const source = await (opts.openNetlink ?? (() => openNetlinkSource(opts.netlink)))();
+      logger.debug({ source: source.kind }, 'watching addresses through rtnetlink');
+      return source;
+    } catch (err) {
+      const reason = reasonOf(err);
+      logger.warn(
+        { err, source: 'poll', intervalMs },
+        `netlink unavailable (${reason}); falling back to polling the interface list every ${intervalMs / 1000}s`,
+      );
+    }
+  } else {
+    logger.info({ source: 'poll', intervalMs }, `polling the interface list every ${intervalMs / 1000}s`);
+  }
+  return new PollAddressSource(opts.poll);
+}
