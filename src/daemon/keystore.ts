@@ -90,7 +90,7 @@ export class StoredKey {
    * verifying a request does not parse the key again. Throws
    * UnsupportedAlgorithmError / InvalidKeyError for a key that cannot be used.
    */
-  get publicKey(): KeyObject {
+  publicKey(): KeyObject {
     this.#keyObject ??= publicKeyFromRData(this.rdata);
     return this.#keyObject;
   }
@@ -430,6 +430,12 @@ interface RotateRequest {
   reject(err: unknown): void;
 }
 
+export interface OpenedKeyStore {
+  readonly store: KeyStore;
+  /** Things open() noticed and tolerated (also in `store.warnings`), for the caller to log. */
+  readonly warnings: string[];
+}
+
 /** The key file of `zone` in `dataDir`: `<dataDir>/<zone-fqdn>keydb`. */
 export function keyDbPath(dataDir: string, zone: string): string {
   return path.join(dataDir, `${canonicalName(zone)}keydb`);
@@ -461,6 +467,7 @@ export class KeyStore {
   #oldOps: number;
   #buffer: Queued[] = [];
   #writing = false;
+  #idleWaiters: Array<() => void> = [];
   #rotateRequest: RotateRequest | undefined;
   #compaction: Promise<void> | undefined;
   /** After a failed compaction, wait for this many journal operations before retrying. */
@@ -499,7 +506,7 @@ export class KeyStore {
    * database), then the journal(s) on top. A file that cannot be parsed is
    * an error naming it; nothing is discarded silently.
    */
-  static async open(dataDir: string, zone: string, clock: Clock, options: KeyStoreOptions = {}): Promise<KeyStore> {
+  static async open(dataDir: string, zone: string, clock: Clock, options: KeyStoreOptions = {}): Promise<OpenedKeyStore> {
     const file = keyDbPath(dataDir, zone);
     const warnings: string[] = [];
     try {
@@ -553,7 +560,7 @@ export class KeyStore {
     // A compaction interrupted by a crash is finished now.
     if (oldJournal !== undefined) store.#needCompaction = true;
     store.#maybeCompact();
-    return store;
+    return { store, warnings: [...warnings] };
   }
 
   get size(): number {
@@ -688,6 +695,23 @@ export class KeyStore {
     await this.#startCompaction();
   }
 
+  /**
+   * Resolves once nothing is being written: no queued lines, no compaction.
+   * Lazily written refreshes and removals are on disk (not necessarily
+   * fsynced) by then.
+   */
+  async idle(): Promise<void> {
+    for (;;) {
+      if (this.#compaction !== undefined) {
+        await this.#compaction.catch(ignore);
+      } else if (this.#writing || this.#buffer.length > 0) {
+        await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      } else {
+        return;
+      }
+    }
+  }
+
   /** Refuses further changes, flushes, and releases the journal. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed || this.#closing) return;
@@ -757,6 +781,9 @@ export class KeyStore {
       }
     } finally {
       this.#writing = false;
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
     }
   }
 

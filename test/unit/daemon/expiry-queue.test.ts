@@ -1,0 +1,210 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { DeadlineTimer, ExpiryQueue } from '../../../src/daemon/expiry-queue.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+/** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The naive model: a map, and a linear scan for the minimum (ties: earliest set wins). */
+class Model {
+  readonly m = new Map<string, { deadline: number; seq: number; value: number }>();
+  seq = 0;
+  set(k: string, d: number, v: number): 'inserted' | 'updated' {
+    const had = this.m.has(k);
+    this.m.set(k, { deadline: d, seq: this.seq++, value: v });
+    return had ? 'updated' : 'inserted';
+  }
+  min(): string | undefined {
+    let best: string | undefined;
+    for (const [k, e] of this.m) {
+      const b = best === undefined ? undefined : this.m.get(best)!;
+      if (b === undefined || e.deadline < b.deadline || (e.deadline === b.deadline && e.seq < b.seq)) best = k;
+    }
+    return best;
+  }
+}
+
+describe('ExpiryQueue', () => {
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    it(`matches a naive model under random operations (seed ${seed})`, () => {
+      const rand = rng(seed);
+      const q = new ExpiryQueue<number>();
+      const model = new Model();
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+      for (let step = 0; step < 5000; step++) {
+        const r = rand();
+        const k = keys[Math.floor(rand() * keys.length)]!;
+        // Few distinct deadlines, so ties are common and their order is checked.
+        const d = Math.floor(rand() * 50);
+        if (r < 0.45) {
+          assert.equal(q.set(k, d, step), model.set(k, d, step));
+        } else if (r < 0.6) {
+          assert.equal(q.delete(k), model.m.delete(k));
+        } else if (r < 0.75) {
+          const want = model.min();
+          const got = q.pop();
+          assert.equal(got?.key, want);
+          if (want !== undefined) {
+            assert.equal(got?.deadline, model.m.get(want)!.deadline);
+            assert.equal(got?.value, model.m.get(want)!.value);
+            model.m.delete(want);
+          }
+        } else if (r < 0.85) {
+          const now = Math.floor(rand() * 20);
+          const got = q.popDue(now).map((e) => e.key);
+          const want: string[] = [];
+          for (;;) {
+            const m = model.min();
+            if (m === undefined || model.m.get(m)!.deadline > now) break;
+            want.push(m);
+            model.m.delete(m);
+          }
+          assert.deepEqual(got, want);
+        } else {
+          assert.equal(q.get(k), model.m.get(k)?.value);
+          assert.equal(q.deadlineOf(k), model.m.get(k)?.deadline);
+          assert.equal(q.has(k), model.m.has(k));
+        }
+        assert.equal(q.size, model.m.size);
+        const min = model.min();
+        assert.equal(q.peek()?.key, min);
+        assert.equal(q.nextDeadline(), min === undefined ? undefined : model.m.get(min)!.deadline);
+      }
+      // Draining yields non-decreasing deadlines and empties both.
+      let last = -Infinity;
+      for (let e = q.pop(); e !== undefined; e = q.pop()) {
+        assert.ok(e.deadline >= last);
+        last = e.deadline;
+      }
+      assert.equal(q.size, 0);
+    });
+  }
+
+  it('moves an entry both ways and keeps entries() complete', () => {
+    const q = new ExpiryQueue<string>();
+    for (let i = 0; i < 100; i++) q.set(`k${i}`, 1000 - i, `v${i}`);
+    assert.equal(q.peek()?.key, 'k99');
+    q.set('k99', 5000, 'late');
+    assert.equal(q.peek()?.key, 'k98');
+    q.set('k0', 1, 'early');
+    assert.deepEqual(q.peek(), { key: 'k0', deadline: 1, value: 'early' });
+    assert.equal([...q.entries()].length, 100);
+    assert.deepEqual(new Set([...q.entries()].map((e) => e.key)), new Set(Array.from({ length: 100 }, (_, i) => `k${i}`)));
+  });
+
+  it('rejects a non-finite deadline', () => {
+    const q = new ExpiryQueue<number>();
+    assert.throws(() => q.set('a', Number.NaN, 1), RangeError);
+    assert.throws(() => q.set('a', Infinity, 1), RangeError);
+    assert.equal(q.size, 0);
+  });
+
+  it('pops in O(log n): 200k entries drain in well under a second', () => {
+    const q = new ExpiryQueue<number>();
+    const rand = rng(7);
+    for (let i = 0; i < 200_000; i++) q.set(`n${i}`, Math.floor(rand() * 1e9), i);
+    const t0 = performance.now();
+    for (let i = 0; i < 200_000; i += 2) q.set(`n${i}`, Math.floor(rand() * 1e9), i);
+    assert.equal(q.popDue(Infinity).length, 200_000);
+    assert.ok(performance.now() - t0 < 2000, 'heap operations are logarithmic');
+  });
+});
+
+describe('DeadlineTimer', () => {
+  it('arms one timer for the earliest deadline and re-arms after firing', () => {
+    const clock = new FakeClock(0);
+    const q = new ExpiryQueue<null>();
+    const fired: Array<[number, string[]]> = [];
+    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => fired.push([now, q.popDue(now).map((e) => e.key)]));
+    q.set('a', 100, null);
+    q.set('b', 300, null);
+    t.rearm();
+    t.rearm();
+    assert.equal(clock.pendingTimers, 1);
+    q.set('c', 50, null);
+    t.rearm();
+    assert.equal(clock.pendingTimers, 1, 'an earlier deadline replaces the armed timer');
+    clock.advance(1000);
+    assert.deepEqual(fired, [
+      [50, ['c']],
+      [100, ['a']],
+      [300, ['b']],
+    ]);
+    assert.equal(clock.pendingTimers, 0);
+  });
+
+  it('a later deadline keeps the armed timer, which then fires early, finds nothing due and re-arms', () => {
+    const clock = new FakeClock(0);
+    const q = new ExpiryQueue<null>();
+    const fired: number[] = [];
+    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => {
+      fired.push(now);
+      q.popDue(now);
+    });
+    q.set('a', 100, null);
+    t.rearm();
+    q.set('a', 500, null); // a refresh
+    t.rearm();
+    clock.advance(499);
+    assert.deepEqual(fired, []);
+    clock.advance(1);
+    assert.deepEqual(fired, [500]);
+  });
+
+  it('splits waits longer than setTimeout can take (2^31-1 ms)', () => {
+    const clock = new FakeClock(0);
+    const q = new ExpiryQueue<null>();
+    const fired: number[] = [];
+    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => {
+      fired.push(now);
+      q.popDue(now);
+    });
+    const deadline = 180 * 86_400_000; // 4320h
+    q.set('a', deadline, null);
+    t.rearm();
+    clock.advance(deadline - 1);
+    assert.deepEqual(fired, []);
+    clock.advance(1);
+    assert.deepEqual(fired, [deadline]);
+  });
+
+  it('slack batches deadlines that fall close together', () => {
+    const clock = new FakeClock(0);
+    const q = new ExpiryQueue<null>();
+    const fired: Array<[number, number]> = [];
+    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => fired.push([now, q.popDue(now).length]), { slackMs: 500 });
+    q.set('a', 1000, null);
+    q.set('b', 1200, null);
+    q.set('c', 1499, null);
+    q.set('d', 1600, null);
+    t.rearm();
+    clock.advance(5000);
+    assert.deepEqual(fired, [
+      [1500, 3],
+      [2100, 1],
+    ]);
+    assert.throws(() => new DeadlineTimer(clock, () => undefined, () => undefined, { slackMs: -1 }), RangeError);
+  });
+
+  it('stop() cancels and later rearm() does nothing', () => {
+    const clock = new FakeClock(0);
+    let calls = 0;
+    const t = new DeadlineTimer(clock, () => 10, () => calls++);
+    t.rearm();
+    t.stop();
+    t.rearm();
+    clock.advance(100);
+    assert.equal(calls, 0);
+    assert.equal(clock.pendingTimers, 0);
+  });
+});
