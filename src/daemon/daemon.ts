@@ -107,7 +107,9 @@ export class Daemon {
 
   private async openZone(zc: ZoneConfig): Promise<void> {
     const logger = this.opts.logger.child({ zone: zc.name });
-    const { store, warnings } = await KeyStore.open(this.config.dataDir, zc.name, this.clock);
+    const { store, warnings } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
+      onBackgroundError: (err) => logger.error({ err: err.message }, 'key database background write failed'),
+    });
     for (const w of warnings) logger.warn(w);
     let zone: Zone | undefined;
     const upstreams = this.makeUpstreams(zc, logger, () => zone);

@@ -28,8 +28,8 @@ export interface KeyStorePort {
   get(name: string): ClaimedKey | undefined;
   /** Durable before it resolves; 'exists' when the name was claimed meanwhile. */
   claim(name: string, rdata: KeyRData, expiry: number): Promise<'claimed' | 'exists'>;
-  refresh(name: string, expiry: number): void;
-  remove(name: string): void;
+  refresh(name: string, expiry: number): unknown;
+  remove(name: string): unknown;
   expireDue(now: number): ClaimedKey[];
   nextExpiry(): number | undefined;
   readonly size: number;
