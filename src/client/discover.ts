@@ -256,7 +256,7 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
   }
   const srv = reply.answers.find((rr) => rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname));
   if (srv === undefined || srv.type !== 'SRV' || srv.data === null) {
-    opts.logger.info({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone; skipping it');
+    opts.logger.info({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone; skipping zone');
     return null;
   }
   const target = fqdn(srv.data.target);

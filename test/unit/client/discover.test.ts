@@ -1,0 +1,259 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as dgram from 'node:dgram';
+import { once } from 'node:events';
+import { setImmediate as tick } from 'node:timers/promises';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import {
+  browseDomains,
+  discoverZones,
+  findServer,
+  findServers,
+  makeQuery,
+  resolveTarget,
+  reverseNetworkDomain,
+  type QueryFn,
+  type QueryType,
+} from '../../../src/client/discover.js';
+import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
+import { TransportError } from '../../../src/dns/errors.js';
+import {
+  decodeMessage,
+  emptyMessage,
+  encodeMessage,
+  type DecodedMessage,
+  type ResourceRecord,
+} from '../../../src/dns/message.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb): void {
+      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+function answer(name: string, type: QueryType, answers: ResourceRecord[], rcode: number = Rcode.NOERROR): DecodedMessage {
+  const m = emptyMessage(1, Opcode.QUERY);
+  m.qr = true;
+  m.rcode = rcode;
+  m.questions.push({ name, type: RRType[type], class: RRClass.IN });
+  m.answers.push(...answers);
+  return decodeMessage(encodeMessage(m));
+}
+
+const ptr = (name: string, target: string): ResourceRecord => ({ name, type: 'PTR', class: RRClass.IN, ttl: 60, data: target });
+const srv = (name: string, target: string, port: number): ResourceRecord => ({
+  name,
+  type: 'SRV',
+  class: RRClass.IN,
+  ttl: 60,
+  data: { priority: 0, weight: 0, port, target },
+});
+
+describe('reverseNetworkDomain (RFC 6763 §11: reverse name of the network address)', () => {
+  const cases: Array<[string, number, string | null]> = [
+    ['192.168.12.34', 16, '0.0.168.192.in-addr.arpa.'],
+    ['192.0.2.77', 24, '0.2.0.192.in-addr.arpa.'],
+    ['10.1.2.3', 8, '0.0.0.10.in-addr.arpa.'],
+    ['198.51.100.9', 32, '9.100.51.198.in-addr.arpa.'],
+    ['198.51.100.9', 0, '0.0.0.0.in-addr.arpa.'],
+    ['198.51.100.130', 25, '128.100.51.198.in-addr.arpa.'],
+    [
+      '2001:db8:1:2:3:4:5:6',
+      64,
+      '0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.',
+    ],
+    ['fe80::1%eth0', 10, '0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.e.f.ip6.arpa.'],
+    ['not an address', 24, null],
+  ];
+  for (const [addr, plen, want] of cases) {
+    it(`${addr}/${plen}`, () => assert.equal(reverseNetworkDomain(addr, plen), want));
+  }
+
+  it('browse domains: local., home.arpa., then each network once', () => {
+    assert.deepEqual(
+      browseDomains([
+        { address: '192.0.2.77', prefixLength: 24 },
+        { address: '192.0.2.78', prefixLength: 24 },
+        { address: '198.51.100.1', prefixLength: 24 },
+      ]),
+      ['local.', 'home.arpa.', '0.2.0.192.in-addr.arpa.', '0.100.51.198.in-addr.arpa.'],
+    );
+  });
+});
+
+describe('discoverZones', () => {
+  it('adds every PTR target of every browse domain as a zone', async () => {
+    const asked: string[] = [];
+    const query: QueryFn = async (name, type) => {
+      asked.push(`${name} ${type}`);
+      if (name === 'r._dns-sd._udp.0.2.0.192.in-addr.arpa.') {
+        return answer(name, type, [ptr(name, 'Dynamic.Example.org.'), ptr(name, 'lab.example.net.')]);
+      }
+      if (name === 'r._dns-sd._udp.home.arpa.') return answer(name, type, [ptr(name, 'home.arpa.')]);
+      return answer(name, type, [], Rcode.NXDOMAIN);
+    };
+    const { logger, lines } = sink();
+    const zones = await discoverZones({
+      query,
+      networks: [{ address: '192.0.2.77', prefixLength: 24 }],
+      clock: new FakeClock(),
+      retryDelayMs: 10_000,
+      logger,
+    });
+    assert.deepEqual(zones, ['home.arpa.', 'dynamic.example.org.', 'lab.example.net.']);
+    assert.deepEqual(asked.sort(), [
+      'r._dns-sd._udp.0.2.0.192.in-addr.arpa. PTR',
+      'r._dns-sd._udp.home.arpa. PTR',
+      'r._dns-sd._udp.local. PTR',
+    ]);
+    assert.ok(lines.some((l) => l['msg'] === 'found registration zone' && l['zone'] === 'lab.example.net.'));
+  });
+
+  it('retries a failed discovery once, after dns-timeout', async () => {
+    const clock = new FakeClock();
+    const attempts = new Map<string, number>();
+    const query: QueryFn = async (name, type) => {
+      const n = (attempts.get(name) ?? 0) + 1;
+      attempts.set(name, n);
+      if (name === 'r._dns-sd._udp.local.' && n === 1) throw new TransportError('timeout', 'no reply');
+      if (name === 'r._dns-sd._udp.local.') return answer(name, type, [ptr(name, 'found.example.')]);
+      if (name === 'r._dns-sd._udp.home.arpa.') return answer(name, type, [], Rcode.SERVFAIL);
+      return answer(name, type, []);
+    };
+    const { logger } = sink();
+    let done = false;
+    const result = discoverZones({ query, networks: [], clock, retryDelayMs: 10_000, logger }).then((z) => {
+      done = true;
+      return z;
+    });
+    while (clock.pendingTimers === 0) await tick();
+    clock.advance(9_999);
+    await tick();
+    assert.equal(done, false);
+    assert.equal(attempts.get('r._dns-sd._udp.local.'), 1);
+    clock.advance(1);
+    assert.deepEqual(await result, ['found.example.']);
+    assert.equal(attempts.get('r._dns-sd._udp.local.'), 2);
+    // SERVFAIL counts as failed: retried once, then given up on (no third try).
+    assert.equal(attempts.get('r._dns-sd._udp.home.arpa.'), 2);
+    assert.equal(clock.pendingTimers, 0);
+  });
+});
+
+describe('findServer', () => {
+  const noLookup = async (host: string): Promise<string> => {
+    throw new Error(`unexpected lookup of ${host}`);
+  };
+
+  it('takes the first SRV answer: host, port, name to register', async () => {
+    const query: QueryFn = async (name, type) => {
+      assert.equal(name, '_nsreg._tcp.dynamic.example.org.');
+      assert.equal(type, 'SRV');
+      return answer(name, type, [srv(name, '192.0.2.1.', 5353), srv(name, '192.0.2.2.', 53)]);
+    };
+    const { logger, lines } = sink();
+    const s = await findServer('Dynamic.Example.Org', 'laptop', { query, lookup: noLookup, logger });
+    assert.deepEqual(s, {
+      zone: 'dynamic.example.org.',
+      name: 'laptop.dynamic.example.org.',
+      target: '192.0.2.1.',
+      host: '192.0.2.1',
+      port: 5353,
+    });
+    const line = lines.find((l) => l['msg'] === 'found nsregd server for zone');
+    assert.equal(line?.['zone'], 'dynamic.example.org.');
+    assert.equal(line?.['port'], 5353);
+  });
+
+  it('uses IP-literal targets as addresses without a lookup', async () => {
+    assert.equal(await resolveTarget('127.0.0.1.', noLookup), '127.0.0.1');
+    assert.equal(await resolveTarget('::1.', noLookup), '::1');
+    assert.equal(await resolveTarget('2001:DB8::5.', noLookup), '2001:db8::5');
+  });
+
+  it('resolves localhost. through the system resolver (/etc/hosts)', async () => {
+    assert.ok(['127.0.0.1', '::1'].includes(await resolveTarget('localhost.')));
+  });
+
+  it('resolves other names through the lookup function', async () => {
+    const asked: string[] = [];
+    const host = await resolveTarget('nsregd.example.org.', async (h) => {
+      asked.push(h);
+      return '198.51.100.7';
+    });
+    assert.equal(host, '198.51.100.7');
+    assert.deepEqual(asked, ['nsregd.example.org']);
+    await assert.rejects(
+      resolveTarget('nowhere.example.', async () => {
+        throw new Error('ENOTFOUND');
+      }),
+      { code: 'ERR_NSREGC_DISCOVERY', reason: 'unresolvable-target' },
+    );
+  });
+
+  it('skips zones without SRV, with a failed lookup, or an unresolvable target, with a log line each', async () => {
+    const query: QueryFn = async (name, type) => {
+      if (name.endsWith('.none.example.')) return answer(name, type, [], Rcode.NXDOMAIN);
+      if (name.endsWith('.down.example.')) throw new TransportError('timeout', 'no reply');
+      if (name.endsWith('.bad.example.')) return answer(name, type, [srv(name, 'gone.example.', 53)]);
+      return answer(name, type, [srv(name, 'localhost.', 5300)]);
+    };
+    const { logger, lines } = sink();
+    const lookup = async (h: string): Promise<string> => {
+      if (h === 'localhost') return '127.0.0.1';
+      throw new Error('ENOTFOUND');
+    };
+    const servers = await findServers(['none.example.', 'down.example.', 'bad.example.', 'ok.example.'], 'pc', {
+      query,
+      lookup,
+      logger,
+    });
+    assert.deepEqual(
+      servers.map((s) => [s.zone, s.host, s.port, s.name]),
+      [['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']],
+    );
+    const skipped = lines.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('skipping zone'));
+    assert.deepEqual(skipped.map((l) => l['zone']), ['none.example.', 'down.example.', 'bad.example.']);
+  });
+});
+
+describe('makeQuery over UDP', () => {
+  let server: dgram.Socket;
+  let port = 0;
+  before(async () => {
+    server = dgram.createSocket('udp4');
+    server.on('message', (msg, rinfo) => {
+      const q = decodeMessage(msg);
+      const question = q.questions[0]!;
+      const r = emptyMessage(q.id, Opcode.QUERY);
+      r.qr = true;
+      // A reply for another name when asked about "wrong.example.".
+      const name = question.name === '_nsreg._tcp.wrong.example.' ? 'other.example.' : question.name;
+      r.questions.push({ ...question, name });
+      r.answers.push(srv(name, '127.0.0.1.', 5353));
+      server.send(encodeMessage(r), rinfo.port, rinfo.address);
+    });
+    server.bind(0, '127.0.0.1');
+    await once(server, 'listening');
+    port = server.address().port;
+  });
+  after(() => {
+    server.close();
+  });
+
+  it('asks the configured server and returns its reply; rejects a reply to another question', async () => {
+    const query = makeQuery({ server: { host: '127.0.0.1', port }, tcp: false, timeoutMs: 2_000 });
+    const reply = await query('_nsreg._tcp.dynamic.example.org.', 'SRV');
+    const first = reply.answers[0];
+    assert.equal(first?.type, 'SRV');
+    assert.equal(first.type === 'SRV' ? first.data?.port : undefined, 5353);
+    await assert.rejects(query('_nsreg._tcp.wrong.example.', 'SRV'), { code: 'ERR_NSREGC_DISCOVERY', reason: 'bad-reply' });
+  });
+});
