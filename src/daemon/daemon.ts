@@ -111,9 +111,11 @@ export class Daemon {
       onBackgroundError: (err) => logger.error({ err: err.message }, 'key database background write failed'),
     });
     for (const w of warnings) logger.warn(w);
-    let zone: Zone | undefined;
-    const upstreams = this.makeUpstreams(zc, logger, () => zone);
-    zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock);
+    // Upstreams ask the zone for live records; the zone needs the upstreams first.
+    const ref: { zone?: Zone } = {};
+    const upstreams = this.makeUpstreams(zc, logger, () => ref.zone);
+    const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock);
+    ref.zone = zone;
     this.zones.set(zc.name, zone);
     await zone.start();
     logger.info({ keys: store.size, upstreams: upstreams.map((u) => u.description) }, 'zone ready');
