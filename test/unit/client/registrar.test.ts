@@ -1,0 +1,382 @@
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
+import {
+  buildRegistration,
+  RETRY_CAP_MS,
+  Registrar,
+  type RegistrarAddress,
+  type RegistrarState,
+} from '../../../src/client/registrar.js';
+import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
+import { TransportError } from '../../../src/dns/errors.js';
+import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
+import { keyRecords, verifySig0 } from '../../../src/dns/sig0.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixtures = path.resolve(here, '../../../../test/fixtures/go-nsregc');
+
+const ZONE = 'dynamic.example.org.';
+const NAME = 'foxtrot.dynamic.example.org.';
+const KEY_TTL = 2592000;
+
+let key: ClientKey;
+let signedAt = 0;
+
+before(async () => {
+  key = await loadClientKey({
+    keyFile: path.join(fixtures, 'nsregc.key'),
+    privateKeyFile: path.join(fixtures, 'nsregc.private'),
+    genKey: false,
+    name: 'foxtrot',
+  });
+  signedAt = Number((await readFile(path.join(fixtures, 'signed-at.txt'), 'utf8')).trim());
+});
+
+function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb): void {
+      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+interface Sent {
+  at: number;
+  msg: DecodedMessage;
+}
+
+/** What the fake server does with one update: reply with this rcode (echoing with `ttl`), or fail on the network. */
+type Behaviour = { rcode?: number; ttl?: number; reason?: string } | 'network-error';
+
+function replyTo(update: DecodedMessage, b: { rcode?: number; ttl?: number; reason?: string }): Buffer {
+  const rcode = b.rcode ?? Rcode.NOERROR;
+  const r: Message = {
+    id: update.id,
+    qr: true,
+    opcode: Opcode.UPDATE,
+    aa: false,
+    tc: false,
+    rd: false,
+    ra: false,
+    ad: false,
+    cd: false,
+    rcode,
+    questions: update.questions,
+    // nsregd echoes the accepted records in the prerequisite (answer) slot.
+    answers:
+      rcode === Rcode.NOERROR
+        ? update.authorities.map((rr) => (rr.class === RRClass.IN && b.ttl !== undefined ? { ...rr, ttl: b.ttl } : rr))
+        : [],
+    authorities: [],
+    additionals:
+      b.reason === undefined ? [] : [{ name: update.authorities[0]?.name ?? NAME, type: 'TXT', class: RRClass.ANY, ttl: 0, data: [b.reason] }],
+  };
+  return encodeMessage(r);
+}
+
+class Harness {
+  readonly clock: FakeClock;
+  readonly sent: Sent[] = [];
+  readonly states: RegistrarState[] = [];
+  addresses: RegistrarAddress[];
+  behaviour: Behaviour = {};
+  readonly registrar: Registrar;
+  readonly lines: Array<Record<string, unknown>>;
+
+  constructor(addresses: RegistrarAddress[], opts: { clock?: FakeClock; server?: string } = {}) {
+    this.clock = opts.clock ?? new FakeClock(Date.UTC(2026, 0, 1));
+    this.addresses = addresses;
+    const { logger, lines } = sink();
+    this.lines = lines;
+    let id = 100;
+    this.registrar = new Registrar({
+      zone: ZONE,
+      name: NAME,
+      server: opts.server ?? '192.0.2.53:53',
+      key,
+      keyTtl: KEY_TTL,
+      addresses: { list: async () => [...this.addresses] },
+      send: async (update: Buffer) => {
+        const msg = decodeMessage(update);
+        this.sent.push({ at: this.clock.now(), msg });
+        const b = this.behaviour;
+        if (b === 'network-error') throw new TransportError('connect', 'connection refused');
+        return replyTo(msg, b);
+      },
+      clock: this.clock,
+      logger,
+      randomId: () => id++,
+      onStateChange: (s) => this.states.push(s),
+    });
+  }
+
+  /** Moves the fake clock and lets the registrar finish what the timers started. */
+  async advance(ms: number): Promise<void> {
+    this.clock.advance(ms);
+    await this.registrar.idle();
+  }
+
+  last(): DecodedMessage {
+    const s = this.sent.at(-1);
+    assert.ok(s, 'an update was sent');
+    return s.msg;
+  }
+}
+
+/** [type, class, ttl, address] of the update section. */
+function updates(m: DecodedMessage): Array<[string, number, number, string | null]> {
+  return m.authorities.map((rr) => [rr.type, rr.class, rr.ttl, rr.type === 'A' || rr.type === 'AAAA' ? rr.data : null]);
+}
+
+describe('buildRegistration', () => {
+  it('produces the original client\'s bytes for the same registration (up to the SIG)', async () => {
+    const golden = await readFile(path.join(fixtures, 'update.bin'));
+    const goldenMsg = decodeMessage(golden);
+    const ours = buildRegistration({
+      id: goldenMsg.id,
+      zone: ZONE,
+      name: NAME,
+      key,
+      keyTtl: KEY_TTL,
+      now: signedAt,
+      inserts: [{ address: '192.0.2.30', ttl: 3600 }],
+    });
+    const oursMsg = decodeMessage(ours);
+    const prefix = (m: DecodedMessage): Buffer => {
+      const b = Buffer.from(m.raw.subarray(0, m.spans.additionals.at(-1)!.start));
+      b.writeUInt16BE(b.readUInt16BE(10) - 1, 10);
+      return b;
+    };
+    assert.deepEqual(prefix(oursMsg), prefix(goldenMsg));
+    const { sig } = verifySig0(oursMsg, { name: NAME, rdata: key.rdata }, signedAt);
+    const goldenSig = verifySig0(goldenMsg, { name: NAME, rdata: key.rdata }, signedAt).sig;
+    assert.deepEqual(
+      { ...sig, signature: null },
+      { ...goldenSig, signature: null },
+    );
+  });
+});
+
+describe('Registrar', () => {
+  it('initial update: all addresses, zone SOA IN, KEY then SIG(0) that verifies', async () => {
+    const h = new Harness([
+      { address: '192.0.2.30', ttl: 3600 },
+      { address: '2001:db8::30', ttl: 1800 },
+    ]);
+    await h.registrar.start();
+    assert.equal(h.sent.length, 1);
+    const m = h.last();
+    assert.equal(m.opcode, Opcode.UPDATE);
+    assert.deepEqual(m.questions, [{ name: ZONE, type: 6, class: RRClass.IN }]);
+    assert.deepEqual(updates(m), [
+      ['A', RRClass.IN, 3600, '192.0.2.30'],
+      ['AAAA', RRClass.IN, 1800, '2001:db8::30'],
+    ]);
+    assert.deepEqual(m.additionals.map((rr) => rr.type), ['KEY', 'SIG']);
+    const [k] = keyRecords(m);
+    assert.equal(k?.name, NAME);
+    assert.equal(k?.ttl, KEY_TTL);
+    const now = Math.floor(h.clock.now() / 1000);
+    const { sig } = verifySig0(m, { name: NAME, rdata: key.rdata }, now);
+    assert.equal(sig.signerName, NAME);
+    assert.equal(h.registrar.state, 'running');
+    assert.deepEqual(h.registrar.registeredAddresses().sort(), ['192.0.2.30', '2001:db8::30']);
+    const reg = h.lines.filter((l) => l['msg'] === 'address registered');
+    assert.deepEqual(reg.map((l) => [l['address'], l['ttl']]), [['192.0.2.30', 3600], ['2001:db8::30', 1800]]);
+    assert.ok(reg.every((l) => l['zone'] === ZONE && l['server'] === '192.0.2.53:53'));
+  });
+
+  it('refreshes at half the echoed TTL, only the addresses still present, with their current TTL', async () => {
+    const h = new Harness([
+      { address: '192.0.2.30', ttl: 3600 },
+      { address: '192.0.2.31', ttl: 3600 },
+    ]);
+    h.behaviour = { ttl: 600 }; // the server lowers the TTL: its value counts
+    await h.registrar.start();
+    assert.equal(h.sent.length, 1);
+    await h.advance(299_999);
+    assert.equal(h.sent.length, 1);
+    h.addresses = [{ address: '192.0.2.30', ttl: 1200 }];
+    await h.advance(1);
+    assert.equal(h.sent.length, 2, 'one refresh update for the batch');
+    assert.equal(h.sent[1]!.at - h.sent[0]!.at, 300_000);
+    assert.deepEqual(updates(h.last()), [['A', RRClass.IN, 1200, '192.0.2.30']]);
+    assert.deepEqual(h.registrar.registeredAddresses(), ['192.0.2.30']);
+    assert.ok(h.lines.some((l) => l['msg'] === 'address gone; letting its record expire' && l['address'] === '192.0.2.31'));
+    assert.ok(h.lines.some((l) => l['msg'] === 'refreshing address' && l['address'] === '192.0.2.30' && l['ttl'] === 1200));
+    // …and keeps going.
+    await h.advance(300_000);
+    assert.equal(h.sent.length, 3);
+    assert.equal(h.sent[2]!.at - h.sent[1]!.at, 300_000);
+  });
+
+  it('backs off 1 s, 2 s, 4 s … capped, on network errors and SERVFAIL', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    h.behaviour = 'network-error';
+    await h.registrar.start();
+    const expected = [1, 2, 4, 8, 16, 32, 64, 128, 256].map((s) => s * 1000);
+    expected.push(RETRY_CAP_MS, RETRY_CAP_MS);
+    for (const [i, delay] of expected.entries()) {
+      if (i === 4) h.behaviour = { rcode: Rcode.SERVFAIL, reason: 'upstream down' };
+      const before = h.sent.length;
+      await h.advance(delay - 1);
+      assert.equal(h.sent.length, before, `no retry before ${delay} ms`);
+      await h.advance(1);
+      assert.equal(h.sent.length, before + 1, `retry after ${delay} ms`);
+      assert.deepEqual(updates(h.last()), [['A', RRClass.IN, 3600, '192.0.2.30']]);
+    }
+    assert.equal(h.registrar.state, 'running');
+    assert.ok(h.lines.some((l) => l['msg'] === 'queueing records for retry' && l['retryInMs'] === 1000));
+  });
+
+  it('resets the back-off after a success', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    h.behaviour = 'network-error';
+    await h.registrar.start();
+    await h.advance(1_000);
+    await h.advance(2_000);
+    assert.equal(h.sent.length, 3);
+    assert.equal(h.registrar.nextRetryDelayMs, 8_000);
+    h.behaviour = { ttl: 60 };
+    await h.advance(4_000);
+    assert.equal(h.sent.length, 4);
+    assert.equal(h.registrar.nextRetryDelayMs, 1_000);
+    h.behaviour = 'network-error';
+    await h.advance(30_000); // refresh at half of 60 s fails…
+    assert.equal(h.sent.length, 5);
+    await h.advance(999);
+    assert.equal(h.sent.length, 5);
+    await h.advance(1); // …and is retried after 1 s again
+    assert.equal(h.sent.length, 6);
+  });
+
+  it('keeps the back-off per server', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const a = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { clock, server: 'a' });
+    const b = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { clock, server: 'b' });
+    a.behaviour = 'network-error';
+    await a.registrar.start();
+    await b.registrar.start();
+    for (const d of [1_000, 2_000, 4_000, 8_000]) {
+      clock.advance(d);
+      await a.registrar.idle();
+    }
+    assert.equal(a.sent.length, 5);
+    assert.equal(a.registrar.nextRetryDelayMs, 32_000);
+    b.behaviour = 'network-error';
+    b.addresses = [...b.addresses, { address: '192.0.2.99', ttl: 60 }];
+    await b.registrar.addressAdded({ address: '192.0.2.99', ttl: 60 });
+    const before = b.sent.length;
+    clock.advance(1_000);
+    await b.registrar.idle();
+    assert.equal(b.sent.length, before + 1, 'the other server retries after 1 s');
+    assert.equal(a.registrar.nextRetryDelayMs, 32_000, 'and does not touch the first server\'s back-off');
+  });
+
+  it('stops on any other rcode, logging the rcode and the server\'s reason', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    h.behaviour = { rcode: Rcode.REFUSED, reason: 'Name already taken' };
+    await h.registrar.start();
+    assert.equal(h.registrar.state, 'refused');
+    assert.deepEqual(h.states, ['refused']);
+    const line = h.lines.find((l) => l['msg'] === 'server refused registration; giving up on this server');
+    assert.ok(line);
+    assert.equal(line['rcode'], 'REFUSED');
+    assert.equal(line['reason'], 'Name already taken');
+    assert.equal(line['level'], 50);
+    assert.equal(line['zone'], ZONE);
+    assert.equal(h.clock.pendingTimers, 0);
+    await h.registrar.addressAdded({ address: '192.0.2.40', ttl: 60 });
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 1, 'nothing more is sent');
+    assert.equal(h.registrar.state, 'refused');
+  });
+
+  it('a refusal of a later update stops refreshes too', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 60 }]);
+    await h.registrar.start();
+    h.behaviour = { rcode: Rcode.NOTAUTH, reason: 'Invalid key for name' };
+    await h.advance(30_000);
+    assert.equal(h.registrar.state, 'refused');
+    assert.ok(h.lines.some((l) => l['rcode'] === 'NOTAUTH' && l['reason'] === 'Invalid key for name'));
+    await h.advance(3_600_000);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('address events: new → insert; repeat → nothing; removed but still present → nothing; gone → removal', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.addresses = [...h.addresses, { address: '2001:db8::1', ttl: 900 }];
+    await h.registrar.addressAdded({ address: '2001:DB8::1', ttl: 900 });
+    assert.equal(h.sent.length, 2);
+    assert.deepEqual(updates(h.last()), [['AAAA', RRClass.IN, 900, '2001:db8::1']]);
+    await h.registrar.addressAdded({ address: '2001:db8::1', ttl: 800 });
+    assert.equal(h.sent.length, 2, 'lifetime-only repeat is noise');
+
+    await h.registrar.addressRemoved('2001:db8::1');
+    assert.equal(h.sent.length, 2, 'still on another interface');
+
+    h.addresses = [{ address: '192.0.2.30', ttl: 3600 }];
+    await h.registrar.addressRemoved('2001:db8::1');
+    assert.equal(h.sent.length, 3);
+    assert.deepEqual(updates(h.last()), [['AAAA', RRClass.NONE, 0, '2001:db8::1']]);
+    assert.deepEqual(h.registrar.registeredAddresses(), ['192.0.2.30']);
+    assert.ok(h.lines.some((l) => l['msg'] === 'address lost; removing its record'));
+
+    await h.registrar.addressRemoved('198.51.100.1');
+    assert.equal(h.sent.length, 3, 'never registered: nothing to remove');
+  });
+
+  it('shutdown sends removals for every registered record, then stops', async () => {
+    const h = new Harness([
+      { address: '192.0.2.30', ttl: 3600 },
+      { address: '2001:db8::30', ttl: 3600 },
+    ]);
+    await h.registrar.start();
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 2);
+    const m = h.last();
+    assert.deepEqual(updates(m).sort(), [
+      ['A', RRClass.NONE, 0, '192.0.2.30'],
+      ['AAAA', RRClass.NONE, 0, '2001:db8::30'],
+    ]);
+    verifySig0(m, { name: NAME, rdata: key.rdata }, Math.floor(h.clock.now() / 1000));
+    assert.equal(h.registrar.state, 'stopped');
+    assert.deepEqual(h.states, ['stopped']);
+    assert.equal(h.clock.pendingTimers, 0);
+    await h.advance(3_600_000);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('shutdown(keep) sends nothing', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    await h.registrar.shutdown(true);
+    assert.equal(h.sent.length, 1);
+    assert.equal(h.registrar.state, 'stopped');
+    assert.equal(h.clock.pendingTimers, 0);
+  });
+
+  it('a removal that fails on the network is retried if the address is still gone', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.addresses = [];
+    h.behaviour = 'network-error';
+    await h.registrar.addressRemoved('192.0.2.30');
+    assert.equal(h.sent.length, 2);
+    h.behaviour = {};
+    await h.advance(1_000);
+    assert.equal(h.sent.length, 3);
+    assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
+  });
+});
