@@ -1,7 +1,7 @@
 # Build, lint and test entry points. `make test` is the one command that runs
 # the whole suite on a fresh machine (it installs missing system tools when
 # run as root on Debian).
-.PHONY: all build lint typecheck test clean deps
+.PHONY: all build lint typecheck test clean deps run
 
 all: build
 
@@ -17,6 +17,11 @@ typecheck: node_modules
 
 lint: node_modules
 	npx eslint .
+
+# Start nsregd on the shipped example configuration (loopback only, data in
+# ./.nsregd-data). Stop it with Ctrl-C.
+run: build
+	node bin/nsregd -c nsregd.example.yaml
 
 deps:
 	bash scripts/ensure-tools.sh
