@@ -27,7 +27,7 @@ deps:
 	bash scripts/ensure-tools.sh
 
 test: deps build
-	node --test --test-concurrency=1 dist/test/
+	node --test --test-concurrency=1 $$(find dist/test -name '*.test.js' | sort)
 
 clean:
 	rm -rf dist
