@@ -1,7 +1,7 @@
 /**
  * A tiny program the netlink integration test runs inside a network
  * namespace (`ip netns exec NS node dist/test/helpers/address-driver.js
- * netlink|poll [intervalMs]`). It opens an address source and writes one
+ * netlink [recvBufferSize] | poll [intervalMs]`). It opens an address source and writes one
  * JSON object per line on stdout:
  *   {"type":"list","addresses":[...]}   the initial listing, and after each "list" command
  *   {"type":"ready"}                    subscribed; changes from now on are reported
@@ -21,10 +21,10 @@ function emit(obj: unknown): void {
 async function main(argv: readonly string[]): Promise<number> {
   const kind = argv[0];
   let source: AddressSource;
-  if (kind === 'netlink') source = await openNetlinkSource();
+  if (kind === 'netlink') source = await openNetlinkSource(argv[1] === undefined ? {} : { recvBufferSize: Number(argv[1]) });
   else if (kind === 'poll') source = new PollAddressSource({ intervalMs: Number(argv[1] ?? '200') });
   else {
-    process.stderr.write('usage: address-driver netlink|poll [intervalMs]\n');
+    process.stderr.write('usage: address-driver netlink [recvBufferSize] | poll [intervalMs]\n');
     return 2;
   }
   emit({ type: 'list', kind: source.kind, addresses: await source.list() });
