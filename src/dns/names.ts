@@ -17,7 +17,15 @@ export interface DecodedName {
   end: number;
 }
 
+function needsEscape(b: number): boolean {
+  return b < 0x21 || b > 0x7e || b === 0x2e || b === 0x5c || b === 0x22 || b === 0x3b || b === 0x28 || b === 0x29 || b === 0x40 || b === 0x24;
+}
+
 function escapeLabel(buf: Buffer, start: number, end: number): string {
+  // Most labels need no escape: one slice instead of a string built per byte.
+  let plain = true;
+  for (let i = start; i < end && plain; i++) plain = !needsEscape(buf[i] as number);
+  if (plain) return buf.toString('latin1', start, end);
   let out = '';
   for (let i = start; i < end; i++) {
     const b = buf[i] as number;
@@ -168,6 +176,9 @@ export function fqdn(name: string): string {
   return endsWithSeparator(name) ? name : name + '.';
 }
 
+/** Labels of 1–63 hostname-ish characters, trailing dot optional; lower-casing these needs no escaping. */
+const PLAIN_NAME = /^(?:[A-Za-z0-9_*-]{1,63}\.)*[A-Za-z0-9_*-]{1,63}\.?$/;
+
 /**
  * The form names are compared and stored in: FQDN, ASCII letters lower-cased
  * (RFC 4343 §3), escapes normalised. Works on the label bytes, so `\065`
@@ -175,6 +186,10 @@ export function fqdn(name: string): string {
  * InvalidNameError for names that cannot be put on the wire.
  */
 export function canonicalName(name: string): string {
+  // Fast path for the common case (hostname characters, no escapes): checked
+  // by the same rules as below, minus the byte work. SIG(0) verification
+  // compares names per request, so this is on the hot path.
+  if (PLAIN_NAME.test(name)) return (name.endsWith('.') ? name : name + '.').toLowerCase();
   const labels = nameToLabels(name);
   if (labels.length === 0) return '.';
   let out = '';

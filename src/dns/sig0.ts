@@ -76,9 +76,33 @@ export function extractSig0(msg: DecodedMessage): Sig0Extract {
   }
   const span = msg.spans.additionals[index];
   if (span === undefined) throw new Sig0Error('no-sig', 'no span for the SIG RR');
-  const prefix = Buffer.from(msg.raw.subarray(0, span.start));
-  prefix.writeUInt16BE(prefix.readUInt16BE(10) - 1, 10);
-  return { sig: rr.data, signedData: Buffer.concat([encodeSigRDataForSigning(rr.data), prefix]) };
+  const { raw } = msg;
+  // The signed SIG fields are the received rdata up to the signature when the
+  // signer name arrived uncompressed (as RFC 2931 §3 requires); otherwise
+  // they are rebuilt with the name written out in full.
+  const signerEnd = uncompressedNameEnd(raw, span.rdataStart + 18, span.end);
+  const sigFields =
+    signerEnd !== undefined && signerEnd === span.end - rr.data.signature.length
+      ? raw.subarray(span.rdataStart, signerEnd)
+      : encodeSigRDataForSigning(rr.data);
+  // One copy: SIG fields, then the message before the SIG with ARCOUNT - 1.
+  const signedData = Buffer.allocUnsafe(sigFields.length + span.start);
+  sigFields.copy(signedData, 0);
+  raw.copy(signedData, sigFields.length, 0, span.start);
+  signedData.writeUInt16BE(raw.readUInt16BE(10) - 1, sigFields.length + 10);
+  return { sig: rr.data, signedData };
+}
+
+/** End of a name at `offset` written without compression pointers, or undefined. */
+function uncompressedNameEnd(buf: Buffer, offset: number, limit: number): number | undefined {
+  let p = offset;
+  while (p < limit) {
+    const len = buf[p] as number;
+    if (len === 0) return p + 1;
+    if (len > 63) return undefined;
+    p += len + 1;
+  }
+  return undefined;
 }
 
 /** The public key a message must be signed with. */
