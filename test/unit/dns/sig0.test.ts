@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { Algorithm, RRClass } from '../../../src/dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../../../src/dns/errors.js';
 import { parsePublicKeyFile } from '../../../src/dns/keyfile.js';
-import { generateKeyPair, keyTag, publicKeyFromRData, publicKeyToRData } from '../../../src/dns/keys.js';
-import { decodeMessage, encodeMessage, encodeRecord, type ResourceRecord } from '../../../src/dns/message.js';
+import { generateKeyPair, keyTag, publicKeyFromRData, publicKeyToRData, signData } from '../../../src/dns/keys.js';
+import { decodeMessage, encodeMessage, encodeRecord, encodeSigRDataForSigning, type ResourceRecord } from '../../../src/dns/message.js';
 import {
   DEFAULT_SIG0_WINDOW,
   extractSig0,
@@ -239,6 +239,30 @@ describe('SIG(0): message shape', () => {
     ]);
     empty.writeUInt16BE(empty.readUInt16BE(10) + 1, 10);
     assertSig0Error(() => verifySig0(decodeMessage(empty), k.key, NOW), 'not-sig0');
+  });
+
+  it('a compressed signer name is verified with the name written out in full', async () => {
+    const fields = {
+      typeCovered: 0,
+      algorithm: k.signer.algorithm,
+      labels: 0,
+      originalTtl: 0,
+      expiration: NOW + 300,
+      inception: NOW - 300,
+      keyTag: k.signer.keyTag,
+      signerName: NAME,
+    };
+    const signature = signData(k.signer.algorithm, k.signer.privateKey, Buffer.concat([encodeSigRDataForSigning(fields), unsigned]));
+    // Signer name as a pointer to the update RR's owner (the first RR after the zone section).
+    const ownerAt = decodeMessage(unsigned).spans.authorities[0]!.start;
+    const head = encodeSigRDataForSigning(fields).subarray(0, 18);
+    const rdata = Buffer.concat([head, Buffer.from([0xc0 | (ownerAt >> 8), ownerAt & 0xff]), signature]);
+    const rrHead = Buffer.from([0, 0, 24, 0, 255, 0, 0, 0, 0, rdata.length >> 8, rdata.length & 0xff]);
+    const m = Buffer.concat([unsigned, rrHead, rdata]);
+    m.writeUInt16BE(m.readUInt16BE(10) + 1, 10);
+    assert.equal(await verifyBoth(m, k.key, NOW), 'ok');
+    const extract = extractSig0(decodeMessage(m));
+    assert.deepEqual(extract.signedData, Buffer.concat([encodeSigRDataForSigning(fields), unsigned]));
   });
 
   it('an unsupported or unusable key → unsupported-algorithm / bad-key', () => {
