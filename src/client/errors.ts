@@ -61,3 +61,24 @@ export class DiscoveryError extends Error {
     this.name = 'DiscoveryError';
   }
 }
+
+export type ClientStartFailureReason =
+  /** No zone configured, given or discovered. */
+  | 'no-zones'
+  /** No zone has an nsregd server (no SRV answer, or its target does not resolve). */
+  | 'no-servers'
+  /** A signal arrived while starting. */
+  | 'aborted';
+
+/** nsregc has nothing to register with; the run ends with exit code 1. */
+export class ClientStartError extends Error {
+  readonly code = 'ERR_NSREGC_START';
+  constructor(
+    readonly reason: ClientStartFailureReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ClientStartError';
+  }
+}
