@@ -192,6 +192,18 @@ export class MapReader {
     return toPort(this.ctx, this.at(key), v);
   }
 
+  /** A whole number within [min, max]. */
+  integer(key: string, min: number, max: number): number | undefined {
+    const v = this.raw(key);
+    if (v === undefined) return undefined;
+    let n: number;
+    if (typeof v === 'number') n = v;
+    else if (typeof v === 'string' && /^\s*-?[0-9]+\s*$/.test(v)) n = Number(v);
+    else return fail(this.ctx, this.at(key), 'type', 'expected a whole number', v);
+    if (!Number.isInteger(n) || n < min || n > max) fail(this.ctx, this.at(key), 'range', `must be a whole number from ${min} to ${max}`, v);
+    return n;
+  }
+
   /** A duration in ms; zero and negative values are refused (the original treated zero as unset). */
   duration(key: string): number | undefined {
     const v = this.raw(key);

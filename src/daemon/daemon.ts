@@ -101,6 +101,9 @@ export class Daemon {
         logger: zoneLogger.child({ upstream: `${uc.type}#${i}` }),
         clock: this.clock,
         liveRecords: (name) => zone()?.liveRecords(name) ?? [],
+        allLiveRecords: () => zone()?.cache.all().map((c) => c.record) ?? [],
+        dataDir: this.config.dataDir,
+        registration: () => ({ host: this.config.listenAddr, port: this.port }),
       }),
     );
   }

@@ -39,6 +39,8 @@ export interface ZoneSpec {
 export interface NamedOptions {
   zones: ZoneSpec[];
   tsigKeys?: TsigKeySpec[];
+  /** Act as a recursive resolver (for forward zones in extraConfig). Default false. */
+  recursion?: boolean;
   /** Raw statements added inside `options { }`. */
   extraOptions?: string;
   /** Raw top-level statements appended to named.conf. */
@@ -121,7 +123,8 @@ function namedConf(dir: string, port: number, controlPort: number, opts: NamedOp
     `  pid-file ${quoted(path.join(dir, 'named.pid'))};`,
     `  session-keyfile ${quoted(path.join(dir, 'session.key'))};`,
     `  managed-keys-directory ${quoted(dir)};`,
-    '  recursion no;',
+    // A resolver lab (recursion: true) forwards; by default named is authoritative only.
+    opts.recursion ? '  recursion yes; allow-recursion { any; };' : '  recursion no;',
     '  dnssec-validation no;',
     '  allow-query { any; };',
     '  notify no;',

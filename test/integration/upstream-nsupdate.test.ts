@@ -82,7 +82,7 @@ describe('nsupdate upstream against named', () => {
         excludeNets: [],
         ...over,
       },
-      { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [] },
+      { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
     );
 
   /** Owner names and types in the zone, from a full transfer. */
@@ -253,7 +253,7 @@ describe('nsupdate upstream against named', () => {
           keepRecords: false,
           excludeNets: [],
         },
-        { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [] },
+        { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
       );
       const started = Date.now();
       await assert.rejects(up.apply(change({ add: [A(`h7.${ZONE}`, '192.0.2.70')] })), (e: unknown) => {

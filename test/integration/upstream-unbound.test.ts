@@ -73,7 +73,7 @@ describe('unbound upstream against unbound', () => {
         excludeNets: [],
         ...over,
       },
-      { zone: ZONE, logger: pino({ level: 'silent' }), clock: systemClock, liveRecords: (n) => cache.live(n) },
+      { zone: ZONE, logger: pino({ level: 'silent' }), clock: systemClock, liveRecords: (n) => cache.live(n), allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
     );
 
   const applyAndCommit = async (up: Upstream, cache: Cache, c: UpstreamChange): Promise<void> => {

@@ -6,10 +6,12 @@
 import type { MapReader } from '../validate.js';
 import { parseNsupdateUpstream } from './nsupdate.js';
 import { parseUnboundUpstream } from './unbound.js';
+import { parseServeUpstream } from './serve.js';
 
 export type { NsupdateUpstreamConfig, TsigAlgorithm } from './nsupdate.js';
 export { TSIG_ALGORITHMS } from './nsupdate.js';
 export type { UnboundUpstreamConfig } from './unbound.js';
+export type { ServeUpstreamConfig } from './serve.js';
 
 /** Reads one upstream mapping (the `type` key already consumed). */
 export type UpstreamParser = (r: MapReader) => { readonly type: string };
@@ -17,6 +19,7 @@ export type UpstreamParser = (r: MapReader) => { readonly type: string };
 export const UPSTREAM_PARSERS = {
   nsupdate: parseNsupdateUpstream,
   unbound: parseUnboundUpstream,
+  serve: parseServeUpstream,
 } as const satisfies Record<string, UpstreamParser>;
 
 export type UpstreamType = keyof typeof UPSTREAM_PARSERS;

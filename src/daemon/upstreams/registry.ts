@@ -6,6 +6,7 @@
 import type { UpstreamConfig, UpstreamType } from '../../config/upstreams/index.js';
 import { createNsupdateUpstream } from './nsupdate.js';
 import { createUnboundUpstream } from './unbound.js';
+import { createServeUpstream } from './serve.js';
 import type { Upstream, UpstreamContext } from './upstream.js';
 
 export type UpstreamFactory<C extends UpstreamConfig> = (config: C, ctx: UpstreamContext) => Upstream;
@@ -15,6 +16,7 @@ type FactoryTable = { readonly [K in UpstreamType]: UpstreamFactory<Extract<Upst
 export const UPSTREAM_FACTORIES: FactoryTable = {
   nsupdate: createNsupdateUpstream,
   unbound: createUnboundUpstream,
+  serve: createServeUpstream,
 };
 
 /** The upstream for a parsed configuration entry. */

@@ -13,6 +13,12 @@ export interface UpstreamContext {
   readonly clock: Clock;
   /** Every live (installed, unexpired) record of a name, for upstreams that rewrite whole names. */
   liveRecords(name: string): readonly AddrRecord[];
+  /** Every live record of the zone (an upstream (re)starting with state of its own seeds it from these). */
+  allLiveRecords(): readonly AddrRecord[];
+  /** The daemon's data directory, for upstreams that keep state on disk. */
+  readonly dataDir: string;
+  /** Where clients register (the daemon's listen-addr and bound port). */
+  registration(): { readonly host: string; readonly port: number };
 }
 
 export interface Upstream {

@@ -8,7 +8,7 @@ import { systemClock } from '../../../../src/daemon/clock.js';
 import { createUpstream, UPSTREAM_FACTORIES } from '../../../../src/daemon/upstreams/registry.js';
 import type { UpstreamContext } from '../../../../src/daemon/upstreams/upstream.js';
 
-const ctx: UpstreamContext = { zone: 'dyn.example.', logger: pino({ level: 'silent' }), clock: systemClock, liveRecords: () => [] };
+const ctx: UpstreamContext = { zone: 'dyn.example.', logger: pino({ level: 'silent' }), clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) };
 
 describe('upstream registry', () => {
   it('has a factory for every configurable type', () => {

@@ -1,0 +1,58 @@
+/**
+ * `type: serve` — nsregd answers DNS queries for the zone itself, from its
+ * live records, so a parent zone can delegate the registration zone to it.
+ * Not in the original nsregd.
+ */
+import type { Cidr } from '../cidr.js';
+import type { MapReader } from '../validate.js';
+
+export interface ServeUpstreamConfig {
+  readonly type: 'serve';
+  /** Host name or address to answer on (every address it resolves to). */
+  readonly listenAddr: string;
+  /** UDP and TCP port. */
+  readonly listenPort: number;
+  /** ms; TTL of the A/AAAA/PTR answers. */
+  readonly recordTtl: number;
+  /** SOA MNAME; also the first NS. Null: derived from the zone (ns.<zone>). */
+  readonly primary: string | null;
+  /** SOA RNAME in domain form. Null: hostmaster.<zone>. */
+  readonly hostmaster: string | null;
+  /** NS records at the apex. Empty: just the primary. */
+  readonly nameservers: readonly string[];
+  /** ms; SOA minimum and TTL of negative answers (RFC 2308). */
+  readonly negativeTtl: number;
+  readonly reverseZones: readonly string[];
+  readonly excludeNets: readonly Cidr[];
+  readonly keepRecords: boolean;
+  /** UDP responses per second per client network (IPv4 /24, IPv6 /56); 0 switches the limit off. */
+  readonly rateLimit: number;
+  /** SRV `_nsreg._tcp.<zone>` target; null: the daemon's listen-addr. */
+  readonly registrationTarget: string | null;
+}
+
+export const SERVE_DEFAULTS = Object.freeze({
+  'listen-addr': 'localhost',
+  'listen-port': 53,
+  'record-ttl': 60_000,
+  'negative-ttl': 60_000,
+  'rate-limit': 50,
+});
+
+export function parseServeUpstream(r: MapReader): ServeUpstreamConfig {
+  return {
+    type: 'serve',
+    listenAddr: r.nonEmptyString('listen-addr') ?? SERVE_DEFAULTS['listen-addr'],
+    listenPort: r.port('listen-port') ?? SERVE_DEFAULTS['listen-port'],
+    recordTtl: r.duration('record-ttl') ?? SERVE_DEFAULTS['record-ttl'],
+    primary: r.fqdn('primary') ?? null,
+    hostmaster: r.fqdn('hostmaster') ?? null,
+    nameservers: r.fqdnList('nameservers') ?? [],
+    negativeTtl: r.duration('negative-ttl') ?? SERVE_DEFAULTS['negative-ttl'],
+    reverseZones: r.fqdnList('reverse-zones') ?? [],
+    excludeNets: r.cidrList('exclude-nets') ?? [],
+    keepRecords: r.bool('keep-records') ?? false,
+    rateLimit: r.integer('rate-limit', 0, 1_000_000) ?? SERVE_DEFAULTS['rate-limit'],
+    registrationTarget: r.fqdn('registration-target') ?? null,
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * `type: serve`: nsregd is itself the authoritative server for the zone (and
+ * its reverse zones), answering from the live record cache — so a parent
+ * zone can simply delegate to it. Records are visible exactly while the
+ * zone counts them as installed: the cache is the single source of truth,
+ * and this upstream only keeps an address → names index for PTR answers
+ * (checked against the cache on every lookup) and the SOA serial.
+ */
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { ServeUpstreamConfig } from '../../config/upstreams/index.js';
+import { inNets } from '../../config/cidr.js';
+import { RRClass } from '../../dns/constants.js';
+import type { ResourceRecord } from '../../dns/message.js';
+import { canonicalName, childLabel, fqdn, isSubdomain } from '../../dns/names.js';
+import { unixSeconds } from '../clock.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
+import { reverseName } from '../reverse.js';
+import type { Authority, NameData } from '../zoneserver/authority.js';
+import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
+import { SerialCounter } from '../zoneserver/serial.js';
+import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+
+const SOA_REFRESH = 3600;
+const SOA_RETRY = 600;
+const SOA_EXPIRE = 7 * 86400;
+
+class ServeUpstream implements Upstream {
+  readonly description: string;
+  readonly keepRecords: boolean;
+  private serial: SerialCounter | undefined;
+  private lease: ListenerLease | undefined;
+  /** Reverse owner name → forward names that had that address. */
+  private readonly ptrIndex = new Map<string, Set<string>>();
+  /** Names above PTR owners inside reverse zones, with how many owners they cover (empty non-terminals). */
+  private readonly reverseEnts = new Map<string, number>();
+  private readonly zone: string;
+  private readonly ttl: number;
+  private readonly primary: string;
+  private readonly primaryGlue: string | undefined;
+
+  constructor(
+    private readonly config: ServeUpstreamConfig,
+    private readonly ctx: UpstreamContext,
+  ) {
+    this.zone = canonicalName(ctx.zone);
+    this.description = `serve ${config.listenAddr}:${config.listenPort}`;
+    this.keepRecords = config.keepRecords;
+    this.ttl = Math.floor(config.recordTtl / 1000);
+    // With an address to listen on, the primary is ns.<zone> and we serve its glue; a host name is used as it is.
+    if (config.primary !== null) {
+      this.primary = config.primary;
+    } else if (net.isIP(config.listenAddr) !== 0) {
+      this.primary = `ns.${this.zone}`;
+      this.primaryGlue = config.listenAddr;
+    } else {
+      this.primary = canonicalName(config.listenAddr);
+    }
+  }
+
+  async start(): Promise<void> {
+    this.serial ??= await SerialCounter.open(
+      path.join(this.ctx.dataDir, `${this.zone}serial`),
+      unixSeconds(this.ctx.clock),
+    );
+    this.ptrIndex.clear();
+    this.reverseEnts.clear();
+    this.index(this.ctx.allLiveRecords(), []);
+    if (this.lease === undefined) {
+      const authorities: Authority[] = [this.forwardAuthority(), ...this.config.reverseZones.map((z) => this.reverseAuthority(z))];
+      try {
+        this.lease = await attachAuthorities(this.config.listenAddr, this.config.listenPort, authorities, {
+          rateLimit: this.config.rateLimit,
+          logger: this.ctx.logger,
+        });
+      } catch (err) {
+        throw new UpstreamError(this.description, `cannot listen: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  async apply(change: UpstreamChange): Promise<void> {
+    this.index(change.add, [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)]);
+    this.serial?.next();
+  }
+
+  async close(): Promise<void> {
+    await this.lease?.release();
+    this.lease = undefined;
+    await this.serial?.settle();
+  }
+
+  private visible(r: AddrRecord): boolean {
+    return !inNets(r.address, this.config.excludeNets);
+  }
+
+  private index(added: readonly AddrRecord[], removed: readonly AddrRecord[]): void {
+    for (const r of removed) {
+      const owner = reverseName(r.address);
+      const names = owner === undefined ? undefined : this.ptrIndex.get(owner);
+      if (owner === undefined || names === undefined || !names.delete(r.name)) continue;
+      if (names.size === 0) {
+        this.ptrIndex.delete(owner);
+        this.countEnts(owner, -1);
+      }
+    }
+    for (const r of added) {
+      const owner = reverseName(r.address);
+      if (owner === undefined || !this.config.reverseZones.some((z) => isSubdomain(owner, z))) continue;
+      let names = this.ptrIndex.get(owner);
+      if (names === undefined) {
+        names = new Set();
+        this.ptrIndex.set(owner, names);
+        this.countEnts(owner, +1);
+      }
+      names.add(r.name);
+    }
+  }
+
+  private countEnts(owner: string, delta: number): void {
+    let name = owner;
+    for (;;) {
+      const dot = name.indexOf('.');
+      if (dot < 0 || dot === name.length - 1) break;
+      name = name.slice(dot + 1);
+      const n = (this.reverseEnts.get(name) ?? 0) + delta;
+      if (n <= 0) this.reverseEnts.delete(name);
+      else this.reverseEnts.set(name, n);
+    }
+  }
+
+  private soaFor(apex: string): ResourceRecord {
+    const negative = Math.floor(this.config.negativeTtl / 1000);
+    return {
+      name: apex,
+      type: 'SOA',
+      class: RRClass.IN,
+      ttl: negative,
+      data: {
+        mname: this.primary,
+        rname: this.config.hostmaster ?? `hostmaster.${this.zone}`,
+        serial: this.serial?.value ?? 0,
+        refresh: SOA_REFRESH,
+        retry: SOA_RETRY,
+        expire: SOA_EXPIRE,
+        minimum: negative,
+      },
+    };
+  }
+
+  private apexRecords(apex: string): ResourceRecord[] {
+    const ns = this.config.nameservers.length > 0 ? this.config.nameservers : [this.primary];
+    return [
+      this.soaFor(apex),
+      ...ns.map((n): ResourceRecord => ({ name: apex, type: 'NS', class: RRClass.IN, ttl: SOA_REFRESH, data: fqdn(n) })),
+    ];
+  }
+
+  private glue(name: string): ResourceRecord[] {
+    if (name !== canonicalName(this.primary) || this.primaryGlue === undefined) return [];
+    const type = net.isIPv6(this.primaryGlue) ? 'AAAA' : 'A';
+    return [{ name, type, class: RRClass.IN, ttl: SOA_REFRESH, data: this.primaryGlue }];
+  }
+
+  private forwardAuthority(): Authority {
+    const zone = this.zone;
+    const srvName = `_nsreg._tcp.${zone}`;
+    return {
+      apex: zone,
+      soa: () => this.soaFor(zone),
+      glue: (n) => this.glue(n),
+      lookup: (name): NameData => {
+        if (name === zone) return { records: this.apexRecords(zone), exists: true };
+        if (name === srvName) {
+          const reg = this.ctx.registration();
+          const target = this.config.registrationTarget ?? fqdn(reg.host);
+          return {
+            records: [{ name, type: 'SRV', class: RRClass.IN, ttl: this.ttl, data: { priority: 0, weight: 0, port: reg.port, target } }],
+            exists: true,
+          };
+        }
+        if (name === `_tcp.${zone}`) return { records: [], exists: true };
+        const glue = this.glue(name);
+        const records: ResourceRecord[] = [...glue];
+        if (childLabel(name, zone) !== undefined) {
+          for (const r of this.ctx.liveRecords(name)) {
+            if (!this.visible(r)) continue;
+            records.push({ name, type: r.type, class: RRClass.IN, ttl: Math.min(r.ttl, this.ttl), data: r.address });
+          }
+        }
+        return { records, exists: records.length > 0 };
+      },
+    };
+  }
+
+  private reverseAuthority(apex: string): Authority {
+    return {
+      apex,
+      soa: () => this.soaFor(apex),
+      glue: (n) => this.glue(n),
+      lookup: (name): NameData => {
+        if (name === apex) return { records: this.apexRecords(apex), exists: true };
+        const records: ResourceRecord[] = [];
+        for (const forward of this.ptrIndex.get(name) ?? []) {
+          const live = this.ctx.liveRecords(forward).find((r) => reverseName(r.address) === name && this.visible(r));
+          if (live) records.push({ name, type: 'PTR', class: RRClass.IN, ttl: Math.min(live.ttl, this.ttl), data: forward });
+        }
+        return { records, exists: records.length > 0 || this.reverseEnts.has(name) };
+      },
+    };
+  }
+}
+
+export function createServeUpstream(config: ServeUpstreamConfig, ctx: UpstreamContext): Upstream {
+  return new ServeUpstream(config, ctx);
+}
