@@ -10,7 +10,7 @@ import { loadClientConfig, parseClientConfig } from '../../../src/config/client.
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 describe('shipped example configurations', () => {
-  it('nsregd.example.yaml loads without warnings', async () => {
+  it('nsregd.example.yaml loads without warnings and runs the built-in zone server', async () => {
     const file = path.join(ROOT, 'nsregd.example.yaml');
     const { config, warnings } = await loadDaemonConfig(file);
     assert.deepEqual(warnings, []);
@@ -22,27 +22,28 @@ describe('shipped example configurations', () => {
     assert.equal(zone.upstreams.length, 1);
     assert.equal(zone.disabledUpstreams, 1);
     const up = zone.upstreams[0];
-    assert.ok(up?.type === 'nsupdate');
-    assert.equal(up.hostname, '127.0.0.1');
-    assert.equal(up.port, 53);
+    assert.ok(up?.type === 'serve');
+    assert.equal(up.listenAddr, '127.0.0.1');
+    assert.equal(up.listenPort, 5300);
+    assert.ok(zone.reservedNames.includes('ns'), 'the default primary ns.<zone> cannot be claimed');
   });
 
-  it('nsregd.example.yaml with the unbound block switched on still loads', async () => {
+  it('nsregd.example.yaml with the nsupdate and unbound blocks switched on still loads', async () => {
     const file = path.join(ROOT, 'nsregd.example.yaml');
-    const text = await readFile(file, 'utf8');
-    // Uncomment the "# - type: unbound" block: lines starting with "      # " / "      #   ".
-    const lines = text.split('\n');
-    const start = lines.findIndex((l) => l.includes('# - type: unbound'));
-    assert.ok(start > 0);
-    let i = start;
-    while (i < lines.length && /^ {6}#( |$)/.test(lines[i] ?? '')) {
-      lines[i] = (lines[i] as string).replace(/^( {6})# ?/, '$1');
-      i++;
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    // Uncomment each "# - type: X" block: its lines start with "      # " and end at the first other line.
+    for (const type of ['nsupdate', 'unbound']) {
+      const start = lines.findIndex((l) => l.includes(`# - type: ${type}`));
+      assert.ok(start > 0, type);
+      for (let i = start; i < lines.length && /^ {6}#( |$)/.test(lines[i] ?? ''); i++) {
+        lines[i] = (lines[i] as string).replace(/^( {6})# ?/, '$1');
+      }
     }
     const { parseDaemonConfig } = await import('../../../src/config/daemon.js');
-    const { config } = parseDaemonConfig(lines.join('\n'), file);
+    const { config, warnings } = parseDaemonConfig(lines.join('\n'), file);
+    assert.deepEqual(warnings, []);
     const types = config.zones['dynamic.example.org.']?.upstreams.map((u) => u.type);
-    assert.deepEqual(types, ['nsupdate', 'unbound']);
+    assert.deepEqual(types, ['serve', 'nsupdate', 'unbound']);
   });
 
   it('nsregc.example.yaml loads without warnings and matches the defaults', async () => {
