@@ -152,7 +152,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   const logger = createLogger({ name: 'nsregc', debug: config.debug, destination: io.stdout });
   for (const w of setup.warnings) logger.warn(w);
   logger.info(
-    { config: config.file ?? '(none: built-in defaults)', name: config.name, keepRecords: config.keepRecords },
+    { config: config.file ?? '(none: built-in defaults)', label: config.name, keepRecords: config.keepRecords },
     'nsregc starting',
   );
 
@@ -201,7 +201,10 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
     return fail(message);
   }
 
+  // The client's own timers do not hold the process open (they are unref'd); this does, until the end.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const outcome = await Promise.race([stopped, client.allRefused.then(() => 'refused' as const)]);
+  clearInterval(keepAlive);
   if (outcome === 'refused') {
     unhook();
     const message = 'every nsregd server refused the registration; giving up';

@@ -295,7 +295,7 @@ export class NsregClient {
             'discovery (PTR at r._dns-sd._udp.<domain>, RFC 6763 section 11)',
         );
       }
-      log.info({ zones, name: config.name }, 'zones to register in');
+      log.info({ zones, label: config.name }, 'zones to register in');
       const servers = await findServers(zones, config.name, {
         query,
         logger: log.child({ part: 'discovery' }),
@@ -333,7 +333,7 @@ export class NsregClient {
     };
     for (const server of servers) {
       const where = serverText(server);
-      const rlog = log.child({ name: server.name });
+      const rlog = log.child({ registering: server.name });
       const exchange: SendFn = (update) =>
         tcpExchange({ host: server.host, port: server.port, message: update, timeoutMs: config.dnsTimeout });
       const send: SendFn = opts.print === true ? printing(exchange, rlog, where) : exchange;
