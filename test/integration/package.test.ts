@@ -1,0 +1,83 @@
+/**
+ * Packaging as a user meets it: `npm pack`, a global install into a temp
+ * prefix, the two commands working from there, and the systemd units
+ * passing `systemd-analyze verify` against the installed binaries.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { requireTool, run } from '../helpers/tools.js';
+
+const ROOT = path.resolve('.');
+
+describe('npm package and systemd units', () => {
+  let dir: string;
+  let prefix: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nsregd-pack-'));
+    prefix = path.join(dir, 'prefix');
+    const pack = await run('npm', ['pack', '--pack-destination', dir, ROOT], { timeoutMs: 120_000 });
+    assert.equal(pack.code, 0, pack.stderr);
+    const tgz = pack.stdout.trim().split('\n').at(-1) as string;
+    const install = await run('npm', ['install', '-g', '--prefix', prefix, path.join(dir, tgz)], { timeoutMs: 300_000 });
+    assert.equal(install.code, 0, install.stderr);
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the installed nsregd and nsregc print their version', async () => {
+    const version = (JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const bin of ['nsregd', 'nsregc']) {
+      const r = await run(path.join(prefix, 'bin', bin), ['--version']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), version);
+    }
+  });
+
+  it('the installed nsregd checks the shipped example configuration, and rejects a bad one', async () => {
+    const example = path.join(prefix, 'lib', 'node_modules', 'nsregd', 'nsregd.example.yaml');
+    const ok = await run(path.join(prefix, 'bin', 'nsregd'), ['--check-config', '-c', example]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /zone dynamic\.example\.org\./);
+    const bad = path.join(dir, 'bad.yaml');
+    await writeFile(bad, 'zones:\n  z.example:\n    max-key-ttl: 10\n    max-addr-ttl: 1h\n');
+    const r = await run(path.join(prefix, 'bin', 'nsregd'), ['--check-config', '-c', bad]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /bad\.yaml: zones\."z\.example"\.max-key-ttl: .*\(got 10\)/);
+  });
+
+  it('every option is documented with its default in --help', async () => {
+    const d = await run(path.join(prefix, 'bin', 'nsregd'), ['--help']);
+    for (const opt of ['--conffile', '--debug', '--print', '--check-config', '--version', '--help']) assert.match(d.stdout, new RegExp(opt));
+    assert.match(d.stdout, /default/);
+    const c = await run(path.join(prefix, 'bin', 'nsregc'), ['--help']);
+    for (const opt of ['--conffile', '--name', '--interface', '--address', '--dns-server', '--dns-tcp', '--keep', '--debug', '--print']) {
+      assert.match(c.stdout, new RegExp(opt), opt);
+    }
+  });
+
+  it('the systemd units pass systemd-analyze verify', async () => {
+    const analyze = requireTool('systemd-analyze');
+    const units: string[] = [];
+    for (const name of ['nsregd', 'nsregc']) {
+      const text = await readFile(path.join(ROOT, 'packaging', 'systemd', `${name}.service`), 'utf8');
+      assert.match(text, /^ExecStart=\/usr\/bin\//m);
+      const unit = path.join(dir, `${name}.service`);
+      await writeFile(unit, text.replace(`/usr/bin/${name}`, path.join(prefix, 'bin', name)));
+      units.push(unit);
+    }
+    const r = await run(analyze, ['verify', ...units]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '', 'no warnings');
+    const nsregd = await readFile(units[0] as string, 'utf8');
+    assert.match(nsregd, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    assert.match(nsregd, /^StateDirectory=nsregd$/m);
+    assert.match(nsregd, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    assert.match(await readFile(units[1] as string, 'utf8'), /^RestrictAddressFamilies=.*AF_NETLINK/m);
+  });
+});
