@@ -186,20 +186,31 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
     process.off('SIGINT', onInt);
   };
 
-  let client: NsregClient;
-  try {
-    client = await NsregClient.start({ config, key, logger, print: parsed.print, signal: abort.signal });
-  } catch (err) {
+  // Discovery can wait a whole dns-timeout before its retry: a signal meanwhile ends the run at
+  // once. Nothing is registered before start() resolves, so there is nothing to remove.
+  const starting = NsregClient.start({ config, key, logger, print: parsed.print, signal: abort.signal });
+  const first = await Promise.race([
+    starting.then(
+      (c) => ({ client: c }),
+      (err: unknown) => ({ error: err as Error }),
+    ),
+    stopped.then((stop) => ({ stop })),
+  ]);
+  if ('stop' in first) {
     unhook();
-    if (err instanceof ClientStartError && err.reason === 'aborted') {
-      const stop = await stopped;
-      logger.info({ signal: stop.signal }, 'stopped during start-up');
-      return stop.code;
-    }
-    const message = err instanceof ClientStartError ? err.message : `start-up failed: ${(err as Error).message}`;
+    // start() notices the abort at its next step; should it get further, undo that.
+    void starting.then((c) => c.shutdown(false)).catch(() => undefined);
+    logger.info({ signal: first.stop.signal }, 'stopped during start-up');
+    return first.stop.code;
+  }
+  if ('error' in first) {
+    unhook();
+    const err = first.error;
+    const message = err instanceof ClientStartError ? err.message : `start-up failed: ${err.message}`;
     logger.fatal(message);
     return fail(message);
   }
+  const client = first.client;
 
   // The client's own timers do not hold the process open (they are unref'd); this does, until the end.
   const keepAlive = setInterval(() => undefined, 1 << 30);

@@ -205,6 +205,17 @@ describe('nsregc end to end in a network namespace', () => {
     assert.match(c.stderr, /^nsregc: no nsregd server found for nowhere\.example\./);
   });
 
+  it('a signal during discovery (waiting for its retry) ends the run at once with its exit code', async () => {
+    // UDP to a port nobody listens on: every browse query fails, and the retry waits dns-timeout (10 s).
+    const c = nsregc(path.join(work, 'home1'), '--dns-server', '127.0.0.1@9', '-i', 'veth0', '-n', 'e2e');
+    await c.waitForMsg('zone discovery failed; retrying once');
+    const t0 = Date.now();
+    c.child.kill('SIGINT');
+    assert.equal(await c.exited(), 2, c.dump());
+    assert.ok(Date.now() - t0 < 3000, `exited after ${Date.now() - t0} ms`);
+    await c.waitForMsg('stopped during start-up', { signal: 'SIGINT' });
+  });
+
   it('discovers the zone through a DNS-SD PTR in named, finds nsregd by SRV and registers', async () => {
     await ns!.ip('addr', 'add', '192.0.2.10/24', 'dev', 'veth0');
     const c = nsregc(path.join(work, 'home1'), '--dns-server', `127.0.0.1@${named!.port}`, '--dns-tcp', '-i', 'veth0', '-n', 'e2e');
