@@ -16,11 +16,12 @@ export interface LoggerOptions {
 
 export function createLogger(opts: LoggerOptions): Logger {
   const level = opts.debug ? 'debug' : 'info';
-  const base = { name: opts.name };
+  // "program", not pino's usual "name": log lines carry DNS names under "name".
+  const base = { program: opts.name };
   const destination = opts.destination ?? process.stdout;
   const readable = opts.pretty ?? (destination === process.stdout && process.stdout.isTTY === true);
   if (readable) {
-    return pino({ level, base }, pretty({ colorize: true, sync: true, ignore: 'pid,hostname,name', destination: 1 }));
+    return pino({ level, base }, pretty({ colorize: true, sync: true, ignore: 'pid,hostname,program', destination: 1 }));
   }
   return pino({ level, base }, destination);
 }
