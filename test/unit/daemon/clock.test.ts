@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { systemClock } from '../../../src/daemon/clock.js';
 
 describe('systemClock', () => {
+  // systemClock's timers are unref'd; a ref'd guard keeps the test process alive while waiting.
   it('runs a short timer', async () => {
+    const guard = setTimeout(() => undefined, 5000);
     await new Promise<void>((resolve) => systemClock.schedule(5, resolve));
+    clearTimeout(guard);
   });
 
   it('does not fire a delay beyond setTimeout\'s 2^31-1 ms limit early (720h key expiry)', async () => {
