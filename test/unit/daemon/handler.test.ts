@@ -1,78 +1,19 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
-import { Cidr } from '../../../src/config/cidr.js';
-import type { ZoneConfig } from '../../../src/config/daemon.js';
-import { RecordCache } from '../../../src/daemon/cache.js';
-import { handleMessage, type HandlerContext } from '../../../src/daemon/handler.js';
-import { Zone } from '../../../src/daemon/zone.js';
+import { handleMessage } from '../../../src/daemon/handler.js';
+import { handlerLab, LAB_REMOTE, LAB_ZONE, type HandlerLab } from '../../helpers/handler-lab.js';
 import { Algorithm, Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, type DecodedMessage, type ResourceRecord } from '../../../src/dns/message.js';
 import { signSig0 } from '../../../src/dns/sig0.js';
 import { deleteName, deleteRRset } from '../../../src/dns/update.js';
-import { FakeClock } from '../../helpers/fake-clock.js';
 import { FakeUpstream } from '../../helpers/fake-upstream.js';
-import { MemoryKeyStore } from '../../helpers/memory-keystore.js';
 import { a, aaaa, makeClient, signedUpdate, type TestClient } from '../../helpers/sig0-client.js';
 
-const ZONE = 'dynamic.example.org.';
-const LAN = '192.0.2.7';
-
-function zoneConfig(over: Partial<ZoneConfig> = {}): ZoneConfig {
-  return {
-    name: ZONE,
-    maxKeyTtl: 30 * 24 * 3600_000,
-    maxAddrTtl: 3600_000,
-    reservedNames: ['www', 'ns'],
-    allowedNets: ['192.0.2.0/24', '2001:db8::/32'].map((c) => Cidr.parse(c) as Cidr),
-    allowAnyAddr: false,
-    upstreams: [],
-    disabledUpstreams: 0,
-    ...over,
-  };
-}
-
-interface Lab {
-  ctx: HandlerContext;
-  zone: Zone;
-  keys: MemoryKeyStore;
-  cache: RecordCache;
-  upstreams: FakeUpstream[];
-  clock: FakeClock;
-  now: number;
-  send(raw: Buffer, remote?: string): Promise<DecodedMessage>;
-}
-
-function lab(opts: { zone?: Partial<ZoneConfig>; upstreams?: number; start?: number } = {}): Lab {
-  const clock = new FakeClock(opts.start ?? Date.UTC(2026, 10, 22, 12));
-  const keys = new MemoryKeyStore();
-  const cache = new RecordCache();
-  const upstreams = Array.from({ length: opts.upstreams ?? 1 }, (_, i) => new FakeUpstream(`fake${i}`));
-  const logger = pino({ level: 'silent' });
-  const zone = new Zone(zoneConfig(opts.zone), keys, cache, upstreams, logger, clock);
-  const ctx: HandlerContext = {
-    zones: new Map([[ZONE, zone]]),
-    listenAddr: 'nsregd.example.org',
-    listenPort: 8053,
-    clock,
-    logger,
-  };
-  return {
-    ctx,
-    zone,
-    keys,
-    cache,
-    upstreams,
-    clock,
-    now: Math.floor(clock.now() / 1000),
-    async send(raw, remote = LAN) {
-      const out = await handleMessage(raw, remote, ctx);
-      assert.ok(out.reply, 'expected a reply');
-      return decodeMessage(out.reply);
-    },
-  };
-}
+const ZONE = LAB_ZONE;
+const LAN = LAB_REMOTE;
+type Lab = HandlerLab;
+const lab = handlerLab;
 
 function txtReasons(m: DecodedMessage): string[] {
   return m.additionals.flatMap((rr) => (rr.type === 'TXT' && rr.data ? rr.data : []));
