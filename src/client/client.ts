@@ -118,6 +118,7 @@ class HostAddresses implements AddressProvider {
     private readonly addrTtl: number,
     private readonly extras: readonly string[],
     private readonly log: Logger,
+    private readonly fallback: () => AddressSource,
   ) {
     this.source = source;
     this.set = new AddressSet(policy);
@@ -183,7 +184,7 @@ class HostAddresses implements AddressProvider {
     if (this.closed) return;
     this.log.error({ err: err.message }, 'address source failed; falling back to polling the interface list');
     const old = this.source;
-    const poll = new PollAddressSource();
+    const poll = this.fallback();
     this.source = poll;
     await old.close().catch(() => undefined);
     try {
@@ -218,6 +219,8 @@ export interface StartClientOptions {
   readonly clock?: Clock;
   /** Default: rtnetlink, falling back to polling (logged). */
   readonly openSource?: (logger: Logger) => Promise<AddressSource>;
+  /** Replaces a source that failed while running; default the polled interface list. */
+  readonly fallbackSource?: () => AddressSource;
   /** resolv.conf consulted when `dns-server` is unset. */
   readonly resolvConf?: string;
   /** SRV target look-ups (tests); default getaddrinfo. */
@@ -266,6 +269,7 @@ export class NsregClient {
       Math.floor(config.addrTtl / 1000),
       config.extraAddresses,
       log.child({ part: 'addresses' }),
+      opts.fallbackSource ?? ((): AddressSource => new PollAddressSource()),
     );
     try {
       await addresses.open();

@@ -1,0 +1,195 @@
+/**
+ * NsregClient (src/client/client.ts) in-process against our nsregd running
+ * as a real process on loopback: the SRV answered by the daemon itself,
+ * zone discovery queries it refuses (not fatal), extra addresses, address
+ * events fanned out to the registrar, a source that fails mid-run replaced
+ * by its fallback (what went away removed, what appeared added), and
+ * shutdown removing everything. The address sources are in-memory stand-ins
+ * for the kernel, which the namespace test (nsregc-netns) covers for real.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { pino, type Logger } from 'pino';
+import { NsregClient } from '../../src/client/client.js';
+import { loadClientKey } from '../../src/client/keys.js';
+import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
+import { defaultClientConfig, mergeClientFlags, type ClientConfig } from '../../src/config/client.js';
+import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
+
+const ZONE = 'dynamic.example.org.';
+
+function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb): void {
+      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+function local(address: string, prefixLen: number, ifname = 'eth0'): LocalAddress {
+  return {
+    address,
+    family: address.includes(':') ? 6 : 4,
+    ifindex: 2,
+    ifname,
+    prefixLen,
+    flags: 0x80,
+    validLifetime: LIFETIME_FOREVER,
+    preferredLifetime: LIFETIME_FOREVER,
+  };
+}
+
+/** The kernel as the test describes it. */
+class MemorySource implements AddressSource {
+  readonly kind = 'netlink' as const;
+  addresses: LocalAddress[];
+  onEvent: ((e: AddressEvent) => void) | undefined;
+  onFailure: ((err: Error) => void) | undefined;
+  closed = false;
+
+  constructor(addresses: LocalAddress[]) {
+    this.addresses = addresses;
+  }
+  list(): Promise<LocalAddress[]> {
+    return Promise.resolve([...this.addresses]);
+  }
+  subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void> {
+    this.onEvent = onEvent;
+    this.onFailure = onFailure;
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+  add(a: LocalAddress): void {
+    this.addresses.push(a);
+    this.onEvent?.({ kind: 'added', address: a });
+  }
+  remove(address: string): void {
+    const a = this.addresses.find((x) => x.address === address);
+    assert.ok(a);
+    this.addresses = this.addresses.filter((x) => x !== a);
+    this.onEvent?.({ kind: 'removed', address: a });
+  }
+}
+
+describe('NsregClient against nsregd on loopback', () => {
+  let d: NsregdLab;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nsregc-client-'));
+    d = await startNsregd({
+      zonesYaml: `  ${ZONE}:
+    max-key-ttl: 720h
+    max-addr-ttl: 10m
+    allowed-nets: [127.0.0.0/8, 192.0.2.0/24]
+    upstreams: []
+`,
+    });
+  });
+  after(async () => {
+    await d?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  function config(extra: Partial<{ addresses: string[] }> = {}): ClientConfig {
+    const base = defaultClientConfig(dir, { hostname: 'lab' });
+    return mergeClientFlags(base, {
+      dnsServer: `127.0.0.1@${d.port}`,
+      dnsTcp: true,
+      zones: [ZONE],
+      ...(extra.addresses === undefined ? {} : { addresses: extra.addresses }),
+    });
+  }
+
+  it('registers, follows events, survives a source failure, removes everything on shutdown', async () => {
+    const { logger, lines } = sink();
+    const cfg = config({ addresses: ['192.0.2.99'] });
+    const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'lab' });
+    const kernel = new MemorySource([local('127.0.0.1', 8, 'lo'), local('192.0.2.1', 24)]);
+    const fallback = new MemorySource([local('192.0.2.2', 24), local('192.0.2.3', 24)]);
+    const client = await NsregClient.start({
+      config: cfg,
+      key,
+      logger,
+      openSource: () => Promise.resolve(kernel),
+      fallbackSource: () => fallback,
+    });
+    try {
+      assert.equal(client.servers.length, 1);
+      const server = client.servers[0];
+      assert.deepEqual(
+        { zone: server?.zone, name: server?.name, target: server?.target, host: server?.host, port: server?.port },
+        { zone: ZONE, name: `lab.${ZONE}`, target: '127.0.0.1.', host: '127.0.0.1', port: d.port },
+      );
+      // Browse queries went to the daemon, which refuses them: logged as nothing found, not fatal.
+      assert.ok(!lines.some((l) => l['msg'] === 'zone discovery query failed'), 'REFUSED is an answer, not a failure');
+
+      await client.idle();
+      const registrar = client.registrars[0];
+      assert.ok(registrar);
+      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.1', '192.0.2.99']);
+      const echoed = lines.find((l) => l['msg'] === 'address registered' && l['address'] === '192.0.2.1');
+      assert.equal(echoed?.['ttl'], 600, 'the server clamps to its max-addr-ttl; the echoed TTL counts');
+
+      kernel.add(local('192.0.2.2', 24));
+      await client.idle();
+      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.1', '192.0.2.2', '192.0.2.99']);
+
+      // The source dies; the fallback sees .2 and .3 but no longer .1.
+      kernel.onFailure?.(new Error('netlink socket closed'));
+      for (let i = 0; i < 100 && fallback.onEvent === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(fallback.onEvent !== undefined, 'subscribed to the fallback');
+      assert.ok(kernel.closed);
+      await client.idle();
+      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.2', '192.0.2.3', '192.0.2.99']);
+      assert.ok(lines.some((l) => l['msg'] === 'record removed' && l['address'] === '192.0.2.1'));
+
+      fallback.remove('192.0.2.3');
+      await client.idle();
+      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.2', '192.0.2.99']);
+    } finally {
+      await client.shutdown(false);
+    }
+    assert.ok(fallback.closed);
+    assert.equal(client.registrars[0]?.state, 'stopped');
+    const removed = lines.find((l) => l['msg'] === 'records removed');
+    assert.equal(removed?.['count'], 2);
+    assert.equal(client.refusedEverywhere, false);
+  });
+
+  it('a zone the daemon does not serve: ClientStartError no-servers, and the source is closed', async () => {
+    const { logger } = sink();
+    const cfg = { ...config(), zones: ['elsewhere.example.'] };
+    const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'lab' });
+    const kernel = new MemorySource([]);
+    await assert.rejects(
+      NsregClient.start({ config: cfg, key, logger, openSource: () => Promise.resolve(kernel) }),
+      (err: unknown) => {
+        assert.equal((err as { code?: string }).code, 'ERR_NSREGC_START');
+        assert.equal((err as { reason?: string }).reason, 'no-servers');
+        return true;
+      },
+    );
+    assert.ok(kernel.closed);
+  });
+
+  it('no zone at all: ClientStartError no-zones', async () => {
+    const { logger } = sink();
+    const cfg = { ...config(), zones: [], discoverZones: false };
+    const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'lab' });
+    await assert.rejects(
+      NsregClient.start({ config: cfg, key, logger, openSource: () => Promise.resolve(new MemorySource([])) }),
+      (err: unknown) => (err as { reason?: string }).reason === 'no-zones',
+    );
+  });
+});
