@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { RecordCache } from './cache.js';
 import { systemClock, type Clock } from './clock.js';
+import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
 import { KeyStore } from './keystore.js';
 import { RegistrationServer, type ServerLimits } from './server.js';
@@ -20,12 +21,15 @@ export interface DaemonOptions {
   clock?: Clock;
   print?: boolean;
   limits?: Partial<ServerLimits>;
+  guard?: Partial<GuardOptions>;
 }
 
 export class Daemon {
   private readonly zones = new Map<string, Zone>();
   private server: RegistrationServer | undefined;
   private readonly clock: Clock;
+  /** One guard for the daemon's life: rate state and the replay cache survive reloads. */
+  private readonly guard: RequestGuard;
   private reloading: Promise<boolean> | undefined;
 
   private constructor(
@@ -33,6 +37,7 @@ export class Daemon {
     private readonly opts: DaemonOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
+    this.guard = new RequestGuard(opts.guard);
   }
 
   /** Loads the configuration file, opens every zone and starts listening. Throws ConfigError on bad config. */
@@ -78,6 +83,7 @@ export class Daemon {
       listenPort: this.port,
       clock: this.clock,
       logger: this.opts.logger,
+      guard: this.guard,
     };
   }
 

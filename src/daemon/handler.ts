@@ -20,6 +20,7 @@ import { extractSig0, prepareSig0, verifyPreparedSig0, type Sig0Extract } from '
 import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../config/cidr.js';
 import type { Clock } from './clock.js';
+import type { RequestGuard } from './guard.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
 import { Refusal, Refusals } from './refusals.js';
 import type { Zone } from './zone.js';
@@ -31,6 +32,8 @@ export interface HandlerContext {
   listenPort: number;
   clock: Clock;
   logger: Logger;
+  /** Rate limits, in-flight cap and replay cache for signature checks (none: unguarded, as in unit tests). */
+  guard?: RequestGuard;
 }
 
 /** What happened, for the connection's log line. */
@@ -121,7 +124,22 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
     const sig = sigOf(req);
     claimed = canonicalName(sig.sig.signerName);
     const name = claimed;
-    const answers = await zone.withNameLock(name, () => processUpdate(req, sig, name, remote, zone, ctx));
+    // The guard comes before the name lock and every signature check: a flood
+    // from one source is turned away here instead of queueing behind a name.
+    let release = (): void => undefined;
+    if (ctx.guard) {
+      const nowMs = ctx.clock.now();
+      if (ctx.guard.isReplay(sig.sig.signature, nowMs)) throw Refusals.replayed();
+      const admission = ctx.guard.admit(remote, nowMs);
+      if (!admission.ok) throw admission.why === 'rate' ? Refusals.rateLimited() : Refusals.busy();
+      release = admission.release;
+    }
+    let answers: ResourceRecord[];
+    try {
+      answers = await zone.withNameLock(name, () => processUpdate(req, sig, name, remote, zone, ctx));
+    } finally {
+      release();
+    }
     const m = replyTo(req, Rcode.NOERROR);
     m.answers = answers;
     return { reply: encodeMessage(m), rcode: Rcode.NOERROR, zone: zone.name, name };
@@ -258,6 +276,8 @@ async function processUpdate(
 ): Promise<ResourceRecord[]> {
   const cfg = zone.config;
   const now = ctx.clock.now();
+  // Again under the lock: an identical message may have been accepted while this one waited.
+  if (ctx.guard?.isReplay(sig.sig.signature, now)) throw Refusals.replayed();
   const keyRR = keyRecordOf(req);
   const existing = zone.keys.get(name);
   if (existing !== undefined) {
@@ -313,6 +333,7 @@ async function processUpdate(
   for (const r of removes) zone.cache.remove(r);
   for (const r of vetted.adds) zone.cache.upsert(r, now + r.ttl * 1000);
   zone.scheduleExpiry();
+  ctx.guard?.remember(sig.sig.signature, sig.sig.expiration * 1000, now);
   return vetted.echo;
 }
 

@@ -42,4 +42,7 @@ export const Refusals = {
   upstreamFailed: make(Rcode.SERVFAIL, 'Unable to update upstream servers'),
   keyStoreFailed: make(Rcode.SERVFAIL, 'Unable to store key'),
   busy: make(Rcode.SERVFAIL, 'Server busy, try again later'),
+  // SERVFAIL, not REFUSED: a client backs off and retries after SERVFAIL, but gives up after REFUSED.
+  rateLimited: make(Rcode.SERVFAIL, 'Too many requests from this address, try again later'),
+  replayed: make(Rcode.REFUSED, 'Replayed request'),
 } as const;
