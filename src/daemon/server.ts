@@ -11,10 +11,15 @@ import { decodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { rcodeName } from '../dns/constants.js';
 import type { HandlerOutcome } from './handler.js';
+import { Refusals } from './refusals.js';
 
 export interface ServerLimits {
-  /** Connections open at once; further ones are closed at accept. */
+  /** Connections open at once; when full, the longest-idle connection makes room (or the new one is closed). */
   maxConnections: number;
+  /** Connections from one address at once. */
+  maxPerSource: number;
+  /** A message begun but not complete after this long closes the connection (ms). */
+  slowReadTimeoutMs: number;
   /** A connection with no complete message for this long is closed (ms). */
   idleTimeoutMs: number;
   /** Largest message accepted (octets). */
@@ -25,6 +30,8 @@ export interface ServerLimits {
 
 export const DEFAULT_LIMITS: ServerLimits = Object.freeze({
   maxConnections: 512,
+  maxPerSource: 32,
+  slowReadTimeoutMs: 5_000,
   idleTimeoutMs: 30_000,
   maxMessageSize: 65535,
   maxPipelined: 16,
@@ -55,9 +62,19 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+const QUIET_REASONS = new Set([Refusals.busy().reason, Refusals.rateLimited().reason]);
+
+interface Connection {
+  remote: string;
+  /** Requests received and not yet answered. */
+  inFlight: number;
+}
+
 export class RegistrationServer {
   private readonly servers: net.Server[] = [];
-  private readonly sockets = new Set<net.Socket>();
+  /** Open connections, least recently active first (re-inserted on activity). */
+  private readonly sockets = new Map<net.Socket, Connection>();
+  private readonly perSource = new Map<string, number>();
   private readonly limits: ServerLimits;
   private connectionSeq = 0;
 
@@ -113,30 +130,71 @@ export class RegistrationServer {
   /** Stops accepting and closes every connection. */
   async close(): Promise<void> {
     const closing = this.stopAccepting();
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     await closing;
+  }
+
+  /** Closes the connection that has been idle longest (nothing in flight); false if none is idle. */
+  private evictIdle(log: Logger): boolean {
+    for (const [socket, conn] of this.sockets) {
+      if (conn.inFlight > 0) continue;
+      log.info({ evicted: conn.remote }, 'connection limit reached, closing the longest-idle connection');
+      this.forget(socket);
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  private forget(socket: net.Socket): void {
+    const conn = this.sockets.get(socket);
+    if (conn === undefined) return;
+    this.sockets.delete(socket);
+    const n = (this.perSource.get(conn.remote) ?? 1) - 1;
+    if (n <= 0) this.perSource.delete(conn.remote);
+    else this.perSource.set(conn.remote, n);
+  }
+
+  private touch(socket: net.Socket, conn: Connection): void {
+    if (!this.sockets.has(socket)) return;
+    this.sockets.delete(socket);
+    this.sockets.set(socket, conn);
   }
 
   private accept(socket: net.Socket): void {
     const remote = plainAddress(socket.remoteAddress);
     const log = this.opts.logger.child({ conn: ++this.connectionSeq, remote });
-    if (this.sockets.size >= this.limits.maxConnections) {
-      log.warn({ limit: this.limits.maxConnections }, 'connection limit reached, closing new connection');
+    if ((this.perSource.get(remote) ?? 0) >= this.limits.maxPerSource) {
+      log.debug({ limit: this.limits.maxPerSource }, 'too many connections from this address, closing new connection');
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
+    if (this.sockets.size >= this.limits.maxConnections && !this.evictIdle(log)) {
+      log.warn({ limit: this.limits.maxConnections }, 'connection limit reached and none idle, closing new connection');
+      socket.destroy();
+      return;
+    }
+    const conn: Connection = { remote, inFlight: 0 };
+    this.sockets.set(socket, conn);
+    this.perSource.set(remote, (this.perSource.get(remote) ?? 0) + 1);
     socket.setNoDelay(true);
     socket.setTimeout(this.limits.idleTimeoutMs);
     const decoder = new FrameDecoder({ maxFrame: this.limits.maxMessageSize });
     let queue: Promise<void> = Promise.resolve();
-    let inFlight = 0;
+    let slowRead: NodeJS.Timeout | undefined;
+    const stopSlowRead = (): void => {
+      clearTimeout(slowRead);
+      slowRead = undefined;
+    };
     socket.on('timeout', () => {
       log.debug('idle timeout');
       socket.destroy();
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'connection error'));
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      stopSlowRead();
+      this.forget(socket);
+    });
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -146,15 +204,27 @@ export class RegistrationServer {
         socket.destroy();
         return;
       }
+      this.touch(socket, conn);
+      // A message trickled in byte by byte must not hold a connection forever.
+      if (decoder.pending === 0) {
+        stopSlowRead();
+      } else if (slowRead === undefined) {
+        slowRead = setTimeout(() => {
+          log.debug('message not completed in time, closing connection');
+          socket.destroy();
+        }, this.limits.slowReadTimeoutMs);
+        slowRead.unref();
+      }
       for (const raw of frames) {
-        inFlight++;
-        if (inFlight >= this.limits.maxPipelined) socket.pause();
+        conn.inFlight++;
+        if (conn.inFlight >= this.limits.maxPipelined) socket.pause();
         // Replies go out in request order; each request is handled as soon as it arrives.
         const outcome = this.handle(raw, remote, log);
         queue = queue.then(async () => {
           const result = await outcome;
-          inFlight--;
-          if (socket.isPaused() && inFlight < this.limits.maxPipelined) socket.resume();
+          conn.inFlight--;
+          this.touch(socket, conn);
+          if (socket.isPaused() && conn.inFlight < this.limits.maxPipelined) socket.resume();
           if (socket.destroyed) return;
           if (result === null) {
             socket.destroy();
@@ -176,8 +246,12 @@ export class RegistrationServer {
       return null;
     }
     const fields = { rcode: rcodeName(outcome.rcode), zone: outcome.zone, name: outcome.name, reason: outcome.reason };
-    if (outcome.rcode === 0) log.debug(fields, 'request handled');
-    else log.info(fields, 'request refused');
+    // Turned-away floods are logged at debug: one info line per flooded request would be a second flood.
+    if (outcome.rcode === 0 || (outcome.reason !== undefined && QUIET_REASONS.has(outcome.reason))) {
+      log.debug(fields, outcome.rcode === 0 ? 'request handled' : 'request refused');
+    } else {
+      log.info(fields, 'request refused');
+    }
     if (outcome.reply !== null && this.opts.print) printMessage(log, 'reply', outcome.reply);
     return outcome.reply;
   }

@@ -1,0 +1,97 @@
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { RequestGuard, sourceKey } from '../../../src/daemon/guard.js';
+import { RRClass, Rcode } from '../../../src/dns/constants.js';
+import { handlerLab, LAB_ZONE } from '../../helpers/handler-lab.js';
+import { a, makeClient, signedUpdate } from '../../helpers/sig0-client.js';
+
+describe('request guard', () => {
+  it('limits each source to its bucket, refilled at the rate; other sources are unaffected', () => {
+    const g = new RequestGuard({ perSourceRate: 10, perSourceBurst: 3, maxInFlight: 100 });
+    const take = (src: string, t: number): boolean => {
+      const r = g.admit(src, t);
+      if (r.ok) r.release();
+      return r.ok;
+    };
+    assert.deepEqual([1, 2, 3, 4].map(() => take('198.51.100.1', 0)), [true, true, true, false]);
+    assert.equal(take('198.51.100.2', 0), true);
+    assert.equal(take('198.51.100.1', 100), true, '100 ms at 10/s gives one token');
+    assert.equal(take('198.51.100.1', 100), false);
+  });
+
+  it('treats an IPv6 /64 as one source', () => {
+    assert.equal(sourceKey('2001:db8:1:2::1'), sourceKey('2001:db8:1:2:ffff::9'));
+    assert.notEqual(sourceKey('2001:db8:1:2::1'), sourceKey('2001:db8:1:3::1'));
+    assert.equal(sourceKey('192.0.2.1'), '192.0.2.1');
+  });
+
+  it('caps checks in flight; a release frees a slot', () => {
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 2 });
+    const a1 = g.admit('192.0.2.1', 0);
+    const a2 = g.admit('192.0.2.2', 0);
+    const a3 = g.admit('192.0.2.3', 0);
+    assert.ok(a1.ok && a2.ok);
+    assert.deepEqual(a3, { ok: false, why: 'busy' });
+    if (a1.ok) {
+      a1.release();
+      a1.release();
+    }
+    assert.equal(g.checksInFlight, 1);
+    assert.ok(g.admit('192.0.2.3', 0).ok);
+  });
+
+  it('remembers accepted signatures until they expire, within a bounded capacity', () => {
+    const g = new RequestGuard({ replayCapacity: 3 });
+    const sig = (n: number): Buffer => Buffer.from([n]);
+    g.remember(sig(1), 1000, 0);
+    assert.ok(g.isReplay(sig(1), 999));
+    assert.ok(!g.isReplay(sig(1), 1000), 'forgotten once expired');
+    for (let i = 0; i < 10; i++) g.remember(sig(i), 5000 + i, 0);
+    assert.equal(g.remembered, 3);
+    assert.ok(g.isReplay(sig(9), 0));
+  });
+});
+
+describe('guard in the handler', () => {
+  it('a replayed accepted update is refused; a re-signed one is fine', async () => {
+    const lab = handlerLab();
+    lab.ctx.guard = new RequestGuard();
+    const c = makeClient('host1', LAB_ZONE);
+    const msg = signedUpdate(c, [a(c.name, '192.0.2.1')], { now: lab.now });
+    assert.equal((await lab.send(msg)).rcode, Rcode.NOERROR);
+    // The owner removes the record; a replay of the old add must not bring it back.
+    assert.equal((await lab.send(signedUpdate(c, [a(c.name, '192.0.2.1', 0, RRClass.NONE)], { now: lab.now, id: 2 }))).rcode, Rcode.NOERROR);
+    const replay = await lab.send(msg);
+    assert.equal(replay.rcode, Rcode.REFUSED);
+    assert.deepEqual(replay.additionals.flatMap((rr) => (rr.type === 'TXT' && rr.data) || []), ['Replayed request']);
+    assert.equal(lab.cache.size, 0);
+    assert.equal((await lab.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: lab.now, id: 3 }))).rcode, Rcode.NOERROR);
+  });
+
+  it('a failed request may be retried with the same bytes (only accepted ones are remembered)', async () => {
+    const lab = handlerLab();
+    lab.ctx.guard = new RequestGuard();
+    (lab.upstreams[0] as { fail: boolean }).fail = true;
+    const c = makeClient('host1', LAB_ZONE);
+    const msg = signedUpdate(c, [a(c.name, '192.0.2.1')], { now: lab.now });
+    assert.equal((await lab.send(msg)).rcode, Rcode.SERVFAIL);
+    (lab.upstreams[0] as { fail: boolean }).fail = false;
+    assert.equal((await lab.send(msg)).rcode, Rcode.NOERROR);
+  });
+
+  it('a flooding source gets SERVFAIL (back off) once over its rate; others are still served', async () => {
+    const lab = handlerLab();
+    lab.ctx.guard = new RequestGuard({ perSourceRate: 5, perSourceBurst: 5 });
+    const attacker = makeClient('victim', LAB_ZONE);
+    const rcodes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const m = signedUpdate(attacker, [a(attacker.name, '192.0.2.66')], { now: lab.now, id: i });
+      m[m.length - 1] ^= 1; // bogus signature
+      rcodes.push((await lab.send(m, '192.0.2.66')).rcode);
+    }
+    assert.deepEqual(rcodes.slice(0, 5), Array(5).fill(Rcode.NOTAUTH));
+    assert.deepEqual(rcodes.slice(5), Array(15).fill(Rcode.SERVFAIL));
+    const good = makeClient('good', LAB_ZONE);
+    assert.equal((await lab.send(signedUpdate(good, [a(good.name, '192.0.2.5')], { now: lab.now }), '192.0.2.5')).rcode, Rcode.NOERROR);
+  });
+});
