@@ -100,6 +100,29 @@ function importPublicJwk(jwk: crypto.JsonWebKey): KeyObject {
   }
 }
 
+/**
+ * DER of SubjectPublicKeyInfo (RFC 5480 §2) up to the EC point: SEQUENCE,
+ * AlgorithmIdentifier {id-ecPublicKey, named curve}, BIT STRING header.
+ * Importing DER costs a fraction of what JWK does, and a key imported from
+ * JWK also makes its first verification stall the calling thread; the
+ * daemon imports a key for every claim, so this is on its hot path.
+ */
+const EC_SPKI_PREFIX: Readonly<Record<'P-256' | 'P-384', Buffer>> = {
+  'P-256': Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'),
+  'P-384': Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex'),
+};
+/** SEC 1 §2.3.3: the uncompressed-point marker DNSSEC leaves out (RFC 6605 §4). */
+const EC_UNCOMPRESSED = Buffer.from([0x04]);
+
+function importPublicSpki(der: Buffer): KeyObject {
+  try {
+    return crypto.createPublicKey({ key: der, format: 'der', type: 'spki' });
+  } catch (err) {
+    // e.g. an EC point that is not on the curve.
+    throw new InvalidKeyError(`public key rejected: ${(err as Error).message}`);
+  }
+}
+
 /** RFC 3110 §2: exponent length (1 byte, or 0 then 2 bytes), exponent, modulus. */
 function rsaPublicJwk(key: Buffer): crypto.JsonWebKey {
   if (key.length < 1) throw new InvalidKeyError('empty RSA public key');
@@ -129,12 +152,7 @@ export function publicKeyFromRData(k: KeyRData): KeyObject {
       if (key.length !== 2 * spec.size) {
         throw new InvalidKeyError(`${spec.crv} public key must be ${2 * spec.size} bytes, got ${key.length}`);
       }
-      return importPublicJwk({
-        kty: 'EC',
-        crv: spec.crv,
-        x: b64url(key.subarray(0, spec.size)),
-        y: b64url(key.subarray(spec.size)),
-      });
+      return importPublicSpki(Buffer.concat([EC_SPKI_PREFIX[spec.crv], EC_UNCOMPRESSED, key]));
     case 'okp':
       if (key.length !== spec.size) {
         throw new InvalidKeyError(`${spec.crv} public key must be ${spec.size} bytes, got ${key.length}`);
