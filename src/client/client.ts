@@ -11,7 +11,9 @@ import { chmod, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { loadClientConfig, mergeClientFlags, type ClientConfig, type ClientFlags, type DnsServer } from '../config/client.js';
 import { systemClock, type Clock } from '../daemon/clock.js';
-import { decodeMessage } from '../dns/message.js';
+import { randomInt } from 'node:crypto';
+import { Opcode, RRClass, RRType } from '../dns/constants.js';
+import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { tcpExchange } from '../dns/transport.js';
 import {
@@ -29,7 +31,7 @@ import {
 import { discoverZones, findServers, makeQuery, type LookupFn, type NetworkPrefix, type NsregServer, type QueryFn } from './discover.js';
 import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
-import { Registrar, type AddressProvider, type RegistrarAddress, type SendFn } from './registrar.js';
+import { Registrar, type AddressProvider, type ProbeFn, type RegistrarAddress, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
 
 export interface LoadClientSetupOptions {
@@ -225,6 +227,8 @@ export interface StartClientOptions {
   readonly resolvConf?: string;
   /** SRV target look-ups (tests); default getaddrinfo. */
   readonly lookup?: LookupFn;
+  /** Time between liveness probes of each server (tests shorten it); default PROBE_INTERVAL_MS. */
+  readonly probeIntervalMs?: number;
   /** Aborts start-up between its steps (a signal during discovery). */
   readonly signal?: AbortSignal;
 }
@@ -341,6 +345,7 @@ export class NsregClient {
       const exchange: SendFn = (update) =>
         tcpExchange({ host: server.host, port: server.port, message: update, timeoutMs: config.dnsTimeout });
       const send: SendFn = opts.print === true ? printing(exchange, rlog, where) : exchange;
+      const probe = srvProbe(server, config.dnsTimeout);
       registrars.push(
         new Registrar({
           zone: server.zone,
@@ -350,6 +355,8 @@ export class NsregClient {
           keyTtl: Math.floor(config.keyTtl / 1000),
           addresses,
           send,
+          probe,
+          ...(opts.probeIntervalMs === undefined ? {} : { probeIntervalMs: opts.probeIntervalMs }),
           clock,
           logger: rlog,
           onStateChange,
@@ -387,6 +394,23 @@ export class NsregClient {
     })();
     return this.stopping;
   }
+}
+
+/**
+ * The liveness question: SRV `_nsreg._tcp.<zone>` over TCP to the server
+ * itself. Every nsregd answers it (the original too), it needs no
+ * signature, and any reply with our ID counts as alive, whatever its rcode.
+ */
+function srvProbe(server: NsregServer, timeoutMs: number): ProbeFn {
+  return async (): Promise<void> => {
+    const id = randomInt(0, 0x10000);
+    const q = emptyMessage(id, Opcode.QUERY);
+    q.questions.push({ name: `_nsreg._tcp.${server.zone}`, type: RRType.SRV, class: RRClass.IN });
+    const reply = decodeMessage(
+      await tcpExchange({ host: server.host, port: server.port, message: encodeMessage(q), timeoutMs: Math.min(timeoutMs, 5000) }),
+    );
+    if (!reply.qr || reply.id !== id) throw new Error('liveness probe: reply does not match the query');
+  };
 }
 
 /** Wraps a SendFn so each update and reply is logged in presentation form. */

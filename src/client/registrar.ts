@@ -10,6 +10,13 @@
  *   insert ──network error / SERVFAIL──▶ retry after back-off (per server,
  *   1 s doubling up to RETRY_CAP_MS, reset by any success)
  *   any other rcode ──▶ the server refused us: state 'refused', all stops.
+ * Liveness (when a probe is given): the server is asked a cheap question
+ * (SRV for its own zone) every PROBE_INTERVAL_MS. A daemon that stopped
+ * removes our records upstream on its way out, and a restarted one knows
+ * nothing of them, so a server that stops answering is marked down (logged
+ * once), probed again with the capped back-off, and when it answers again
+ * every current address is registered afresh in one update. Waiting for
+ * the next refresh instead could leave the name empty for half a TTL.
  * Updates are sent one at a time, in order, so a removal can never
  * overtake the insert it undoes.
  */
@@ -33,6 +40,12 @@ export const RETRY_INITIAL_MS = 1_000;
  * before they would expire. The original had no cap (SPEC §4 **FIX**).
  */
 export const RETRY_CAP_MS = 300_000;
+/**
+ * Time between liveness probes of a server that answers. Fifteen seconds:
+ * a restart is noticed well within a minute, at the cost of one TCP
+ * connection and one small query per server.
+ */
+export const PROBE_INTERVAL_MS = 15_000;
 
 /** An address to register and the TTL (seconds) to register it with. */
 export interface RegistrarAddress {
@@ -52,6 +65,9 @@ export interface AddressProvider {
 
 /** One DNS exchange with the server (TCP, SPEC §2); rejects on network errors. */
 export type SendFn = (update: Buffer) => Promise<Buffer>;
+
+/** A liveness question to the server; resolves when it answered, rejects when it did not. */
+export type ProbeFn = () => Promise<void>;
 
 /** The KEY/SIG(0) material the registrar signs with (ClientKey satisfies it). */
 export type RegistrarKey = Pick<ClientKey, 'signerFor' | 'keyRecord'>;
@@ -77,6 +93,10 @@ export interface RegistrarOptions {
   /** Back-off bounds (tests may shorten them). */
   readonly retryInitialMs?: number;
   readonly retryCapMs?: number;
+  /** Liveness probe; without one, a restarted server is noticed at the next refresh only. */
+  readonly probe?: ProbeFn;
+  /** Default PROBE_INTERVAL_MS. */
+  readonly probeIntervalMs?: number;
   /** Called once when the state leaves 'running'. */
   readonly onStateChange?: (state: RegistrarState) => void;
 }
@@ -161,6 +181,16 @@ export class Registrar {
   private dueTimer: TimerHandle | undefined;
   /** Tail of the send queue. */
   private queue: Promise<void> = Promise.resolve();
+  private readonly probeIntervalMs: number;
+  private probeTimer: TimerHandle | undefined;
+  /** Delay before the next probe of a server that is down. */
+  private probeBackoffMs: number;
+  /** The server stopped answering (probe or update failed on the network) and has not answered since. */
+  private down = false;
+  /** Everything must be registered again once the server answers (it may have lost our records). */
+  private needsReRegister = false;
+  /** A re-registration sits in the queue: it covers whatever waits for a retry. */
+  private reRegisterQueued = false;
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -171,6 +201,13 @@ export class Registrar {
     this.retryInitialMs = opts.retryInitialMs ?? RETRY_INITIAL_MS;
     this.retryCapMs = opts.retryCapMs ?? RETRY_CAP_MS;
     this.backoffMs = this.retryInitialMs;
+    this.probeIntervalMs = opts.probeIntervalMs ?? PROBE_INTERVAL_MS;
+    this.probeBackoffMs = this.retryInitialMs;
+  }
+
+  /** True while the server is considered down (not answering). */
+  get serverDown(): boolean {
+    return this.down;
   }
 
   get state(): RegistrarState {
@@ -195,6 +232,7 @@ export class Registrar {
   /** The initial update: every current address (even none: that still claims the name). */
   start(): Promise<void> {
     this.log.info({ name: this.name }, 'registering with nsregd server');
+    this.scheduleProbe(this.probeIntervalMs);
     return this.enqueue(async () => {
       const addrs = await this.opts.addresses.list();
       await this.sendInserts(addrs);
@@ -293,6 +331,100 @@ export class Registrar {
     this.dueTimer?.cancel();
     this.dueTimer = undefined;
     this.dueRefresh.clear();
+    this.probeTimer?.cancel();
+    this.probeTimer = undefined;
+  }
+
+  private scheduleProbe(delayMs: number): void {
+    if (this.opts.probe === undefined || !this.active()) return;
+    this.probeTimer?.cancel();
+    this.probeTimer = this.opts.clock.schedule(delayMs, () => {
+      this.probeTimer = undefined;
+      void this.runProbe();
+    });
+  }
+
+  private async runProbe(): Promise<void> {
+    const probe = this.opts.probe;
+    if (probe === undefined || !this.active()) return;
+    let answered: boolean;
+    try {
+      await probe();
+      answered = true;
+    } catch (err) {
+      answered = false;
+      this.markDown('liveness probe', err);
+    }
+    if (!this.active()) return;
+    if (!answered) {
+      const delay = this.probeBackoffMs;
+      // Capped at the normal interval: a server that is back is noticed within one interval.
+      this.probeBackoffMs = Math.min(this.probeBackoffMs * 2, this.retryCapMs, Math.max(this.probeIntervalMs, this.retryInitialMs));
+      this.scheduleProbe(delay);
+      return;
+    }
+    if (this.down) this.serverAnswered();
+    else this.scheduleProbe(this.probeIntervalMs);
+  }
+
+  /** A probe or an update got an answer while the server was marked down. */
+  private serverAnswered(): void {
+    this.down = false;
+    this.probeBackoffMs = this.retryInitialMs;
+    this.scheduleProbe(this.probeIntervalMs);
+    if (this.needsReRegister) {
+      this.needsReRegister = false;
+      this.retryTimer?.cancel();
+      this.retryTimer = undefined;
+      this.reRegisterQueued = true;
+      void this.enqueue(() => this.reRegister());
+    }
+  }
+
+  /**
+   * The server did not answer. Logged once per outage; probing switches to
+   * the back-off schedule so the return is noticed quickly.
+   */
+  private markDown(what: string, err: unknown): void {
+    // Without a probe nothing would ever mark the server up again.
+    if (this.opts.probe === undefined) return;
+    this.needsReRegister = true;
+    if (this.down) return;
+    this.down = true;
+    this.log.warn(
+      { err: err instanceof Error ? err.message : String(err), via: what },
+      'server is not answering; will register every address again when it is back',
+    );
+    if (this.active()) {
+      this.probeBackoffMs = this.retryInitialMs;
+      this.scheduleProbe(this.probeBackoffMs);
+    }
+  }
+
+  /**
+   * The server answers again after an outage: it may have restarted and
+   * lost every record, so all current addresses go out in one update
+   * (this also covers whatever was waiting for a retry).
+   */
+  private async reRegister(): Promise<void> {
+    this.reRegisterQueued = false;
+    if (!this.active()) return;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    const removals = [...this.retryRemovals];
+    this.retryInserts.clear();
+    this.retryRemovals.clear();
+    const current = await this.opts.addresses.list();
+    const present = new Set(current.map((a) => addressKey(a.address)));
+    for (const k of [...this.registered.keys()]) if (!present.has(k)) this.forget(k);
+    this.log.info(
+      { count: current.length, addresses: current.map((a) => a.address) },
+      `server is back; re-registering ${current.length} addresses`,
+    );
+    const gone = removals.filter((r) => !present.has(r));
+    if (gone.length > 0) await this.exchangeUpdate({ removals: gone });
+    // Even with no address this re-claims the name, as the initial update does.
+    await this.exchangeUpdate({ inserts: current });
   }
 
   private async sendInserts(addrs: readonly RegistrarAddress[]): Promise<void> {
@@ -327,6 +459,7 @@ export class Registrar {
       if (!reply.qr) throw new Error('reply is not a response (QR clear)');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'network error while sending update');
+      if (!this.stopping) this.markDown('update', err);
       this.transient(inserts, removals);
       return 'transient';
     }
@@ -345,6 +478,7 @@ export class Registrar {
     }
     this.backoffMs = this.retryInitialMs;
     if (this.stopping) return 'ok';
+    if (this.down) this.serverAnswered();
     for (const a of removals) this.log.info({ address: a }, 'record removed');
     this.registerEchoed(reply);
     return 'ok';
@@ -424,7 +558,14 @@ export class Registrar {
   }
 
   private async retry(): Promise<void> {
-    if (!this.active()) return;
+    if (!this.active() || this.reRegisterQueued) return;
+    if (this.needsReRegister) {
+      // The server was unreachable: if this attempt gets through, it may be
+      // talking to a restarted server that lost everything, so send it all.
+      this.needsReRegister = false;
+      await this.reRegister();
+      return;
+    }
     const inserts = [...this.retryInserts];
     const removals = [...this.retryRemovals];
     this.retryInserts.clear();

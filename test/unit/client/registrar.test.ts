@@ -93,7 +93,11 @@ class Harness {
   readonly registrar: Registrar;
   readonly lines: Array<Record<string, unknown>>;
 
-  constructor(addresses: RegistrarAddress[], opts: { clock?: FakeClock; server?: string } = {}) {
+  /** Whether the fake server answers liveness probes; probe times are recorded. */
+  probeAnswers = true;
+  readonly probes: number[] = [];
+
+  constructor(addresses: RegistrarAddress[], opts: { clock?: FakeClock; server?: string; probeIntervalMs?: number } = {}) {
     this.clock = opts.clock ?? new FakeClock(Date.UTC(2026, 0, 1));
     this.addresses = addresses;
     const { logger, lines } = sink();
@@ -117,13 +121,28 @@ class Harness {
       logger,
       randomId: () => id++,
       onStateChange: (s) => this.states.push(s),
+      ...(opts.probeIntervalMs === undefined
+        ? {}
+        : {
+            probeIntervalMs: opts.probeIntervalMs,
+            probe: async (): Promise<void> => {
+              this.probes.push(this.clock.now());
+              if (!this.probeAnswers) throw new TransportError('connect', 'connection refused');
+            },
+          }),
     });
   }
 
-  /** Moves the fake clock and lets the registrar finish what the timers started. */
+  /** Moves the fake clock and lets the registrar finish what the timers started (probes included). */
   async advance(ms: number): Promise<void> {
     this.clock.advance(ms);
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await this.registrar.idle();
+  }
+
+  /** Moves the clock one millisecond at a time … in steps of `step` ms, settling after each. */
+  async advanceBy(total: number, step: number): Promise<void> {
+    for (let t = 0; t < total; t += step) await this.advance(Math.min(step, total - t));
   }
 
   last(): DecodedMessage {
@@ -378,5 +397,126 @@ describe('Registrar', () => {
     await h.advance(1_000);
     assert.equal(h.sent.length, 3);
     assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
+  });
+});
+
+describe('Registrar liveness probe', () => {
+  const INTERVAL = 15_000;
+
+  it('probes every interval and sends nothing while the server answers', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+    h.behaviour = { ttl: 3600 };
+    await h.registrar.start();
+    await h.advanceBy(60_000, 1_000);
+    assert.deepEqual(
+      h.probes.map((t) => t - h.sent[0]!.at),
+      [15_000, 30_000, 45_000, 60_000],
+    );
+    assert.equal(h.sent.length, 1, 'no update beyond the initial one');
+    assert.equal(h.registrar.serverDown, false);
+  });
+
+  it('a failed probe marks the server down (logged once); back → every current address again with its current TTL', async () => {
+    const h = new Harness(
+      [
+        { address: '192.0.2.30', ttl: 3600 },
+        { address: '2001:db8::30', ttl: 3600 },
+      ],
+      { probeIntervalMs: INTERVAL },
+    );
+    h.behaviour = { ttl: 3600 };
+    await h.registrar.start();
+    const t0 = h.clock.now();
+    h.probeAnswers = false;
+    await h.advanceBy(15_000, 500);
+    assert.equal(h.registrar.serverDown, true);
+    // Probed again after 1, 2, 4, 8 s, then at most every interval.
+    await h.advanceBy(60_000, 500);
+    const gaps = h.probes.slice(1).map((t, i) => t - (h.probes[i] as number));
+    assert.deepEqual(gaps.slice(0, 6), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000]);
+    assert.equal(h.lines.filter((l) => String(l['msg']).includes('server is not answering')).length, 1, 'logged once');
+    assert.equal(h.sent.length, 1, 'nothing sent while down');
+    // Back, having lost everything; one address changed its TTL, one went away, one is new.
+    h.addresses = [
+      { address: '192.0.2.30', ttl: 1800 },
+      { address: '192.0.2.31', ttl: 3600 },
+    ];
+    h.probeAnswers = true;
+    await h.advanceBy(15_000, 500);
+    assert.equal(h.registrar.serverDown, false);
+    assert.equal(h.sent.length, 2, 'one re-registration update');
+    assert.deepEqual(updates(h.last()), [
+      ['A', RRClass.IN, 1800, '192.0.2.30'],
+      ['A', RRClass.IN, 3600, '192.0.2.31'],
+    ]);
+    assert.ok(h.lines.some((l) => l['msg'] === 'server is back; re-registering 2 addresses'));
+    assert.deepEqual(h.registrar.registeredAddresses().sort(), ['192.0.2.30', '192.0.2.31']);
+    assert.ok(h.clock.now() - t0 < 120_000);
+    // Up again: probes at the normal interval, no further updates.
+    const before = h.probes.length;
+    await h.advanceBy(45_000, 1_000);
+    assert.equal(h.probes.length - before, 3);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('no storm: retries queued during the outage fold into the one re-registration', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+    h.behaviour = { ttl: 20 }; // refresh every 10 s
+    await h.registrar.start();
+    h.probeAnswers = false;
+    h.behaviour = 'network-error';
+    await h.advanceBy(10_000, 500); // the refresh fails → retry queued, server down
+    assert.equal(h.registrar.serverDown, true);
+    const failedSends = h.sent.length;
+    assert.ok(failedSends >= 2);
+    // The retry timer keeps trying while down; the server comes back between two attempts.
+    h.behaviour = { ttl: 20 };
+    h.probeAnswers = true;
+    await h.advanceBy(2_000, 100);
+    assert.equal(h.registrar.serverDown, false);
+    const after = h.sent.slice(failedSends);
+    assert.equal(after.length, 1, 'exactly one update when back');
+    assert.deepEqual(updates(h.last()), [['A', RRClass.IN, 3600, '192.0.2.30']]);
+    // …and then only the regular refresh at half the TTL, no retry left over.
+    const backAt = h.last() === after[0]!.msg ? after[0]!.at : 0;
+    await h.advance(backAt + 10_000 - 1 - h.clock.now());
+    assert.equal(h.sent.length, failedSends + 1);
+    await h.advance(1);
+    assert.equal(h.sent.length, failedSends + 2);
+  });
+
+  it('a network error on an update also marks the server down; the next answer re-registers everything', async () => {
+    const h = new Harness(
+      [
+        { address: '192.0.2.30', ttl: 3600 },
+        { address: '192.0.2.31', ttl: 3600 },
+      ],
+      { probeIntervalMs: INTERVAL },
+    );
+    h.behaviour = { ttl: 3600 };
+    await h.registrar.start();
+    h.behaviour = 'network-error';
+    h.addresses = [...h.addresses, { address: '192.0.2.32', ttl: 3600 }];
+    await h.registrar.addressAdded({ address: '192.0.2.32', ttl: 3600 });
+    assert.equal(h.registrar.serverDown, true);
+    h.behaviour = { ttl: 3600 };
+    await h.advanceBy(1_500, 100); // the probe at +1 s answers
+    assert.equal(h.registrar.serverDown, false);
+    const all = h.sent.slice(2).map((s) => updates(s.msg).map((u) => u[3]));
+    assert.deepEqual(all, [['192.0.2.30', '192.0.2.31', '192.0.2.32']]);
+  });
+
+  it('stops probing on shutdown and after a refusal', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+    h.behaviour = { ttl: 3600 };
+    await h.registrar.start();
+    await h.registrar.shutdown(true);
+    await h.advanceBy(60_000, 5_000);
+    assert.equal(h.probes.length, 0);
+    const r = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+    r.behaviour = { rcode: Rcode.REFUSED, reason: 'no' };
+    await r.registrar.start();
+    await r.advanceBy(60_000, 5_000);
+    assert.equal(r.probes.length, 0);
   });
 });
