@@ -309,8 +309,14 @@ async function processUpdate(
     remove: vetted.removeAll ? [] : removes,
     removeNames: vetted.removeAll ? [{ name, addresses: removes }] : [],
   };
-  const outcome = await zone.forward(change);
-  if (!outcome.ok) throw Refusals.upstreamFailed();
+  const outcome = await zone.forward(change, { request: true });
+  if (!outcome.ok) {
+    // Some upstreams may have taken the adds: take them back everywhere, so
+    // nothing stays upstream that the daemon does not count as installed.
+    // (A retry by the client queues the add again after this removal.)
+    void rollBack(zone, fresh);
+    throw Refusals.upstreamFailed();
+  }
 
   const keyExpiry = now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl);
   if (existing === undefined) {
@@ -330,8 +336,8 @@ async function processUpdate(
   } else {
     zone.keys.refresh(name, keyExpiry);
   }
-  for (const r of removes) zone.cache.remove(r);
-  for (const r of vetted.adds) zone.cache.upsert(r, now + r.ttl * 1000);
+  for (const r of removes) zone.uninstall(r);
+  for (const r of vetted.adds) zone.install(r, now + r.ttl * 1000);
   zone.scheduleExpiry();
   ctx.guard?.remember(sig.sig.signature, sig.sig.expiration * 1000, now);
   return vetted.echo;

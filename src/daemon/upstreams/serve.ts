@@ -28,6 +28,7 @@ const SOA_EXPIRE = 7 * 86400;
 class ServeUpstream implements Upstream {
   readonly description: string;
   readonly keepRecords: boolean;
+  readonly local = true;
   private serial: SerialCounter | undefined;
   private lease: ListenerLease | undefined;
   /** Reverse owner name → forward names that had that address. */

@@ -26,6 +26,11 @@ export interface Upstream {
   readonly description: string;
   /** Records stay upstream when the daemon shuts down or a key expires. */
   readonly keepRecords: boolean;
+  /**
+   * In-process upstreams that read the live records themselves (the
+   * built-in zone server): never fail, need no retry queue or journal.
+   */
+  readonly local?: boolean;
   /** One-time set-up (e.g. create Unbound's local zone). Rejects on failure. */
   start(): Promise<void>;
   /** Applies a change. Resolves once the upstream accepted it; rejects with UpstreamError otherwise. */

@@ -334,12 +334,17 @@ describe('handler: upstream failures', () => {
     const c = makeClient('host1', ZONE);
     const req = signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now });
     assertRefused(await l.send(req), Rcode.SERVFAIL, 'Unable to update upstream servers');
-    assert.equal(u1.changes.length, 1, 'second upstream reached after the first failed');
+    assert.deepEqual(u1.changes[0]?.add.map((r) => r.address), ['192.0.2.1'], 'second upstream reached after the first failed');
+    await new Promise((r) => setImmediate(r));
+    // Not installed, so taken back where it did land: nothing is left behind.
+    assert.deepEqual(u1.changes.at(-1)?.remove.map((r) => r.address), ['192.0.2.1']);
     assert.equal(l.keys.size, 0, 'no key stored for a failed request');
     assert.equal(l.cache.size, 0, 'records count as installed only once upstreams accepted them');
     u0.fail = false;
     assert.equal((await l.send(req)).rcode, Rcode.NOERROR);
-    assert.equal(u0.changes.length, 2, 'the retry reached the upstream');
+    assert.deepEqual(u0.changes.at(-1)?.add.map((r) => r.address), ['192.0.2.1'], 'the retry reached the upstream');
+    assert.deepEqual(u1.changes.at(-1)?.add.map((r) => r.address), ['192.0.2.1']);
+    assert.equal(l.zone.pendingOperations, 0, 'the retry superseded the queued removal');
   });
 
   it('SERVFAIL when the key cannot be stored, and the forwarded records are taken back', async () => {

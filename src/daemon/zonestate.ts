@@ -1,0 +1,238 @@
+/**
+ * A zone's durable state (`<data-dir>/<zone>state`): its installed records
+ * with their deadlines, and every upstream operation not yet applied. With
+ * it, `kill -9` loses nothing: after a restart each record still expires at
+ * its own deadline and is removed upstream, and unacknowledged operations
+ * are sent again.
+ *
+ * Lines (JSON): {"r":[name,type,address,ttl,expiresAt]} a record installed
+ * or refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
+ * an operation about to be sent (written durably first); {"a":[upstream,seq]}
+ * that operation applied. Record lines are written lazily: a crash can lose
+ * the last refreshes (those records then expire up to one refresh early)
+ * and the newest installs — which is safe, because their add operations are
+ * still unacknowledged or were acknowledged only after the install line was
+ * queued; an add found without its record on load is turned into a removal.
+ */
+import * as path from 'node:path';
+import { Journal, readJournal } from './journal.js';
+import type { Op, OpKind, OutboxPersistence } from './outbox.js';
+import { recordKey, type AddrRecord, type AddrType } from './records.js';
+
+type Line =
+  | { r: [string, AddrType, string, number, number] }
+  | { d: string }
+  | { o: [string, number, OpKind, string, unknown] }
+  | { a: [string, number] };
+
+function parseLine(v: unknown): Line | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  if (Array.isArray(o.r) && o.r.length === 5) {
+    const [name, type, address, ttl, exp] = o.r as unknown[];
+    if (typeof name === 'string' && (type === 'A' || type === 'AAAA') && typeof address === 'string' && typeof ttl === 'number' && typeof exp === 'number') {
+      return { r: [name, type, address, ttl, exp] };
+    }
+    return undefined;
+  }
+  if (typeof o.d === 'string') return { d: o.d };
+  if (Array.isArray(o.o) && o.o.length === 5) {
+    const [up, seq, kind, key, payload] = o.o as unknown[];
+    if (typeof up === 'string' && typeof seq === 'number' && (kind === 'add' || kind === 'remove' || kind === 'removeName') && typeof key === 'string') {
+      return { o: [up, seq, kind, key, payload] };
+    }
+    return undefined;
+  }
+  if (Array.isArray(o.a) && o.a.length === 2 && typeof o.a[0] === 'string' && typeof o.a[1] === 'number') {
+    return { a: [o.a[0], o.a[1]] };
+  }
+  return undefined;
+}
+
+function recordLine(r: AddrRecord, expiresAt: number): Line {
+  return { r: [r.name, r.type, r.address, r.ttl, expiresAt] };
+}
+
+function opPayload(op: Op): unknown {
+  if (op.kind === 'removeName') return { n: op.name, x: (op.addresses ?? []).map((r) => [r.name, r.type, r.address, r.ttl]) };
+  const r = op.record as AddrRecord;
+  return [r.name, r.type, r.address, r.ttl];
+}
+
+function toRecord(v: unknown): AddrRecord | undefined {
+  if (!Array.isArray(v) || v.length !== 4) return undefined;
+  const [name, type, address, ttl] = v as unknown[];
+  if (typeof name !== 'string' || (type !== 'A' && type !== 'AAAA') || typeof address !== 'string' || typeof ttl !== 'number') return undefined;
+  return { name, type, address, ttl };
+}
+
+function opFrom(kind: OpKind, key: string, seq: number, payload: unknown): Op | undefined {
+  if (kind === 'removeName') {
+    const p = payload as { n?: unknown; x?: unknown };
+    if (typeof p?.n !== 'string' || !Array.isArray(p.x)) return undefined;
+    const addresses = p.x.map(toRecord).filter((r): r is AddrRecord => r !== undefined);
+    return { key, kind, seq, name: p.n, addresses };
+  }
+  const record = toRecord(payload);
+  return record === undefined ? undefined : { key, kind, seq, record };
+}
+
+export interface LoadedState {
+  records: Array<{ record: AddrRecord; expiresAt: number }>;
+  /** Unapplied operations per upstream id, oldest first. */
+  ops: Map<string, Op[]>;
+  /** Highest operation sequence number seen (new ones continue above it). */
+  lastSeq: number;
+  warnings: string[];
+}
+
+export class ZoneState implements OutboxPersistence {
+  private readonly records = new Map<string, { record: AddrRecord; expiresAt: number }>();
+  private readonly ops = new Map<string, Map<string, Op>>();
+  private compacting: Promise<void> | undefined;
+  private seq: number;
+
+  private constructor(
+    private readonly journal: Journal,
+    loaded: LoadedState,
+    private readonly onError: (err: Error) => void,
+  ) {
+    for (const r of loaded.records) this.records.set(recordKey(r.record), r);
+    for (const [up, list] of loaded.ops) this.ops.set(up, new Map(list.map((op) => [op.key, op])));
+    this.seq = loaded.lastSeq;
+  }
+
+  static fileFor(dataDir: string, zone: string): string {
+    return path.join(dataDir, `${zone}state`);
+  }
+
+  /** Loads (or creates) the state file of `zone`. */
+  static async open(dataDir: string, zone: string, onError: (err: Error) => void): Promise<{ state: ZoneState; loaded: LoadedState }> {
+    const file = ZoneState.fileFor(dataDir, zone);
+    const read = await readJournal(file, parseLine);
+    const records = new Map<string, { record: AddrRecord; expiresAt: number }>();
+    const ops = new Map<string, Map<string, Op>>();
+    const bySeq = new Map<string, Map<number, string>>();
+    let lastSeq = 0;
+    for (const line of read.entries) {
+      if ('r' in line) {
+        const [name, type, address, ttl, expiresAt] = line.r;
+        const record = { name, type, address, ttl };
+        records.set(recordKey(record), { record, expiresAt });
+      } else if ('d' in line) {
+        records.delete(line.d);
+      } else if ('o' in line) {
+        const [up, seq, kind, key, payload] = line.o;
+        const op = opFrom(kind, key, seq, payload);
+        if (op === undefined) continue;
+        lastSeq = Math.max(lastSeq, seq);
+        let m = ops.get(up);
+        if (m === undefined) ops.set(up, (m = new Map()));
+        if (kind === 'removeName' && op.name !== undefined) {
+          for (const k of [...m.keys()]) if (k.startsWith(`${op.name} `)) m.delete(k);
+        }
+        m.delete(key);
+        m.set(key, op);
+        let s = bySeq.get(up);
+        if (s === undefined) bySeq.set(up, (s = new Map()));
+        s.set(seq, key);
+      } else {
+        const [up, seq] = line.a;
+        const key = bySeq.get(up)?.get(seq);
+        const m = ops.get(up);
+        if (key !== undefined && m?.get(key)?.seq === seq) m.delete(key);
+      }
+    }
+    const warnings: string[] = [];
+    if (read.tornBytes > 0) warnings.push(`${file}: ignored ${read.tornBytes} bytes of an interrupted last write`);
+    // An add that was never confirmed installed (no record) must not stay upstream: make it a removal.
+    const opsOut = new Map<string, Op[]>();
+    for (const [up, m] of ops) {
+      const list: Op[] = [];
+      for (const op of m.values()) {
+        if (op.kind === 'add' && !records.has(op.key)) list.push({ ...op, kind: 'remove' });
+        else list.push(op);
+      }
+      if (list.length > 0) opsOut.set(up, list);
+    }
+    const loaded: LoadedState = { records: [...records.values()], ops: opsOut, lastSeq, warnings };
+    const lines = read.entries.length;
+    const journal = await Journal.open(file, lines, read.tornBytes);
+    const state = new ZoneState(journal, loaded, onError);
+    // Start from a compact file: what was loaded, nothing else.
+    await state.compact();
+    return { state, loaded };
+  }
+
+  nextSeq(): number {
+    return ++this.seq;
+  }
+
+  recordInstalled(r: AddrRecord, expiresAt: number): void {
+    this.records.set(recordKey(r), { record: r, expiresAt });
+    this.write(recordLine(r, expiresAt));
+  }
+
+  recordRemoved(r: AddrRecord): void {
+    const key = recordKey(r);
+    if (!this.records.delete(key)) return;
+    this.write({ d: key });
+  }
+
+  async persist(upstream: string, ops: readonly Op[]): Promise<void> {
+    let m = this.ops.get(upstream);
+    if (m === undefined) this.ops.set(upstream, (m = new Map()));
+    const writes: Array<Promise<void>> = [];
+    for (const op of ops) {
+      m.set(op.key, op);
+      writes.push(this.journal.append({ o: [upstream, op.seq, op.kind, op.key, opPayload(op)] }, true));
+    }
+    await Promise.all(writes);
+    this.maybeCompact();
+  }
+
+  acked(upstream: string, ops: readonly Op[]): void {
+    const m = this.ops.get(upstream);
+    for (const op of ops) {
+      if (m?.get(op.key)?.seq === op.seq) m.delete(op.key);
+      this.write({ a: [upstream, op.seq] });
+    }
+  }
+
+  /** Forgets the pending operations of an upstream that is no longer configured. */
+  dropUpstream(upstream: string): number {
+    const n = this.ops.get(upstream)?.size ?? 0;
+    this.ops.delete(upstream);
+    return n;
+  }
+
+  private write(line: Line): void {
+    this.journal.append(line, false).catch((err: Error) => this.onError(err));
+    this.maybeCompact();
+  }
+
+  private maybeCompact(): void {
+    let live = this.records.size;
+    for (const m of this.ops.values()) live += m.size;
+    if (this.compacting === undefined && this.journal.length > Math.max(10_000, 4 * live)) {
+      this.compacting = this.compact()
+        .catch((err: Error) => this.onError(err))
+        .finally(() => (this.compacting = undefined));
+    }
+  }
+
+  private async compact(): Promise<void> {
+    const lines: Line[] = [];
+    for (const { record, expiresAt } of this.records.values()) lines.push(recordLine(record, expiresAt));
+    for (const [up, m] of this.ops) {
+      for (const op of m.values()) lines.push({ o: [up, op.seq, op.kind, op.key, opPayload(op)] });
+    }
+    await this.journal.rewrite(lines);
+  }
+
+  async close(): Promise<void> {
+    await this.compacting;
+    await this.compact();
+    await this.journal.close();
+  }
+}
