@@ -1,0 +1,222 @@
+/**
+ * The composition root: configuration → zones (key store, record cache,
+ * upstreams) → handler → TCP server; plus reload and shutdown (SPEC §3
+ * "Reload, shutdown, signals"). Signals themselves are wired by the CLI.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
+import { RecordCache } from './cache.js';
+import { systemClock, type Clock } from './clock.js';
+import { RequestGuard, type GuardOptions } from './guard.js';
+import { handleMessage, type HandlerContext } from './handler.js';
+import { KeyStore } from './keystore.js';
+import { RegistrationServer, type ServerLimits } from './server.js';
+import { createUpstream } from './upstreams/registry.js';
+import type { Upstream } from './upstreams/upstream.js';
+import { Zone } from './zone.js';
+import { ZoneState } from './zonestate.js';
+
+export interface DaemonOptions {
+  logger: Logger;
+  clock?: Clock;
+  print?: boolean;
+  limits?: Partial<ServerLimits>;
+  guard?: Partial<GuardOptions>;
+}
+
+export class Daemon {
+  private readonly zones = new Map<string, Zone>();
+  private server: RegistrationServer | undefined;
+  private readonly clock: Clock;
+  /** One guard for the daemon's life: rate state and the replay cache survive reloads. */
+  private readonly guard: RequestGuard;
+  private reloading: Promise<boolean> | undefined;
+
+  private constructor(
+    private config: DaemonConfig,
+    private readonly opts: DaemonOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.guard = new RequestGuard(opts.guard);
+  }
+
+  /** Loads the configuration file, opens every zone and starts listening. Throws ConfigError on bad config. */
+  static async start(file: string, opts: DaemonOptions): Promise<Daemon> {
+    const { config, warnings } = await loadDaemonConfig(file);
+    for (const w of warnings) opts.logger.warn(w);
+    return Daemon.startWith(config, opts);
+  }
+
+  static async startWith(config: DaemonConfig, opts: DaemonOptions): Promise<Daemon> {
+    const daemon = new Daemon(config, opts);
+    try {
+      for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
+      await daemon.listen();
+    } catch (err) {
+      await daemon.shutdown();
+      throw err;
+    }
+    return daemon;
+  }
+
+  get currentConfig(): DaemonConfig {
+    return this.config;
+  }
+
+  /** Port the registration listener is bound to. */
+  get port(): number {
+    return this.server?.port ?? this.config.listenPort;
+  }
+
+  get listening(): string[] {
+    return this.server?.addresses ?? [];
+  }
+
+  zone(name: string): Zone | undefined {
+    return this.zones.get(name);
+  }
+
+  private handlerContext(): HandlerContext {
+    return {
+      zones: this.zones,
+      listenAddr: this.config.listenAddr,
+      listenPort: this.port,
+      clock: this.clock,
+      logger: this.opts.logger,
+      guard: this.guard,
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const server = new RegistrationServer({
+      host: this.config.listenAddr,
+      port: this.config.listenPort,
+      handler: (raw, remote) => handleMessage(raw, remote, this.handlerContext()),
+      logger: this.opts.logger,
+      print: this.opts.print ?? false,
+      ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
+    });
+    await server.listen();
+    this.server = server;
+  }
+
+  private makeUpstreams(zc: ZoneConfig, zoneLogger: Logger, zone: () => Zone | undefined): Upstream[] {
+    return zc.upstreams.map((uc, i) =>
+      createUpstream(uc, {
+        zone: zc.name,
+        logger: zoneLogger.child({ upstream: `${uc.type}#${i}` }),
+        clock: this.clock,
+        liveRecords: (name) => zone()?.liveRecords(name) ?? [],
+        allLiveRecords: () => zone()?.cache.all().map((c) => c.record) ?? [],
+        dataDir: this.config.dataDir,
+        registration: () => ({ host: this.config.listenAddr, port: this.port }),
+      }),
+    );
+  }
+
+  private async openZone(zc: ZoneConfig): Promise<void> {
+    const logger = this.opts.logger.child({ zone: zc.name });
+    const { store, warnings } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
+      onBackgroundError: (err) => logger.error({ err: err.message }, 'key database background write failed'),
+    });
+    for (const w of warnings) logger.warn(w);
+    // Upstreams ask the zone for live records; the zone needs the upstreams first.
+    const ref: { zone?: Zone } = {};
+    const upstreams = this.makeUpstreams(zc, logger, () => ref.zone);
+    const { state, loaded } = await ZoneState.open(this.config.dataDir, zc.name, (err) =>
+      logger.error({ err: err.message }, 'state file write failed'),
+    );
+    for (const w of loaded.warnings) logger.warn(w);
+    const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
+    ref.zone = zone;
+    zone.restore(loaded.records, loaded.ops);
+    this.zones.set(zc.name, zone);
+    await zone.start();
+    logger.info({ keys: store.size, upstreams: upstreams.map((u) => u.description) }, 'zone ready');
+  }
+
+  /**
+   * SIGHUP: re-read the file. A bad file is logged and the running
+   * configuration stays untouched (the original exited). Zones keep their
+   * keys and records across a change; removed zones shut down.
+   */
+  reload(file: string = this.config.file): Promise<boolean> {
+    // Reloads do not overlap: a second SIGHUP waits for the first.
+    const run = (this.reloading ?? Promise.resolve(true)).then(() => this.doReload(file));
+    this.reloading = run;
+    return run;
+  }
+
+  private async doReload(file: string): Promise<boolean> {
+    const log = this.opts.logger;
+    let next: DaemonConfig;
+    try {
+      const loaded = await loadDaemonConfig(file);
+      for (const w of loaded.warnings) log.warn(w);
+      next = loaded.config;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reload failed; keeping the running configuration');
+      return false;
+    }
+    if (next.dataDir !== this.config.dataDir) {
+      log.warn({ old: this.config.dataDir, new: next.dataDir }, 'data-dir changed: running zones keep their key databases until restart');
+    }
+    const previous = this.config;
+    this.config = next;
+    for (const [name, zone] of [...this.zones]) {
+      if (next.zones[name] === undefined) {
+        this.zones.delete(name);
+        await zone.shutdown();
+        log.info({ zone: name }, 'zone removed');
+      }
+    }
+    for (const zc of Object.values(next.zones)) {
+      const zone = this.zones.get(zc.name);
+      if (zone === undefined) {
+        try {
+          await this.openZone(zc);
+          log.info({ zone: zc.name }, 'zone added');
+        } catch (err) {
+          log.error({ zone: zc.name, err: (err as Error).message }, 'zone could not be opened');
+        }
+        continue;
+      }
+      if (isDeepStrictEqual(zone.config, zc)) continue;
+      const old = zone.upstreams;
+      const upstreams = this.makeUpstreams(zc, zone.logger, () => zone);
+      zone.config = zc;
+      zone.upstreams = upstreams;
+      await Promise.allSettled(old.map((u) => u.close()));
+      await zone.start();
+      log.info({ zone: zc.name }, 'zone settings changed');
+    }
+    if (previous.listenAddr !== next.listenAddr || previous.listenPort !== next.listenPort || this.server === undefined) {
+      const old = this.server;
+      await old?.close();
+      this.server = undefined;
+      try {
+        await this.listen();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'cannot listen on the new address; going back to the old one');
+        this.config = { ...next, listenAddr: previous.listenAddr, listenPort: previous.listenPort };
+        await this.listen();
+      }
+    }
+    log.info('configuration reloaded');
+    return true;
+  }
+
+  /**
+   * Stops accepting, shuts every zone down (records removed upstream except
+   * where keep-records, key databases written) and closes connections.
+   */
+  async shutdown(): Promise<void> {
+    await this.server?.stopAccepting();
+    const zones = [...this.zones.values()];
+    this.zones.clear();
+    await Promise.allSettled(zones.map((z) => z.shutdown()));
+    await this.server?.close();
+    this.server = undefined;
+  }
+}
