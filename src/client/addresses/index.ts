@@ -3,13 +3,15 @@
  * be opened, else the polled interface list — and the log says which.
  */
 import type { Logger } from 'pino';
-import { openNetlinkSource, type NetlinkSourceOptions } from './netlink.js';
+import type { NetlinkSourceOptions } from './netlink.js';
+import { openChildNetlinkSource } from './netlink-supervisor.js';
 import { DEFAULT_POLL_INTERVAL_MS, PollAddressSource, type PollSourceOptions } from './poll.js';
 import type { AddressSource } from './source.js';
 
 export * from './source.js';
 export * from './policy.js';
 export { NetlinkAddressSource, openNetlinkSource } from './netlink.js';
+export { ChildNetlinkSource, openChildNetlinkSource, type ChildNetlinkOptions } from './netlink-supervisor.js';
 export { PollAddressSource, DEFAULT_POLL_INTERVAL_MS, fromNetworkInterfaces } from './poll.js';
 
 export interface OpenAddressSourceOptions {
@@ -17,7 +19,7 @@ export interface OpenAddressSourceOptions {
   readonly forcePoll?: boolean;
   readonly netlink?: NetlinkSourceOptions;
   readonly poll?: PollSourceOptions;
-  /** Replaces openNetlinkSource (tests). */
+  /** Replaces the default, openChildNetlinkSource (tests). */
   readonly openNetlink?: () => Promise<AddressSource>;
 }
 
@@ -34,7 +36,9 @@ export async function openAddressSource(logger: Logger, opts: OpenAddressSourceO
   const intervalMs = opts.poll?.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   if (!opts.forcePoll) {
     try {
-      const source = await (opts.openNetlink ?? (() => openNetlinkSource(opts.netlink)))();
+      // The watcher runs in a child process: the netlink package can abort
+      // its process from native code (see netlink-child.ts).
+      const source = await (opts.openNetlink ?? (() => openChildNetlinkSource({ ...opts.netlink, logger })))();
       logger.debug({ source: source.kind }, 'watching addresses through rtnetlink');
       return source;
     } catch (err) {
