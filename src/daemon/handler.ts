@@ -311,10 +311,12 @@ async function processUpdate(
   };
   const outcome = await zone.forward(change, { request: true });
   if (!outcome.ok) {
-    // Some upstreams may have taken the adds: take them back everywhere, so
-    // nothing stays upstream that the daemon does not count as installed.
-    // (A retry by the client queues the add again after this removal.)
+    // The client hears SERVFAIL and retries. Meanwhile the daemon's view must
+    // stay what the upstreams will converge to: adds that landed somewhere
+    // are taken back (a retry queues them again after the removal), and
+    // removals stay queued in the outboxes, so they count as done here too.
     void rollBack(zone, fresh);
+    if (existing !== undefined) for (const r of removes) zone.uninstall(r);
     throw Refusals.upstreamFailed();
   }
 

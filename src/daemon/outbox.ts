@@ -202,18 +202,26 @@ export class Outbox {
     if (carried.length > 0) this.waiters.set(op, carried);
   }
 
-  private flushSoon(): void {
+  /**
+   * Attempts to apply everything pending now. A submission while the
+   * upstream is failing still tries at once (the waiting client deserves a
+   * real answer) but leaves the back-off schedule alone; only the retry
+   * timer's own attempts lengthen it.
+   */
+  private flushSoon(trigger: 'submit' | 'timer' = 'submit'): void {
     if (this.flushing !== undefined || this.closed) return;
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.flushing = this.flush().finally(() => {
+    if (trigger === 'timer' || this.failures === 0) {
+      this.timer?.cancel();
+      this.timer = undefined;
+    }
+    this.flushing = this.flush(trigger).finally(() => {
       this.flushing = undefined;
       // Operations that arrived during the attempt go out now, unless we are backing off.
       if (this.pending.size > 0 && this.failures === 0 && !this.closed) this.flushSoon();
     });
   }
 
-  private async flush(): Promise<void> {
+  private async flush(trigger: 'submit' | 'timer'): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     let error: Error | undefined;
@@ -249,16 +257,17 @@ export class Outbox {
         if (w) settled.push([w, false]);
         this.waiters.delete(op);
       }
-      this.failures++;
-      const base = Math.min(this.opts.retryMaxMs, this.opts.retryInitialMs * 2 ** Math.min(this.failures - 1, 30));
-      const delay = Math.round(base * (1 + this.opts.jitter * (2 * Math.random() - 1)));
-      const fields = { upstream: this.id, pending: this.pending.size, retryInMs: delay, err: error.message };
-      if (this.failures === 1) this.logger.warn(fields, 'upstream update failed; operations kept and retried');
-      else this.logger.debug(fields, 'upstream still failing');
-      if (!this.closed) {
+      if ((trigger === 'timer' || this.failures === 0 || this.timer === undefined) && !this.closed) {
+        this.failures++;
+        const base = Math.min(this.opts.retryMaxMs, this.opts.retryInitialMs * 2 ** Math.min(this.failures - 1, 30));
+        const delay = Math.round(base * (1 + this.opts.jitter * (2 * Math.random() - 1)));
+        const fields = { upstream: this.id, pending: this.pending.size, retryInMs: delay, err: error.message };
+        if (this.failures === 1) this.logger.warn(fields, 'upstream update failed; operations kept and retried');
+        else this.logger.debug(fields, 'upstream still failing');
+        this.timer?.cancel();
         this.timer = this.clock.schedule(delay, () => {
           this.timer = undefined;
-          this.flushSoon();
+          this.flushSoon('timer');
         });
       }
     }
