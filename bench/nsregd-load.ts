@@ -15,7 +15,7 @@
  *  (d)    daemon RSS before/after registering names → bytes per name.
  *
  * Every connection has one request outstanding (a client waits for its
- * answer). All signing happens before the timed part, in worker threads;
+ * answer). All signing happens before the timed part, in child processes (one per core);
  * messages are signed with `now` a few minutes ahead so the ±300 s SIG(0)
  * window covers the whole run that follows.
  *
@@ -34,14 +34,14 @@ import * as net from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { formatRfc3339 } from '../src/daemon/keystore.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate } from '../test/helpers/sig0-client.js';
 
 const ZONE = 'bench.test.';
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/nsregd');
+/** bin/nsregd's start-up with the per-source rate limit lifted (see nsregd-child.ts). */
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'nsregd-child.js');
 /** Seconds the signing `now` is put ahead: signatures stay valid from −60 s to +540 s. */
 const SIGN_AHEAD = 240;
 
@@ -85,9 +85,46 @@ function signJob(job: SignJob): SignResult {
   return { claims, refreshes };
 }
 
-if (!isMainThread) {
-  const job = workerData as SignJob;
-  parentPort!.postMessage(signJob(job));
+/** Child-process side of presign(): the job in argv, length-prefixed messages on stdout. */
+async function signChild(jobJson: string): Promise<void> {
+  const r = signJob(JSON.parse(jobJson) as SignJob);
+  const parts: Buffer[] = [];
+  for (const m of [...r.claims, ...r.refreshes.flat()]) {
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32BE(m.length, 0);
+    parts.push(len, Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+  }
+  await new Promise<void>((resolve, reject) => process.stdout.write(Buffer.concat(parts), (err) => (err ? reject(err) : resolve())));
+}
+
+function signInChild(job: SignJob): Promise<SignResult> {
+  return new Promise<SignResult>((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--sign-job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout!.on('data', (c: Buffer) => chunks.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`signing process for ${job.prefix}${job.from}… exited ${String(code)}`));
+        return;
+      }
+      const all = Buffer.concat(chunks);
+      const msgs: Uint8Array[] = [];
+      for (let off = 0; off + 4 <= all.length; ) {
+        const len = all.readUInt32BE(off);
+        msgs.push(all.subarray(off + 4, off + 4 + len));
+        off += 4 + len;
+      }
+      const n = job.to - job.from;
+      if (msgs.length !== n * (1 + job.refreshesPerName)) {
+        reject(new Error(`signing process for ${job.prefix}${job.from}… returned ${msgs.length} messages`));
+        return;
+      }
+      resolve({ claims: msgs.slice(0, n), refreshes: Array.from({ length: job.refreshesPerName }, (_, k) => msgs.slice(n * (k + 1), n * (k + 2))) });
+    });
+  });
 }
 
 interface Signed {
@@ -102,19 +139,9 @@ async function presign(prefix: string, count: number, refreshesPerName: number):
   const per = Math.ceil(count / workers);
   const jobs: SignJob[] = [];
   for (let from = 0; from < count; from += per) jobs.push({ prefix, from, to: Math.min(count, from + per), refreshesPerName, now });
-  const results = await Promise.all(
-    jobs.map(
-      (job) =>
-        new Promise<SignResult>((resolve, reject) => {
-          const w = new Worker(fileURLToPath(import.meta.url), { workerData: job });
-          w.once('message', (m: SignResult) => {
-            resolve(m);
-            void w.terminate();
-          });
-          w.once('error', reject);
-        }),
-    ),
-  );
+  // Child processes, not worker threads: P-384 key generation in worker threads stalled
+  // now and then (threads parked on a lock), and a hung bench measures nothing.
+  const results = await Promise.all(jobs.map((job) => signInChild(job)));
   const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
   const out: Signed = { claims: [], refreshes: Array.from({ length: refreshesPerName }, () => []) };
   for (const r of results) {
@@ -243,7 +270,7 @@ async function startDaemon(named: NamedLab, key: TsigKeySpec, preload: number, c
   const conf = path.join(dir, 'nsregd.yaml');
   await writeFile(conf, configYaml(port, dataDir, named, key));
   const nodeArgs = cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
-  const child = spawn(process.execPath, [...nodeArgs, BIN, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, CHILD, conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (s: string): void => {
     out = (out + s).slice(-20_000);
@@ -370,6 +397,7 @@ async function phase(label: string, d: DaemonRun, messages: Buffer[], connection
   );
   const seconds = (performance.now() - t0) / 1000;
   const after = procStats(d.child.pid!);
+  process.stderr.write(`  ${label} ×${connections}: ${messages.length} in ${seconds.toFixed(1)} s\n`);
   latencies.sort();
   return {
     label,
@@ -525,6 +553,5 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-if (isMainThread) {
-  process.exitCode = await main();
-}
+if (process.argv[2] === '--sign-job') await signChild(process.argv[3] ?? '{}');
+else process.exitCode = await main();
