@@ -178,6 +178,8 @@ class Watcher {
 
   stop(): void {
     if (this.#gone !== null) return;
+    // Whoever stops the watcher waits for its exit: keep the event loop alive until then.
+    this.ref(true);
     this.child.stdin.end();
     const t = setTimeout(() => this.child.kill('SIGKILL'), 2000);
     t.unref();
