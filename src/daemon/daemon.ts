@@ -28,6 +28,8 @@ export interface DaemonOptions {
 export class Daemon {
   private readonly zones = new Map<string, Zone>();
   private server: RegistrationServer | undefined;
+  /** Listeners replaced by a reload whose connections are still finishing. */
+  private retired: RegistrationServer[] = [];
   private readonly clock: Clock;
   /** One guard for the daemon's life: rate state and the replay cache survive reloads. */
   private readonly guard: RequestGuard;
@@ -191,18 +193,21 @@ export class Daemon {
       await zone.start();
       log.info({ zone: zc.name }, 'zone settings changed');
     }
-    if (previous.listenAddr !== next.listenAddr || previous.listenPort !== next.listenPort || this.server === undefined) {
-      const old = this.server;
-      await old?.close();
-      this.server = undefined;
-      try {
-        await this.listen();
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'cannot listen on the new address; going back to the old one');
-        this.config = { ...next, listenAddr: previous.listenAddr, listenPort: previous.listenPort };
-        await this.listen();
-      }
+    // Listeners are always re-opened: listen-addr is re-resolved, so a name
+    // whose addresses changed takes effect too. The old listeners stop
+    // accepting but let their open connections finish.
+    const old = this.server;
+    this.server = undefined;
+    await old?.stopAccepting();
+    try {
+      await this.listen();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot listen on the new address; going back to the old one');
+      this.config = { ...next, listenAddr: previous.listenAddr, listenPort: previous.listenPort };
+      await this.listen();
     }
+    if (old !== undefined) this.retired.push(old);
+    this.retired = this.retired.filter((s) => s.connectionCount > 0);
     log.info('configuration reloaded');
     return true;
   }
@@ -218,5 +223,7 @@ export class Daemon {
     await Promise.allSettled(zones.map((z) => z.shutdown()));
     await this.server?.close();
     this.server = undefined;
+    await Promise.all(this.retired.map((s) => s.close()));
+    this.retired = [];
   }
 }

@@ -90,6 +90,11 @@ export class RegistrationServer {
     });
   }
 
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
   /** The port bound (useful with port 0). */
   get port(): number {
     const a = this.servers[0]?.address() as net.AddressInfo | undefined;

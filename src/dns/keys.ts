@@ -210,16 +210,41 @@ export interface KeyPair {
 /** A fresh key pair; RSA keys are 2048 bit with e = 65537. */
 export function generateKeyPair(algorithm: number): KeyPair {
   const spec = specFor(algorithm);
+  // The pair comes back DER-encoded and is imported afresh. Node 20 can
+  // deadlock when a KeyObject made by generateKeyPairSync is exported (as
+  // JWK, which publicKeyToRData and the private key file writer do) while a
+  // garbage collection destroys the generation job that still shares the
+  // key's lock — seen as a signing process hanging forever in a benchmark.
+  const pub = { type: 'spki', format: 'der' } as const;
+  const priv = { type: 'pkcs8', format: 'der' } as const;
+  let der: { publicKey: Buffer; privateKey: Buffer };
   switch (spec.kind) {
     case 'rsa':
-      return crypto.generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+      der = crypto.generateKeyPairSync('rsa', {
+        modulusLength: 2048,
+        publicExponent: 65537,
+        publicKeyEncoding: { ...pub },
+        privateKeyEncoding: { ...priv },
+      });
+      break;
     case 'ec':
-      return crypto.generateKeyPairSync('ec', { namedCurve: spec.nodeCurve });
+      der = crypto.generateKeyPairSync('ec', {
+        namedCurve: spec.nodeCurve,
+        publicKeyEncoding: { ...pub },
+        privateKeyEncoding: { ...priv },
+      });
+      break;
     case 'okp':
-      return spec.keyType === 'ed25519'
-        ? crypto.generateKeyPairSync('ed25519')
-        : crypto.generateKeyPairSync('ed448');
+      der =
+        spec.keyType === 'ed25519'
+          ? crypto.generateKeyPairSync('ed25519', { publicKeyEncoding: { ...pub }, privateKeyEncoding: { ...priv } })
+          : crypto.generateKeyPairSync('ed448', { publicKeyEncoding: { ...pub }, privateKeyEncoding: { ...priv } });
+      break;
   }
+  return {
+    privateKey: crypto.createPrivateKey({ key: der.privateKey, format: 'der', type: 'pkcs8' }),
+    publicKey: crypto.createPublicKey({ key: der.publicKey, format: 'der', type: 'spki' }),
+  };
 }
 
 /** Key input for crypto.sign/verify; ECDSA wants r||s (RFC 6605 §4), not DER. */
