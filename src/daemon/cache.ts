@@ -27,8 +27,12 @@ type RecordId = Pick<AddrRecord, 'name' | 'type' | 'address'>;
 
 export class RecordCache {
   readonly #queue = new ExpiryQueue<AddrRecord>();
-  /** name → recordKey → record. */
-  readonly #byName = new Map<string, Map<string, AddrRecord>>();
+  /**
+   * name → its records. A name has a handful of addresses at most, so a
+   * small array is both faster and far smaller than a Map per name (memory
+   * per registered name is a target).
+   */
+  readonly #byName = new Map<string, AddrRecord[]>();
   readonly #listeners = new Set<() => void>();
 
   get size(): number {
@@ -53,12 +57,14 @@ export class RecordCache {
   upsert(rec: AddrRecord, expiresAt: number): 'new' | 'refreshed' {
     const key = recordKey(rec);
     const result = this.#queue.set(key, expiresAt, rec);
-    let names = this.#byName.get(rec.name);
+    const names = this.#byName.get(rec.name);
     if (names === undefined) {
-      names = new Map();
-      this.#byName.set(rec.name, names);
+      this.#byName.set(rec.name, [rec]);
+    } else {
+      const at = names.findIndex((r) => r.type === rec.type && r.address === rec.address);
+      if (at >= 0) names[at] = rec;
+      else names.push(rec);
     }
-    names.set(key, rec);
     this.#changed();
     return result === 'inserted' ? 'new' : 'refreshed';
   }
@@ -66,7 +72,7 @@ export class RecordCache {
   remove(rec: RecordId): boolean {
     const key = recordKey(rec);
     if (!this.#queue.delete(key)) return false;
-    this.#unindex(rec.name, key);
+    this.#unindex(rec);
     return true;
   }
 
@@ -76,17 +82,13 @@ export class RecordCache {
     const names = this.#byName.get(canonical);
     if (names === undefined) return [];
     this.#byName.delete(canonical);
-    const out: AddrRecord[] = [];
-    for (const [key, rec] of names) {
-      this.#queue.delete(key);
-      out.push(rec);
-    }
-    return out;
+    for (const rec of names) this.#queue.delete(recordKey(rec));
+    return names;
   }
 
   recordsOf(name: string): AddrRecord[] {
     const names = this.#byName.get(canonicalName(name));
-    return names === undefined ? [] : [...names.values()];
+    return names === undefined ? [] : [...names];
   }
 
   /** Every cached record with its expiry, in no particular order. */
@@ -105,7 +107,7 @@ export class RecordCache {
   expireDue(now: number): AddrRecord[] {
     const out: AddrRecord[] = [];
     for (const e of this.#queue.popDue(now)) {
-      this.#unindex(e.value.name, e.key);
+      this.#unindex(e.value);
       out.push(e.value);
     }
     return out;
@@ -124,11 +126,12 @@ export class RecordCache {
     for (const fn of this.#listeners) fn();
   }
 
-  #unindex(name: string, key: string): void {
-    const names = this.#byName.get(name);
+  #unindex(rec: RecordId): void {
+    const names = this.#byName.get(rec.name);
     if (names === undefined) return;
-    names.delete(key);
-    if (names.size === 0) this.#byName.delete(name);
+    const at = names.findIndex((r) => r.type === rec.type && r.address === rec.address);
+    if (at >= 0) names.splice(at, 1);
+    if (names.length === 0) this.#byName.delete(rec.name);
   }
 }
 

@@ -58,26 +58,39 @@ export class KeyStoreError extends Error {
 
 const SET_EXPIRY = Symbol('setExpiry');
 
-/** One claimed name and its key. */
+/**
+ * One claimed name and its key. Kept compact — flags, protocol and algorithm
+ * packed in one number, the key bytes in a string, no per-key rdata object —
+ * because one of these lives in memory for every claimed name.
+ */
 export class StoredKey {
   /** Canonical (lower-case) FQDN. */
   readonly name: string;
-  readonly rdata: Readonly<KeyRData>;
-  /** RFC 4034 appendix B key tag of `rdata`. */
+  /** RFC 4034 appendix B key tag. */
   readonly keyTag: number;
+  /** flags << 16 | protocol << 8 | algorithm. */
+  readonly #header: number;
+  /** The key bytes as a latin1 string: a third of a small Buffer's memory. */
+  readonly #publicKey: string;
   #expiry: number;
   #keyObject: KeyObject | undefined;
 
   constructor(name: string, rdata: KeyRData, expiry: number) {
     this.name = canonicalName(name);
-    this.rdata = Object.freeze({
-      flags: rdata.flags,
-      protocol: rdata.protocol,
-      algorithm: rdata.algorithm,
-      publicKey: Buffer.from(rdata.publicKey),
-    });
-    this.keyTag = keyTag(this.rdata);
+    this.#header = ((rdata.flags & 0xffff) << 16) | ((rdata.protocol & 0xff) << 8) | (rdata.algorithm & 0xff);
+    this.#publicKey = rdata.publicKey.toString('latin1');
+    this.keyTag = keyTag(rdata);
     this.#expiry = expiry;
+  }
+
+  /** The KEY rdata (a fresh copy each call). */
+  get rdata(): Readonly<KeyRData> {
+    return {
+      flags: this.#header >>> 16,
+      protocol: (this.#header >>> 8) & 0xff,
+      algorithm: this.#header & 0xff,
+      publicKey: Buffer.from(this.#publicKey, 'latin1'),
+    };
   }
 
   /** Milliseconds since the epoch. */
@@ -98,10 +111,9 @@ export class StoredKey {
   /** Same flags, protocol, algorithm and public key bytes. */
   matches(rdata: KeyRData): boolean {
     return (
-      rdata.flags === this.rdata.flags &&
-      rdata.protocol === this.rdata.protocol &&
-      rdata.algorithm === this.rdata.algorithm &&
-      rdata.publicKey.equals(this.rdata.publicKey)
+      ((rdata.flags & 0xffff) << 16 | (rdata.protocol & 0xff) << 8 | (rdata.algorithm & 0xff)) === this.#header &&
+      rdata.publicKey.length === this.#publicKey.length &&
+      rdata.publicKey.toString('latin1') === this.#publicKey
     );
   }
 

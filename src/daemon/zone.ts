@@ -48,7 +48,7 @@ export interface RecordCachePort {
   recordsOf(name: string): AddrRecord[];
   expireDue(now: number): AddrRecord[];
   nextExpiry(): number | undefined;
-  all(): ReadonlyArray<{ readonly record: AddrRecord }>;
+  all(): ReadonlyArray<{ readonly record: AddrRecord; readonly expiresAt: number }>;
   readonly size: number;
 }
 
@@ -79,6 +79,10 @@ export class Zone {
     readonly state?: ZoneState,
   ) {
     this.upstreams = upstreams;
+    state?.setRecordSource(
+      () => this.cache.all(),
+      () => this.cache.size,
+    );
   }
 
   get upstreams(): readonly Upstream[] {

@@ -87,7 +87,13 @@ export interface LoadedState {
 }
 
 export class ZoneState implements OutboxPersistence {
-  private readonly records = new Map<string, { record: AddrRecord; expiresAt: number }>();
+  /**
+   * The installed records come from the zone's record cache when the file
+   * is compacted (no second copy is kept here); until a source is set, the
+   * records loaded from the file.
+   */
+  private recordSource: () => Iterable<{ readonly record: AddrRecord; readonly expiresAt: number }>;
+  private recordCount: () => number;
   private readonly ops = new Map<string, Map<string, Op>>();
   private compacting: Promise<void> | undefined;
   private seq: number;
@@ -97,7 +103,9 @@ export class ZoneState implements OutboxPersistence {
     loaded: LoadedState,
     private readonly onError: (err: Error) => void,
   ) {
-    for (const r of loaded.records) this.records.set(recordKey(r.record), r);
+    const initial = loaded.records;
+    this.recordSource = () => initial;
+    this.recordCount = () => initial.length;
     for (const [up, list] of loaded.ops) this.ops.set(up, new Map(list.map((op) => [op.key, op])));
     this.seq = loaded.lastSeq;
   }
@@ -164,19 +172,22 @@ export class ZoneState implements OutboxPersistence {
     return { state, loaded };
   }
 
+  /** Where compaction reads the installed records from (the zone's cache). */
+  setRecordSource(all: () => Iterable<{ readonly record: AddrRecord; readonly expiresAt: number }>, count: () => number): void {
+    this.recordSource = all;
+    this.recordCount = count;
+  }
+
   nextSeq(): number {
     return ++this.seq;
   }
 
   recordInstalled(r: AddrRecord, expiresAt: number): void {
-    this.records.set(recordKey(r), { record: r, expiresAt });
     this.write(recordLine(r, expiresAt));
   }
 
   recordRemoved(r: AddrRecord): void {
-    const key = recordKey(r);
-    if (!this.records.delete(key)) return;
-    this.write({ d: key });
+    this.write({ d: recordKey(r) });
   }
 
   async persist(upstream: string, ops: readonly Op[]): Promise<void> {
@@ -212,7 +223,7 @@ export class ZoneState implements OutboxPersistence {
   }
 
   private maybeCompact(): void {
-    let live = this.records.size;
+    let live = this.recordCount();
     for (const m of this.ops.values()) live += m.size;
     if (this.compacting === undefined && this.journal.length > Math.max(10_000, 4 * live)) {
       this.compacting = this.compact()
@@ -223,7 +234,7 @@ export class ZoneState implements OutboxPersistence {
 
   private async compact(): Promise<void> {
     const lines: Line[] = [];
-    for (const { record, expiresAt } of this.records.values()) lines.push(recordLine(record, expiresAt));
+    for (const { record, expiresAt } of this.recordSource()) lines.push(recordLine(record, expiresAt));
     for (const [up, m] of this.ops) {
       for (const op of m.values()) lines.push({ o: [up, op.seq, op.kind, op.key, opPayload(op)] });
     }
