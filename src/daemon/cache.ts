@@ -15,7 +15,7 @@
 import { canonicalName } from '../dns/names.js';
 import type { Clock } from './clock.js';
 import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
-import { recordKey, type AddrRecord } from './records.js';
+import type { AddrRecord } from './records.js';
 
 export interface CachedRecord {
   readonly record: AddrRecord;
@@ -26,7 +26,8 @@ export interface CachedRecord {
 type RecordId = Pick<AddrRecord, 'name' | 'type' | 'address'>;
 
 export class RecordCache {
-  readonly #queue = new ExpiryQueue<AddrRecord>();
+  /** Keyed by the cached record object itself (found through #byName): no key string per record. */
+  readonly #queue = new ExpiryQueue<AddrRecord, AddrRecord>();
   /**
    * name → its records. A name has a handful of addresses at most, so a
    * small array is both faster and far smaller than a Map per name (memory
@@ -39,15 +40,19 @@ export class RecordCache {
     return this.#queue.size;
   }
 
+  /** The cached record object with this identity, if any. */
+  #find(rec: RecordId): AddrRecord | undefined {
+    return this.#byName.get(rec.name)?.find((r) => r.type === rec.type && r.address === rec.address);
+  }
+
   has(rec: RecordId): boolean {
-    return this.#queue.has(recordKey(rec));
+    return this.#find(rec) !== undefined;
   }
 
   get(rec: RecordId): CachedRecord | undefined {
-    const key = recordKey(rec);
-    const record = this.#queue.get(key);
+    const record = this.#find(rec);
     if (record === undefined) return undefined;
-    return { record, expiresAt: this.#queue.deadlineOf(key)! };
+    return { record, expiresAt: this.#queue.deadlineOf(record)! };
   }
 
   /**
@@ -55,24 +60,26 @@ export class RecordCache {
    * type and address) is a refresh: its TTL and expiry are replaced.
    */
   upsert(rec: AddrRecord, expiresAt: number): 'new' | 'refreshed' {
-    const key = recordKey(rec);
-    const result = this.#queue.set(key, expiresAt, rec);
     const names = this.#byName.get(rec.name);
+    const at = names === undefined ? -1 : names.findIndex((r) => r.type === rec.type && r.address === rec.address);
     if (names === undefined) {
       this.#byName.set(rec.name, [rec]);
+    } else if (at >= 0) {
+      this.#queue.delete(names[at] as AddrRecord);
+      names[at] = rec;
     } else {
-      const at = names.findIndex((r) => r.type === rec.type && r.address === rec.address);
-      if (at >= 0) names[at] = rec;
-      else names.push(rec);
+      names.push(rec);
     }
+    this.#queue.set(rec, expiresAt, rec);
     this.#changed();
-    return result === 'inserted' ? 'new' : 'refreshed';
+    return at >= 0 ? 'refreshed' : 'new';
   }
 
   remove(rec: RecordId): boolean {
-    const key = recordKey(rec);
-    if (!this.#queue.delete(key)) return false;
-    this.#unindex(rec);
+    const record = this.#find(rec);
+    if (record === undefined) return false;
+    this.#queue.delete(record);
+    this.#unindex(record);
     return true;
   }
 
@@ -82,7 +89,7 @@ export class RecordCache {
     const names = this.#byName.get(canonical);
     if (names === undefined) return [];
     this.#byName.delete(canonical);
-    for (const rec of names) this.#queue.delete(recordKey(rec));
+    for (const rec of names) this.#queue.delete(rec);
     return names;
   }
 

@@ -1,5 +1,5 @@
 /**
- * Deadlines keyed by string: a binary min-heap with a position index, so
+ * Deadlines keyed by a string (or any value compared by identity): a binary min-heap with a position index, so
  * insert, move, remove and pop-min all cost O(log n). The original daemon
  * sorted its whole expiry list on every add and searched it linearly (SPEC §3
  * "Record cache and expiry", FIX); both the record cache and the key store
@@ -7,50 +7,50 @@
  */
 import type { Clock, TimerHandle } from './clock.js';
 
-export interface QueueEntry<V> {
-  readonly key: string;
+export interface QueueEntry<V, K = string> {
+  readonly key: K;
   /** Milliseconds since the epoch. */
   readonly deadline: number;
   readonly value: V;
 }
 
-interface Node<V> {
-  readonly key: string;
+interface Node<V, K> {
+  readonly key: K;
   deadline: number;
   /** Breaks ties between equal deadlines: first set, first out. */
   seq: number;
   value: V;
 }
 
-export class ExpiryQueue<V> {
-  readonly #heap: Node<V>[] = [];
-  readonly #index = new Map<string, number>();
+export class ExpiryQueue<V, K = string> {
+  readonly #heap: Node<V, K>[] = [];
+  readonly #index = new Map<K, number>();
   #seq = 0;
 
   get size(): number {
     return this.#heap.length;
   }
 
-  has(key: string): boolean {
+  has(key: K): boolean {
     return this.#index.has(key);
   }
 
-  get(key: string): V | undefined {
+  get(key: K): V | undefined {
     const i = this.#index.get(key);
     return i === undefined ? undefined : this.#heap[i]!.value;
   }
 
-  deadlineOf(key: string): number | undefined {
+  deadlineOf(key: K): number | undefined {
     const i = this.#index.get(key);
     return i === undefined ? undefined : this.#heap[i]!.deadline;
   }
 
   /** Inserts `key` or moves it (either direction) to `deadline`, replacing its value. */
-  set(key: string, deadline: number, value: V): 'inserted' | 'updated' {
+  set(key: K, deadline: number, value: V): 'inserted' | 'updated' {
     if (!Number.isFinite(deadline)) throw new RangeError(`deadline must be finite, got ${deadline}`);
     const i = this.#index.get(key);
     if (i === undefined) {
-      const node: Node<V> = { key, deadline, seq: this.#seq++, value };
+      const node: Node<V, K> = { key, deadline, seq: this.#seq++, value };
       this.#heap.push(node);
       this.#index.set(key, this.#heap.length - 1);
       this.#up(this.#heap.length - 1);
@@ -67,14 +67,14 @@ export class ExpiryQueue<V> {
     return 'updated';
   }
 
-  delete(key: string): boolean {
+  delete(key: K): boolean {
     const i = this.#index.get(key);
     if (i === undefined) return false;
     this.#removeAt(i);
     return true;
   }
 
-  peek(): QueueEntry<V> | undefined {
+  peek(): QueueEntry<V, K> | undefined {
     const top = this.#heap[0];
     return top === undefined ? undefined : { key: top.key, deadline: top.deadline, value: top.value };
   }
@@ -84,7 +84,7 @@ export class ExpiryQueue<V> {
     return this.#heap[0]?.deadline;
   }
 
-  pop(): QueueEntry<V> | undefined {
+  pop(): QueueEntry<V, K> | undefined {
     const top = this.#heap[0];
     if (top === undefined) return undefined;
     this.#removeAt(0);
@@ -92,8 +92,8 @@ export class ExpiryQueue<V> {
   }
 
   /** Removes and returns, earliest first, every entry whose deadline is <= now. */
-  popDue(now: number): QueueEntry<V>[] {
-    const out: QueueEntry<V>[] = [];
+  popDue(now: number): QueueEntry<V, K>[] {
+    const out: QueueEntry<V, K>[] = [];
     while (this.#heap.length > 0 && this.#heap[0]!.deadline <= now) {
       out.push(this.pop()!);
     }
@@ -101,7 +101,7 @@ export class ExpiryQueue<V> {
   }
 
   /** Every entry, in no particular order. */
-  *entries(): IterableIterator<QueueEntry<V>> {
+  *entries(): IterableIterator<QueueEntry<V, K>> {
     for (const n of this.#heap) yield { key: n.key, deadline: n.deadline, value: n.value };
   }
 
@@ -123,7 +123,7 @@ export class ExpiryQueue<V> {
     else this.#down(i);
   }
 
-  #less(a: Node<V>, b: Node<V>): boolean {
+  #less(a: Node<V, K>, b: Node<V, K>): boolean {
     return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
   }
 
