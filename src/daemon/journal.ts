@@ -16,18 +16,42 @@ import * as path from 'node:path';
 
 export interface JournalRead<T> {
   entries: T[];
+  /** The file was there (an absent journal reads as empty). */
+  exists: boolean;
+  /** Bytes up to and including the last good line. */
+  validBytes: number;
   /** Bytes of a torn last line that were ignored. */
   tornBytes: number;
 }
 
-/** Reads every whole line; a bad line followed by good ones is damage and throws. */
-export async function readJournal<T>(file: string, parse: (v: unknown) => T | undefined): Promise<JournalRead<T>> {
+/** A journal that cannot be read, or whose damage is not a torn last line. */
+export class JournalError extends Error {
+  readonly code = 'ERR_JOURNAL';
+  constructor(
+    readonly reason: 'read-failed' | 'damaged',
+    readonly file: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'JournalError';
+  }
+}
+
+/**
+ * Reads every whole line with `parse` (undefined: not an entry). A crash
+ * while appending can leave the last line incomplete (or, on some file
+ * systems, followed by zeros): bad lines after the last good one are
+ * dropped. A bad line followed by a good one is not a torn write but
+ * damage, and throws JournalError('damaged').
+ */
+export async function readJournal<T>(file: string, parse: (line: string) => T | undefined): Promise<JournalRead<T>> {
   let buf: Buffer;
   try {
     buf = await readFile(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], tornBytes: 0 };
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], exists: false, validBytes: 0, tornBytes: 0 };
+    throw new JournalError('read-failed', file, (err as Error).message, { cause: err });
   }
   const entries: T[] = [];
   let good = 0;
@@ -38,24 +62,30 @@ export async function readJournal<T>(file: string, parse: (v: unknown) => T | un
     const nl = buf.indexOf(0x0a, start);
     line++;
     const end = nl === -1 ? buf.length : nl + 1;
-    let entry: T | undefined;
-    if (nl !== -1) {
-      try {
-        entry = parse(JSON.parse(buf.toString('utf8', start, nl)));
-      } catch {
-        entry = undefined;
-      }
-    }
+    const entry = nl === -1 ? undefined : parse(buf.toString('utf8', start, nl));
     if (entry === undefined) {
       badLine ??= line;
     } else {
-      if (badLine !== undefined) throw new Error(`${file}: line ${badLine} is damaged and good entries follow it`);
+      if (badLine !== undefined) {
+        throw new JournalError('damaged', file, `${file}: line ${badLine} is not a journal entry, and good entries follow it`);
+      }
       entries.push(entry);
       good = end;
     }
     start = end;
   }
-  return { entries, tornBytes: buf.length - good };
+  return { entries, exists: true, validBytes: good, tornBytes: buf.length - good };
+}
+
+/** A line parser for JSON entries: undefined for anything that is not JSON or not an entry. */
+export function jsonLines<T>(parse: (v: unknown) => T | undefined): (line: string) => T | undefined {
+  return (line) => {
+    try {
+      return parse(JSON.parse(line));
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 async function syncDir(dir: string): Promise<void> {

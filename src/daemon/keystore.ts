@@ -39,6 +39,7 @@ import { canonicalName } from '../dns/names.js';
 import type { KeyRData } from '../dns/types.js';
 import type { Clock } from './clock.js';
 import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
+import { JournalError, readJournal } from './journal.js';
 
 export type KeyStoreFailure = 'corrupt' | 'read-failed' | 'write-failed' | 'closed';
 
@@ -307,52 +308,29 @@ function applyOp(state: Map<string, Entry>, op: JournalOp): void {
   }
 }
 
-interface JournalRead {
+interface KeyJournalRead {
   readonly ops: JournalOp[];
   /** Bytes up to and including the last good line. */
   readonly validBytes: number;
   readonly size: number;
 }
 
-/**
- * Reads a journal. A crash while appending can leave the last line
- * incomplete (or, on some file systems, followed by zeros): bad lines after
- * the last good one are dropped. A bad line followed by a good one is not a
- * torn write but damage, and is an error.
- */
-async function readJournal(file: string, warnings: string[]): Promise<JournalRead | undefined> {
-  let buf: Buffer;
+/** Reads a journal (see readJournal in journal.ts for the torn-tail rule), with the key store's errors. */
+async function readKeyJournal(file: string, warnings: string[]): Promise<KeyJournalRead | undefined> {
+  let read;
   try {
-    buf = await readFile(file);
+    read = await readJournal(file, parseOp);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new KeyStoreError('read-failed', file, (err as Error).message, { cause: err });
-  }
-  const ops: JournalOp[] = [];
-  let validBytes = 0;
-  let firstBad: number | undefined;
-  let start = 0;
-  let lineNo = 0;
-  while (start < buf.length) {
-    const nl = buf.indexOf(0x0a, start);
-    lineNo++;
-    const end = nl === -1 ? buf.length : nl + 1;
-    const op = nl === -1 ? undefined : parseOp(buf.toString('utf8', start, nl));
-    if (op === undefined) {
-      firstBad ??= lineNo;
-    } else {
-      if (firstBad !== undefined) {
-        throw new KeyStoreError('corrupt', file, `line ${firstBad} is not a journal entry, and good entries follow it`);
-      }
-      ops.push(op);
-      validBytes = end;
+    if (err instanceof JournalError) {
+      throw new KeyStoreError(err.reason === 'damaged' ? 'corrupt' : 'read-failed', file, err.message, { cause: err.cause ?? err });
     }
-    start = end;
+    throw err;
   }
-  if (validBytes < buf.length) {
-    warnings.push(`${file}: ignored ${buf.length - validBytes} bytes of an incomplete last entry (interrupted write)`);
+  if (!read.exists) return undefined;
+  if (read.tornBytes > 0) {
+    warnings.push(`${file}: ignored ${read.tornBytes} bytes of an incomplete last entry (interrupted write)`);
   }
-  return { ops, validBytes, size: buf.length };
+  return { ops: read.entries, validBytes: read.validBytes, size: read.validBytes + read.tornBytes };
 }
 
 // ---------------------------------------------------------------------------
@@ -537,8 +515,8 @@ export class KeyStore {
     }
     if (text !== undefined) state = parseSnapshot(text, file, warnings);
 
-    const oldJournal = await readJournal(`${file}.journal.old`, warnings);
-    const journal = await readJournal(`${file}.journal`, warnings);
+    const oldJournal = await readKeyJournal(`${file}.journal.old`, warnings);
+    const journal = await readKeyJournal(`${file}.journal`, warnings);
     for (const op of oldJournal?.ops ?? []) applyOp(state, op);
     for (const op of journal?.ops ?? []) applyOp(state, op);
 

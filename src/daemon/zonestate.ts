@@ -15,7 +15,7 @@
  * queued; an add found without its record on load is turned into a removal.
  */
 import * as path from 'node:path';
-import { Journal, readJournal } from './journal.js';
+import { Journal, jsonLines, readJournal } from './journal.js';
 import type { Op, OpKind, OutboxPersistence } from './outbox.js';
 import { recordKey, type AddrRecord, type AddrType } from './records.js';
 
@@ -117,7 +117,7 @@ export class ZoneState implements OutboxPersistence {
   /** Loads (or creates) the state file of `zone`. */
   static async open(dataDir: string, zone: string, onError: (err: Error) => void): Promise<{ state: ZoneState; loaded: LoadedState }> {
     const file = ZoneState.fileFor(dataDir, zone);
-    const read = await readJournal(file, parseLine);
+    const read = await readJournal(file, jsonLines(parseLine));
     const records = new Map<string, { record: AddrRecord; expiresAt: number }>();
     const ops = new Map<string, Map<string, Op>>();
     const bySeq = new Map<string, Map<number, string>>();

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { Journal, readJournal } from '../../../src/daemon/journal.js';
+import { Journal, jsonLines, readJournal } from '../../../src/daemon/journal.js';
 import { Outbox } from '../../../src/daemon/outbox.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import { ZoneState } from '../../../src/daemon/zonestate.js';
@@ -133,7 +133,7 @@ describe('journal and zone state', () => {
       const file = path.join(dir, 'j');
       await writeFile(file, '{"x":1}\n{"x":2}\n{"x":');
       const parse = (v: unknown): { x: number } | undefined => (typeof (v as { x?: unknown }).x === 'number' ? (v as { x: number }) : undefined);
-      const r = await readJournal(file, parse);
+      const r = await readJournal(file, jsonLines(parse));
       assert.deepEqual(r.entries.map((e) => e.x), [1, 2]);
       assert.equal(r.tornBytes, 5);
       const j = await Journal.open(file, r.entries.length, r.tornBytes);
@@ -141,9 +141,9 @@ describe('journal and zone state', () => {
       const appended = j.append({ x: 11 }, true);
       await Promise.all([during, appended]);
       await j.close();
-      assert.deepEqual((await readJournal(file, parse)).entries.map((e) => e.x), [10, 11]);
+      assert.deepEqual((await readJournal(file, jsonLines(parse))).entries.map((e) => e.x), [10, 11]);
       await writeFile(file, '{"x":1}\nnot json\n{"x":3}\n');
-      await assert.rejects(readJournal(file, parse), /damaged/);
+      await assert.rejects(readJournal(file, jsonLines(parse)), { code: 'ERR_JOURNAL', reason: 'damaged' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
