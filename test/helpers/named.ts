@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { requireTool, run, type RunResult } from './tools.js';
+import { requireTool, run, supervise, type RunResult } from './tools.js';
 
 export interface TsigKeySpec {
   /** Key name as nsupdate/dig name it, e.g. "nsregd-key." (trailing dot optional). */
@@ -208,33 +208,8 @@ async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error
   // Running as root, so no -u: named keeps the rights to write journals in dir.
   const child = spawn(a.named, ['-g', '-4', '-c', a.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   live.set(child, a.dir);
-  let log = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
-    // Bounded: a runaway log must not eat the test's memory.
-    log = (log + s).slice(-200_000);
-  });
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitPromise = new Promise<void>((resolve) => {
-    child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      live.delete(child);
-      resolve();
-    });
-  });
-  let spawnError: Error | undefined;
-  child.on('error', (e) => {
-    spawnError = e;
-  });
-
-  const kill = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    // SIGKILL only if named ignores SIGTERM for 5 s; the timer must not outlive the exit.
-    const escalate = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exitPromise;
-    clearTimeout(escalate);
-  };
+  const proc = supervise(child, () => live.delete(child));
+  const kill = (): Promise<void> => proc.kill();
 
   const digArgs = (args: string[]): string[] => ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', ...args];
   const zones = a.opts.zones.map((z) => fqdn(z.name));
@@ -253,6 +228,9 @@ async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error
 
   const deadline = Date.now() + (a.opts.startTimeoutMs ?? 10_000);
   for (;;) {
+    const log = proc.log();
+    const spawnError = proc.spawnError();
+    const exited = proc.exited();
     if (spawnError) return { error: new Error(`cannot start named: ${spawnError.message}`), retry: false };
     if (exited) {
       return {
@@ -284,7 +262,7 @@ async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error
     dir: a.dir,
     confPath: a.confPath,
     pid: child.pid!,
-    log: () => log,
+    log: () => proc.log(),
     async dig(args: string[]): Promise<string> {
       const r = await run(a.dig, digArgs(args));
       if (r.code !== 0) throw new Error(`dig ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);

@@ -100,3 +100,55 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** A long-running child process a lab helper supervises: bounded log, exit state, graceful kill. */
+export interface Supervised {
+  /** The last 200 kB the process wrote (stderr, and stdout when piped). */
+  log(): string;
+  /** Exit status once it has exited. */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** Resolves when the process has exited. */
+  readonly exit: Promise<void>;
+  /** The error from spawning it, if it could not start. */
+  spawnError(): Error | undefined;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it is gone. */
+  kill(graceMs?: number): Promise<void>;
+}
+
+export function supervise(child: import('node:child_process').ChildProcess, onExit?: () => void): Supervised {
+  let log = '';
+  const collect = (s: string): void => {
+    // Bounded: a runaway log must not eat the test's memory.
+    log = (log + s).slice(-200_000);
+  };
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8');
+    stream?.on('data', collect);
+  }
+  let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exit = new Promise<void>((resolve) => {
+    child.on('exit', (code, signal) => {
+      status = { code, signal };
+      onExit?.();
+      resolve();
+    });
+  });
+  let spawnError: Error | undefined;
+  child.on('error', (e) => {
+    spawnError = e;
+  });
+  return {
+    log: () => log,
+    exited: () => status,
+    exit,
+    spawnError: () => spawnError,
+    async kill(graceMs = 5000): Promise<void> {
+      if (status) return;
+      child.kill('SIGTERM');
+      // The escalation timer must not outlive the exit.
+      const escalate = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exit;
+      clearTimeout(escalate);
+    },
+  };
+}

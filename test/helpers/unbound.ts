@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { requireTool, run } from './tools.js';
+import { requireTool, run, supervise } from './tools.js';
 
 export interface UnboundOptions {
   /** Raw lines added inside `server:` (indented for you). */
@@ -147,39 +147,15 @@ async function launch(a: LaunchArgs): Promise<{ lab: UnboundLab } | { error: Err
   // -d: stay in the foreground; logging goes to stderr (logfile "" and no syslog).
   const child = spawn(a.unbound, ['-d', '-c', a.confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.set(child, a.dir);
-  let log = '';
-  const collect = (s: string): void => {
-    log = (log + s).slice(-200_000);
-  };
-  child.stdout!.setEncoding('utf8');
-  child.stderr!.setEncoding('utf8');
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitPromise = new Promise<void>((resolve) => {
-    child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      live.delete(child);
-      resolve();
-    });
-  });
-  let spawnError: Error | undefined;
-  child.on('error', (e) => {
-    spawnError = e;
-  });
-  const kill = async (): Promise<void> => {
-    if (exited) return;
-    child.kill('SIGTERM');
-    const graceful = await Promise.race([exitPromise.then(() => true), delay(5000).then(() => false)]);
-    if (!graceful) {
-      child.kill('SIGKILL');
-      await exitPromise;
-    }
-  };
+  const proc = supervise(child, () => live.delete(child));
+  const kill = (): Promise<void> => proc.kill();
   const controlRun = (args: string[]): ReturnType<typeof run> => run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
 
   const deadline = Date.now() + (a.opts.startTimeoutMs ?? 15_000);
   for (;;) {
+    const log = proc.log();
+    const spawnError = proc.spawnError();
+    const exited = proc.exited();
     if (spawnError) return { error: new Error(`cannot start unbound: ${spawnError.message}`), retry: false };
     if (exited) {
       return {
@@ -208,7 +184,7 @@ async function launch(a: LaunchArgs): Promise<{ lab: UnboundLab } | { error: Err
     clientCert: path.join(a.dir, 'unbound_control.pem'),
     clientKey: path.join(a.dir, 'unbound_control.key'),
     serverName: 'unbound',
-    log: () => log,
+    log: () => proc.log(),
     async control(args: string[]): Promise<string> {
       const r = await controlRun(args);
       if (r.code !== 0) throw new Error(`unbound-control ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
