@@ -191,6 +191,14 @@ describe('nsregd with a real named upstream', () => {
     // The first zone's claim survived the reload: its key still rules.
     assert.equal((await register(d, c, [a(c.name, '192.0.2.7')])).rcode, Rcode.NOERROR);
 
+    // A changed zone takes its new settings without losing keys: max-addr-ttl 1h → 10m.
+    await d.writeConfig(cfg(zoneYaml(named, { maxAddrTtl: '10m' }) + '\n' + zoneYaml(named, { zone: second }).replace(`zone: ${ZONE}`, `zone: ${second}`)));
+    d.signal('SIGHUP');
+    await d.waitForLog('zone settings changed');
+    const clamped = await register(d, c, [a(c.name, '192.0.2.9', 7200)]);
+    assert.equal(clamped.rcode, Rcode.NOERROR, reasons(clamped).join());
+    assert.equal(clamped.answers[0]?.ttl, 600);
+
     await d.writeConfig(cfg(zoneYaml(named)));
     d.signal('SIGHUP');
     await d.waitForLog('zone removed');
