@@ -79,11 +79,16 @@ function refusalReply(req: Message, refusal: Refusal, owner: string): Buffer {
   return encodeMessage(m);
 }
 
-/** RFC 1035 §4.1.1: a FORMERR for a message whose header was readable but nothing else. */
+/**
+ * RFC 1035 §4.1.1: a FORMERR for a message whose header was readable but
+ * nothing else. No question can be echoed; the one TXT reason every error
+ * reply carries is owned by the root.
+ */
 function formerrFromId(id: number, raw: Buffer): Buffer {
   const m = emptyMessage(id, raw.length >= 3 ? ((raw[2] as number) >> 3) & 0xf : Opcode.QUERY);
   m.qr = true;
   m.rcode = Rcode.FORMERR;
+  m.additionals.push({ name: '.', type: 'TXT', class: RRClass.ANY, ttl: 0, data: [Refusals.malformed().reason] });
   return encodeMessage(m);
 }
 

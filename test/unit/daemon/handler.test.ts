@@ -75,7 +75,7 @@ describe('handler: queries', () => {
     assert.ok(r.reply);
     const m = decodeMessage(r.reply);
     assert.equal(m.id, 0x1234);
-    assert.equal(m.rcode, Rcode.FORMERR);
+    assertRefused(m, Rcode.FORMERR, 'Malformed message', '.');
     assert.equal((await handleMessage(Buffer.from([1]), LAN, l.ctx)).reply, null);
   });
 });
