@@ -11,27 +11,16 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino, type Logger } from 'pino';
 import { NsregClient } from '../../src/client/client.js';
 import { loadClientKey } from '../../src/client/keys.js';
 import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
 import { defaultClientConfig, mergeClientFlags, type ClientConfig } from '../../src/config/client.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
+import { logSink as sink } from '../helpers/log-sink.js';
 
 const ZONE = 'dynamic.example.org.';
 
-function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 function local(address: string, prefixLen: number, ifname = 'eth0'): LocalAddress {
   return {

@@ -10,9 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino, type Logger } from 'pino';
 import { NsregClient } from '../../src/client/client.js';
 import { loadClientKey } from '../../src/client/keys.js';
 import { LIFETIME_FOREVER, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
@@ -22,20 +20,11 @@ import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/messag
 import { tcpExchange } from '../../src/dns/transport.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
+import { logSink as sink } from '../helpers/log-sink.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `lab.${ZONE}`;
 
-function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 function local(address: string): LocalAddress {
   return {

@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 
-import pino from 'pino';
 
 import { Cidr } from '../../src/config/cidr.js';
 import type { NsupdateUpstreamConfig } from '../../src/config/upstreams/index.js';
@@ -19,6 +17,7 @@ import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstrea
 import { Rcode } from '../../src/dns/constants.js';
 import { TsigError } from '../../src/dns/errors.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
+import { logSink } from '../helpers/log-sink.js';
 
 const ZONE = 'dyn.example.';
 const REV4 = '2.0.192.in-addr.arpa.';
@@ -28,22 +27,6 @@ const LOCKED = 'locked.example.';
 const key256: TsigKeySpec = { name: 'nsregd-256.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
 const key512: TsigKeySpec = { name: 'nsregd-512.', algorithm: 'hmac-sha512', secret: randomBytes(64).toString('base64') };
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-function logSink(): { logger: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as LogLine);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 function cidr(s: string): Cidr {
   const c = Cidr.parse(s);

@@ -3,8 +3,6 @@ import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import {
   browseDomains,
   discoverZones,
@@ -26,17 +24,8 @@ import {
   type ResourceRecord,
 } from '../../../src/dns/message.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { logSink as sink } from '../../helpers/log-sink.js';
 
-function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 function answer(name: string, type: QueryType, answers: ResourceRecord[], rcode: number = Rcode.NOERROR): DecodedMessage {
   const m = emptyMessage(1, Opcode.QUERY);

@@ -2,9 +2,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { pino, type Logger } from 'pino';
 import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
 import {
   buildRegistration,
@@ -18,6 +16,7 @@ import { TransportError } from '../../../src/dns/errors.js';
 import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
 import { keyRecords, verifySig0 } from '../../../src/dns/sig0.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { logSink as sink } from '../../helpers/log-sink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.resolve(here, '../../../../test/fixtures/go-nsregc');
@@ -39,16 +38,6 @@ before(async () => {
   signedAt = Number((await readFile(path.join(fixtures, 'signed-at.txt'), 'utf8')).trim());
 });
 
-function sink(): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 interface Sent {
   at: number;

@@ -2,7 +2,6 @@ import { strict as assert } from 'node:assert';
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Journal, jsonLines, readJournal } from '../../../src/daemon/journal.js';
@@ -11,22 +10,13 @@ import type { AddrRecord } from '../../../src/daemon/records.js';
 import { ZoneState } from '../../../src/daemon/zonestate.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { FakeUpstream } from '../../helpers/fake-upstream.js';
+import { logSink } from '../../helpers/log-sink.js';
 
 const rec = (address: string, name = 'h.z.example.'): AddrRecord => ({ name, type: 'A', address, ttl: 60 });
 const add = (...r: AddrRecord[]) => ({ add: r, remove: [], removeNames: [] });
 const del = (...r: AddrRecord[]) => ({ add: [], remove: r, removeNames: [] });
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function logSink(): { logger: pino.Logger; lines: Array<{ msg: string; level: number }> } {
-  const lines: Array<{ msg: string; level: number }> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, cb): void {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as { msg: string; level: number });
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 describe('outbox', () => {
   it('applies at once when the upstream is fine', async () => {

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import pino from 'pino';
 
 import { openAddressSource } from '../../../../src/client/addresses/index.js';
 import { fromNetworkInterfaces, PollAddressSource } from '../../../../src/client/addresses/poll.js';
 import { LIFETIME_FOREVER, type AddressEvent, type AddressSource } from '../../../../src/client/addresses/source.js';
+import { logSink } from '../../../helpers/log-sink.js';
 
 function v4(address: string, cidr: string): NetworkInterfaceInfo {
   return { address, netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal: false, cidr };
@@ -16,22 +15,6 @@ function v6(address: string, cidr: string, scopeid = 0): NetworkInterfaceInfo {
 }
 const indexes: Record<string, number> = { lo: 1, eth0: 2, eth1: 3 };
 const ifindexOf = (name: string): number => indexes[name] ?? 0;
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-function logSink(): { logger: pino.Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb): void {
-      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as LogLine);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 describe('fromNetworkInterfaces', () => {
   it('flattens the table: canonical text, prefix from cidr, alias labels folded, no lifetimes', () => {
