@@ -9,10 +9,10 @@ import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys
 import type { KeyRData } from '../../../src/dns/types.js';
 import { KeyStore, KeyStoreError, formatRfc3339, keyDbPath, parseRfc3339, watchKeyExpiry, type StoredKey } from '../../../src/daemon/keystore.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { fixturePath as anyFixture } from '../../helpers/fixtures.js';
+const fixturePath = (rel: string): string => anyFixture(`go-keydb/${rel}`);
 
 // Compiled to dist/test/unit/daemon/: the fixtures stay in the source tree.
-const FIXTURES = new URL('../../../../test/fixtures/go-keydb/', import.meta.url);
-const fixturePath = (rel: string): string => new URL(rel, FIXTURES).pathname;
 const ZONE = 'dynamic.example.org.';
 const KEYDB = 'dynamic.example.org.keydb';
 

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat, writeFile, readdir } from 'node:fs/promises';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Algorithm, RRClass } from '../../../src/dns/constants.js';
@@ -17,10 +17,8 @@ import {
   writeKeyPair,
 } from '../../../src/dns/keyfile.js';
 import { generateKeyPair, keyTag, publicKeyToRData, signData, verifyData } from '../../../src/dns/keys.js';
+import { fixture, fixturePath } from '../../helpers/fixtures.js';
 
-const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
-const fixturePath = (rel: string): string => new URL(rel, FIXTURES).pathname;
-const fixture = (rel: string): string => readFileSync(fixturePath(rel), 'utf8');
 
 const ED_KEY = 'cUlSjXtLLR33xPj79jYSTymPJx34zLOZQzGszXgOPuY=';
 

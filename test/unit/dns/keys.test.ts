@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { InvalidKeyError, MalformedMessageError, UnsupportedAlgorithmError } from '../../../src/dns/errors.js';
 import { parsePrivateKeyFile, parsePublicKeyFile } from '../../../src/dns/keyfile.js';
@@ -19,20 +19,9 @@ import {
 } from '../../../src/dns/keys.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import { rawSig0 } from '../../helpers/sig0-wire.js';
+import { ALGORITHMS as ALL, fixture, fixtureBytes, fixturePath } from '../../helpers/fixtures.js';
 
-// Compiled to dist/test/unit/dns/: the fixtures stay in the source tree.
-const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
-const fixture = (rel: string): string => readFileSync(new URL(rel, FIXTURES), 'utf8');
-const fixtureBytes = (rel: string): Buffer => readFileSync(new URL(rel, FIXTURES));
 
-const ALL = [
-  ['RSASHA256', Algorithm.RSASHA256],
-  ['RSASHA512', Algorithm.RSASHA512],
-  ['ECDSAP256SHA256', Algorithm.ECDSAP256SHA256],
-  ['ECDSAP384SHA384', Algorithm.ECDSAP384SHA384],
-  ['ED25519', Algorithm.ED25519],
-  ['ED448', Algorithm.ED448],
-] as const;
 
 /** Public key sizes in DNSSEC wire form (RFC 6605 §4, RFC 8080 §3). */
 const FIXED_KEY_SIZE: Record<number, number> = { 13: 64, 14: 96, 15: 32, 16: 57 };
@@ -74,7 +63,7 @@ describe('keyTag (RFC 4034 appendix B)', () => {
 
   for (const dir of ['go-keydb', 'nsupdate-sig0']) {
     it(`matches the tag in every dnssec-keygen file name in ${dir}/`, () => {
-      const files = readdirSync(new URL(`${dir}/`, FIXTURES)).filter((f) => f.endsWith('.key'));
+      const files = readdirSync(fixturePath(`${dir}/`)).filter((f) => f.endsWith('.key'));
       assert.ok(files.length > 0);
       for (const f of files) {
         const tag = Number(/\+(\d{5})\.key$/.exec(f)![1]);
@@ -286,7 +275,7 @@ describe('public key decoding errors', () => {
 describe('fixture private keys sign for their public keys', () => {
   it('all dnssec-keygen and nsregc fixtures', () => {
     const pairs: [string, string][] = [
-      ...readdirSync(new URL('go-keydb/', FIXTURES))
+      ...readdirSync(fixturePath('go-keydb/'))
         .filter((f) => f.endsWith('.key'))
         .map((f): [string, string] => [`go-keydb/${f}`, `go-keydb/${f.replace(/\.key$/, '.private')}`]),
       ['nsupdate-sig0/Kecho.dynamic.example.org.+014+32065.key', 'nsupdate-sig0/Kecho.dynamic.example.org.+014+32065.private'],

@@ -1,6 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { MalformedMessageError } from '../../../src/dns/errors.js';
 import {
@@ -15,10 +14,9 @@ import {
   type ResourceRecord,
 } from '../../../src/dns/message.js';
 import { encodeName } from '../../../src/dns/names.js';
+import { fixtureBytes } from '../../helpers/fixtures.js';
 
 // Compiled to dist/test/unit/dns/: the fixtures stay in the source tree.
-const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
-const fixtureBytes = (rel: string): Buffer => readFileSync(new URL(rel, FIXTURES));
 
 /** Deterministic PRNG (mulberry32) so a failing fuzz case can be replayed. */
 function prng(seed: number): () => number {

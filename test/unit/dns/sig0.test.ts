@@ -1,6 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { Algorithm, RRClass } from '../../../src/dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../../../src/dns/errors.js';
 import { parsePublicKeyFile } from '../../../src/dns/keyfile.js';
@@ -20,20 +19,9 @@ import {
 } from '../../../src/dns/sig0.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import { addRecord, buildUpdate } from '../../../src/dns/update.js';
+import { ALGORITHMS, fixture, fixtureBytes } from '../../helpers/fixtures.js';
 
-// Compiled to dist/test/unit/dns/: the fixtures stay in the source tree.
-const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
-const fixture = (rel: string): string => readFileSync(new URL(rel, FIXTURES), 'utf8');
-const fixtureBytes = (rel: string): Buffer => readFileSync(new URL(rel, FIXTURES));
 
-const ALGORITHMS = [
-  ['RSASHA256', Algorithm.RSASHA256],
-  ['RSASHA512', Algorithm.RSASHA512],
-  ['ECDSAP256SHA256', Algorithm.ECDSAP256SHA256],
-  ['ECDSAP384SHA384', Algorithm.ECDSAP384SHA384],
-  ['ED25519', Algorithm.ED25519],
-  ['ED448', Algorithm.ED448],
-] as const;
 
 const NOW = 1_800_000_000;
 const NAME = 'host.dynamic.example.org.';
