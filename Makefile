@@ -1,7 +1,7 @@
 # Build, lint and test entry points. `make test` is the one command that runs
 # the whole suite on a fresh machine (it installs missing system tools when
 # run as root on Debian).
-.PHONY: all build lint typecheck test clean deps run
+.PHONY: all build lint typecheck test test-unit clean deps run
 
 all: build
 
@@ -15,8 +15,11 @@ build: node_modules
 typecheck: node_modules
 	npx tsc -p tsconfig.json --noEmit
 
+# eslint (type-aware rules, import boundaries, no cycles) and knip (unused
+# files, exports and dependencies).
 lint: node_modules
 	npx eslint .
+	npx knip
 
 # Start nsregd on the shipped example configuration (loopback only, data in
 # ./.nsregd-data). Stop it with Ctrl-C.
@@ -26,8 +29,14 @@ run: build
 deps:
 	bash scripts/ensure-tools.sh
 
-test: deps build
-	node --test --test-concurrency=1 $$(find dist/test -name '*.test.js' | sort)
+# The whole suite: lint, then every test (integration tests start real
+# servers and network namespaces, so they need root), with coverage.
+test: deps build lint
+	node --test --test-concurrency=1 --experimental-test-coverage $$(find dist/test -name '*.test.js' | sort)
+
+# Unit tests only: no root, no system tools.
+test-unit: build
+	node --test --experimental-test-coverage $$(find dist/test/unit -name '*.test.js' | sort)
 
 clean:
 	rm -rf dist

@@ -111,8 +111,8 @@ try {
   const conns = await Promise.all(clients.map((_, i) => Conn.open(d.port, `127.0.0.${i + 2}`)));
   let id = 1;
   for (let i = 0; i < LEGIT; i++) {
-    const c = clients[i] as TestClient;
-    const r = decodeMessage(await (conns[i] as Conn).request(signedUpdate(c, [a(c.name, `10.0.${i}.1`)], { now: nowS(), id: id++ })));
+    const c = clients[i];
+    const r = decodeMessage(await (conns[i]).request(signedUpdate(c, [a(c.name, `10.0.${i}.1`)], { now: nowS(), id: id++ })));
     if (r.rcode !== Rcode.NOERROR) throw new Error(`claim of ${c.name} failed: rcode ${r.rcode}`);
   }
   const t0 = Date.now();
@@ -154,7 +154,7 @@ try {
   const flood = setInterval(() => {
     const due = Math.floor(((Date.now() - floodStart) / 1000) * floodRate) - floodSent;
     for (let i = 0; i < due; i++) {
-      (floodConns[floodSent % floodConns.length] as Conn).send(bogus[floodSent % bogus.length] as Buffer);
+      (floodConns[floodSent % floodConns.length]).send(bogus[floodSent % bogus.length]);
       floodSent++;
     }
   }, 5);
@@ -166,8 +166,8 @@ try {
   let reconnects = 0;
   await Promise.all(
     clients.map(async (_, i) => {
-      let conn = conns[i] as Conn;
-      for (const msg of refreshes[i] as Buffer[]) {
+      let conn = conns[i];
+      for (const msg of refreshes[i]) {
         if (Date.now() >= end) break;
         const t = performance.now();
         try {

@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { RecordCache } from '../src/daemon/cache.js';
-import { systemClock } from '../src/daemon/clock.js';
+import { systemClock } from '../src/clock.js';
 import { formatRfc3339, KeyStore } from '../src/daemon/keystore.js';
 import { ZoneState } from '../src/daemon/zonestate.js';
 

@@ -79,7 +79,7 @@ function signJob(job: SignJob): SignResult {
     const rr = [a(c.name, addressOf(job.prefix, i), 300)];
     claims.push(signedUpdate(c, rr, { now: job.now, id: i & 0xffff }));
     for (let k = 0; k < job.refreshesPerName; k++) {
-      refreshes[k]!.push(signedUpdate(c, rr, { now: job.now, id: (i + k + 1) & 0xffff }));
+      refreshes[k].push(signedUpdate(c, rr, { now: job.now, id: (i + k + 1) & 0xffff }));
     }
   }
   return { claims, refreshes };
@@ -101,7 +101,7 @@ function signInChild(job: SignJob): Promise<SignResult> {
   return new Promise<SignResult>((resolve, reject) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--sign-job', JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
-    child.stdout!.on('data', (c: Buffer) => chunks.push(c));
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
     const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
     child.once('error', reject);
     child.once('close', (code) => {
@@ -146,7 +146,7 @@ async function presign(prefix: string, count: number, refreshesPerName: number):
   const out: Signed = { claims: [], refreshes: Array.from({ length: refreshesPerName }, () => []) };
   for (const r of results) {
     out.claims.push(...r.claims.map(buf));
-    r.refreshes.forEach((list, k) => out.refreshes[k]!.push(...list.map(buf)));
+    r.refreshes.forEach((list, k) => out.refreshes[k].push(...list.map(buf)));
   }
   return out;
 }
@@ -275,10 +275,10 @@ async function startDaemon(named: NamedLab, key: TsigKeySpec, preload: number, c
   const keep = (s: string): void => {
     out = (out + s).slice(-20_000);
   };
-  child.stdout!.setEncoding('utf8');
-  child.stderr!.setEncoding('utf8');
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 60_000;
   while (!out.includes('listening for registrations')) {
@@ -325,7 +325,7 @@ interface PhaseResult {
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
 }
 
 /** One connection: sends `messages[i]` for its share of indices, one outstanding at a time. */
@@ -342,7 +342,7 @@ function drive(port: number, messages: Buffer[], next: () => number, latencies: 
         sock.end();
         return;
       }
-      const m = messages[current]!;
+      const m = messages[current];
       const framed = Buffer.allocUnsafe(m.length + 2);
       framed.writeUInt16BE(m.length, 0);
       m.copy(framed, 2);
@@ -359,7 +359,7 @@ function drive(port: number, messages: Buffer[], next: () => number, latencies: 
         const reply = pending.subarray(2, len + 2);
         pending = pending.subarray(len + 2);
         latencies[current] = performance.now() - sentAt;
-        const rcode = len >= 4 ? reply[3]! & 0xf : -1;
+        const rcode = len >= 4 ? reply[3] & 0xf : -1;
         if (rcode !== 0) onError(`request ${current}: rcode ${rcode} ${txtOf(reply)}`);
         send();
       }
@@ -479,7 +479,7 @@ async function main(): Promise<number> {
         `RSS ${fmt(start.rssKb / 1024, 1)} MB at start, ${fmt(claimed.rssKb / 1024, 1)} MB after ${c1 + c32} claims → ` +
           `${fmt(((claimed.rssKb - start.rssKb) * 1024) / (c1 + c32))} bytes per registered name (key + record + upstream state)`,
       );
-      results.push(await phase('refresh', d, s1.refreshes[0]!.slice(0, c1), 1));
+      results.push(await phase('refresh', d, s1.refreshes[0].slice(0, c1), 1));
       // Name-major interleaving: consecutive requests are for different names.
       const r32 = s32.refreshes.flat().slice(0, args.refreshes);
       results.push(await phase('refresh', d, r32, 32));

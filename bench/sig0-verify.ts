@@ -68,7 +68,7 @@ function measureSyncPair(a: () => void, b: () => void): [number, number] {
   const time = [0n, 0n];
   const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
   for (let turn = 0; process.hrtime.bigint() < end; turn ^= 1) {
-    const op = ops[turn]!;
+    const op = ops[turn];
     const start = process.hrtime.bigint();
     const stop = start + SLICE_NS;
     let n = 0;
@@ -78,10 +78,10 @@ function measureSyncPair(a: () => void, b: () => void): [number, number] {
       n += 10;
       now = process.hrtime.bigint();
     }
-    count[turn]! += n;
-    time[turn]! += now - start;
+    count[turn] += n;
+    time[turn] += now - start;
   }
-  return [count[0]! / (Number(time[0]) / 1e9), count[1]! / (Number(time[1]) / 1e9)];
+  return [count[0] / (Number(time[0]) / 1e9), count[1] / (Number(time[1]) / 1e9)];
 }
 
 /** Keeps `inFlight` operations outstanding until `stopAt`; resolves with [completions, elapsed ns]. */
@@ -117,11 +117,11 @@ async function measureAsyncPair(a: () => Promise<void>, b: () => Promise<void>):
   const time = [0n, 0n];
   const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
   for (let turn = 0; process.hrtime.bigint() < end; turn ^= 1) {
-    const [n, ns] = await asyncSlice(ops[turn]!, process.hrtime.bigint() + SLICE_NS * 2n);
-    count[turn]! += n;
-    time[turn]! += ns;
+    const [n, ns] = await asyncSlice(ops[turn], process.hrtime.bigint() + SLICE_NS * 2n);
+    count[turn] += n;
+    time[turn] += ns;
   }
-  return [count[0]! / (Number(time[0]) / 1e9), count[1]! / (Number(time[1]) / 1e9)];
+  return [count[0] / (Number(time[0]) / 1e9), count[1] / (Number(time[1]) / 1e9)];
 }
 
 function rawSync(c: Case): () => void {

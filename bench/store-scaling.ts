@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { RecordCache } from '../src/daemon/cache.js';
-import { systemClock } from '../src/daemon/clock.js';
+import { systemClock } from '../src/clock.js';
 import { KeyStore, formatRfc3339 } from '../src/daemon/keystore.js';
 import type { KeyRData } from '../src/dns/types.js';
 

@@ -12,6 +12,7 @@ import { loadClientSetup, NsregClient, prepareClientKey, type ClientSetup } from
 import type { ClientKey } from '../client/keys.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './version.js';
+import { errorMessage } from '../errors.js';
 
 /** Where main() writes and what it takes from the environment (tests replace them). */
 export interface MainIO {
@@ -102,7 +103,7 @@ function program(io: MainIO): Command {
 export function parseCommandLine(argv: readonly string[], io: MainIO): ParsedCommandLine | { exitCode: number } {
   const cmd = program(io);
   try {
-    cmd.parse(argv as string[]);
+    cmd.parse(argv);
   } catch (err) {
     return { exitCode: (err as { exitCode?: number }).exitCode ?? 1 };
   }
@@ -146,7 +147,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
       ...(io.searchPaths === undefined ? {} : { searchPaths: io.searchPaths }),
     });
   } catch (err) {
-    return fail((err as Error).message);
+    return fail(errorMessage(err));
   }
   const { config } = setup;
   const logger = createLogger({ name: 'nsregc', debug: config.debug, destination: io.stdout });
@@ -160,7 +161,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   try {
     key = await prepareClientKey(setup, logger);
   } catch (err) {
-    const message = `cannot use the key pair: ${(err as Error).message}`;
+    const message = `cannot use the key pair: ${errorMessage(err)}`;
     logger.fatal(message);
     return fail(message);
   }
@@ -228,7 +229,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   try {
     await client.shutdown(config.keepRecords);
   } catch (err) {
-    logger.error({ err: (err as Error).message }, 'shutdown failed');
+    logger.error({ err: err }, 'shutdown failed');
   }
   unhook();
   logger.info('stopped');

@@ -10,6 +10,7 @@ import { formatDuration } from '../config/duration.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './version.js';
+import { errorMessage } from '../errors.js';
 
 interface DaemonFlags {
   conffile?: string;
@@ -19,7 +20,7 @@ interface DaemonFlags {
 }
 
 function defaultConfigFile(): string {
-  return DAEMON_CONFIG_CANDIDATES.find((f) => existsSync(f)) ?? (DAEMON_CONFIG_CANDIDATES[0] as string);
+  return DAEMON_CONFIG_CANDIDATES.find((f) => existsSync(f)) ?? (DAEMON_CONFIG_CANDIDATES[0]);
 }
 
 function summary(c: DaemonConfig): string {
@@ -55,7 +56,7 @@ function program(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   const cmd = program();
   try {
-    cmd.parse(argv as string[]);
+    cmd.parse(argv);
   } catch (err) {
     const code = (err as { exitCode?: number }).exitCode;
     return code ?? 1;
@@ -70,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(summary(config) + '\n');
       return 0;
     } catch (err) {
-      process.stderr.write(`nsregd: ${(err as Error).message}\n`);
+      process.stderr.write(`nsregd: ${errorMessage(err)}\n`);
       return 1;
     }
   }
@@ -80,7 +81,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     ({ config, warnings } = await loadDaemonConfig(file));
   } catch (err) {
-    process.stderr.write(`nsregd: ${(err as Error).message}\n`);
+    process.stderr.write(`nsregd: ${errorMessage(err)}\n`);
     return 1;
   }
   const logger = createLogger({ name: 'nsregd', debug: flags.debug === true || config.debug });
@@ -90,7 +91,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     daemon = await Daemon.startWith(config, { logger, print: flags.print === true });
   } catch (err) {
-    const message = err instanceof ConfigError ? err.message : `start-up failed: ${(err as Error).message}`;
+    const message = err instanceof ConfigError ? err.message : `start-up failed: ${errorMessage(err)}`;
     logger.fatal(message);
     process.stderr.write(`nsregd: ${message}\n`);
     return 1;
@@ -104,7 +105,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       logger.info({ signal }, 'shutting down');
       daemon
         .shutdown()
-        .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'shutdown failed'))
+        .catch((err: unknown) => logger.error({ err: err }, 'shutdown failed'))
         .finally(() => {
           process.off('SIGHUP', onHup);
           logger.info('stopped');

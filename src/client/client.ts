@@ -10,7 +10,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { loadClientConfig, mergeClientFlags, type ClientConfig, type ClientFlags, type DnsServer } from '../config/client.js';
-import { systemClock, type Clock } from '../daemon/clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { randomInt } from 'node:crypto';
 import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
@@ -33,6 +33,7 @@ import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
 import { Registrar, type AddressProvider, type ProbeFn, type RegistrarAddress, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
+import { errorMessage } from '../errors.js';
 
 export interface LoadClientSetupOptions {
   /** `-c FILE`. */
@@ -184,7 +185,7 @@ class HostAddresses implements AddressProvider {
    */
   private async failover(err: Error): Promise<void> {
     if (this.closed) return;
-    this.log.error({ err: err.message }, 'address source failed; falling back to polling the interface list');
+    this.log.error({ err }, 'address source failed; falling back to polling the interface list');
     const old = this.source;
     const poll = this.fallback();
     this.source = poll;
@@ -207,7 +208,7 @@ class HostAddresses implements AddressProvider {
       }
       await this.subscribe(poll);
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'polling the interface list failed too; address changes are no longer followed');
+      this.log.error({ err: e }, 'polling the interface list failed too; address changes are no longer followed');
     }
   }
 }
@@ -419,7 +420,7 @@ function printing(send: SendFn, log: Logger, where: string): SendFn {
     try {
       log.info(`${what}:\n${formatMessage(decodeMessage(raw))}`);
     } catch (err) {
-      log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${(err as Error).message})`);
+      log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${errorMessage(err)})`);
     }
   };
   return async (update: Buffer): Promise<Buffer> => {

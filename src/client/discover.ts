@@ -12,12 +12,13 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { parseIp } from '../config/cidr.js';
 import type { DnsServer } from '../config/client.js';
-import type { Clock } from '../daemon/clock.js';
+import type { Clock } from '../clock.js';
 import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, optRecord, type DecodedMessage } from '../dns/message.js';
 import { canonicalName, fqdn, namesEqual } from '../dns/names.js';
 import { exchange } from '../dns/transport.js';
 import { DiscoveryError } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 /** RFC 6763 §11: "r" asks for the domains recommended for registration. */
 export const BROWSE_PREFIX = 'r._dns-sd._udp';
@@ -86,7 +87,7 @@ export interface NetworkPrefix {
  * all 32 nibbles under `ip6.arpa.`, RFC 3596 §2.5). null if not an address.
  */
 export function reverseNetworkDomain(address: string, prefixLength: number): string | null {
-  const ip = parseIp(address.split('%', 1)[0] as string);
+  const ip = parseIp(address.split('%', 1)[0]);
   if (ip === null) return null;
   const bits = ip.family === 4 ? 32 : 128;
   const plen = BigInt(Math.max(0, Math.min(bits, Math.floor(prefixLength))));
@@ -152,7 +153,7 @@ async function browseRound(
   const failed: string[] = [];
   for (const r of results) {
     if (r.error !== undefined) {
-      opts.logger.warn({ domain: r.domain, err: r.error.message }, 'zone discovery query failed');
+      opts.logger.warn({ domain: r.domain, err: r.error }, 'zone discovery query failed');
       failed.push(r.domain);
       continue;
     }
@@ -229,7 +230,7 @@ export async function resolveTarget(target: string, lookup: LookupFn = systemLoo
   try {
     return await lookup(bare);
   } catch (err) {
-    throw new DiscoveryError('unresolvable-target', `cannot resolve ${target}: ${(err as Error).message}`, { cause: err });
+    throw new DiscoveryError('unresolvable-target', `cannot resolve ${target}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -251,7 +252,7 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
   try {
     reply = await opts.query(qname, 'SRV');
   } catch (err) {
-    opts.logger.warn({ zone: z, err: (err as Error).message }, 'cannot look up nsregd server; skipping zone');
+    opts.logger.warn({ zone: z, err: err }, 'cannot look up nsregd server; skipping zone');
     return null;
   }
   const srv = reply.answers.find((rr) => rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname));
@@ -264,7 +265,7 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
   try {
     host = await resolveTarget(target, opts.lookup);
   } catch (err) {
-    opts.logger.warn({ zone: z, target, err: (err as Error).message }, 'nsregd server address unknown; skipping zone');
+    opts.logger.warn({ zone: z, target, err: err }, 'nsregd server address unknown; skipping zone');
     return null;
   }
   const server: NsregServer = Object.freeze({ zone: z, name: canonicalName(`${name}.${z}`), target, host, port: srv.data.port });

@@ -3,9 +3,10 @@
  * has its own in src/dns/errors.ts). Each class has a stable `code` and a
  * machine-readable `reason`; tests assert those, never the message.
  */
+import { NsregError } from '../errors.js';
 
 /** /etc/resolv.conf could not be read or names no usable nameserver. */
-export class ResolvConfError extends Error {
+export class ResolvConfError extends NsregError {
   readonly code = 'ERR_NSREGC_RESOLV_CONF';
   constructor(
     readonly file: string,
@@ -29,7 +30,7 @@ export type ClientKeyFailureReason =
   | 'unusable';
 
 /** The client's key pair cannot be loaded or created. */
-export class ClientKeyError extends Error {
+export class ClientKeyError extends NsregError {
   readonly code = 'ERR_NSREGC_KEY';
   constructor(
     readonly reason: ClientKeyFailureReason,
@@ -50,7 +51,7 @@ export type DiscoveryFailureReason =
   | 'unresolvable-target';
 
 /** Zone discovery or server lookup failed. */
-export class DiscoveryError extends Error {
+export class DiscoveryError extends NsregError {
   readonly code = 'ERR_NSREGC_DISCOVERY';
   constructor(
     readonly reason: DiscoveryFailureReason,
@@ -71,7 +72,7 @@ export type ClientStartFailureReason =
   | 'aborted';
 
 /** nsregc has nothing to register with; the run ends with exit code 1. */
-export class ClientStartError extends Error {
+export class ClientStartError extends NsregError {
   readonly code = 'ERR_NSREGC_START';
   constructor(
     readonly reason: ClientStartFailureReason,

@@ -18,6 +18,7 @@ import { fqdn } from '../dns/names.js';
 import type { Sig0Signer } from '../dns/sig0.js';
 import type { KeyRData } from '../dns/types.js';
 import { ClientKeyError } from './errors.js';
+import { errnoCode } from '../errors.js';
 
 /** What the original client generates: a zone key (flags 256), DNSSEC protocol 3, ECDSA P-384. */
 export const GENERATED_KEY = Object.freeze({ flags: 256, protocol: 3, algorithm: Algorithm.ECDSAP384SHA384 });
@@ -59,7 +60,7 @@ async function fileExists(p: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (err instanceof ClientKeyError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'ENOENT') return false;
     throw new ClientKeyError('unusable', `cannot examine ${p} (${code ?? 'error'})`, { cause: err });
   }

@@ -24,7 +24,7 @@ import { randomInt } from 'node:crypto';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { normalizeIp } from '../config/cidr.js';
-import { unixSeconds, type Clock, type TimerHandle } from '../daemon/clock.js';
+import { unixSeconds, type Clock, type TimerHandle } from '../clock.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, encodeMessage, type DecodedMessage, type ResourceRecord } from '../dns/message.js';
 import { canonicalName, fqdn } from '../dns/names.js';
@@ -458,7 +458,7 @@ export class Registrar {
       reply = decodeMessage(await this.opts.send(update));
       if (!reply.qr) throw new Error('reply is not a response (QR clear)');
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'network error while sending update');
+      this.log.warn({ err: err }, 'network error while sending update');
       if (!this.stopping) this.markDown('update', err);
       this.transient(inserts, removals);
       return 'transient';

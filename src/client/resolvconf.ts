@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { DEFAULT_DNS_PORT, type DnsServer } from '../config/client.js';
 import { ResolvConfError } from './errors.js';
+import { errnoCode } from '../errors.js';
 
 export const RESOLV_CONF = '/etc/resolv.conf';
 
@@ -49,7 +50,7 @@ export async function systemNameserver(file: string = RESOLV_CONF): Promise<DnsS
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ResolvConfError(file, 'unreadable', `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+    throw new ResolvConfError(file, 'unreadable', `cannot read (${errnoCode(err) ?? 'error'})`, {
       cause: err,
     });
   }

@@ -37,7 +37,7 @@ function parseIpv6(s: string): bigint | null {
     const items = part.split(':');
     const out: bigint[] = [];
     for (let i = 0; i < items.length; i++) {
-      const item = items[i] as string;
+      const item = items[i];
       if (allowV4Tail && i === items.length - 1 && item.includes('.')) {
         const v4 = parseIpv4(item);
         if (v4 === null) return null;
@@ -52,8 +52,8 @@ function parseIpv6(s: string): bigint | null {
   };
   let groups: bigint[];
   if (halves.length === 2) {
-    const head = groupsOf(halves[0] as string, false);
-    const tail = groupsOf(halves[1] as string, true);
+    const head = groupsOf(halves[0], false);
+    const tail = groupsOf(halves[1], true);
     if (head === null || tail === null || head.length + tail.length > 7) return null;
     groups = [...head, ...new Array<bigint>(8 - head.length - tail.length).fill(0n), ...tail];
   } else {

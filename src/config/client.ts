@@ -25,6 +25,7 @@ import {
   type KeyPath,
   type ParseContext,
 } from './validate.js';
+import { errnoCode } from '../errors.js';
 
 export interface DnsServer {
   /** Normalised IP literal, or a host name without trailing dot. */
@@ -108,7 +109,7 @@ export function parseDnsServer(text: string): DnsServer | null {
   } else {
     const bracketPort = /^(\[[^\]]*\]):([0-9]+)$/.exec(s);
     if (bracketPort !== null) {
-      s = bracketPort[1] as string;
+      s = bracketPort[1];
       portText = bracketPort[2];
     } else if (s.indexOf(':') > 0 && s.indexOf(':') === s.lastIndexOf(':')) {
       portText = s.slice(s.indexOf(':') + 1);
@@ -214,7 +215,7 @@ export interface LoadedClientConfig extends LoadedConfig<ClientConfig> {
 }
 
 function readError(file: string, err: unknown): ConfigError {
-  const why = (err as NodeJS.ErrnoException).code ?? 'error';
+  const why = errnoCode(err) ?? 'error';
   return new ConfigError('read', file, '', `cannot read configuration file (${why})`, undefined, { cause: err });
 }
 
@@ -225,7 +226,7 @@ async function exists(file: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw readError(file, err);
   }

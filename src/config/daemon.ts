@@ -30,6 +30,7 @@ import {
   warn,
   type ParseContext,
 } from './validate.js';
+import { errnoCode } from '../errors.js';
 
 export type { UpstreamConfig } from './upstreams/index.js';
 
@@ -157,7 +158,7 @@ export async function loadDaemonConfig(file: string): Promise<LoadedConfig<Daemo
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = errnoCode(err) ?? 'error';
     throw new ConfigError('read', file, '', `cannot read configuration file (${why})`, undefined, { cause: err });
   }
   return parseDaemonConfig(text, file);

@@ -3,6 +3,7 @@
  * message is for humans and has the one-line form
  * `<file>: <keyPath>: <problem> (got <value>)`.
  */
+import { NsregError } from '../errors.js';
 
 export type ConfigErrorReason =
   | 'read' // the file could not be read
@@ -30,16 +31,16 @@ export function describeValue(value: unknown): string {
   else if (typeof value === 'bigint') s = `${value}`;
   else {
     try {
-      s = JSON.stringify(value) ?? String(value);
+      s = JSON.stringify(value) ?? Object.prototype.toString.call(value);
     } catch {
-      s = String(value);
+      s = Object.prototype.toString.call(value);
     }
   }
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /** One bad configuration value. */
-export class ConfigError extends Error {
+export class ConfigError extends NsregError {
   readonly code = 'ERR_CONFIG';
   constructor(
     readonly reason: ConfigErrorReason,
@@ -59,7 +60,7 @@ export class ConfigError extends Error {
 export type DurationErrorReason = 'syntax' | 'unit' | 'overflow' | 'bare-number';
 
 /** A string that is not a Go `time.ParseDuration` duration. */
-export class DurationError extends Error {
+export class DurationError extends NsregError {
   readonly code = 'ERR_DURATION';
   constructor(
     readonly reason: DurationErrorReason,

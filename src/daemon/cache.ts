@@ -13,7 +13,7 @@
  * lookups by name cost O(records of that name).
  */
 import { canonicalName } from '../dns/names.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
 import type { AddrRecord } from './records.js';
 
@@ -65,7 +65,7 @@ export class RecordCache {
     if (names === undefined) {
       this.#byName.set(rec.name, [rec]);
     } else if (at >= 0) {
-      this.#queue.delete(names[at] as AddrRecord);
+      this.#queue.delete(names[at]);
       names[at] = rec;
     } else {
       names.push(rec);

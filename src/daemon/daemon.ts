@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { RecordCache } from './cache.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
 import { KeyStore } from './keystore.js';
@@ -120,14 +120,14 @@ export class Daemon {
   private async openZone(zc: ZoneConfig): Promise<void> {
     const logger = this.opts.logger.child({ zone: zc.name });
     const { store, warnings } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
-      onBackgroundError: (err) => logger.error({ err: err.message }, 'key database background write failed'),
+      onBackgroundError: (err) => logger.error({ err }, 'key database background write failed'),
     });
     for (const w of warnings) logger.warn(w);
     // Upstreams ask the zone for live records; the zone needs the upstreams first.
     const ref: { zone?: Zone } = {};
     const upstreams = this.makeUpstreams(zc, logger, () => ref.zone);
     const { state, loaded } = await ZoneState.open(this.config.dataDir, zc.name, (err) =>
-      logger.error({ err: err.message }, 'state file write failed'),
+      logger.error({ err }, 'state file write failed'),
     );
     for (const w of loaded.warnings) logger.warn(w);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
@@ -158,7 +158,7 @@ export class Daemon {
       for (const w of loaded.warnings) log.warn(w);
       next = loaded.config;
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'reload failed; keeping the running configuration');
+      log.error({ err: err }, 'reload failed; keeping the running configuration');
       return false;
     }
     if (next.dataDir !== this.config.dataDir) {
@@ -180,7 +180,7 @@ export class Daemon {
           await this.openZone(zc);
           log.info({ zone: zc.name }, 'zone added');
         } catch (err) {
-          log.error({ zone: zc.name, err: (err as Error).message }, 'zone could not be opened');
+          log.error({ zone: zc.name, err: err }, 'zone could not be opened');
         }
         continue;
       }
@@ -202,7 +202,7 @@ export class Daemon {
     try {
       await this.listen();
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'cannot listen on the new address; going back to the old one');
+      log.error({ err: err }, 'cannot listen on the new address; going back to the old one');
       this.config = { ...next, listenAddr: previous.listenAddr, listenPort: previous.listenPort };
       await this.listen();
     }

@@ -5,7 +5,7 @@
  * "Record cache and expiry", FIX); both the record cache and the key store
  * keep their deadlines here instead.
  */
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 
 export interface QueueEntry<V, K = string> {
   readonly key: K;
@@ -37,12 +37,12 @@ export class ExpiryQueue<V, K = string> {
 
   get(key: K): V | undefined {
     const i = this.#index.get(key);
-    return i === undefined ? undefined : this.#heap[i]!.value;
+    return i === undefined ? undefined : this.#heap[i].value;
   }
 
   deadlineOf(key: K): number | undefined {
     const i = this.#index.get(key);
-    return i === undefined ? undefined : this.#heap[i]!.deadline;
+    return i === undefined ? undefined : this.#heap[i].deadline;
   }
 
   /** Inserts `key` or moves it (either direction) to `deadline`, replacing its value. */
@@ -56,7 +56,7 @@ export class ExpiryQueue<V, K = string> {
       this.#up(this.#heap.length - 1);
       return 'inserted';
     }
-    const node = this.#heap[i]!;
+    const node = this.#heap[i];
     const old = node.deadline;
     node.deadline = deadline;
     node.value = value;
@@ -94,7 +94,7 @@ export class ExpiryQueue<V, K = string> {
   /** Removes and returns, earliest first, every entry whose deadline is <= now. */
   popDue(now: number): QueueEntry<V, K>[] {
     const out: QueueEntry<V, K>[] = [];
-    while (this.#heap.length > 0 && this.#heap[0]!.deadline <= now) {
+    while (this.#heap.length > 0 && this.#heap[0].deadline <= now) {
       out.push(this.pop()!);
     }
     return out;
@@ -112,7 +112,7 @@ export class ExpiryQueue<V, K = string> {
 
   #removeAt(i: number): void {
     const heap = this.#heap;
-    const removed = heap[i]!;
+    const removed = heap[i];
     this.#index.delete(removed.key);
     const last = heap.pop()!;
     if (i === heap.length) return;
@@ -129,10 +129,10 @@ export class ExpiryQueue<V, K = string> {
 
   #up(i: number): void {
     const heap = this.#heap;
-    const node = heap[i]!;
+    const node = heap[i];
     while (i > 0) {
       const p = (i - 1) >> 1;
-      const parent = heap[p]!;
+      const parent = heap[p];
       if (!this.#less(node, parent)) break;
       heap[i] = parent;
       this.#index.set(parent.key, i);
@@ -145,13 +145,13 @@ export class ExpiryQueue<V, K = string> {
   #down(i: number): void {
     const heap = this.#heap;
     const n = heap.length;
-    const node = heap[i]!;
+    const node = heap[i];
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
-      const c = r < n && this.#less(heap[r]!, heap[l]!) ? r : l;
-      const child = heap[c]!;
+      const c = r < n && this.#less(heap[r], heap[l]) ? r : l;
+      const child = heap[c];
       if (!this.#less(child, node)) break;
       heap[i] = child;
       this.#index.set(child.key, i);

@@ -19,10 +19,10 @@ import { canonicalName, childLabel, fqdn, isSubdomain, nameToLabels } from '../d
 import { extractSig0, prepareSig0, verifyPreparedSig0, type Sig0Extract } from '../dns/sig0.js';
 import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../config/cidr.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import type { RequestGuard } from './guard.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
-import { Refusal, Refusals } from './refusals.js';
+import { Refusal, Refusals, type RefusalId } from './refusals.js';
 import type { Zone } from './zone.js';
 
 export interface HandlerContext {
@@ -42,6 +42,8 @@ export interface HandlerOutcome {
   reply: Buffer | null;
   rcode: number;
   reason?: string;
+  /** Which refusal, when the request was refused by policy. */
+  refusal?: RefusalId;
   zone?: string;
   name?: string;
 }
@@ -85,7 +87,7 @@ function refusalReply(req: Message, refusal: Refusal, owner: string): Buffer {
  * reply carries is owned by the root.
  */
 function formerrFromId(id: number, raw: Buffer): Buffer {
-  const m = emptyMessage(id, raw.length >= 3 ? ((raw[2] as number) >> 3) & 0xf : Opcode.QUERY);
+  const m = emptyMessage(id, raw.length >= 3 ? ((raw[2]) >> 3) & 0xf : Opcode.QUERY);
   m.qr = true;
   m.rcode = Rcode.FORMERR;
   m.additionals.push({ name: '.', type: 'TXT', class: RRClass.ANY, ttl: 0, data: [Refusals.malformed().reason] });
@@ -98,31 +100,31 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
     req = decodeMessage(raw);
   } catch (err) {
     if (!(err instanceof MalformedMessageError)) throw err;
-    if (err.id === undefined) return { reply: null, rcode: Rcode.FORMERR, reason: err.message };
-    return { reply: formerrFromId(err.id, raw), rcode: Rcode.FORMERR, reason: err.message };
+    if (err.id === undefined) return { reply: null, rcode: Rcode.FORMERR, reason: err.message, refusal: 'malformed' };
+    return { reply: formerrFromId(err.id, raw), rcode: Rcode.FORMERR, reason: err.message, refusal: 'malformed' };
   }
-  if (req.qr) return { reply: null, rcode: Rcode.FORMERR, reason: 'received a response' };
+  if (req.qr) return { reply: null, rcode: Rcode.FORMERR, reason: 'received a response', refusal: 'malformed' };
   const question = req.questions[0];
   if (question === undefined || req.questions.length !== 1) {
     const r = Refusals.noQuestion();
-    return { reply: refusalReply(req, r, '.'), rcode: r.rcode, reason: r.reason };
+    return { reply: refusalReply(req, r, '.'), rcode: r.rcode, reason: r.reason, refusal: r.id };
   }
   const zone = findZone(ctx.zones, question.name);
   if (zone === undefined) {
     const r = Refusals.notInZone();
-    return { reply: refusalReply(req, r, fqdn(question.name)), rcode: r.rcode, reason: r.reason };
+    return { reply: refusalReply(req, r, fqdn(question.name)), rcode: r.rcode, reason: r.reason, refusal: r.id };
   }
   if (req.opcode === Opcode.QUERY && question.type === RRType.SRV) {
     return { reply: srvAnswer(req, ctx), rcode: Rcode.NOERROR, zone: zone.name };
   }
   if (req.opcode !== Opcode.UPDATE) {
     const r = Refusals.nonUpdate();
-    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, zone: zone.name };
+    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, refusal: r.id, zone: zone.name };
   }
   // RFC 2136 §3.1.1: the zone section names the zone itself (the original took any name inside it).
   if (canonicalName(question.name) !== zone.name || question.type !== RRType.SOA || question.class !== RRClass.IN) {
     const r = Refusals.notZoneApex();
-    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, zone: zone.name };
+    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, refusal: r.id, zone: zone.name };
   }
   let claimed: string | undefined;
   try {
@@ -137,7 +139,7 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
       if (ctx.guard.isReplay(sig.sig.signature, nowMs)) throw Refusals.replayed();
       const admission = ctx.guard.admit(remote, nowMs);
       if (!admission.ok) throw admission.why === 'rate' ? Refusals.rateLimited() : Refusals.busy();
-      release = admission.release;
+      release = () => admission.release();
     }
     let answers: ResourceRecord[];
     try {
@@ -154,6 +156,7 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
       reply: refusalReply(req, err, claimed ?? zone.name),
       rcode: err.rcode,
       reason: err.reason,
+      refusal: err.id,
       zone: zone.name,
       ...(claimed === undefined ? {} : { name: claimed }),
     };
@@ -162,7 +165,7 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
 
 /** Step 1: the SRV self-answer that lets a client pointed at the daemon find it. */
 function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
-  const q = req.questions[0] as Message['questions'][number];
+  const q = req.questions[0];
   const m = replyTo(req, Rcode.NOERROR);
   m.answers.push({
     name: fqdn(q.name),
@@ -331,7 +334,7 @@ async function processUpdate(
     try {
       result = await zone.keys.claim(name, keyRR.rdata, keyExpiry);
     } catch (err) {
-      zone.logger.error({ name, err: (err as Error).message }, 'key database write failed');
+      zone.logger.error({ name, err: err }, 'key database write failed');
       await rollBack(zone, fresh);
       throw Refusals.keyStoreFailed();
     }

@@ -10,6 +10,7 @@
  *   dir) replaces the old one, so a crash leaves either the old or the new.
  * Loading costs time proportional to the file's size.
  */
+import { NsregError, errnoCode, errorMessage } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -25,7 +26,7 @@ export interface JournalRead<T> {
 }
 
 /** A journal that cannot be read, or whose damage is not a torn last line. */
-export class JournalError extends Error {
+export class JournalError extends NsregError {
   readonly code = 'ERR_JOURNAL';
   constructor(
     readonly reason: 'read-failed' | 'damaged',
@@ -50,8 +51,8 @@ export async function readJournal<T>(file: string, parse: (line: string) => T | 
   try {
     buf = await readFile(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], exists: false, validBytes: 0, tornBytes: 0 };
-    throw new JournalError('read-failed', file, (err as Error).message, { cause: err });
+    if (errnoCode(err) === 'ENOENT') return { entries: [], exists: false, validBytes: 0, tornBytes: 0 };
+    throw new JournalError('read-failed', file, errorMessage(err), { cause: err });
   }
   const entries: T[] = [];
   let good = 0;

@@ -31,20 +31,21 @@
  * earlier than it would have, or a removal, which brings back a key that
  * the start-up expiry pass drops again if it had expired.
  */
+import { NsregError, errnoCode, errorMessage } from '../errors.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { keyTag, publicKeyFromRData } from '../dns/keys.js';
 import { canonicalName } from '../dns/names.js';
 import type { KeyRData } from '../dns/types.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
 import { JournalError, readJournal } from './journal.js';
 
 export type KeyStoreFailure = 'corrupt' | 'read-failed' | 'write-failed' | 'closed';
 
 /** A key database that cannot be read or written. `file` names the file concerned. */
-export class KeyStoreError extends Error {
+export class KeyStoreError extends NsregError {
   readonly code = 'ERR_KEYSTORE';
   constructor(
     readonly reason: KeyStoreFailure,
@@ -208,7 +209,7 @@ function parseSnapshot(text: string, file: string, warnings: string[]): Map<stri
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new KeyStoreError('corrupt', file, `not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new KeyStoreError('corrupt', file, `not valid JSON: ${errorMessage(err)}`, { cause: err });
   }
   // Go writes `null` for a nil map.
   if (doc === null) return out;
@@ -237,7 +238,7 @@ function parseSnapshot(text: string, file: string, warnings: string[]): Map<stri
     }
     const rdata: KeyRData = { flags, protocol, algorithm, publicKey: Buffer.from(publicKey, 'base64') };
     if (storedTag !== undefined && storedTag !== keyTag(rdata)) {
-      warnings.push(`${file}: entry ${JSON.stringify(mapName)} has KeyTag ${String(storedTag)}, computed ${keyTag(rdata)}; using the computed one`);
+      warnings.push(`${file}: entry ${JSON.stringify(mapName)} has KeyTag ${JSON.stringify(storedTag)}, computed ${keyTag(rdata)}; using the computed one`);
     }
     const prior = out.get(name);
     if (prior !== undefined) {
@@ -370,7 +371,7 @@ async function writeSnapshot(file: string, entries: Entry[]): Promise<void> {
   try {
     let chunk = '{';
     for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
+      const e = entries[i];
       chunk += (i === 0 ? '' : ',') + JSON.stringify(e.name) + ':' + entryJson(e);
       if (chunk.length >= 65536) {
         await writeAll(fh, Buffer.from(chunk, 'utf8'));
@@ -502,15 +503,15 @@ export class KeyStore {
     try {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new KeyStoreError('read-failed', dataDir, `cannot create data directory: ${(err as Error).message}`, { cause: err });
+      throw new KeyStoreError('read-failed', dataDir, `cannot create data directory: ${errorMessage(err)}`, { cause: err });
     }
     let state = new Map<string, Entry>();
     let text: string | undefined;
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new KeyStoreError('read-failed', file, (err as Error).message, { cause: err });
+      if (errnoCode(err) !== 'ENOENT') {
+        throw new KeyStoreError('read-failed', file, errorMessage(err), { cause: err });
       }
     }
     if (text !== undefined) state = parseSnapshot(text, file, warnings);
@@ -531,7 +532,7 @@ export class KeyStore {
           await fh.close();
         }
       } catch (err) {
-        throw new KeyStoreError('write-failed', `${file}.journal`, `cannot cut incomplete entry: ${(err as Error).message}`, { cause: err });
+        throw new KeyStoreError('write-failed', `${file}.journal`, `cannot cut incomplete entry: ${errorMessage(err)}`, { cause: err });
       }
     }
     const store = new KeyStore(
@@ -725,7 +726,7 @@ export class KeyStore {
 
   #background(err: unknown): void {
     const e =
-      err instanceof KeyStoreError ? err : new KeyStoreError('write-failed', this.file, (err as Error).message, { cause: err });
+      err instanceof KeyStoreError ? err : new KeyStoreError('write-failed', this.file, errorMessage(err), { cause: err });
     this.#onBackgroundError?.(e);
   }
 
@@ -752,7 +753,7 @@ export class KeyStore {
           try {
             await this.#writeBatch(batch);
           } catch (err) {
-            failure = new KeyStoreError('write-failed', this.journalFile, (err as Error).message, { cause: err });
+            failure = new KeyStoreError('write-failed', this.journalFile, errorMessage(err), { cause: err });
           }
           if (failure === undefined) for (const q of batch) q.commit?.();
           for (const q of batch) q.settle?.(failure);
@@ -842,7 +843,7 @@ export class KeyStore {
         this.#compactBackoffOps = this.#journalOps + this.#oldOps + Math.max(this.#minOps, this.#keys.size);
         throw err instanceof KeyStoreError
           ? err
-          : new KeyStoreError('write-failed', this.file, (err as Error).message, { cause: err });
+          : new KeyStoreError('write-failed', this.file, errorMessage(err), { cause: err });
       },
     );
     const tracked = run.finally(() => {
@@ -870,7 +871,7 @@ export class KeyStore {
       try {
         await unlink(this.oldJournalFile);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if (errnoCode(err) !== 'ENOENT') throw err;
       }
       await syncDir(this.#dir);
       this.#hasOld = false;
@@ -888,7 +889,7 @@ export class KeyStore {
       try {
         await rename(this.journalFile, this.oldJournalFile);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if (errnoCode(err) !== 'ENOENT') throw err;
         moved = false;
       }
       if (moved) {

@@ -20,7 +20,7 @@
  * bounded by the number of records. Nothing is ever dropped silently.
  */
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
 import type { Upstream } from './upstreams/upstream.js';
 
@@ -143,7 +143,7 @@ export class Outbox {
         await this.upstream.apply(change);
         return true;
       } catch (err) {
-        this.logger.warn({ upstream: this.id, err: (err as Error).message }, 'upstream update failed');
+        this.logger.warn({ upstream: this.id, err: err }, 'upstream update failed');
         return false;
       }
     }
@@ -159,7 +159,7 @@ export class Outbox {
     try {
       await this.persistence.persist(this.id, ops);
     } catch (err) {
-      this.logger.error({ upstream: this.id, err: (err as Error).message }, 'cannot write the state journal; operation not sent');
+      this.logger.error({ upstream: this.id, err: err }, 'cannot write the state journal; operation not sent');
       return false;
     }
     const result = new Promise<boolean>((resolve) => {

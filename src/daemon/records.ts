@@ -35,10 +35,6 @@ export interface UpstreamChange {
   readonly removeNames: ReadonlyArray<{ readonly name: string; readonly addresses: readonly AddrRecord[] }>;
 }
 
-export function emptyChange(): UpstreamChange {
-  return { add: [], remove: [], removeNames: [] };
-}
-
 export function isEmptyChange(c: UpstreamChange): boolean {
   return c.add.length === 0 && c.remove.length === 0 && c.removeNames.length === 0;
 }

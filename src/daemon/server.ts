@@ -11,7 +11,8 @@ import { decodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { rcodeName } from '../dns/constants.js';
 import type { HandlerOutcome } from './handler.js';
-import { Refusals } from './refusals.js';
+import type { RefusalId } from './refusals.js';
+import { errorMessage } from '../errors.js';
 
 export interface ServerLimits {
   /** Connections open at once; when full, the longest-idle connection makes room (or the new one is closed). */
@@ -62,7 +63,7 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
-const QUIET_REASONS = new Set([Refusals.busy().reason, Refusals.rateLimited().reason]);
+const QUIET_REFUSALS: ReadonlySet<RefusalId> = new Set<RefusalId>(['busy', 'rateLimited']);
 
 interface Connection {
   remote: string;
@@ -114,7 +115,7 @@ export class RegistrationServer {
             resolve();
           });
         });
-        server.on('error', (err) => this.opts.logger.error({ err: err.message }, 'listener error'));
+        server.on('error', (err) => this.opts.logger.error({ err }, 'listener error'));
         this.servers.push(server);
         // With port 0 every address shares the port the first one got.
         if (port === 0) port = (server.address() as net.AddressInfo).port;
@@ -195,7 +196,7 @@ export class RegistrationServer {
       log.debug('idle timeout');
       socket.destroy();
     });
-    socket.on('error', (err) => log.debug({ err: err.message }, 'connection error'));
+    socket.on('error', (err) => log.debug({ err }, 'connection error'));
     socket.on('close', () => {
       stopSlowRead();
       this.forget(socket);
@@ -205,7 +206,7 @@ export class RegistrationServer {
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'bad framing, closing connection');
+        log.warn({ err: err }, 'bad framing, closing connection');
         socket.destroy();
         return;
       }
@@ -247,12 +248,12 @@ export class RegistrationServer {
     try {
       outcome = await this.opts.handler(raw, remote);
     } catch (err) {
-      log.error({ err: (err as Error).stack }, 'request handler failed');
+      log.error({ err }, 'request handler failed');
       return null;
     }
     const fields = { rcode: rcodeName(outcome.rcode), zone: outcome.zone, name: outcome.name, reason: outcome.reason };
     // Turned-away floods are logged at debug: one info line per flooded request would be a second flood.
-    if (outcome.rcode === 0 || (outcome.reason !== undefined && QUIET_REASONS.has(outcome.reason))) {
+    if (outcome.rcode === 0 || (outcome.refusal !== undefined && QUIET_REFUSALS.has(outcome.refusal))) {
       log.debug(fields, outcome.rcode === 0 ? 'request handled' : 'request refused');
     } else {
       log.info(fields, 'request refused');
@@ -266,6 +267,6 @@ function printMessage(log: Logger, what: string, raw: Buffer): void {
   try {
     log.info(`${what}:\n${formatMessage(decodeMessage(raw))}`);
   } catch (err) {
-    log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${(err as Error).message})`);
+    log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${errorMessage(err)})`);
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ZoneConfig } from '../config/daemon.js';
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import type { AddrRecord, UpstreamChange } from './records.js';
 import { isEmptyChange } from './records.js';
 import type { KeyRData } from '../dns/types.js';
@@ -237,7 +237,7 @@ export class Zone {
       try {
         await u.start();
       } catch (err) {
-        this.logger.error({ upstream: u.description, err: (err as Error).message }, 'upstream start failed');
+        this.logger.error({ upstream: u.description, err: err }, 'upstream start failed');
       }
     }
     await this.runExpiry();

@@ -135,14 +135,14 @@ export class ZoneState implements OutboxPersistence {
         if (op === undefined) continue;
         lastSeq = Math.max(lastSeq, seq);
         let m = ops.get(up);
-        if (m === undefined) ops.set(up, (m = new Map()));
+        if (m === undefined) ops.set(up, (m = new Map<string, Op>()));
         if (kind === 'removeName' && op.name !== undefined) {
           for (const k of [...m.keys()]) if (k.startsWith(`${op.name} `)) m.delete(k);
         }
         m.delete(key);
         m.set(key, op);
         let s = bySeq.get(up);
-        if (s === undefined) bySeq.set(up, (s = new Map()));
+        if (s === undefined) bySeq.set(up, (s = new Map<number, string>()));
         s.set(seq, key);
       } else {
         const [up, seq] = line.a;
@@ -192,7 +192,7 @@ export class ZoneState implements OutboxPersistence {
 
   async persist(upstream: string, ops: readonly Op[]): Promise<void> {
     let m = this.ops.get(upstream);
-    if (m === undefined) this.ops.set(upstream, (m = new Map()));
+    if (m === undefined) this.ops.set(upstream, (m = new Map<string, Op>()));
     const writes: Array<Promise<void>> = [];
     for (const op of ops) {
       m.set(op.key, op);

@@ -97,7 +97,3 @@ export function opcodeName(opcode: number): string {
 export function algorithmName(alg: number): string {
   return algorithmNames.get(alg) ?? `ALG${alg}`;
 }
-
-export function isSupportedAlgorithm(alg: number): alg is AlgorithmNumber {
-  return algorithmNames.has(alg);
-}

@@ -2,6 +2,7 @@
  * The wire layer's error catalog. Every error has a stable `code`; tests
  * assert the code (and the machine-readable `reason`), never the message.
  */
+import { NsregError } from '../errors.js';
 
 export type MalformedReason =
   | 'truncated-header'
@@ -18,7 +19,7 @@ export type MalformedReason =
   | 'trailing-data';
 
 /** Bytes that are not a well-formed DNS message. `id` is set when the header was readable. */
-export class MalformedMessageError extends Error {
+export class MalformedMessageError extends NsregError {
   readonly code = 'ERR_DNS_MALFORMED';
   constructor(
     readonly reason: MalformedReason,
@@ -31,7 +32,7 @@ export class MalformedMessageError extends Error {
 }
 
 /** A key or algorithm this project cannot use. */
-export class UnsupportedAlgorithmError extends Error {
+export class UnsupportedAlgorithmError extends NsregError {
   readonly code = 'ERR_DNS_UNSUPPORTED_ALGORITHM';
   constructor(readonly algorithm: number) {
     super(`unsupported DNSSEC algorithm ${algorithm}`);
@@ -40,7 +41,7 @@ export class UnsupportedAlgorithmError extends Error {
 }
 
 /** Key material that does not decode (wrong length, bad RSA exponent, …). */
-export class InvalidKeyError extends Error {
+export class InvalidKeyError extends NsregError {
   readonly code = 'ERR_DNS_INVALID_KEY';
   constructor(message: string) {
     super(message);
@@ -62,7 +63,7 @@ export type Sig0FailureReason =
   | 'bad-signature';
 
 /** SIG(0) verification failed; `reason` says which check. */
-export class Sig0Error extends Error {
+export class Sig0Error extends NsregError {
   readonly code = 'ERR_DNS_SIG0';
   constructor(
     readonly reason: Sig0FailureReason,
@@ -88,7 +89,7 @@ export type TsigFailureReason =
  * server reported it (in the TSIG error field) or our verification of the
  * server's response found it.
  */
-export class TsigError extends Error {
+export class TsigError extends NsregError {
   readonly code = 'ERR_DNS_TSIG';
   constructor(
     readonly reason: TsigFailureReason,
@@ -101,7 +102,7 @@ export class TsigError extends Error {
 }
 
 /** A BIND key file that cannot be read; names the file (and line when known). */
-export class KeyFileError extends Error {
+export class KeyFileError extends NsregError {
   readonly code = 'ERR_DNS_KEYFILE';
   constructor(
     readonly file: string,
@@ -116,7 +117,7 @@ export class KeyFileError extends Error {
 export type TransportFailureReason = 'timeout' | 'aborted' | 'closed' | 'too-large' | 'connect' | 'socket';
 
 /** A network exchange that did not produce a reply. */
-export class TransportError extends Error {
+export class TransportError extends NsregError {
   readonly code = 'ERR_DNS_TRANSPORT';
   constructor(
     readonly reason: TransportFailureReason,
@@ -129,7 +130,7 @@ export class TransportError extends Error {
 }
 
 /** A name in presentation form that cannot be put on the wire (empty label, label > 63, name > 255, bad escape). */
-export class InvalidNameError extends Error {
+export class InvalidNameError extends NsregError {
   readonly code = 'ERR_DNS_INVALID_NAME';
   constructor(
     readonly input: string,

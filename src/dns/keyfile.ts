@@ -12,6 +12,7 @@ import { Algorithm, RRClass, algorithmName } from './constants.js';
 import { InvalidKeyError, KeyFileError } from './errors.js';
 import { keyTag, publicKeyFromRData, publicKeyToRData } from './keys.js';
 import type { KeyRData } from './types.js';
+import { errnoCode, errorMessage } from '../errors.js';
 
 export interface PublicKeyFile {
   /** Owner name, FQDN with trailing dot. */
@@ -39,8 +40,8 @@ function tokenizeRecords(text: string, file: string): Token[][] {
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
-    const raw = lines[i]!;
-    const body = raw.split(';', 1)[0]!;
+    const raw = lines[i];
+    const body = raw.split(';', 1)[0];
     if (depth === 0 && current.length === 0 && body.trim() !== '') {
       // §5.1: a line starting with blanks reuses the previous owner, which a one-RR file does not have.
       if (/^\s/.test(body)) throw new KeyFileError(file, 'record has no owner name', lineNo);
@@ -81,7 +82,7 @@ function parseTtl(tok: Token, file: string): number | undefined {
     total = Number(text);
   } else if (/^(\d+[smhdw])+$/i.test(text)) {
     total = 0;
-    for (const m of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * TTL_UNITS[m[2]!]!;
+    for (const m of text.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * TTL_UNITS[m[2]];
   } else {
     return undefined;
   }
@@ -107,7 +108,7 @@ function parseUint(tok: Token | undefined, max: number, what: string, file: stri
 function parseAlgorithmField(tok: Token | undefined, file: string, line: number): number {
   // BIND also prints algorithm mnemonics in presentation format (RFC 4034 §2.2).
   const upper = tok?.text.toUpperCase();
-  if (upper !== undefined && Object.hasOwn(Algorithm, upper)) return (Algorithm as Record<string, number>)[upper]!;
+  if (upper !== undefined && Object.hasOwn(Algorithm, upper)) return (Algorithm as Record<string, number>)[upper];
   return parseUint(tok, 255, 'algorithm', file, line);
 }
 
@@ -127,16 +128,16 @@ function absoluteName(name: string): string {
 export function parsePublicKeyFile(text: string, file: string): PublicKeyFile {
   const records = tokenizeRecords(text, file);
   if (records.length === 0) throw new KeyFileError(file, 'no KEY record in file');
-  if (records.length > 1) throw new KeyFileError(file, 'more than one record in file', records[1]![0]!.line);
-  const tokens = records[0]!;
-  const line = tokens[0]!.line;
-  const name = absoluteName(tokens[0]!.text);
+  if (records.length > 1) throw new KeyFileError(file, 'more than one record in file', records[1][0].line);
+  const tokens = records[0];
+  const line = tokens[0].line;
+  const name = absoluteName(tokens[0].text);
   let i = 1;
   let ttl: number | undefined;
   let cls: number | undefined;
   // §5.1: TTL and class are both optional and may come in either order.
   for (let n = 0; n < 2 && i < tokens.length; n++) {
-    const tok = tokens[i]!;
+    const tok = tokens[i];
     const asTtl = ttl === undefined ? parseTtl(tok, file) : undefined;
     const asClass = cls === undefined ? parseClass(tok.text) : undefined;
     if (asTtl !== undefined) ttl = asTtl;
@@ -154,7 +155,7 @@ export function parsePublicKeyFile(text: string, file: string): PublicKeyFile {
   const algorithm = parseAlgorithmField(tokens[i++], file, line);
   const rest = tokens.slice(i);
   if (rest.length === 0) throw new KeyFileError(file, 'missing public key', line);
-  const publicKey = decodeBase64(rest.map((t) => t.text).join(''), file, rest[0]!.line, 'public key');
+  const publicKey = decodeBase64(rest.map((t) => t.text).join(''), file, rest[0].line, 'public key');
   const result: PublicKeyFile = {
     name,
     class: cls ?? RRClass.IN,
@@ -202,7 +203,7 @@ export function parsePrivateKeyFile(text: string, file: string): PrivateKeyFile 
   const fields = new Map<string, { value: string; line: number }>();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.trim();
+    const raw = lines[i].trim();
     if (raw === '' || raw.startsWith(';')) continue;
     const colon = raw.indexOf(':');
     if (colon <= 0) throw new KeyFileError(file, 'expected "Field: value"', i + 1);
@@ -232,7 +233,7 @@ export function parsePrivateKeyFile(text: string, file: string): PrivateKeyFile 
     try {
       return { algorithm, privateKey: make() };
     } catch (err) {
-      throw new KeyFileError(file, `private key rejected: ${(err as Error).message}`, line);
+      throw new KeyFileError(file, `private key rejected: ${errorMessage(err)}`, line);
     }
   };
 
@@ -269,7 +270,7 @@ export function parsePrivateKeyFile(text: string, file: string): PrivateKeyFile 
       crypto.createPrivateKey({
         format: 'der',
         type: 'pkcs8',
-        key: Buffer.concat([EDDSA_PKCS8_PREFIX[algorithm]!, seed.buf]),
+        key: Buffer.concat([EDDSA_PKCS8_PREFIX[algorithm], seed.buf]),
       }),
     );
   }
@@ -302,7 +303,7 @@ export async function readKeyPair(publicPath: string, privatePath: string): Prom
     try {
       return await readFile(p, 'utf8');
     } catch (err) {
-      throw new KeyFileError(p, `cannot read: ${(err as Error).message}`);
+      throw new KeyFileError(p, `cannot read: ${errorMessage(err)}`);
     }
   };
   const [pubText, privText] = await Promise.all([readText(publicPath), readText(privatePath)]);
@@ -408,8 +409,8 @@ export async function writeKeyPair(
       // 'wx': O_CREAT|O_EXCL, so an existing key is never clobbered, not even by a race.
       return await open(p, 'wx', mode);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new KeyFileError(p, code === 'EEXIST' ? 'key file already exists; not overwriting' : `cannot create: ${(err as Error).message}`);
+      const code = errnoCode(err);
+      throw new KeyFileError(p, code === 'EEXIST' ? 'key file already exists; not overwriting' : `cannot create: ${errorMessage(err)}`);
     }
   };
   const priv = await create(paths.privatePath, 0o600);

@@ -9,6 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import { Algorithm } from './constants.js';
 import { InvalidKeyError, MalformedMessageError, UnsupportedAlgorithmError } from './errors.js';
 import type { KeyRData } from './types.js';
+import { errorMessage } from '../errors.js';
 
 type Hash = 'sha256' | 'sha384' | 'sha512';
 
@@ -50,7 +51,7 @@ export function keyTag(rdata: KeyRData): number {
   }
   let acc = 0;
   for (let i = 0; i < wire.length; i++) {
-    acc += (i & 1) === 0 ? wire[i]! << 8 : wire[i]!;
+    acc += (i & 1) === 0 ? wire[i] << 8 : wire[i];
   }
   acc += (acc >>> 16) & 0xffff;
   return acc & 0xffff;
@@ -96,7 +97,7 @@ function importPublicJwk(jwk: crypto.JsonWebKey): KeyObject {
     return crypto.createPublicKey({ key: jwk, format: 'jwk' });
   } catch (err) {
     // e.g. an EC point that is not on the curve.
-    throw new InvalidKeyError(`public key rejected: ${(err as Error).message}`);
+    throw new InvalidKeyError(`public key rejected: ${errorMessage(err)}`);
   }
 }
 
@@ -119,14 +120,14 @@ function importPublicSpki(der: Buffer): KeyObject {
     return crypto.createPublicKey({ key: der, format: 'der', type: 'spki' });
   } catch (err) {
     // e.g. an EC point that is not on the curve.
-    throw new InvalidKeyError(`public key rejected: ${(err as Error).message}`);
+    throw new InvalidKeyError(`public key rejected: ${errorMessage(err)}`);
   }
 }
 
 /** RFC 3110 §2: exponent length (1 byte, or 0 then 2 bytes), exponent, modulus. */
 function rsaPublicJwk(key: Buffer): crypto.JsonWebKey {
   if (key.length < 1) throw new InvalidKeyError('empty RSA public key');
-  let expLen = key[0]!;
+  let expLen = key[0];
   let offset = 1;
   if (expLen === 0) {
     if (key.length < 3) throw new InvalidKeyError('truncated RSA exponent length');
@@ -303,7 +304,7 @@ export function verifyDataAsync(
   try {
     prepared = prepareVerify(algorithm, publicKey, signature);
   } catch (err) {
-    return Promise.reject(err);
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
   if (prepared === undefined) return Promise.resolve(false);
   const { hash, key } = prepared;

@@ -11,8 +11,9 @@
 import packet from 'dns-packet';
 import { RRType, Rcode } from './constants.js';
 import { MalformedMessageError } from './errors.js';
-import { decodeName, encodeName, fqdn } from './names.js';
+import { decodeName, encodeName } from './names.js';
 import type { KeyRData } from './types.js';
+import { errorMessage } from '../errors.js';
 
 export interface Question {
   name: string;
@@ -359,7 +360,7 @@ class Reader {
   }
 }
 
-function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: number): ResourceRecord['data'] & unknown {
+function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: number): ResourceRecord['data'] {
   const { buf } = r;
   const end = rdataStart + rdlength;
   const name = knownTypeNames.get(type);
@@ -370,7 +371,7 @@ function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: numb
       value = codec.decode(buf, rdataStart - 2);
     } catch (err) {
       if (err instanceof MalformedMessageError) throw err;
-      return r.fail('bad-rdata', `bad ${name ?? type} rdata at offset ${rdataStart}: ${(err as Error).message}`);
+      return r.fail('bad-rdata', `bad ${name ?? type} rdata at offset ${rdataStart}: ${errorMessage(err)}`);
     }
     if (codec.decodeBytes() !== rdlength + 2) r.fail('bad-rdata', `${name} rdata at offset ${rdataStart} has the wrong length`);
     return value;
@@ -396,7 +397,7 @@ function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: numb
       const strings: string[] = [];
       let p = rdataStart;
       while (p < end) {
-        const len = buf[p] as number;
+        const len = buf[p];
         if (p + 1 + len > end) r.fail('bad-rdata', `TXT string at offset ${p} overruns its rdata`);
         strings.push(buf.toString('utf8', p + 1, p + 1 + len));
         p += 1 + len;
@@ -433,8 +434,8 @@ function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: numb
       if (rdlength < 4) r.fail('bad-rdata', `KEY rdata at offset ${rdataStart} is too short`);
       return {
         flags: buf.readUInt16BE(rdataStart),
-        protocol: buf[rdataStart + 2] as number,
-        algorithm: buf[rdataStart + 3] as number,
+        protocol: buf[rdataStart + 2],
+        algorithm: buf[rdataStart + 3],
         publicKey: Buffer.from(buf.subarray(rdataStart + 4, end)),
       };
     case 'SIG': {
@@ -443,8 +444,8 @@ function decodeRData(r: Reader, type: number, rdataStart: number, rdlength: numb
       if (signer.end > end) r.fail('bad-rdata', `SIG signer name at offset ${rdataStart + 18} overruns its rdata`);
       return {
         typeCovered: buf.readUInt16BE(rdataStart),
-        algorithm: buf[rdataStart + 2] as number,
-        labels: buf[rdataStart + 3] as number,
+        algorithm: buf[rdataStart + 2],
+        labels: buf[rdataStart + 3],
         originalTtl: buf.readUInt32BE(rdataStart + 4),
         expiration: buf.readUInt32BE(rdataStart + 8),
         inception: buf.readUInt32BE(rdataStart + 12),
@@ -556,12 +557,12 @@ export function decodeMessage(raw: Buffer): DecodedMessage {
   const sections: ResourceRecord[][] = [[], [], []];
   const spans: RRSpan[][] = [[], [], []];
   for (let s = 0; s < 3; s++) {
-    const count = counts[s + 1] as number;
+    const count = counts[s + 1];
     for (let i = 0; i < count; i++) {
       if (offset >= raw.length) r.fail('count-overrun', `header promises ${count} records in section ${s + 1}, found ${i}`);
       const { rr, span } = decodeRecord(r, offset);
-      (sections[s] as ResourceRecord[]).push(rr);
-      (spans[s] as RRSpan[]).push(span);
+      (sections[s]).push(rr);
+      (spans[s]).push(span);
       offset = span.end;
     }
   }
@@ -588,9 +589,9 @@ export function decodeMessage(raw: Buffer): DecodedMessage {
     raw,
     spans: {
       questions: qSpans,
-      answers: spans[0] as RRSpan[],
-      authorities: spans[1] as RRSpan[],
-      additionals: spans[2] as RRSpan[],
+      answers: spans[0],
+      authorities: spans[1],
+      additionals: spans[2],
     },
   };
 }
@@ -618,9 +619,4 @@ export function emptyMessage(id: number, opcode: number): Message {
 /** An OPT pseudo-RR advertising `udpPayloadSize` (RFC 6891 §6.1.2). */
 export function optRecord(udpPayloadSize: number, options: Buffer = Buffer.alloc(0)): ResourceRecord {
   return { name: '.', type: 'OPT', class: udpPayloadSize, ttl: 0, data: options };
-}
-
-/** Convenience for A/AAAA/PTR/TXT records of class IN. */
-export function record<T extends ResourceRecord>(rr: T): T {
-  return { ...rr, name: fqdn(rr.name) };
 }

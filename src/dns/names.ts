@@ -24,11 +24,11 @@ function needsEscape(b: number): boolean {
 function escapeLabel(buf: Buffer, start: number, end: number): string {
   // Most labels need no escape: one slice instead of a string built per byte.
   let plain = true;
-  for (let i = start; i < end && plain; i++) plain = !needsEscape(buf[i] as number);
+  for (let i = start; i < end && plain; i++) plain = !needsEscape(buf[i]);
   if (plain) return buf.toString('latin1', start, end);
   let out = '';
   for (let i = start; i < end; i++) {
-    const b = buf[i] as number;
+    const b = buf[i];
     if (b === 0x2e || b === 0x5c || b === 0x22 || b === 0x3b || b === 0x28 || b === 0x29 || b === 0x40 || b === 0x24) {
       out += '\\' + String.fromCharCode(b);
     } else if (b < 0x21 || b > 0x7e) {
@@ -55,7 +55,7 @@ export function decodeName(buf: Buffer, offset: number, id?: number): DecodedNam
     if (pos >= buf.length) {
       throw new MalformedMessageError('truncated-rr', `name at offset ${offset} runs past the end of the message`, id);
     }
-    const len = buf[pos] as number;
+    const len = buf[pos];
     const kind = len & 0xc0;
     if (kind === 0xc0) {
       if (pos + 1 >= buf.length) {
@@ -196,7 +196,7 @@ export function canonicalName(name: string): string {
   for (const l of labels) {
     const lower = Buffer.from(l);
     for (let i = 0; i < lower.length; i++) {
-      const b = lower[i] as number;
+      const b = lower[i];
       if (b >= 0x41 && b <= 0x5a) lower[i] = b + 0x20;
     }
     out += escapeLabel(lower, 0, lower.length) + '.';
@@ -220,7 +220,7 @@ export function isSubdomain(name: string, zone: string): boolean {
   if (n.length < z.length) return false;
   const skip = n.length - z.length;
   for (let i = 0; i < z.length; i++) {
-    if (!(n[skip + i] as Buffer).equals(z[i] as Buffer)) return false;
+    if (!(n[skip + i]).equals(z[i])) return false;
   }
   return true;
 }
@@ -234,8 +234,8 @@ export function childLabel(name: string, zone: string): string | undefined {
   const zLabels = nameToLabels(canonicalName(zone));
   if (nLabels.length !== zLabels.length + 1) return undefined;
   for (let i = 0; i < zLabels.length; i++) {
-    if (!(nLabels[i + 1] as Buffer).equals(zLabels[i] as Buffer)) return undefined;
+    if (!(nLabels[i + 1]).equals(zLabels[i])) return undefined;
   }
-  const first = nLabels[0] as Buffer;
+  const first = nLabels[0];
   return escapeLabel(first, 0, first.length);
 }

@@ -97,7 +97,7 @@ export function extractSig0(msg: DecodedMessage): Sig0Extract {
 function uncompressedNameEnd(buf: Buffer, offset: number, limit: number): number | undefined {
   let p = offset;
   while (p < limit) {
-    const len = buf[p] as number;
+    const len = buf[p];
     if (len === 0) return p + 1;
     if (len > 63) return undefined;
     p += len + 1;

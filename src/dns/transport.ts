@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import { TransportError } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 /** RFC 1035 §4.2.2: the TCP length prefix is 16 bits, so no frame can be larger. */
 export const MAX_TCP_MESSAGE = 0xffff;
@@ -29,7 +30,7 @@ function messageId(message: Buffer): number {
 }
 
 function isTruncated(message: Buffer): boolean {
-  return (message[TC_BYTE]! & TC_MASK) !== 0;
+  return (message[TC_BYTE] & TC_MASK) !== 0;
 }
 
 /**
@@ -284,7 +285,7 @@ async function resolveHost(host: string): Promise<Resolved> {
     const found = await lookup(host);
     return { address: found.address, family: found.family === 6 ? 6 : 4 };
   } catch (err) {
-    throw new TransportError('connect', `cannot resolve ${host}: ${(err as Error).message}`, { cause: err });
+    throw new TransportError('connect', `cannot resolve ${host}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -361,7 +362,7 @@ export async function udpExchange(opts: UdpExchangeOptions): Promise<ExchangeRes
 /** Bounds a promise (the name lookup) by the exchange's timeout and abort signal. */
 function raceBudget<T>(work: Promise<T>, opts: ExchangeOptions, timeoutMs: number): Promise<T> {
   return guarded<T>({ timeoutMs: Math.max(1, timeoutMs), signal: opts.signal, what: `lookup ${opts.host}` }, (settle) => {
-    work.then(settle.resolve, settle.reject);
+    work.then((v) => settle.resolve(v), (e: Error) => settle.reject(e));
     return () => undefined;
   });
 }

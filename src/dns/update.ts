@@ -38,7 +38,7 @@ type EmptyRDataType = Exclude<ResourceRecord['type'], 'OPT' | 'UNKNOWN' | 'ANY'>
 
 /** "Delete an RRset" (§2.5.2): class ANY, TTL 0, empty rdata. */
 export function deleteRRset(name: string, type: EmptyRDataType): ResourceRecord {
-  return { name: fqdn(name), type, class: RRClass.ANY, ttl: 0, data: null } as ResourceRecord;
+  return { name: fqdn(name), type, class: RRClass.ANY, ttl: 0, data: null };
 }
 
 /** "Delete all RRsets from a name" (§2.5.3): type ANY, class ANY, TTL 0, empty rdata. */
@@ -58,10 +58,10 @@ export function prereqNameNotInUse(name: string): ResourceRecord {
 
 /** Prerequisite "RRset exists (value independent)" (§2.4.1): class ANY, empty rdata. */
 export function prereqRRsetExists(name: string, type: EmptyRDataType): ResourceRecord {
-  return { name: fqdn(name), type, class: RRClass.ANY, ttl: 0, data: null } as ResourceRecord;
+  return { name: fqdn(name), type, class: RRClass.ANY, ttl: 0, data: null };
 }
 
 /** Prerequisite "RRset does not exist" (§2.4.3): class NONE, empty rdata. */
 export function prereqRRsetNotExists(name: string, type: EmptyRDataType): ResourceRecord {
-  return { name: fqdn(name), type, class: RRClass.NONE, ttl: 0, data: null } as ResourceRecord;
+  return { name: fqdn(name), type, class: RRClass.NONE, ttl: 0, data: null };
 }

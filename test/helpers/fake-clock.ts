@@ -2,7 +2,7 @@
  * A Clock under the test's control: time moves only when the test says so,
  * and timers fire in deadline order (ties in scheduling order) as it moves.
  */
-import type { Clock, TimerHandle } from '../../src/daemon/clock.js';
+import type { Clock, TimerHandle } from '../../src/clock.js';
 
 interface Timer {
   readonly at: number;

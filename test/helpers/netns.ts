@@ -144,7 +144,7 @@ export class LoggedProcess {
   waitForMsg(msg: string, fields: LogLine = {}, timeoutMs?: number): Promise<LogLine> {
     return this.waitFor(
       `"${msg}" ${JSON.stringify(fields)}`,
-      (l) => String(l['msg'] ?? '').includes(msg) && Object.entries(fields).every(([k, v]) => l[k] === v),
+      (l) => (typeof l['msg'] === 'string' ? l['msg'] : '').includes(msg) && Object.entries(fields).every(([k, v]) => l[k] === v),
       timeoutMs,
     );
   }

@@ -73,7 +73,7 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
       }
       lines.push(parsed);
       for (const w of [...waiters]) {
-        if (String(parsed.msg ?? '').includes(w.msg)) {
+        if ((typeof parsed.msg === 'string' ? parsed.msg : '').includes(w.msg)) {
           waiters.splice(waiters.indexOf(w), 1);
           w.resolve(parsed);
         }
@@ -85,7 +85,7 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const waitForLog = (msg: string, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
-    const found = lines.find((l) => String(l.msg ?? '').includes(msg));
+    const found = lines.find((l) => (typeof l.msg === 'string' ? l.msg : '').includes(msg));
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

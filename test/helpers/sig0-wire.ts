@@ -25,7 +25,7 @@ export function rawSig0(msg: Buffer): RawSig0 {
   const labels: string[] = [];
   let off = 18;
   while (rdata[off] !== 0) {
-    const len = rdata[off]!;
+    const len = rdata[off];
     assert.ok(len < 64, 'signer name is not compressed (RFC 2931 §3)');
     labels.push(rdata.subarray(off + 1, off + 1 + len).toString('latin1'));
     off += len + 1;
@@ -34,7 +34,7 @@ export function rawSig0(msg: Buffer): RawSig0 {
   const before = Buffer.from(msg.subarray(0, start));
   before.writeUInt16BE(before.readUInt16BE(10) - 1, 10);
   return {
-    algorithm: rdata[2]!,
+    algorithm: rdata[2],
     keyTag: rdata.readUInt16BE(16),
     signer: `${labels.join('.')}.`,
     signedData: Buffer.concat([rdata.subarray(0, off), before]),

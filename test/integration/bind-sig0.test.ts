@@ -70,10 +70,10 @@ async function checkCaptured(raw: Buffer, key: Sig0Key, name: string, address: s
   const extract = verifySig0(msg, key, now);
   assert.equal(extract.sig.signerName.toLowerCase(), name.toLowerCase());
   await verifySig0Async(msg, key, now);
-  const sigSpan = msg.spans.additionals[msg.additionals.length - 1]!;
+  const sigSpan = msg.spans.additionals[msg.additionals.length - 1];
   for (const i of [2, 13, sigSpan.start - 1, sigSpan.rdataStart + 2, sigSpan.rdataStart + 17, raw.length - 1]) {
     const m = Buffer.from(raw);
-    m[i] = m[i]! ^ 0x01;
+    m[i] = m[i] ^ 0x01;
     assert.throws(
       () => verifySig0(decodeMessage(m), key, now),
       (err: unknown) =>
@@ -83,8 +83,8 @@ async function checkCaptured(raw: Buffer, key: Sig0Key, name: string, address: s
   }
   const body = Buffer.from(raw);
   // Last byte of the A record's address: only the signature can notice.
-  const a = msg.spans.authorities[0]!;
-  body[a.end - 1] = body[a.end - 1]! ^ 0x01;
+  const a = msg.spans.authorities[0];
+  body[a.end - 1] = body[a.end - 1] ^ 0x01;
   assert.throws(
     () => verifySig0(decodeMessage(body), key, now),
     (err: unknown) => err instanceof Sig0Error && err.reason === 'bad-signature',
@@ -128,7 +128,7 @@ describe('SIG(0) with BIND nsupdate', () => {
       const address = `192.0.2.${10 + i}`;
       await nsupdate(`${base}.private`, port, name, address);
       assert.equal(server.messages.length, before + 1, 'nsupdate sent one message');
-      await checkCaptured(server.messages[before]!, { name: pub.name, rdata: pub.rdata }, name, address);
+      await checkCaptured(server.messages[before], { name: pub.name, rdata: pub.rdata }, name, address);
     });
   });
 
@@ -147,7 +147,7 @@ describe('SIG(0) with BIND nsupdate', () => {
       const before = server.messages.length;
       await nsupdate(paths.privatePath, port, name, '192.0.2.99');
       assert.equal(server.messages.length, before + 1, 'nsupdate sent one message');
-      const raw = server.messages[before]!;
+      const raw = server.messages[before];
       const sig = decodeMessage(raw).additionals.at(-1)!;
       assert.ok(sig.type === 'SIG' && sig.data !== null);
       assert.equal(sig.data.keyTag, keyTag(rdata));

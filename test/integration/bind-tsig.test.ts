@@ -44,7 +44,7 @@ describe('TSIG with BIND named', () => {
   }
 
   ALGORITHMS.forEach((algorithm, i) => {
-    const spec = specs[i]!;
+    const spec = specs[i];
     const key: TsigKey = { name: spec.name, algorithm, secret: Buffer.from(spec.secret, 'base64') };
     const host = `host-${algorithm}.${ZONE}`;
 

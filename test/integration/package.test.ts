@@ -74,10 +74,10 @@ describe('npm package and systemd units', () => {
     const r = await run(analyze, ['verify', ...units]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr.trim(), '', 'no warnings');
-    const nsregd = await readFile(units[0] as string, 'utf8');
+    const nsregd = await readFile(units[0], 'utf8');
     assert.match(nsregd, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     assert.match(nsregd, /^StateDirectory=nsregd$/m);
     assert.match(nsregd, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
-    assert.match(await readFile(units[1] as string, 'utf8'), /^RestrictAddressFamilies=.*AF_NETLINK/m);
+    assert.match(await readFile(units[1], 'utf8'), /^RestrictAddressFamilies=.*AF_NETLINK/m);
   });
 });

@@ -82,7 +82,7 @@ describe('registration server limits', () => {
 
   it('when full, the longest-idle connection makes room and busy ones are kept', async () => {
     const idle = await Promise.all(['127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9', '127.0.0.10', '127.0.0.11'].map((a) => connect(port, a)));
-    const oldest = idle[0] as net.Socket;
+    const oldest = idle[0];
     await new Promise((r) => setTimeout(r, 50));
     // Activity on the others makes the first the longest idle.
     for (const s of idle.slice(1)) s.write(frame(query(2)));

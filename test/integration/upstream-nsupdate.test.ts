@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { Cidr } from '../../src/config/cidr.js';
 import type { NsupdateUpstreamConfig } from '../../src/config/upstreams/index.js';
-import { systemClock } from '../../src/daemon/clock.js';
+import { systemClock } from '../../src/clock.js';
 import type { AddrRecord, UpstreamChange } from '../../src/daemon/records.js';
 import { createNsupdateUpstream, UpstreamRcodeError } from '../../src/daemon/upstreams/nsupdate.js';
 import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';

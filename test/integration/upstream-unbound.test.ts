@@ -13,7 +13,7 @@ import pino from 'pino';
 
 import { Cidr } from '../../src/config/cidr.js';
 import type { UnboundUpstreamConfig } from '../../src/config/upstreams/index.js';
-import { systemClock } from '../../src/daemon/clock.js';
+import { systemClock } from '../../src/clock.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../../src/daemon/records.js';
 import { createUnboundUpstream } from '../../src/daemon/upstreams/unbound.js';
 import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
@@ -46,7 +46,7 @@ class Cache {
     for (const r of c.remove) this.#names.get(r.name)?.delete(recordKey(r));
     for (const r of c.add) {
       let m = this.#names.get(r.name);
-      if (m === undefined) this.#names.set(r.name, (m = new Map()));
+      if (m === undefined) this.#names.set(r.name, (m = new Map<string, AddrRecord>()));
       m.set(recordKey(r), r);
     }
   }

@@ -7,12 +7,11 @@ import type { NetlinkSourceOptions } from './netlink.js';
 import { openChildNetlinkSource } from './netlink-supervisor.js';
 import { DEFAULT_POLL_INTERVAL_MS, PollAddressSource, type PollSourceOptions } from './poll.js';
 import type { AddressSource } from './source.js';
+import { errnoCode } from '../../errors.js';
 
 export * from './source.js';
 export * from './policy.js';
-export { NetlinkAddressSource, openNetlinkSource } from './netlink.js';
-export { ChildNetlinkSource, openChildNetlinkSource, type ChildNetlinkOptions } from './netlink-supervisor.js';
-export { PollAddressSource, DEFAULT_POLL_INTERVAL_MS, fromNetworkInterfaces } from './poll.js';
+export { PollAddressSource } from './poll.js';
 
 export interface OpenAddressSourceOptions {
   /** Skip netlink and poll (tests, or hosts where netlink is known to be broken). */
@@ -25,7 +24,7 @@ export interface OpenAddressSourceOptions {
 
 function reasonOf(err: unknown): string {
   if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
   }
   return String(err);

@@ -18,6 +18,7 @@
  */
 import { createInterface } from 'node:readline';
 import { openNetlinkSource } from './netlink.js';
+import { errnoCode } from '../../errors.js';
 
 function emit(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -30,7 +31,7 @@ async function main(argv: readonly string[]): Promise<void> {
     source = await openNetlinkSource(size === undefined || !Number.isFinite(size) ? {} : { recvBufferSize: size });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    emit({ type: 'error', message: e.message, code: (e as NodeJS.ErrnoException).code ?? null });
+    emit({ type: 'error', message: e.message, code: errnoCode(e) ?? null });
     process.exitCode = 1;
     return;
   }

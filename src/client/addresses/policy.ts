@@ -11,10 +11,8 @@ export const IFA_F_SECONDARY = 0x01;
 /** IPv6: an RFC 8981 temporary ("privacy") address. Same bit as IFA_F_SECONDARY. */
 export const IFA_F_TEMPORARY = 0x01;
 export const IFA_F_NODAD = 0x02;
-export const IFA_F_OPTIMISTIC = 0x04;
 export const IFA_F_DADFAILED = 0x08;
 export const IFA_F_DEPRECATED = 0x20;
-export const IFA_F_TENTATIVE = 0x40;
 export const IFA_F_PERMANENT = 0x80;
 
 export interface AddressPolicy {

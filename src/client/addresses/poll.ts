@@ -49,14 +49,14 @@ export function fromNetworkInterfaces(
   for (const [label, infos] of Object.entries(table)) {
     if (infos === undefined) continue;
     // getifaddrs reports IPv4 alias labels (eth0:1) as interface names.
-    const ifname = label.split(':')[0] as string;
+    const ifname = label.split(':')[0];
     const ifindex = ifindexOf(ifname);
     for (const info of infos) {
       // Node 18.0–18.3 reported the family as a number.
       const fam: unknown = info.family;
       const family = fam === 'IPv4' || fam === 4 ? 4 : fam === 'IPv6' || fam === 6 ? 6 : null;
       if (family === null) continue;
-      const address = normalizeIp(info.address.split('%')[0] as string);
+      const address = normalizeIp(info.address.split('%')[0]);
       if (address === null) continue;
       const slash = info.cidr?.lastIndexOf('/') ?? -1;
       const prefixLen = slash >= 0 ? Number((info.cidr as string).slice(slash + 1)) : family === 4 ? 32 : 128;

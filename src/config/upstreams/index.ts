@@ -8,8 +8,7 @@ import { parseNsupdateUpstream } from './nsupdate.js';
 import { parseUnboundUpstream } from './unbound.js';
 import { parseServeUpstream } from './serve.js';
 
-export type { NsupdateUpstreamConfig, TsigAlgorithm } from './nsupdate.js';
-export { TSIG_ALGORITHMS } from './nsupdate.js';
+export type { NsupdateUpstreamConfig } from './nsupdate.js';
 export type { UnboundUpstreamConfig } from './unbound.js';
 export type { ServeUpstreamConfig } from './serve.js';
 

@@ -13,7 +13,7 @@ import { canonicalName, encodeName } from '../../dns/names.js';
 import { exchange, MAX_TCP_MESSAGE } from '../../dns/transport.js';
 import { signTsig, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
 import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
-import { unixSeconds } from '../clock.js';
+import { unixSeconds } from '../../clock.js';
 import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange } from './filter.js';

@@ -13,13 +13,14 @@ import { inNets } from '../../config/cidr.js';
 import { RRClass } from '../../dns/constants.js';
 import type { ResourceRecord } from '../../dns/message.js';
 import { canonicalName, childLabel, fqdn, isSubdomain } from '../../dns/names.js';
-import { unixSeconds } from '../clock.js';
+import { unixSeconds } from '../../clock.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
 import { reverseName } from '../reverse.js';
 import type { Authority, NameData } from '../zoneserver/authority.js';
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+import { errorMessage } from '../../errors.js';
 
 const SOA_REFRESH = 3600;
 const SOA_RETRY = 600;
@@ -75,7 +76,7 @@ class ServeUpstream implements Upstream {
           logger: this.ctx.logger,
         });
       } catch (err) {
-        throw new UpstreamError(this.description, `cannot listen: ${(err as Error).message}`, { cause: err });
+        throw new UpstreamError(this.description, `cannot listen: ${errorMessage(err)}`, { cause: err });
       }
     }
   }

@@ -22,6 +22,7 @@ import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange, filterRecords, type RecordFilter } from './filter.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+import { errorMessage } from '../../errors.js';
 
 /** Protocol banner and version Unbound's control channel expects first on the line. */
 export const CONTROL_PREFIX = 'UBCT1';
@@ -194,7 +195,7 @@ class UnboundUpstream implements Upstream {
     })().catch((err: unknown) => {
       // Let a later call retry once the operator fixed the files.
       this.#material = undefined;
-      throw new UpstreamError(this.description, `cannot read TLS files: ${(err as Error).message}`, { cause: err });
+      throw new UpstreamError(this.description, `cannot read TLS files: ${errorMessage(err)}`, { cause: err });
     });
     return this.#material;
   }
@@ -230,7 +231,7 @@ class UnboundUpstream implements Upstream {
       // Unbound closes the connection once the reply is written.
       socket.on('end', () => finish(undefined));
       socket.on('close', () => finish(undefined));
-      socket.on('error', (err) => {
+      socket.on('error', (err: Error) => {
         finish(new UpstreamError(this.description, `${verb}: ${err.message}`, { cause: err }));
       });
     });

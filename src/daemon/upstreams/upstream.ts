@@ -2,8 +2,9 @@
  * The one interface every upstream kind implements. Each kind lives in its
  * own file and is registered by its YAML `type` in ./registry.ts.
  */
+import { NsregError } from '../../errors.js';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../clock.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
 
 export interface UpstreamContext {
@@ -40,7 +41,7 @@ export interface Upstream {
 }
 
 /** An upstream refused or could not be reached. */
-export class UpstreamError extends Error {
+export class UpstreamError extends NsregError {
   readonly code = 'ERR_UPSTREAM';
   constructor(
     readonly upstream: string,

@@ -26,7 +26,7 @@ export function respond(raw: Buffer, authorities: Iterable<Authority>, transport
     req = decodeMessage(raw);
   } catch (err) {
     if (!(err instanceof MalformedMessageError) || err.id === undefined || raw.length < 12) return null;
-    const m = emptyMessage(err.id, ((raw[2] as number) >> 3) & 0xf);
+    const m = emptyMessage(err.id, ((raw[2]) >> 3) & 0xf);
     m.qr = true;
     m.rcode = Rcode.FORMERR;
     return encodeMessage(m);
@@ -67,7 +67,7 @@ class SharedListener {
             resolve();
           });
         });
-        sock.on('error', (err) => this.logger.warn({ err: err.message }, 'zone server UDP error'));
+        sock.on('error', (err) => this.logger.warn({ err }, 'zone server UDP error'));
         sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
         this.udp.push(sock);
         const server = net.createServer((s) => this.onConnection(s));
@@ -78,7 +78,7 @@ class SharedListener {
             resolve();
           });
         });
-        server.on('error', (err) => this.logger.warn({ err: err.message }, 'zone server TCP error'));
+        server.on('error', (err) => this.logger.warn({ err }, 'zone server TCP error'));
         this.tcp.push(server);
       }
     } catch (err) {

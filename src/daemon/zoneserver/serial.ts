@@ -8,6 +8,7 @@
  */
 import { mkdir, open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
+import { errnoCode } from '../../errors.js';
 
 const BLOCK = 1000;
 
@@ -32,7 +33,7 @@ export class SerialCounter {
         await fh.close();
       }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
     }
     const counter = new SerialCounter(file, start, start);
     await counter.reserve();

@@ -149,12 +149,12 @@ describe('nsregc exit codes for bad values', () => {
     { what: 'a bad extra address', args: () => ['-a', '192.0.2.300', 'z.example'], mentions: '--address' },
     { what: 'a bad zone name', args: () => ['bad..zone'], mentions: 'zone' },
     { what: 'a bad name', args: () => ['-n', 'a b', 'z.example'], mentions: '--name' },
-    { what: 'a duration without unit in the file', args: () => ['-c', files['duration'] as string], mentions: 'addr-ttl' },
-    { what: 'a bad CIDR in the file', args: () => ['-c', files['cidr'] as string], mentions: 'exclude-subnets' },
-    { what: 'port 0 in the file', args: () => ['-c', files['port'] as string], mentions: 'dns-server' },
+    { what: 'a duration without unit in the file', args: () => ['-c', files['duration']], mentions: 'addr-ttl' },
+    { what: 'a bad CIDR in the file', args: () => ['-c', files['cidr']], mentions: 'exclude-subnets' },
+    { what: 'port 0 in the file', args: () => ['-c', files['port']], mentions: 'dns-server' },
     { what: 'a missing -c file', args: () => ['-c', path.join(dir, 'absent.yaml')], mentions: 'absent.yaml' },
-    { what: 'an unreadable key file', args: () => ['-c', files['key'] as string], mentions: 'garbage.key' },
-    { what: 'a key path that is a directory', args: () => ['-c', files['keydir'] as string], mentions: 'keydir.key' },
+    { what: 'an unreadable key file', args: () => ['-c', files['key']], mentions: 'garbage.key' },
+    { what: 'a key path that is a directory', args: () => ['-c', files['keydir']], mentions: 'keydir.key' },
   ];
 
   for (const c of cases) {
@@ -164,8 +164,8 @@ describe('nsregc exit codes for bad values', () => {
       assert.equal(code, 1);
       const lines = cap.stderr().split('\n').filter((l) => l !== '');
       assert.equal(lines.length, 1, cap.stderr());
-      assert.match(lines[0] as string, /^nsregc: /);
-      assert.ok((lines[0] as string).includes(c.mentions), lines[0]);
+      assert.match(lines[0], /^nsregc: /);
+      assert.ok((lines[0]).includes(c.mentions), lines[0]);
     });
   }
 
@@ -198,7 +198,7 @@ describe('nsregc exit codes for bad values', () => {
     const text = help.stdout();
     for (const opt of ['--conffile', '--name', '--interface', '--address', '--dns-server', '--dns-tcp', '--keep', '--debug', '--print']) {
       assert.ok(text.includes(opt), opt);
-      const entry = text.slice(text.indexOf(opt)).split(/\n {2}-/)[0] as string;
+      const entry = text.slice(text.indexOf(opt)).split(/\n {2}-/)[0];
       assert.match(entry, /default/, `${opt} help states its default`);
     }
     const version = capture(dir);

@@ -208,7 +208,7 @@ describe('findServer', () => {
       servers.map((s) => [s.zone, s.host, s.port, s.name]),
       [['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']],
     );
-    const skipped = lines.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('skipping zone'));
+    const skipped = lines.filter((l) => typeof l['msg'] === 'string' && (l['msg']).includes('skipping zone'));
     assert.deepEqual(skipped.map((l) => l['zone']), ['none.example.', 'down.example.', 'bad.example.']);
   });
 });
@@ -220,7 +220,7 @@ describe('makeQuery over UDP', () => {
     server = dgram.createSocket('udp4');
     server.on('message', (msg, rinfo) => {
       const q = decodeMessage(msg);
-      const question = q.questions[0]!;
+      const question = q.questions[0];
       const r = emptyMessage(q.id, Opcode.QUERY);
       r.qr = true;
       // A reply for another name when asked about "wrong.example.".

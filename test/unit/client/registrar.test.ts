@@ -217,7 +217,7 @@ describe('Registrar', () => {
     h.addresses = [{ address: '192.0.2.30', ttl: 1200 }];
     await h.advance(1);
     assert.equal(h.sent.length, 2, 'one refresh update for the batch');
-    assert.equal(h.sent[1]!.at - h.sent[0]!.at, 300_000);
+    assert.equal(h.sent[1].at - h.sent[0].at, 300_000);
     assert.deepEqual(updates(h.last()), [['A', RRClass.IN, 1200, '192.0.2.30']]);
     assert.deepEqual(h.registrar.registeredAddresses(), ['192.0.2.30']);
     assert.ok(h.lines.some((l) => l['msg'] === 'address gone; letting its record expire' && l['address'] === '192.0.2.31'));
@@ -225,7 +225,7 @@ describe('Registrar', () => {
     // …and keeps going.
     await h.advance(300_000);
     assert.equal(h.sent.length, 3);
-    assert.equal(h.sent[2]!.at - h.sent[1]!.at, 300_000);
+    assert.equal(h.sent[2].at - h.sent[1].at, 300_000);
   });
 
   it('backs off 1 s, 2 s, 4 s … capped, on network errors and SERVFAIL', async () => {
@@ -398,7 +398,7 @@ describe('Registrar liveness probe', () => {
     await h.registrar.start();
     await h.advanceBy(60_000, 1_000);
     assert.deepEqual(
-      h.probes.map((t) => t - h.sent[0]!.at),
+      h.probes.map((t) => t - h.sent[0].at),
       [15_000, 30_000, 45_000, 60_000],
     );
     assert.equal(h.sent.length, 1, 'no update beyond the initial one');
@@ -421,7 +421,7 @@ describe('Registrar liveness probe', () => {
     assert.equal(h.registrar.serverDown, true);
     // Probed again after 1, 2, 4, 8 s, then at most every interval.
     await h.advanceBy(60_000, 500);
-    const gaps = h.probes.slice(1).map((t, i) => t - (h.probes[i] as number));
+    const gaps = h.probes.slice(1).map((t, i) => t - (h.probes[i]));
     assert.deepEqual(gaps.slice(0, 6), [1_000, 2_000, 4_000, 8_000, 15_000, 15_000]);
     assert.equal(h.lines.filter((l) => String(l['msg']).includes('server is not answering')).length, 1, 'logged once');
     assert.equal(h.sent.length, 1, 'nothing sent while down');
@@ -467,7 +467,7 @@ describe('Registrar liveness probe', () => {
     assert.equal(after.length, 1, 'exactly one update when back');
     assert.deepEqual(updates(h.last()), [['A', RRClass.IN, 3600, '192.0.2.30']]);
     // …and then only the regular refresh at half the TTL, no retry left over.
-    const backAt = h.last() === after[0]!.msg ? after[0]!.at : 0;
+    const backAt = h.last() === after[0].msg ? after[0].at : 0;
     await h.advance(backAt + 10_000 - 1 - h.clock.now());
     assert.equal(h.sent.length, failedSends + 1);
     await h.advance(1);

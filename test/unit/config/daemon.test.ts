@@ -52,7 +52,7 @@ function zoneOf(t: Tree): Tree {
   return (t.zones as Tree)['dynamic.example.org'] as Tree;
 }
 function upstreamOf(t: Tree, i = 0): Tree {
-  return (zoneOf(t).upstreams as Tree[])[i] as Tree;
+  return (zoneOf(t).upstreams as Tree[])[i];
 }
 
 function parse(t: Tree): ReturnType<typeof parseDaemonConfig> {

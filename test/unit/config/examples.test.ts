@@ -36,7 +36,7 @@ describe('shipped example configurations', () => {
       const start = lines.findIndex((l) => l.includes(`# - type: ${type}`));
       assert.ok(start > 0, type);
       for (let i = start; i < lines.length && /^ {6}#( |$)/.test(lines[i] ?? ''); i++) {
-        lines[i] = (lines[i] as string).replace(/^( {6})# ?/, '$1');
+        lines[i] = (lines[i]).replace(/^( {6})# ?/, '$1');
       }
     }
     const { parseDaemonConfig } = await import('../../../src/config/daemon.js');

@@ -43,7 +43,7 @@ describe('ExpiryQueue', () => {
       const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
       for (let step = 0; step < 5000; step++) {
         const r = rand();
-        const k = keys[Math.floor(rand() * keys.length)]!;
+        const k = keys[Math.floor(rand() * keys.length)];
         // Few distinct deadlines, so ties are common and their order is checked.
         const d = Math.floor(rand() * 50);
         if (r < 0.45) {

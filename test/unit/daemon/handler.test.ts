@@ -23,7 +23,7 @@ function txtReasons(m: DecodedMessage): string[] {
 function assertRefused(m: DecodedMessage, rcode: number, reason: string, owner?: string): void {
   assert.equal(m.rcode, rcode, `rcode ${m.rcode}, reasons ${txtReasons(m).join(' | ')}`);
   assert.equal(m.additionals.length, 1);
-  const txt = m.additionals[0] as ResourceRecord;
+  const txt = m.additionals[0];
   assert.equal(txt.type, 'TXT');
   assert.equal(txt.class, RRClass.ANY);
   assert.equal(txt.ttl, 0);

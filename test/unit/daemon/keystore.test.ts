@@ -120,7 +120,7 @@ describe('KeyStore: the original daemon file', () => {
     const orig = readOriginalFormat(fixturePath(KEYDB));
     for (const [name, entry] of Object.entries(doc)) {
       assert.deepEqual(Object.keys(entry), ['Name', 'Flags', 'Protocol', 'Algorithm', 'KeyTag', 'PublicKey', 'Expiry']);
-      const o = orig[name]!;
+      const o = orig[name];
       for (const f of ['Name', 'Flags', 'Protocol', 'Algorithm', 'KeyTag', 'PublicKey']) assert.equal(entry[f], o[f], `${name} ${f}`);
       assert.equal(Date.parse(entry.Expiry as string), Math.floor(Date.parse(o.Expiry as string)));
     }
@@ -210,7 +210,7 @@ describe('KeyStore: claims', () => {
     const results = await Promise.all(keys.map((k, i) => store.claim(i % 2 ? 'race.dynamic.example.org.' : 'RACE.dynamic.example.org.', k, 1e12)));
     assert.equal(results.filter((r) => r === 'claimed').length, 1);
     assert.equal(results.filter((r) => r === 'exists').length, 7);
-    const winner = keys[results.indexOf('claimed')]!;
+    const winner = keys[results.indexOf('claimed')];
     assert.ok(store.get('race.dynamic.example.org.')?.matches(winner));
     assert.equal(journalLines(dir).length, 1, 'only the winner was written');
     await store.close();
@@ -339,8 +339,8 @@ describe('KeyStore: journal and crashes', () => {
     const doc = readOriginalFormat(path.join(dir, KEYDB));
     assert.equal(Object.keys(doc).length, 20);
     for (const [name, expiry] of model) {
-      assert.equal(doc[name]!.Name, name);
-      assert.equal(Date.parse(doc[name]!.Expiry as string), expiry);
+      assert.equal(doc[name].Name, name);
+      assert.equal(Date.parse(doc[name].Expiry as string), expiry);
     }
     // Our loader, given the snapshot without any journal, agrees.
     const only = tempDir();
@@ -382,7 +382,7 @@ describe('KeyStore: journal and crashes', () => {
     let seed = 99;
     const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let step = 0; step < 300; step++) {
-      const name = names[Math.floor(rand() * names.length)]!;
+      const name = names[Math.floor(rand() * names.length)];
       const r = rand();
       if (r < 0.4) await store.claim(name, newKey(), Math.floor(rand() * 1e6));
       else if (r < 0.8) store.refresh(name, Math.floor(rand() * 1e6));

@@ -132,8 +132,8 @@ describe('parsePrivateKeyFile', () => {
     pairs.push(['go-nsregc/nsregc.key', 'go-nsregc/nsregc.private']);
     const algs = new Set<number>();
     for (const [pub, priv] of pairs) {
-      const p = parsePrivateKeyFile(fixture(priv!), priv!);
-      const rdata = parsePublicKeyFile(fixture(pub!), pub!).rdata;
+      const p = parsePrivateKeyFile(fixture(priv), priv);
+      const rdata = parsePublicKeyFile(fixture(pub), pub).rdata;
       assert.equal(p.algorithm, rdata.algorithm);
       checkKeyPair(rdata, p.privateKey);
       algs.add(p.algorithm);
@@ -194,7 +194,7 @@ describe('formatting is byte-identical to BIND', () => {
         const pub = parsePublicKeyFile(pubText, f);
         const priv = parsePrivateKeyFile(privText, f);
         assert.equal(formatPublicKeyFile(pub.name, pub.rdata), pubText);
-        const created = /^Created: (\d{14})$/m.exec(privText)![1]!;
+        const created = /^Created: (\d{14})$/m.exec(privText)![1];
         assert.equal(formatPrivateKeyFile(priv.algorithm, priv.privateKey, when(created)), privText);
         assert.equal(`${bindKeyBaseName(pub.name, pub.rdata.algorithm, keyTag(pub.rdata))}.key`, f);
       });
@@ -223,7 +223,7 @@ describe('formatting is byte-identical to BIND', () => {
       const d = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
       if (d[0] !== 0) continue;
       const text = formatPrivateKeyFile(13, privateKey, new Date(0));
-      const field = /^PrivateKey: (.*)$/m.exec(text)![1]!;
+      const field = /^PrivateKey: (.*)$/m.exec(text)![1];
       assert.equal(Buffer.from(field, 'base64').length, 32);
       assert.equal(parsePrivateKeyFile(text, 'x').privateKey.equals(privateKey), true);
       return;

@@ -38,7 +38,7 @@ function isCode(code: string, reason?: string): (err: unknown) => boolean {
 
 function flipByte(b: Buffer, i: number): Buffer {
   const c = Buffer.from(b);
-  c[i] = c[i]! ^ 0x01;
+  c[i] = c[i] ^ 0x01;
   return c;
 }
 

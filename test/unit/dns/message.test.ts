@@ -153,7 +153,7 @@ describe('message: round trip of every record type and class', () => {
       it(`${type} with empty rdata in class ${cname}`, () => {
         const rr = { name: 'del.example.', type, class: cls, ttl: 0, data: null } as ResourceRecord;
         const d = roundTrip(messageWith(rr, 'authorities'));
-        const span = d.spans.authorities[0]!;
+        const span = d.spans.authorities[0];
         assert.equal(span.end, span.rdataStart);
         assert.equal(d.raw.readUInt16BE(span.rdataStart - 2), 0);
         assert.equal(d.raw.readUInt16BE(span.rdataStart - 10), RRType[type]);
@@ -185,11 +185,11 @@ describe('message: round trip of every record type and class', () => {
     const d = roundTrip(
       messageWith({ name: 'MiXeD.Example.', type: 'CNAME', class: RRClass.IN, ttl: 1, data: 'TaRgEt.Example.' }, 'answers'),
     );
-    assert.equal(d.answers[0]!.name, 'MiXeD.Example.');
+    assert.equal(d.answers[0].name, 'MiXeD.Example.');
   });
 
   it('typeCode maps names to numbers', () => {
-    assert.equal(typeCode(WITH_DATA[0]!), 1);
+    assert.equal(typeCode(WITH_DATA[0]), 1);
     assert.equal(typeCode({ name: '.', type: 'UNKNOWN', code: 4321, class: 1, ttl: 0, data: Buffer.alloc(0) }), 4321);
     assert.equal(typeCode({ name: '.', type: 'ANY', class: 255, ttl: 0, data: null }), 255);
   });
@@ -204,11 +204,11 @@ describe('message: round trip of every record type and class', () => {
 
   it('TSIG time signed uses all 48 bits and the SIG fields are in RFC 2535 order', () => {
     const d = roundTrip(messageWith({ name: 'k.', type: 'TSIG', class: RRClass.ANY, ttl: 0, data: TSIG_DATA }, 'additionals'));
-    const rdata = d.raw.subarray(d.spans.additionals[0]!.rdataStart);
+    const rdata = d.raw.subarray(d.spans.additionals[0].rdataStart);
     const algLen = encodeName('hmac-sha256.').length;
     assert.deepEqual(rdata.subarray(algLen, algLen + 6), Buffer.from([0x00, 0x01, 0x23, 0x45, 0x67, 0x89]));
     const s = roundTrip(messageWith({ name: '.', type: 'SIG', class: RRClass.ANY, ttl: 0, data: SIG_DATA }, 'additionals'));
-    const sig = s.raw.subarray(s.spans.additionals[0]!.rdataStart);
+    const sig = s.raw.subarray(s.spans.additionals[0].rdataStart);
     assert.deepEqual(
       sig.subarray(0, 18),
       Buffer.from([0, 0, 13, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf0, 0x65, 0x53, 0xf1, 0x00, 0x30, 0x39]),
@@ -257,7 +257,7 @@ describe('message: header', () => {
       assert.equal(bytes.readUInt16BE(2) & 0xf, rcode & 0xf);
       const d = decodeMessage(bytes);
       assert.equal(d.rcode, rcode);
-      const opt = d.additionals[0]!;
+      const opt = d.additionals[0];
       assert.equal(opt.type, 'OPT');
       assert.equal(opt.ttl >>> 24, rcode >> 4);
       assert.deepEqual(encodeMessage(d), bytes);
@@ -283,7 +283,7 @@ describe('message: decoding BIND and Go fixtures', () => {
       { name: 'echo.dynamic.example.org.', type: 'A', class: RRClass.IN, ttl: 300, data: '192.0.2.20' },
     ]);
     assert.equal(d.additionals.length, 1);
-    const sig = d.additionals[0]!;
+    const sig = d.additionals[0];
     assert.equal(sig.type, 'SIG');
     assert.equal(sig.name, '.');
     assert.equal(sig.class, RRClass.ANY);
@@ -297,11 +297,11 @@ describe('message: decoding BIND and Go fixtures', () => {
 
     assert.deepEqual(d.spans.questions, [{ start: 12, rdataStart: 37, end: 37 }]);
     // "echo" + pointer to offset 12.
-    const upd = d.spans.authorities[0]!;
+    const upd = d.spans.authorities[0];
     assert.equal(upd.start, 37);
     assert.deepEqual(raw.subarray(upd.start, upd.start + 7), Buffer.from([4, 0x65, 0x63, 0x68, 0x6f, 0xc0, 0x0c]));
     assert.deepEqual(raw.subarray(upd.rdataStart, upd.end), Buffer.from([192, 0, 2, 20]));
-    const s = d.spans.additionals[0]!;
+    const s = d.spans.additionals[0];
     assert.equal(s.start, upd.end);
     assert.equal(s.end, raw.length);
     assert.equal(raw.readUInt16BE(s.rdataStart - 2), s.end - s.rdataStart);
@@ -334,9 +334,9 @@ describe('message: decoding BIND and Go fixtures', () => {
         expectStart = span.end;
       }
     }
-    assert.equal(d.spans.additionals[1]!.end, raw.length);
-    assert.equal(d.spans.additionals[0]!.end, d.spans.additionals[1]!.start);
-    const ks = d.spans.additionals[0]!;
+    assert.equal(d.spans.additionals[1].end, raw.length);
+    assert.equal(d.spans.additionals[0].end, d.spans.additionals[1].start);
+    const ks = d.spans.additionals[0];
     assert.deepEqual(raw.subarray(ks.rdataStart, ks.rdataStart + 4), Buffer.from([1, 0, 3, 14]));
   });
 });
@@ -571,7 +571,7 @@ describe('message: fuzzing', () => {
       const raw = fixtureBytes(f);
       const seen = { ok: 0, malformed: 0 };
       for (let i = 0; i < raw.length; i++) {
-        for (const v of [0x00, 0xff, 0xc0, 0x3f, 0x40, raw[i]! ^ 0x01, raw[i]! ^ 0x80]) {
+        for (const v of [0x00, 0xff, 0xc0, 0x3f, 0x40, raw[i] ^ 0x01, raw[i] ^ 0x80]) {
           const m = Buffer.from(raw);
           m[i] = v;
           seen[decodeOrMalformed(m)]++;

@@ -74,7 +74,7 @@ async function assertSig0Rejects(p: Promise<unknown>, reason: string): Promise<v
 }
 
 /** Sync and async verification of the same bytes must agree: both pass, or both fail with the same reason. */
-async function verifyBoth(raw: Buffer, key: Sig0Key, now: number): Promise<'ok' | string> {
+async function verifyBoth(raw: Buffer, key: Sig0Key, now: number): Promise<string> {
   let syncResult: string;
   let msg;
   try {
@@ -114,7 +114,7 @@ describe('SIG(0): every algorithm', () => {
         assert.equal(signed.readUInt16BE(10), unsigned.readUInt16BE(10) + 1);
         assert.deepEqual(signed.subarray(12, unsigned.length), unsigned.subarray(12));
         const msg = decodeMessage(signed);
-        const sigRR = msg.additionals[msg.additionals.length - 1]!;
+        const sigRR = msg.additionals[msg.additionals.length - 1];
         assert.equal(sigRR.type, 'SIG');
         assert.equal(sigRR.name, '.');
         assert.equal(sigRR.class, RRClass.ANY);
@@ -148,7 +148,7 @@ describe('SIG(0): every algorithm', () => {
 
       it('rejects every single flipped byte of the signed part and of the signature', async () => {
         const msg = decodeMessage(signed);
-        const sigSpan = msg.spans.additionals[msg.additionals.length - 1]!;
+        const sigSpan = msg.spans.additionals[msg.additionals.length - 1];
         const sigStart = sigSpan.start;
         const reasons = new Map<string, number>();
         for (let i = 0; i < signed.length; i++) {
@@ -156,7 +156,7 @@ describe('SIG(0): every algorithm', () => {
           if (i >= sigStart && i < sigSpan.rdataStart) continue;
           // In the message part flip the 0x20 bit too, so owner-name case changes are covered.
           const m = Buffer.from(signed);
-          m[i] = m[i]! ^ (i < sigStart && i >= 12 ? 0x20 : 0x01);
+          m[i] = m[i] ^ (i < sigStart && i >= 12 ? 0x20 : 0x01);
           const r = await verifyBoth(m, k.key, NOW);
           assert.notEqual(r, 'ok', `flipping byte ${i} of ${signed.length} still verifies`);
           reasons.set(r, (reasons.get(r) ?? 0) + 1);
@@ -214,7 +214,7 @@ describe('SIG(0): message shape', () => {
 
   it('a SIG that is not SIG(0) (type covered, class) → not-sig0', () => {
     const msg = decodeMessage(signed);
-    const span = msg.spans.additionals[msg.additionals.length - 1]!;
+    const span = msg.spans.additionals[msg.additionals.length - 1];
     const badClass = Buffer.from(signed);
     badClass.writeUInt16BE(RRClass.IN, span.rdataStart - 8);
     assertSig0Error(() => verifySig0(decodeMessage(badClass), k.key, NOW), 'not-sig0');
@@ -242,7 +242,7 @@ describe('SIG(0): message shape', () => {
     };
     const signature = signData(k.signer.algorithm, k.signer.privateKey, Buffer.concat([encodeSigRDataForSigning(fields), unsigned]));
     // Signer name as a pointer to the update RR's owner (the first RR after the zone section).
-    const ownerAt = decodeMessage(unsigned).spans.authorities[0]!.start;
+    const ownerAt = decodeMessage(unsigned).spans.authorities[0].start;
     const head = encodeSigRDataForSigning(fields).subarray(0, 18);
     const rdata = Buffer.concat([head, Buffer.from([0xc0 | (ownerAt >> 8), ownerAt & 0xff]), signature]);
     const rrHead = Buffer.from([0, 0, 24, 0, 255, 0, 0, 0, 0, rdata.length >> 8, rdata.length & 0xff]);
@@ -304,10 +304,10 @@ describe('SIG(0): fixtures from real signers', () => {
     assert.equal(await verifyBoth(raw, key, now + 400), 'expired');
     // One flipped byte in the message part and one in the signature.
     const body = Buffer.from(raw);
-    body[0x33] = body[0x33]! ^ 0x01; // the A record's address
+    body[0x33] = body[0x33] ^ 0x01; // the A record's address
     assert.equal(await verifyBoth(body, key, now), 'bad-signature');
     const sig = Buffer.from(raw);
-    sig[raw.length - 5] = sig[raw.length - 5]! ^ 0x80;
+    sig[raw.length - 5] = sig[raw.length - 5] ^ 0x80;
     assert.equal(await verifyBoth(sig, key, now), 'bad-signature');
   });
 
@@ -317,20 +317,20 @@ describe('SIG(0): fixtures from real signers', () => {
     const msg = decodeMessage(raw);
     const carried = keyRecords(msg);
     assert.equal(carried.length, 1);
-    const carriedKey: Sig0Key = { name: carried[0]!.name, rdata: carried[0]!.rdata };
+    const carriedKey: Sig0Key = { name: carried[0].name, rdata: carried[0].rdata };
     assert.equal(await verifyBoth(raw, carriedKey, now), 'ok');
     const pub = parsePublicKeyFile(fixture('go-nsregc/nsregc.key'), 'nsregc.key');
     // The file's owner is only the short name ("foxtrot."); the claimed name is the signer's.
     assert.equal(pub.name, 'foxtrot.');
-    assert.deepEqual(pub.rdata, carried[0]!.rdata);
+    assert.deepEqual(pub.rdata, carried[0].rdata);
     const fileKey: Sig0Key = { name: 'foxtrot.dynamic.example.org.', rdata: pub.rdata };
     assert.equal(await verifyBoth(raw, fileKey, now), 'ok');
     assert.equal(await verifyBoth(raw, { ...fileKey, name: pub.name }, now), 'signer-mismatch');
     const flipped = Buffer.from(raw);
-    flipped[0x4c] = flipped[0x4c]! ^ 0x01; // the A record's address
+    flipped[0x4c] = flipped[0x4c] ^ 0x01; // the A record's address
     assert.equal(await verifyBoth(flipped, carriedKey, now), 'bad-signature');
     const inKey = Buffer.from(raw);
-    inKey[0xa0] = inKey[0xa0]! ^ 0x01; // inside the carried KEY's public key
+    inKey[0xa0] = inKey[0xa0] ^ 0x01; // inside the carried KEY's public key
     assert.equal(await verifyBoth(inKey, carriedKey, now), 'bad-signature');
   });
 });

@@ -100,8 +100,8 @@ describe('FrameDecoder', () => {
     const d = new FrameDecoder();
     const frames = d.push(Buffer.from([0, 0, 0, 0]));
     assert.equal(frames.length, 2);
-    assert.equal(frames[0]!.length, 0);
-    assert.equal(frames[1]!.length, 0);
+    assert.equal(frames[0].length, 0);
+    assert.equal(frames[1].length, 0);
   });
 
   it('returns copies, not views of the caller’s chunk', () => {

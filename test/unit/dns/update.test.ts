@@ -42,7 +42,7 @@ function roundTrip(m: Message): { bytes: Buffer; decoded: Message } {
 /** Type, class, TTL and rdlength of the first RR of the update section, read from the wire. */
 function updateRRWire(bytes: Buffer): { type: number; cls: number; ttl: number; rdlength: number } {
   const d = decodeMessage(bytes);
-  const span = d.spans.authorities[0]!;
+  const span = d.spans.authorities[0];
   const p = span.rdataStart - 10;
   return {
     type: bytes.readUInt16BE(p),
@@ -139,7 +139,7 @@ describe('update builders (RFC 2136)', () => {
       assert.equal(rr.data, null);
       const { bytes } = roundTrip(buildUpdate({ id: 6, zone: 'zone.example', prerequisites: [rr] }));
       const d = decodeMessage(bytes);
-      const span = d.spans.answers[0]!;
+      const span = d.spans.answers[0];
       assert.equal(span.rdataStart, span.end);
       assert.equal(bytes.readUInt16BE(span.rdataStart - 10), type);
       assert.equal(bytes.readUInt16BE(span.rdataStart - 8), cls);
@@ -171,6 +171,6 @@ describe('update builders (RFC 2136)', () => {
         ['AAAA', 1],
       ],
     );
-    assert.equal(decoded.questions[0]!.name, 'Zone.Example.');
+    assert.equal(decoded.questions[0].name, 'Zone.Example.');
   });
 });

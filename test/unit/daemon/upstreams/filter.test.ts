@@ -48,6 +48,6 @@ describe('record filter', () => {
     );
     assert.equal(c.add.length, 0);
     assert.equal(c.removeNames.length, 1);
-    assert.deepEqual(c.removeNames[0]!.addresses, [a('192.0.2.9', 600)]);
+    assert.deepEqual(c.removeNames[0].addresses, [a('192.0.2.9', 600)]);
   });
 });

@@ -46,7 +46,7 @@ describe('splitUpdate', () => {
       assert.deepEqual(groups.flat(), updates);
       // Greedy packing: adding the next group's first RR would have overflowed.
       for (let i = 0; i + 1 < groups.length; i++) {
-        assert.ok(signedSize(ZONE, [...groups[i]!, groups[i + 1]![0]!]) > limit);
+        assert.ok(signedSize(ZONE, [...groups[i], groups[i + 1][0]]) > limit);
       }
     });
   }
@@ -58,7 +58,7 @@ describe('splitUpdate', () => {
 
   it('gives an RR too large for the limit a message of its own', () => {
     const big = addRecord({ name: `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${ZONE}`, type: 'A', class: 1, ttl: 1, data: '192.0.2.1' });
-    const groups = splitUpdate(ZONE, [updates[0]!, big, updates[1]!], 250, tsigOverhead(key));
+    const groups = splitUpdate(ZONE, [updates[0], big, updates[1]], 250, tsigOverhead(key));
     assert.deepEqual(groups, [[updates[0]], [big], [updates[1]]]);
   });
 });
@@ -87,18 +87,18 @@ describe('reverseUpdates', () => {
   it('adds PTRs in the zone holding each address, same TTL, target the forward name', () => {
     const m = reverseUpdates({ add: [v4, v6, outside], remove: [], removeNames: [] }, zones);
     assert.deepEqual([...m.keys()], zones);
-    assert.deepEqual(m.get(zones[0]!), [{ name: '10.2.0.192.in-addr.arpa.', type: 'PTR', class: RRClass.IN, ttl: 120, data: 'h.dyn.example.' }]);
-    assert.equal(m.get(zones[1]!)![0]!.name, '0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.');
+    assert.deepEqual(m.get(zones[0]), [{ name: '10.2.0.192.in-addr.arpa.', type: 'PTR', class: RRClass.IN, ttl: 120, data: 'h.dyn.example.' }]);
+    assert.equal(m.get(zones[1])![0].name, '0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.');
   });
 
   it('removes PTRs of removed records and of every address of a removed name, before additions', () => {
     const other: AddrRecord = { ...v4, address: '192.0.2.11' };
     const m = reverseUpdates({ add: [other], remove: [v6], removeNames: [{ name: v4.name, addresses: [v4] }] }, zones);
-    assert.deepEqual(m.get(zones[0]!), [
+    assert.deepEqual(m.get(zones[0]), [
       { name: '10.2.0.192.in-addr.arpa.', type: 'PTR', class: RRClass.NONE, ttl: 0, data: 'h.dyn.example.' },
       { name: '11.2.0.192.in-addr.arpa.', type: 'PTR', class: RRClass.IN, ttl: 120, data: 'h.dyn.example.' },
     ]);
-    assert.deepEqual(m.get(zones[1]!)!.map((r) => r.class), [RRClass.NONE]);
+    assert.deepEqual(m.get(zones[1])!.map((r) => r.class), [RRClass.NONE]);
   });
 
   it('is empty without reverse zones', () => {

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 
 import { upstreamTypes } from '../../../../src/config/upstreams/index.js';
-import { systemClock } from '../../../../src/daemon/clock.js';
+import { systemClock } from '../../../../src/clock.js';
 import { createUpstream, UPSTREAM_FACTORIES } from '../../../../src/daemon/upstreams/registry.js';
 import type { UpstreamContext } from '../../../../src/daemon/upstreams/upstream.js';
 

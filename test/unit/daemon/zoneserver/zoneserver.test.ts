@@ -136,7 +136,7 @@ describe('SOA serial counter', () => {
       const seen: number[] = [];
       for (let i = 0; i < 1200; i++) seen.push(a.next());
       await a.settle();
-      assert.ok(seen.every((v, i) => i === 0 || v > (seen[i - 1] as number)));
+      assert.ok(seen.every((v, i) => i === 0 || v > (seen[i - 1])));
       // Simulated crash: no close; the reservation on disk is above the last served serial.
       const b = await SerialCounter.open(file, 0);
       assert.ok(b.value > (seen.at(-1) as number), `${b.value} > ${seen.at(-1)}`);

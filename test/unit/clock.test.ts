@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../../src/daemon/clock.js';
+import { systemClock } from '../../src/clock.js';
 
 describe('systemClock', () => {
   // systemClock's timers are unref'd; a ref'd guard keeps the test process alive while waiting.
