@@ -110,7 +110,7 @@ export class Daemon {
         logger: zoneLogger.child({ upstream: `${uc.type}#${i}` }),
         clock: this.clock,
         liveRecords: (name) => zone()?.liveRecords(name) ?? [],
-        allLiveRecords: () => zone()?.cache.all().map((c) => c.record) ?? [],
+        allLiveRecords: () => zone()?.allLiveRecords() ?? [],
         dataDir: this.config.dataDir,
         registration: () => ({ host: this.config.listenAddr, port: this.port }),
       }),
@@ -132,7 +132,7 @@ export class Daemon {
     for (const w of loaded.warnings) logger.warn(w);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
     ref.zone = zone;
-    zone.restore(loaded.records, loaded.ops);
+    await zone.restore(loaded.records, loaded.ops);
     this.zones.set(zc.name, zone);
     await zone.start();
     logger.info({ keys: store.size, upstreams: upstreams.map((u) => u.description) }, 'zone ready');

@@ -21,9 +21,9 @@ import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../config/cidr.js';
 import type { Clock } from '../clock.js';
 import type { RequestGuard } from './guard.js';
-import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
+import type { AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
-import type { Zone } from './zone.js';
+import type { UpdatePlan, Zone } from './zone.js';
 
 export interface HandlerContext {
   /** Served zones by canonical name. */
@@ -273,7 +273,11 @@ function addressAllowed(address: string, zone: Zone): boolean {
   return zone.config.allowAnyAddr || inNets(address, zone.config.allowedNets);
 }
 
-/** Steps 3–6 for one claimed name, under that name's lock. Returns the records to echo. */
+/**
+ * Authenticates and vets one update for one claimed name (under that name's
+ * lock), then hands the zone a plan to carry out. Returns the records to
+ * echo; throws a Refusal.
+ */
 async function processUpdate(
   req: DecodedMessage,
   sig: Sig0Extract,
@@ -287,7 +291,7 @@ async function processUpdate(
   // Again under the lock: an identical message may have been accepted while this one waited.
   if (ctx.guard?.isReplay(sig.sig.signature, now)) throw Refusals.replayed();
   const keyRR = keyRecordOf(req);
-  const existing = zone.keys.get(name);
+  const existing = zone.keyOf(name);
   if (existing !== undefined) {
     // Cheap comparisons first; the signature check is the expensive part.
     if (sig.sig.keyTag !== existing.keyTag) throw Refusals.wrongKey();
@@ -301,60 +305,24 @@ async function processUpdate(
     await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now);
   }
   const vetted = vetRecords(req, name, zone);
-
-  // Records that are not installed yet go upstream; installed ones only move their expiry.
-  const fresh = vetted.adds.filter((r) => !zone.cache.has(r));
-  const removes = [...vetted.removes];
-  const seen = new Set(removes.map(recordKey));
-  for (const r of zone.cache.recordsOf(name)) {
-    if ((vetted.removeAll || vetted.removeTypes.includes(r.type)) && !seen.has(recordKey(r))) {
-      removes.push(r);
-      seen.add(recordKey(r));
-    }
-  }
-  const change: UpstreamChange = {
-    add: fresh,
-    remove: vetted.removeAll ? [] : removes,
-    removeNames: vetted.removeAll ? [{ name, addresses: removes }] : [],
+  const plan: UpdatePlan = {
+    name,
+    ...(existing === undefined ? { newKey: keyRR.rdata } : {}),
+    keyExpiry: now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl),
+    adds: vetted.adds,
+    removes: vetted.removes,
+    removeTypes: vetted.removeTypes,
+    removeAll: vetted.removeAll,
   };
-  const outcome = await zone.forward(change, { request: true });
-  if (!outcome.ok) {
-    // The client hears SERVFAIL and retries. Meanwhile the daemon's view must
-    // stay what the upstreams will converge to: adds that landed somewhere
-    // are taken back (a retry queues them again after the removal), and
-    // removals stay queued in the outboxes, so they count as done here too.
-    void rollBack(zone, fresh);
-    if (existing !== undefined) for (const r of removes) zone.uninstall(r);
-    throw Refusals.upstreamFailed();
-  }
-
-  const keyExpiry = now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl);
-  if (existing === undefined) {
-    let result: 'claimed' | 'exists';
-    try {
-      result = await zone.keys.claim(name, keyRR.rdata, keyExpiry);
-    } catch (err) {
-      zone.logger.error({ name, err: err }, 'key database write failed');
-      await rollBack(zone, fresh);
-      throw Refusals.keyStoreFailed();
-    }
-    if (result === 'exists') {
-      await rollBack(zone, fresh);
-      throw Refusals.wrongKey();
-    }
-    zone.logger.info({ name, keyTag: computeKeyTag(keyRR.rdata), remote }, 'new name claimed');
-  } else {
-    zone.keys.refresh(name, keyExpiry);
-  }
-  for (const r of removes) zone.uninstall(r);
-  for (const r of vetted.adds) zone.install(r, now + r.ttl * 1000);
-  zone.scheduleExpiry();
+  const result = await zone.applyUpdate(plan, now);
+  if (!result.ok) throw REFUSAL_OF[result.failure]();
+  if (existing === undefined) zone.logger.info({ name, keyTag: computeKeyTag(keyRR.rdata), remote }, 'new name claimed');
   ctx.guard?.remember(sig.sig.signature, sig.sig.expiration * 1000, now);
   return vetted.echo;
 }
 
-/** Undo adds that reached the upstreams of a request that then failed. */
-async function rollBack(zone: Zone, added: AddrRecord[]): Promise<void> {
-  if (added.length === 0) return;
-  await zone.forward({ add: [], remove: added, removeNames: [] });
-}
+const REFUSAL_OF = {
+  exists: Refusals.wrongKey,
+  'key-store': Refusals.keyStoreFailed,
+  upstream: Refusals.upstreamFailed,
+} as const;

@@ -1,13 +1,14 @@
 /**
  * One served zone at run time: its settings, key store, record cache and
- * upstreams, and the rules that tie them together (what expiry sends, what
+ * upstreams, and the rules that tie them together (the order in which an
+ * accepted update is made durable and published, what expiry sends, what
  * shutdown removes). The request handler decides; the zone carries out.
  */
 import type { Logger } from 'pino';
 import type { ZoneConfig } from '../config/daemon.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AddrRecord, UpstreamChange } from './records.js';
-import { isEmptyChange } from './records.js';
+import { isEmptyChange, recordKey } from './records.js';
 import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
 import type { Upstream } from './upstreams/upstream.js';
@@ -27,9 +28,18 @@ export interface ClaimedKey {
 
 /** The key database as the zone uses it (implemented by KeyStore). */
 export interface KeyStorePort {
+  /** A confirmed key; a tentative claim is not visible. */
   get(name: string): ClaimedKey | undefined;
-  /** Durable before it resolves; 'exists' when the name was claimed meanwhile. */
+  /**
+   * A tentative claim, durable before it resolves; 'exists' when the name
+   * was claimed meanwhile. Invisible until confirm(); dropped at the next
+   * start if never confirmed.
+   */
   claim(name: string, rdata: KeyRData, expiry: number): Promise<'claimed' | 'exists'>;
+  /** Makes a tentative claim real; durable before it resolves. */
+  confirm(name: string): Promise<void>;
+  /** Drops a tentative claim. */
+  abandon(name: string): void;
   refresh(name: string, expiry: number): unknown;
   remove(name: string): unknown;
   expireDue(now: number): ClaimedKey[];
@@ -57,6 +67,33 @@ export interface ForwardOutcome {
   readonly failures: readonly Error[];
 }
 
+/** What the handler decided to do for one authenticated, vetted update. */
+export interface UpdatePlan {
+  /** The claimed name (canonical). */
+  readonly name: string;
+  /** A first claim: the key to store. Absent when the name already has this key. */
+  readonly newKey?: KeyRData;
+  /** ms since the epoch. */
+  readonly keyExpiry: number;
+  /** Records to add or refresh, TTL already clamped. */
+  readonly adds: readonly AddrRecord[];
+  /** Single records to delete (RFC 2136 §2.5.4). */
+  readonly removes: readonly AddrRecord[];
+  /** RRsets to delete (RFC 2136 §2.5.2). */
+  readonly removeTypes: ReadonlyArray<'A' | 'AAAA'>;
+  /** Delete every RRset of the name (RFC 2136 §2.5.3). */
+  readonly removeAll: boolean;
+}
+
+/**
+ * How applying a plan ended. 'exists': someone else claimed the name first;
+ * 'key-store': the key could not be made durable; 'upstream': an upstream
+ * did not take the change. Nothing of a failed plan stays visible: adds
+ * that reached an upstream are taken back; removals stay queued (they are
+ * what the client asked for, and a retry asks again).
+ */
+export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' };
+
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
 
@@ -70,8 +107,8 @@ export class Zone {
 
   constructor(
     public config: ZoneConfig,
-    readonly keys: KeyStorePort,
-    readonly cache: RecordCachePort,
+    private readonly keys: KeyStorePort,
+    private readonly cache: RecordCachePort,
     upstreams: readonly Upstream[],
     public logger: Logger,
     readonly clock: Clock,
@@ -116,27 +153,145 @@ export class Zone {
     }
   }
 
-  /** Puts back records and operations loaded from the state file (start-up). */
-  restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number }>, ops: ReadonlyMap<string, readonly Op[]>): void {
-    for (const { record, expiresAt } of records) this.cache.upsert(record, expiresAt);
-    for (const box of this.outboxes) box.restore(ops.get(box.id) ?? []);
+  /**
+   * Puts back records and operations loaded from the state file (start-up).
+   * A record, or a pending add, of a name that has no confirmed key — a
+   * claim interrupted by a crash before it was confirmed — is not restored
+   * but removed upstream: a crash leaves a claim with its records, or
+   * neither. Returns once those removals were handed to the outboxes.
+   */
+  async restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number }>, ops: ReadonlyMap<string, readonly Op[]>): Promise<void> {
+    const orphans = new Map<string, AddrRecord>();
+    let restored = 0;
+    for (const { record, expiresAt } of records) {
+      if (this.keys.get(record.name) === undefined) {
+        orphans.set(recordKey(record), record);
+        this.state?.recordRemoved(record);
+      } else {
+        this.cache.upsert(record, expiresAt);
+        restored++;
+      }
+    }
+    for (const box of this.outboxes) {
+      const list = ops.get(box.id) ?? [];
+      box.restore(list);
+      for (const op of list) {
+        if (op.kind === 'add' && op.record !== undefined && this.keys.get(op.record.name) === undefined) {
+          orphans.set(recordKey(op.record), op.record);
+        }
+      }
+    }
     for (const [id, list] of ops) {
       if (!this.outboxes.some((b) => b.id === id) && list.length > 0) {
         this.state?.dropUpstream(id);
         this.logger.warn({ upstream: id, operations: list.length }, 'upstream no longer configured: its pending operations are dropped');
       }
     }
-    if (records.length > 0) this.logger.info({ records: records.length }, 'records restored from the state file');
+    if (restored > 0) this.logger.info({ records: restored }, 'records restored from the state file');
+    if (orphans.size > 0) {
+      const remove = [...orphans.values()];
+      this.logger.warn({ records: remove.length, names: [...new Set(remove.map((r) => r.name))] }, 'records of unconfirmed claims are removed');
+      // Handed to every outbox (keep-records ones too: these were never acknowledged).
+      void this.forward({ add: [], remove, removeNames: [] });
+    }
   }
 
   /** A record the upstreams accepted: cached (and journaled) until `expiresAt`. */
-  install(r: AddrRecord, expiresAt: number): void {
+  private install(r: AddrRecord, expiresAt: number): void {
     this.cache.upsert(r, expiresAt);
     this.state?.recordInstalled(r, expiresAt);
   }
 
-  uninstall(r: AddrRecord): void {
+  private uninstall(r: AddrRecord): void {
     if (this.cache.remove(r)) this.state?.recordRemoved(r);
+  }
+
+  /** The key of `name`, if it has a confirmed one. */
+  keyOf(name: string): ClaimedKey | undefined {
+    return this.keys.get(name);
+  }
+
+  /** Every live record with its deadline (the built-in zone server and Unbound read these). */
+  allLiveRecords(): readonly AddrRecord[] {
+    return this.cache.all().map((c) => c.record);
+  }
+
+  /**
+   * Carries out an accepted update, in an order that a crash at any point
+   * leaves either no claim and no records, or both:
+   *   1. a first claim is written durably as tentative (invisible, and
+   *      dropped at the next start unless confirmed);
+   *   2. the change goes to every upstream (each outbox writes its
+   *      operations ahead durably);
+   *   3. the records are installed (cache and state file);
+   *   4. the claim is confirmed durably — only then is the client told
+   *      NOERROR;
+   *   5. the expiry timer is re-armed.
+   * Call under withNameLock(plan.name).
+   */
+  async applyUpdate(plan: UpdatePlan, now: number): Promise<UpdateResult> {
+    const { name } = plan;
+    const fresh = plan.adds.filter((r) => !this.cache.has(r));
+    const removes = [...plan.removes];
+    const seen = new Set(removes.map(recordKey));
+    for (const r of this.cache.recordsOf(name)) {
+      if ((plan.removeAll || plan.removeTypes.includes(r.type)) && !seen.has(recordKey(r))) {
+        removes.push(r);
+        seen.add(recordKey(r));
+      }
+    }
+    // Installed records only move their expiry; the rest go upstream.
+    const change: UpstreamChange = {
+      add: fresh,
+      remove: plan.removeAll ? [] : removes,
+      removeNames: plan.removeAll ? [{ name, addresses: removes }] : [],
+    };
+
+    if (plan.newKey !== undefined) {
+      let claimed: 'claimed' | 'exists';
+      try {
+        claimed = await this.keys.claim(name, plan.newKey, plan.keyExpiry);
+      } catch (err) {
+        this.logger.error({ name, err }, 'key database write failed');
+        return { ok: false, failure: 'key-store' };
+      }
+      if (claimed === 'exists') return { ok: false, failure: 'exists' };
+    }
+
+    const outcome = await this.forward(change, { request: true });
+    if (!outcome.ok) {
+      // The client hears SERVFAIL and retries. The daemon's view must stay
+      // what the upstreams converge to: adds that landed somewhere are taken
+      // back (a retry queues them again after the removal), and removals
+      // stay queued in the outboxes, so they count as done here too.
+      await this.takeBack(fresh);
+      if (plan.newKey !== undefined) this.keys.abandon(name);
+      else for (const r of removes) this.uninstall(r);
+      return { ok: false, failure: 'upstream' };
+    }
+
+    for (const r of removes) this.uninstall(r);
+    for (const r of plan.adds) this.install(r, now + r.ttl * 1000);
+    if (plan.newKey !== undefined) {
+      try {
+        await this.keys.confirm(name);
+      } catch (err) {
+        this.logger.error({ name, err }, 'key database write failed');
+        for (const r of plan.adds) this.uninstall(r);
+        await this.takeBack(fresh);
+        this.keys.abandon(name);
+        return { ok: false, failure: 'key-store' };
+      }
+    } else {
+      this.keys.refresh(name, plan.keyExpiry);
+    }
+    this.scheduleExpiry();
+    return { ok: true };
+  }
+
+  /** Removes, from every upstream, adds of a request that then failed. */
+  private async takeBack(added: readonly AddrRecord[]): Promise<void> {
+    if (added.length > 0) await this.forward({ add: [], remove: added, removeNames: [] });
   }
 
   get name(): string {
@@ -170,7 +325,7 @@ export class Zone {
    * shutdown); `request` marks adds a client is waiting for (refused when an
    * outbox is full).
    */
-  async forward(change: UpstreamChange, opts: { skipKeepRecords?: boolean; request?: boolean } = {}): Promise<ForwardOutcome> {
+  private async forward(change: UpstreamChange, opts: { skipKeepRecords?: boolean; request?: boolean } = {}): Promise<ForwardOutcome> {
     if (isEmptyChange(change)) return { ok: true, failures: [] };
     const targets = this.outboxes.filter((b) => !(opts.skipKeepRecords && b.upstream.keepRecords));
     const results = await Promise.all(targets.map((b) => b.submit(change, { request: opts.request ?? false })));
@@ -192,7 +347,7 @@ export class Zone {
   }
 
   /** Arms the single expiry timer for the earliest record or key deadline. */
-  scheduleExpiry(): void {
+  private scheduleExpiry(): void {
     if (this.closed) return;
     const next = Math.min(this.cache.nextExpiry() ?? Infinity, this.keys.nextExpiry() ?? Infinity);
     if (next === this.timerAt && this.timer !== undefined) return;

@@ -6,8 +6,12 @@ import type { ClaimedKey, KeyStorePort } from '../../src/daemon/zone.js';
 
 export class MemoryKeyStore implements KeyStorePort {
   readonly keys = new Map<string, ClaimedKey>();
+  /** Tentative claims: reserved, not visible through get(). */
+  readonly tentative = new Map<string, { rdata: KeyRData; expiry: number }>();
   /** When set, claim() rejects with it (a full disk, say). */
   failWith: Error | undefined;
+  /** When set, confirm() rejects with it. */
+  failConfirmWith: Error | undefined;
   claims = 0;
 
   get size(): number {
@@ -32,10 +36,23 @@ export class MemoryKeyStore implements KeyStorePort {
   async claim(name: string, rdata: KeyRData, expiry: number): Promise<'claimed' | 'exists'> {
     await Promise.resolve();
     if (this.failWith) throw this.failWith;
-    if (this.keys.has(name)) return 'exists';
+    if (this.keys.has(name) || this.tentative.has(name)) return 'exists';
     this.claims++;
-    this.put(name, rdata, expiry);
+    this.tentative.set(name, { rdata, expiry });
     return 'claimed';
+  }
+
+  async confirm(name: string): Promise<void> {
+    await Promise.resolve();
+    if (this.failConfirmWith) throw this.failConfirmWith;
+    const t = this.tentative.get(name);
+    if (t === undefined) throw new Error(`no tentative claim of ${name}`);
+    this.tentative.delete(name);
+    this.put(name, t.rdata, t.expiry);
+  }
+
+  abandon(name: string): void {
+    this.tentative.delete(name);
   }
 
   refresh(name: string, expiry: number): void {

@@ -347,13 +347,59 @@ describe('handler: upstream failures', () => {
     assert.equal(l.zone.pendingOperations, 0, 'the retry superseded the queued removal');
   });
 
-  it('SERVFAIL when the key cannot be stored, and the forwarded records are taken back', async () => {
+  it('SERVFAIL when the claim cannot be stored; nothing reaches an upstream', async () => {
     const l = lab();
     l.keys.failWith = new Error('ENOSPC');
     const c = makeClient('host1', ZONE);
     assertRefused(await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now })), Rcode.SERVFAIL, 'Unable to store key');
+    assert.deepEqual(l.upstreams[0]?.changes, []);
+    assert.equal(l.keys.size, 0);
+    assert.equal(l.keys.tentative.size, 0);
+  });
+
+  it('SERVFAIL when the claim cannot be confirmed: the forwarded records are taken back, no key, no records', async () => {
+    const l = lab();
+    l.keys.failConfirmWith = new Error('ENOSPC');
+    const c = makeClient('host1', ZONE);
+    assertRefused(await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now })), Rcode.SERVFAIL, 'Unable to store key');
     const changes = l.upstreams[0]?.changes ?? [];
     assert.deepEqual(changes.map((ch) => [ch.add.length, ch.remove.length]), [[1, 0], [0, 1]]);
+    assert.equal(l.keys.size, 0);
+    assert.equal(l.keys.tentative.size, 0, 'the tentative claim is abandoned');
+    assert.equal(l.cache.size, 0);
+    // The name is free again: the next claim (by anyone) goes through.
+    l.keys.failConfirmWith = undefined;
+    const other = makeClient('host1', ZONE);
+    assert.equal((await l.send(signedUpdate(other, [a(other.name, '192.0.2.2')], { now: l.now }))).rcode, Rcode.NOERROR);
+    assert.equal(l.keys.get(other.name)?.keyTag, other.keyTag);
+  });
+
+  it('a first claim is durable (tentative) before anything is sent upstream, and confirmed before the answer', async () => {
+    const l = lab();
+    const c = makeClient('host1', ZONE);
+    const u = l.upstreams[0] as FakeUpstream;
+    const seen: Array<[boolean, boolean]> = [];
+    const apply = u.apply.bind(u);
+    u.apply = async (change) => {
+      seen.push([l.keys.tentative.has(c.name), l.keys.get(c.name) !== undefined]);
+      return apply(change);
+    };
+    assert.equal((await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now }))).rcode, Rcode.NOERROR);
+    assert.deepEqual(seen, [[true, false]], 'upstream reached while the claim was tentative');
+    assert.equal(l.keys.get(c.name)?.keyTag, c.keyTag);
+    assert.equal(l.keys.tentative.size, 0);
+  });
+
+  it('a failed first claim abandons its tentative claim, so the name can be claimed again', async () => {
+    const l = lab();
+    const u = l.upstreams[0] as FakeUpstream;
+    u.fail = true;
+    const c = makeClient('host1', ZONE);
+    assertRefused(await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now })), Rcode.SERVFAIL, 'Unable to update upstream servers');
+    assert.equal(l.keys.tentative.size, 0);
+    u.fail = false;
+    const other = makeClient('host1', ZONE);
+    assert.equal((await l.send(signedUpdate(other, [a(other.name, '192.0.2.2')], { now: l.now }))).rcode, Rcode.NOERROR);
   });
 });
 
