@@ -1,5 +1,5 @@
 /**
- * `nsregc` command line (SPEC §4 "Command line"): parse flags, make the
+ * `nsregc` command line (README, "Running nsregc"): parse flags, make the
  * logger, run the client until a signal or until every server refused us.
  * SIGTERM exits 0, SIGINT exits 2 (records removed first unless --keep);
  * nothing to register with, or every server refusing, exits 1.

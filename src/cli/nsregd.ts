@@ -1,6 +1,6 @@
 /**
  * `nsregd` command line: parse flags, make the logger, run the daemon until
- * a signal. SIGHUP reloads, SIGTERM exits 0, SIGINT exits 2 (SPEC §3).
+ * a signal. SIGHUP reloads, SIGTERM exits 0, SIGINT exits 2 (README, "Running nsregd").
  */
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';

@@ -1,5 +1,5 @@
 /**
- * nsregc's configuration (SPEC §4 "Configuration"): file search, defaults
+ * nsregc's configuration (README, "Running nsregc"): file search, defaults
  * table, command-line overrides. The result is frozen.
  *
  * `dns-server` accepts the original's `HOST[@PORT]` (`192.0.2.1@5353`,
@@ -66,7 +66,7 @@ export interface ClientConfig {
   readonly debug: boolean;
 }
 
-/** The defaults table (SPEC §4); `name` defaults to the system host name. */
+/** The defaults table; `name` defaults to the system host name. */
 export const CLIENT_DEFAULTS = Object.freeze({
   zones: Object.freeze([] as string[]),
   'discover-zones': true,

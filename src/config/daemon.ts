@@ -1,5 +1,5 @@
 /**
- * nsregd's configuration (SPEC §3 "Configuration"): parsed once, validated
+ * nsregd's configuration (README, "Running nsregd"): parsed once, validated
  * fully, defaulted from one table, frozen.
  *
  * Decisions beyond the original:
@@ -68,7 +68,7 @@ export interface LoadedConfig<T> {
   readonly warnings: readonly string[];
 }
 
-/** The defaults table (SPEC §3). */
+/** The defaults table (the documented defaults in nsregd.example.yaml). */
 export const DAEMON_DEFAULTS = Object.freeze({
   'listen-addr': 'localhost',
   'listen-port': 8053,

@@ -1,7 +1,7 @@
 /**
  * The composition root: configuration → zones (key store, record cache,
- * upstreams) → handler → TCP server; plus reload and shutdown (SPEC §3
- * "Reload, shutdown, signals"). Signals themselves are wired by the CLI.
+ * upstreams) → handler → TCP server; plus reload and shutdown (README,
+ * "Running nsregd"). Signals themselves are wired by the CLI.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';

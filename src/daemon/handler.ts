@@ -1,6 +1,7 @@
 /**
- * Request policy: one message in, one reply out (SPEC §3 "Handling one
- * message"). No sockets here; the server frames, the handler decides, the
+ * Request policy: one message in, one reply out: an RFC 2136 UPDATE signed
+ * with SIG(0) (RFC 2931) by the name's key, trust on first use. No sockets
+ * here; the server frames, the handler decides (a plan or a refusal), the
  * zone carries out. Each refusal is a `Refusal` (rcode + one TXT reason).
  */
 import type { Logger } from 'pino';
