@@ -132,7 +132,7 @@ export class Daemon {
     for (const w of loaded.warnings) logger.warn(w);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
     ref.zone = zone;
-    await zone.restore(loaded.records, loaded.ops);
+    zone.restore(loaded.records, loaded.ops);
     this.zones.set(zc.name, zone);
     await zone.start();
     logger.info({ keys: store.size, upstreams: upstreams.map((u) => u.description) }, 'zone ready');

@@ -158,9 +158,9 @@ export class Zone {
    * A record, or a pending add, of a name that has no confirmed key — a
    * claim interrupted by a crash before it was confirmed — is not restored
    * but removed upstream: a crash leaves a claim with its records, or
-   * neither. Returns once those removals were handed to the outboxes.
+   * neither.
    */
-  async restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number }>, ops: ReadonlyMap<string, readonly Op[]>): Promise<void> {
+  restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number }>, ops: ReadonlyMap<string, readonly Op[]>): void {
     const orphans = new Map<string, AddrRecord>();
     let restored = 0;
     for (const { record, expiresAt } of records) {
@@ -172,14 +172,10 @@ export class Zone {
         restored++;
       }
     }
+    const unclaimed = (op: Op): boolean => op.kind === 'add' && op.record !== undefined && this.keys.get(op.record.name) === undefined;
     for (const box of this.outboxes) {
-      const list = ops.get(box.id) ?? [];
-      box.restore(list);
-      for (const op of list) {
-        if (op.kind === 'add' && op.record !== undefined && this.keys.get(op.record.name) === undefined) {
-          orphans.set(recordKey(op.record), op.record);
-        }
-      }
+      // A pending add of an unconfirmed claim is sent as the removal it must become.
+      box.restore((ops.get(box.id) ?? []).map((op) => (unclaimed(op) ? { ...op, kind: 'remove' as const } : op)));
     }
     for (const [id, list] of ops) {
       if (!this.outboxes.some((b) => b.id === id) && list.length > 0) {
@@ -191,7 +187,10 @@ export class Zone {
     if (orphans.size > 0) {
       const remove = [...orphans.values()];
       this.logger.warn({ records: remove.length, names: [...new Set(remove.map((r) => r.name))] }, 'records of unconfirmed claims are removed');
-      // Handed to every outbox (keep-records ones too: these were never acknowledged).
+      // Every outbox, keep-records ones too: these records were never
+      // acknowledged to a client. Not awaited: start-up does not wait for
+      // an upstream that is down; the outboxes retry, and a crash before
+      // these are written finds the same orphans again.
       void this.forward({ add: [], remove, removeNames: [] });
     }
   }
