@@ -17,6 +17,7 @@ import { FrameDecoder, frame } from '../src/dns/transport.js';
 import { startNsregd } from '../test/helpers/nsregd-lab.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../test/helpers/sig0-client.js';
+import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../test/helpers/config-yaml.js';
 
 const seconds = Number(process.argv[2] ?? 20);
 const floodRate = Number(process.argv[3] ?? 5000);
@@ -89,17 +90,7 @@ const pct = (xs: number[], p: number): number => {
 
 const dnsPort = await freePort();
 const d = await startNsregd({
-  zonesYaml: `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: 1h
-    allowed-nets: [127.0.0.0/8]
-    allow-any-addr: true
-    upstreams:
-      - type: serve
-        listen-addr: 127.0.0.1
-        listen-port: ${dnsPort}
-        rate-limit: 0
-`,
+  zonesYaml: zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams: [serveUpstream(dnsPort, { 'rate-limit': 0 })] }),
   extraArgs: [],
 });
 const pid = d.child.pid as number;

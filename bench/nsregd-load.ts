@@ -38,6 +38,7 @@ import { formatRfc3339 } from '../src/daemon/keystore.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate } from '../test/helpers/sig0-client.js';
+import { nsupdateUpstream, zoneYaml } from '../test/helpers/config-yaml.js';
 
 const ZONE = 'bench.test.';
 /** bin/nsregd's start-up with the per-source rate limit lifted (see nsregd-child.ts). */
@@ -231,22 +232,12 @@ function configYaml(port: number, dataDir: string, named: NamedLab, key: TsigKey
 listen-port: ${port}
 data-dir: ${dataDir}
 zones:
-  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: 24h
-    allowed-nets: [127.0.0.0/8]
-    upstreams:
-      - type: nsupdate
-        hostname: 127.0.0.1
-        port: ${named.port}
-        tcp: true
-        timeout: 10s
-        zone: ${ZONE}
-        record-ttl: 60s
-        tsig-name: ${key.name}
-        tsig-secret: ${key.secret}
-        keep-records: true
-`;
+${zoneYaml(ZONE, {
+  'max-key-ttl': '720h',
+  'max-addr-ttl': '24h',
+  'allowed-nets': ['127.0.0.0/8'],
+  upstreams: [nsupdateUpstream(ZONE, named.port, key, { timeout: '10s', 'keep-records': true })],
+})}`;
 }
 
 /** A key database snapshot of `n` names in the original's format (keys are random bytes: never imported unless used). */

@@ -15,27 +15,19 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';
+import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
 const now = (): number => Math.floor(Date.now() / 1000);
 
 function zonesYaml(upstreamPort: number, maxAddrTtl = '1h'): string {
-  return `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: ${maxAddrTtl}
-    allowed-nets: [127.0.0.0/8, 192.0.2.0/24]
-    upstreams:
-      - type: nsupdate
-        hostname: 127.0.0.1
-        port: ${upstreamPort}
-        tcp: true
-        timeout: 2s
-        zone: ${ZONE}
-        record-ttl: 60s
-        tsig-name: ${key.name}
-        tsig-secret: ${key.secret}
-`;
+  return zoneYaml(ZONE, {
+    'max-key-ttl': '720h',
+    'max-addr-ttl': maxAddrTtl,
+    'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'],
+    upstreams: [nsupdateUpstream(ZONE, upstreamPort, key)],
+  });
 }
 
 /** Every A record of registered names in the zone (the lab's own ns. left out), as "name address" lines (AXFR). */

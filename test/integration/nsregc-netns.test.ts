@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml } from '../helpers/nsregd-lab.js';
 import { createNetns, LoggedProcess, REPO_ROOT, startNamedInNetns, type Netns, type NetnsNamed } from '../helpers/netns.js';
+import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `e2e.${ZONE}`;
@@ -79,21 +80,12 @@ describe('nsregc end to end in a network namespace', () => {
       daemonYaml(
         NSREGD_PORT,
         path.join(work, 'nsregd-data'),
-        `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: 1h
-    allowed-nets: [127.0.0.0/8, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32]
-    upstreams:
-      - type: nsupdate
-        hostname: 127.0.0.1
-        port: ${named.port}
-        tcp: true
-        timeout: 3s
-        zone: ${ZONE}
-        record-ttl: 60s
-        tsig-name: ${key.name}
-        tsig-secret: ${key.secret}
-`,
+        zoneYaml(ZONE, {
+          'max-key-ttl': '720h',
+          'max-addr-ttl': '1h',
+          'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32'],
+          upstreams: [nsupdateUpstream(ZONE, named.port, key, { timeout: '3s' })],
+        }),
       ),
     );
     nsregd = new LoggedProcess('nsregd', ns.spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'nsregd'), '-c', conf, '--debug']));

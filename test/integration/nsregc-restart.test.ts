@@ -21,6 +21,7 @@ import { tcpExchange } from '../../src/dns/transport.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { logSink as sink } from '../helpers/log-sink.js';
+import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `lab.${ZONE}`;
@@ -58,19 +59,10 @@ describe('daemon restart under a running nsregc', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'nsregc-restart-'));
     dnsPort = await freePort();
     port = await freePort();
-    zonesYaml = `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: 1h
-    allowed-nets: [127.0.0.0/8]
-    allow-any-addr: true
-    upstreams:
-      - type: serve
-        listen-addr: 127.0.0.1
-        listen-port: ${dnsPort}
-        record-ttl: 30s
-        negative-ttl: 1s
-        hostmaster: admin.example.org
-`;
+    zonesYaml = zoneYaml(ZONE, {
+      ...LOOPBACK_ZONE,
+      upstreams: [serveUpstream(dnsPort, { 'record-ttl': '30s', 'negative-ttl': '1s', hostmaster: 'admin.example.org' })],
+    });
   });
   after(async () => {
     await d?.stop();

@@ -19,6 +19,7 @@ import { frame } from '../../src/dns/transport.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, aaaa, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';
+import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const REV = '2.0.192.in-addr.arpa.';
@@ -26,29 +27,17 @@ const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: ra
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function upstreamYaml(named: NamedLab, extra = ''): string {
-  return `      - type: nsupdate
-        hostname: 127.0.0.1
-        port: ${named.port}
-        tcp: true
-        timeout: 3s
-        zone: ${ZONE}
-        reverse-zones: [${REV}]
-        record-ttl: 60s
-        tsig-name: ${key.name}
-        tsig-secret: ${key.secret}
-        exclude-nets: [192.0.2.200/29]
-${extra}`;
-}
 
-function zoneYaml(named: NamedLab, opts: { zone?: string; maxKeyTtl?: string; maxAddrTtl?: string; upstreamExtra?: string } = {}): string {
-  return `  ${opts.zone ?? ZONE}:
-    max-key-ttl: ${opts.maxKeyTtl ?? '720h'}
-    max-addr-ttl: ${opts.maxAddrTtl ?? '1h'}
-    reserved-names: [www]
-    allowed-nets: [127.0.0.0/8, 192.0.2.0/24, 2001:db8::/32]
-    upstreams:
-${upstreamYaml(named, opts.upstreamExtra)}`;
+function namedZone(named: NamedLab, opts: { zone?: string; maxKeyTtl?: string; maxAddrTtl?: string; upstream?: Record<string, unknown> } = {}): string {
+  return zoneYaml(opts.zone ?? ZONE, {
+    'max-key-ttl': opts.maxKeyTtl ?? '720h',
+    'max-addr-ttl': opts.maxAddrTtl ?? '1h',
+    'reserved-names': ['www'],
+    'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24', '2001:db8::/32'],
+    upstreams: [
+      nsupdateUpstream(ZONE, named.port, key, { timeout: '3s', 'reverse-zones': [REV], 'exclude-nets': ['192.0.2.200/29'], ...opts.upstream }),
+    ],
+  });
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
@@ -83,7 +72,7 @@ describe('nsregd with a real named upstream', () => {
         { name: 'second.example.org.', allowUpdateKey: key.name },
       ],
     });
-    d = await startNsregd({ zonesYaml: zoneYaml(named) });
+    d = await startNsregd({ zonesYaml: namedZone(named) });
   });
 
   after(async () => {
@@ -181,7 +170,7 @@ describe('nsregd with a real named upstream', () => {
     assert.equal((await register(d, c, [a(c.name, '192.0.2.7')])).rcode, Rcode.NOERROR);
 
     const second = 'second.example.org.';
-    await d.writeConfig(cfg(zoneYaml(named) + '\n' + zoneYaml(named, { zone: second }).replace(`zone: ${ZONE}`, `zone: ${second}`)));
+    await d.writeConfig(cfg(namedZone(named) + '\n' + namedZone(named, { zone: second }).replace(`zone: ${ZONE}`, `zone: ${second}`)));
     d.signal('SIGHUP');
     await d.waitForLog('zone added');
     const c2 = makeClient('other', second);
@@ -192,14 +181,14 @@ describe('nsregd with a real named upstream', () => {
     assert.equal((await register(d, c, [a(c.name, '192.0.2.7')])).rcode, Rcode.NOERROR);
 
     // A changed zone takes its new settings without losing keys: max-addr-ttl 1h → 10m.
-    await d.writeConfig(cfg(zoneYaml(named, { maxAddrTtl: '10m' }) + '\n' + zoneYaml(named, { zone: second }).replace(`zone: ${ZONE}`, `zone: ${second}`)));
+    await d.writeConfig(cfg(namedZone(named, { maxAddrTtl: '10m' }) + '\n' + namedZone(named, { zone: second }).replace(`zone: ${ZONE}`, `zone: ${second}`)));
     d.signal('SIGHUP');
     await d.waitForLog('zone settings changed');
     const clamped = await register(d, c, [a(c.name, '192.0.2.9', 7200)]);
     assert.equal(clamped.rcode, Rcode.NOERROR, reasons(clamped).join());
     assert.equal(clamped.answers[0]?.ttl, 600);
 
-    await d.writeConfig(cfg(zoneYaml(named)));
+    await d.writeConfig(cfg(namedZone(named)));
     d.signal('SIGHUP');
     await d.waitForLog('zone removed');
     await waitFor('records of the removed zone to go', () => named.query(c2.name, 'A'), (v) => v.length === 0);
@@ -220,7 +209,7 @@ describe('nsregd expiry against named', () => {
         { name: REV, allowUpdateKey: key.name },
       ],
     });
-    d = await startNsregd({ zonesYaml: zoneYaml(named, { maxAddrTtl: '2s', maxKeyTtl: '4s' }) });
+    d = await startNsregd({ zonesYaml: namedZone(named, { maxAddrTtl: '2s', maxKeyTtl: '4s' }) });
   });
 
   after(async () => {
@@ -261,7 +250,7 @@ describe('nsregd shutdown and the original key database', () => {
   });
 
   it('SIGTERM removes records and exits 0; keep-records keeps them; SIGINT exits 2', async () => {
-    const d = await startNsregd({ zonesYaml: zoneYaml(named) });
+    const d = await startNsregd({ zonesYaml: namedZone(named) });
     const c = makeClient('bye', ZONE);
     assert.equal((await register(d, c, [a(c.name, '192.0.2.40')])).rcode, Rcode.NOERROR);
     d.signal('SIGTERM');
@@ -269,7 +258,7 @@ describe('nsregd shutdown and the original key database', () => {
     assert.deepEqual(await named.query(c.name, 'A'), []);
     await d.stop();
 
-    const k = await startNsregd({ zonesYaml: zoneYaml(named, { upstreamExtra: '        keep-records: true' }) });
+    const k = await startNsregd({ zonesYaml: namedZone(named, { upstream: { 'keep-records': true } }) });
     const c2 = makeClient('stay', ZONE);
     assert.equal((await register(k, c2, [a(c2.name, '192.0.2.41')])).rcode, Rcode.NOERROR);
     k.signal('SIGINT');
@@ -284,7 +273,7 @@ describe('nsregd shutdown and the original key database', () => {
       const dataDir = path.join(dir, 'data');
       await mkdir(dataDir);
       await copyFile('test/fixtures/go-keydb/dynamic.example.org.keydb', path.join(dataDir, 'dynamic.example.org.keydb'));
-      const d = await startNsregd({ zonesYaml: zoneYaml(named), dir });
+      const d = await startNsregd({ zonesYaml: namedZone(named), dir });
       try {
         const files = await readKeyPair(
           'test/fixtures/go-keydb/Kalpha.dynamic.example.org.+014+32957.key',

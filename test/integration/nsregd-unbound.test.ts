@@ -10,6 +10,7 @@ import { RRClass, Rcode } from '../../src/dns/constants.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, aaaa, makeClient, signedUpdate } from '../helpers/sig0-client.js';
 import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
+import { LOOPBACK_ZONE, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 
@@ -20,24 +21,24 @@ describe('nsregd with a real unbound upstream', () => {
   before(async () => {
     unbound = await startUnbound();
     d = await startNsregd({
-      zonesYaml: `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: 1h
-    allowed-nets: [127.0.0.0/8]
-    allow-any-addr: true
-    upstreams:
-      - type: unbound
-        hostname: 127.0.0.1
-        port: ${unbound.controlPort}
-        client-cert: ${unbound.clientCert}
-        client-key: ${unbound.clientKey}
-        server-cert: ${unbound.serverCert}
-        server-name: ${unbound.serverName}
-        zone-type: static
-        reverse-zones: [2.0.192.in-addr.arpa]
-        timeout: 3s
-        record-ttl: 60s
-`,
+      zonesYaml: zoneYaml(ZONE, {
+        ...LOOPBACK_ZONE,
+        upstreams: [
+          {
+            type: 'unbound',
+            hostname: '127.0.0.1',
+            port: unbound.controlPort,
+            'client-cert': unbound.clientCert,
+            'client-key': unbound.clientKey,
+            'server-cert': unbound.serverCert,
+            'server-name': unbound.serverName,
+            'zone-type': 'static',
+            'reverse-zones': ['2.0.192.in-addr.arpa'],
+            timeout: '3s',
+            'record-ttl': '60s',
+          },
+        ],
+      }),
     });
   });
 

@@ -15,29 +15,30 @@ import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { a, aaaa, makeClient, signedUpdate } from '../helpers/sig0-client.js';
 import { requireTool, run } from '../helpers/tools.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const REV = '2.0.192.in-addr.arpa.';
 const now = (): number => Math.floor(Date.now() / 1000);
 
 function serveZones(dnsPort: number, opts: { maxAddrTtl?: string; rateLimit?: number } = {}): string {
-  return `  ${ZONE}:
-    max-key-ttl: 720h
-    max-addr-ttl: ${opts.maxAddrTtl ?? '1h'}
-    reserved-names: [ns]
-    allowed-nets: [127.0.0.0/8]
-    allow-any-addr: true
-    upstreams:
-      - type: serve
-        listen-addr: 127.0.0.1
-        listen-port: ${dnsPort}
-        record-ttl: 30s
-        negative-ttl: 1s
-        hostmaster: admin.example.org
-        reverse-zones: [${REV}]
-        exclude-nets: [198.51.100.0/24]
-        rate-limit: ${opts.rateLimit ?? 0}
-`;
+  return zoneYaml(ZONE, {
+    'max-key-ttl': '720h',
+    'max-addr-ttl': opts.maxAddrTtl ?? '1h',
+    'reserved-names': ['ns'],
+    'allowed-nets': ['127.0.0.0/8'],
+    'allow-any-addr': true,
+    upstreams: [
+      serveUpstream(dnsPort, {
+        'record-ttl': '30s',
+        'negative-ttl': '1s',
+        hostmaster: 'admin.example.org',
+        'reverse-zones': [REV],
+        'exclude-nets': ['198.51.100.0/24'],
+        'rate-limit': opts.rateLimit ?? 0,
+      }),
+    ],
+  });
 }
 
 interface Dig {
