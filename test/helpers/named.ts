@@ -4,15 +4,13 @@
  * it, and a stop() that leaves neither a process nor files behind.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { requireTool, run, supervise, type RunResult } from './tools.js';
+import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
+import { requireTool, run, type RunResult } from './tools.js';
 
 export interface TsigKeySpec {
   /** Key name as nsupdate/dig name it, e.g. "nsregd-key." (trailing dot optional). */
@@ -71,21 +69,6 @@ export interface NamedLab {
   /** Runs rndc against this server's private control channel. */
   rndc(args: string[]): Promise<string>;
   stop(): Promise<void>;
-}
-
-/** Children still running, killed if the test process exits without stop(). */
-const live = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [child, dir] of live) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
 }
 
 function fqdn(name: string): string {
@@ -152,23 +135,19 @@ function namedConf(dir: string, port: number, controlPort: number, opts: NamedOp
   return `${lines.join('\n')}\n`;
 }
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Starts named; rejects with its log if it does not serve every zone in time. */
 export async function startNamed(opts: NamedOptions): Promise<NamedLab> {
   const named = requireTool('named');
   const dig = requireTool('dig');
   const nsupdate = requireTool('nsupdate');
   const rndc = requireTool('rndc');
-  installExitHook();
-
-  const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-named-'));
-  try {
-    for (const zone of opts.zones) await writeFile(path.join(dir, zoneFileName(zone)), zoneFile(zone));
-    const rndcSecret = randomBytes(32).toString('base64');
-    // A port can be taken between freePort() and named's bind; retry then.
-    let lastError: Error | undefined;
-    for (let attempt = 0; attempt < 3; attempt++) {
+  const rndcSecret = randomBytes(32).toString('base64');
+  return startLab(
+    'named',
+    async (dir) => {
+      for (const zone of opts.zones) await writeFile(path.join(dir, zoneFileName(zone)), zoneFile(zone));
+    },
+    async (dir) => {
       const port = await freePort();
       const controlPort = await freePort();
       const confPath = path.join(dir, 'named.conf');
@@ -179,16 +158,9 @@ export async function startNamed(opts: NamedOptions): Promise<NamedLab> {
         `key "lab-rndc" { algorithm hmac-sha256; secret "${rndcSecret}"; };\n` +
           `options { default-key "lab-rndc"; default-server 127.0.0.1; default-port ${controlPort}; };\n`,
       );
-      const started = await launch({ named, dig, nsupdate, rndc, dir, confPath, rndcConf, port, opts });
-      if ('lab' in started) return started.lab;
-      lastError = started.error;
-      if (!started.retry) break;
-    }
-    throw lastError ?? new Error('named did not start');
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
+      return launch({ named, dig, nsupdate, rndc, dir, confPath, rndcConf, port, opts });
+    },
+  );
 }
 
 interface LaunchArgs {
@@ -203,12 +175,10 @@ interface LaunchArgs {
   opts: NamedOptions;
 }
 
-async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error; retry: boolean }> {
+async function launch(a: LaunchArgs): Promise<LaunchResult<NamedLab>> {
   // -g: foreground, log to stderr; -4: the lab is IPv4 loopback only.
   // Running as root, so no -u: named keeps the rights to write journals in dir.
-  const child = spawn(a.named, ['-g', '-4', '-c', a.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  live.set(child, a.dir);
-  const proc = supervise(child, () => live.delete(child));
+  const proc = spawnLabServer(a.named, ['-g', '-4', '-c', a.confPath], a.dir, ['ignore', 'ignore', 'pipe']);
   const kill = (): Promise<void> => proc.kill();
 
   const digArgs = (args: string[]): string[] => ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', ...args];
@@ -226,34 +196,14 @@ async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error
     return true;
   };
 
-  const deadline = Date.now() + (a.opts.startTimeoutMs ?? 10_000);
-  for (;;) {
-    const log = proc.log();
-    const spawnError = proc.spawnError();
-    const exited = proc.exited();
-    if (spawnError) return { error: new Error(`cannot start named: ${spawnError.message}`), retry: false };
-    if (exited) {
-      return {
-        error: new Error(`named exited during startup (code ${String(exited.code)}, signal ${String(exited.signal)}):\n${log}`),
-        retry: /address in use/i.test(log),
-      };
-    }
-    if (/address in use/i.test(log)) {
-      await kill();
-      return { error: new Error(`named could not bind port ${a.port}:\n${log}`), retry: true };
-    }
+  const failed = await awaitServing(proc, 'named', {
+    timeoutMs: a.opts.startTimeoutMs ?? 10_000,
+    inUse: /address in use/i,
+    ready,
     // A zone that fails to load leaves named running but never serving it.
-    if (/not loaded due to errors/.test(log)) {
-      await kill();
-      return { error: new Error(`named could not load a zone:\n${log}`), retry: false };
-    }
-    if (await ready()) break;
-    if (Date.now() > deadline) {
-      await kill();
-      return { error: new Error(`named did not answer on 127.0.0.1#${a.port} within the start timeout:\n${log}`), retry: false };
-    }
-    await delay(100);
-  }
+    check: (log) => (/not loaded due to errors/.test(log) ? 'a zone could not be loaded' : undefined),
+  });
+  if (failed !== undefined) return failed;
 
   let stopped: Promise<void> | undefined;
   const lab: NamedLab = {
@@ -261,7 +211,7 @@ async function launch(a: LaunchArgs): Promise<{ lab: NamedLab } | { error: Error
     port: a.port,
     dir: a.dir,
     confPath: a.confPath,
-    pid: child.pid!,
+    pid: proc.pid ?? 0,
     log: () => proc.log(),
     async dig(args: string[]): Promise<string> {
       const r = await run(a.dig, digArgs(args));

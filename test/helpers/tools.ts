@@ -103,6 +103,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 
 /** A long-running child process a lab helper supervises: bounded log, exit state, graceful kill. */
 export interface Supervised {
+  /** The process id (undefined if it could not be spawned). */
+  readonly pid: number | undefined;
   /** The last 200 kB the process wrote (stderr, and stdout when piped). */
   log(): string;
   /** Exit status once it has exited. */
@@ -138,6 +140,7 @@ export function supervise(child: import('node:child_process').ChildProcess, onEx
     spawnError = e;
   });
   return {
+    pid: child.pid,
     log: () => log,
     exited: () => status,
     exit,

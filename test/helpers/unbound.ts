@@ -4,14 +4,12 @@
  * ephemeral ports, everything in a temporary directory removed by stop().
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { requireTool, run, supervise } from './tools.js';
+import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
+import { requireTool, run } from './tools.js';
 
 export interface UnboundOptions {
   /** Raw lines added inside `server:` (indented for you). */
@@ -45,22 +43,6 @@ export interface UnboundLab {
   query(name: string, type: string): Promise<string[]>;
   stop(): Promise<void>;
 }
-
-const live = new Map<ChildProcess, string>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [child, dir] of live) {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-}
-
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function conf(dir: string, port: number, controlPort: number, opts: UnboundOptions): string {
   const q = (s: string): string => `"${s}"`;
@@ -101,28 +83,20 @@ export async function startUnbound(opts: UnboundOptions = {}): Promise<UnboundLa
   const control = requireTool('unbound-control');
   const setup = requireTool('unbound-control-setup');
   const dig = requireTool('dig');
-  installExitHook();
-
-  const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-unbound-'));
-  try {
-    const made = await run(setup, ['-d', dir], { timeoutMs: 60_000 });
-    if (made.code !== 0) throw new Error(`unbound-control-setup failed: ${made.stderr}${made.stdout}`);
-    let lastError: Error | undefined;
-    for (let attempt = 0; attempt < 3; attempt++) {
+  return startLab(
+    'unbound',
+    async (dir) => {
+      const made = await run(setup, ['-d', dir], { timeoutMs: 60_000 });
+      if (made.code !== 0) throw new Error(`unbound-control-setup failed: ${made.stderr}${made.stdout}`);
+    },
+    async (dir) => {
       const port = await freePort();
       const controlPort = await freePort();
       const confPath = path.join(dir, 'unbound.conf');
       await writeFile(confPath, conf(dir, port, controlPort, opts));
-      const started = await launch({ unbound, control, dig, dir, confPath, port, controlPort, opts });
-      if ('lab' in started) return started.lab;
-      lastError = started.error;
-      if (!started.retry) break;
-    }
-    throw lastError ?? new Error('unbound did not start');
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
+      return launch({ unbound, control, dig, dir, confPath, port, controlPort, opts });
+    },
+  );
 }
 
 interface LaunchArgs {
@@ -143,34 +117,24 @@ function normalise(out: string): string[] {
     .filter((l) => l !== '');
 }
 
-async function launch(a: LaunchArgs): Promise<{ lab: UnboundLab } | { error: Error; retry: boolean }> {
+async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
   // -d: stay in the foreground; logging goes to stderr (logfile "" and no syslog).
-  const child = spawn(a.unbound, ['-d', '-c', a.confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.set(child, a.dir);
-  const proc = supervise(child, () => live.delete(child));
+  const proc = spawnLabServer(a.unbound, ['-d', '-c', a.confPath], a.dir, ['ignore', 'pipe', 'pipe']);
   const kill = (): Promise<void> => proc.kill();
   const controlRun = (args: string[]): ReturnType<typeof run> => run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
 
-  const deadline = Date.now() + (a.opts.startTimeoutMs ?? 15_000);
-  for (;;) {
-    const log = proc.log();
-    const spawnError = proc.spawnError();
-    const exited = proc.exited();
-    if (spawnError) return { error: new Error(`cannot start unbound: ${spawnError.message}`), retry: false };
-    if (exited) {
-      return {
-        error: new Error(`unbound exited during startup (code ${String(exited.code)}, signal ${String(exited.signal)}):\n${log}`),
-        retry: /address (already )?in use/i.test(log),
-      };
-    }
-    const r = await controlRun(['status']);
-    if (r.code === 0 && /is running/.test(r.stdout)) break;
-    if (Date.now() > deadline) {
-      await kill();
-      return { error: new Error(`unbound control did not answer within the start timeout:\n${r.stderr}${r.stdout}\n${log}`), retry: false };
-    }
-    await delay(100);
-  }
+  let last = '';
+  const failed = await awaitServing(proc, 'unbound', {
+    timeoutMs: a.opts.startTimeoutMs ?? 15_000,
+    inUse: /address (already )?in use/i,
+    ready: async () => {
+      const r = await controlRun(['status']);
+      last = `${r.stderr}${r.stdout}\n`;
+      return r.code === 0 && /is running/.test(r.stdout);
+    },
+    lastOutput: () => last,
+  });
+  if (failed !== undefined) return failed;
 
   let stopped: Promise<void> | undefined;
   const lab: UnboundLab = {
