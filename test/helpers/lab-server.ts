@@ -109,3 +109,13 @@ export async function awaitServing(
     await delay(100);
   }
 }
+
+/** stop() for a lab: kills the server and removes its directory, once however often it is called. */
+export function stopOnce(proc: Supervised, dir: string): () => Promise<void> {
+  let stopped: Promise<void> | undefined;
+  return () =>
+    (stopped ??= (async (): Promise<void> => {
+      await proc.kill();
+      await rm(dir, { recursive: true, force: true });
+    })());
+}

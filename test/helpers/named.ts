@@ -5,11 +5,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
+import { awaitServing, spawnLabServer, startLab, stopOnce, type LaunchResult } from './lab-server.js';
 import { requireTool, run, type RunResult } from './tools.js';
 
 export interface TsigKeySpec {
@@ -179,7 +179,6 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<NamedLab>> {
   // -g: foreground, log to stderr; -4: the lab is IPv4 loopback only.
   // Running as root, so no -u: named keeps the rights to write journals in dir.
   const proc = spawnLabServer(a.named, ['-g', '-4', '-c', a.confPath], a.dir, ['ignore', 'ignore', 'pipe']);
-  const kill = (): Promise<void> => proc.kill();
 
   const digArgs = (args: string[]): string[] => ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', ...args];
   const zones = a.opts.zones.map((z) => fqdn(z.name));
@@ -205,7 +204,6 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<NamedLab>> {
   });
   if (failed !== undefined) return failed;
 
-  let stopped: Promise<void> | undefined;
   const lab: NamedLab = {
     host: '127.0.0.1',
     port: a.port,
@@ -237,13 +235,7 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<NamedLab>> {
       if (r.code !== 0) throw new Error(`rndc ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
       return r.stdout;
     },
-    stop(): Promise<void> {
-      stopped ??= (async (): Promise<void> => {
-        await kill();
-        await rm(a.dir, { recursive: true, force: true });
-      })();
-      return stopped;
-    },
+    stop: stopOnce(proc, a.dir),
   };
   return { lab };
 }

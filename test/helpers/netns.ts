@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TsigKeySpec, ZoneSpec } from './named.js';
 import { requireTool, run, type RunResult } from './tools.js';
+import { onJsonLines } from './json-lines.js';
 
 /** dist/test/helpers → repository root. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -81,20 +82,8 @@ export class LoggedProcess {
     readonly label: string,
     readonly child: ChildProcess,
   ) {
-    let buffered = '';
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
+    onJsonLines(child.stdout, (line) => {
+      this.lines.push(line);
       this.#wake();
     });
     child.stderr?.setEncoding('utf8');

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { decodeMessage, type DecodedMessage } from '../../src/dns/message.js';
 import { tcpExchange } from '../../src/dns/transport.js';
 import { freePort } from './ports.js';
+import { onJsonLines } from './json-lines.js';
 
 export interface NsregdLab {
   readonly port: number;
@@ -57,26 +58,12 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<{ msg: string; resolve: (l: Record<string, unknown>) => void }> = [];
   let stderr = '';
-  let buffered = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (chunk: string) => {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        parsed = { msg: line };
-      }
-      lines.push(parsed);
-      for (const w of [...waiters]) {
-        if ((typeof parsed.msg === 'string' ? parsed.msg : '').includes(w.msg)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(parsed);
-        }
+  onJsonLines(child.stdout, (parsed) => {
+    lines.push(parsed);
+    for (const w of [...waiters]) {
+      if ((typeof parsed.msg === 'string' ? parsed.msg : '').includes(w.msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(parsed);
       }
     }
   });

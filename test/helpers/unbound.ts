@@ -4,11 +4,11 @@
  * ephemeral ports, everything in a temporary directory removed by stop().
  */
 
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { freePort } from './ports.js';
-import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
+import { awaitServing, spawnLabServer, startLab, stopOnce, type LaunchResult } from './lab-server.js';
 import { requireTool, run } from './tools.js';
 
 export interface UnboundOptions {
@@ -120,7 +120,6 @@ function normalise(out: string): string[] {
 async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
   // -d: stay in the foreground; logging goes to stderr (logfile "" and no syslog).
   const proc = spawnLabServer(a.unbound, ['-d', '-c', a.confPath], a.dir, ['ignore', 'pipe', 'pipe']);
-  const kill = (): Promise<void> => proc.kill();
   const controlRun = (args: string[]): ReturnType<typeof run> => run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
 
   let last = '';
@@ -136,7 +135,6 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
   });
   if (failed !== undefined) return failed;
 
-  let stopped: Promise<void> | undefined;
   const lab: UnboundLab = {
     host: '127.0.0.1',
     port: a.port,
@@ -165,13 +163,7 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
       if (r.code !== 0) throw new Error(`dig ${name} ${type} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
       return normalise(r.stdout);
     },
-    stop(): Promise<void> {
-      stopped ??= (async (): Promise<void> => {
-        await kill();
-        await rm(a.dir, { recursive: true, force: true });
-      })();
-      return stopped;
-    },
+    stop: stopOnce(proc, a.dir),
   };
   return { lab };
 }

@@ -55,6 +55,11 @@ function reasons(m: DecodedMessage): string[] {
   return m.additionals.flatMap((rr) => (rr.type === 'TXT' && rr.data ? rr.data : []));
 }
 
+/** named serving `zones`, each updatable with the TSIG key. */
+function namedWith(...zones: string[]): Promise<NamedLab> {
+  return startNamed({ tsigKeys: [key], zones: zones.map((name) => ({ name, allowUpdateKey: key.name })) });
+}
+
 async function register(d: NsregdLab, c: TestClient, records: ReturnType<typeof a>[]): Promise<DecodedMessage> {
   return d.send(signedUpdate(c, records, { now: now(), id: Math.floor(Math.random() * 65535) }));
 }
@@ -64,14 +69,7 @@ describe('nsregd with a real named upstream', () => {
   let d: NsregdLab;
 
   before(async () => {
-    named = await startNamed({
-      tsigKeys: [key],
-      zones: [
-        { name: ZONE, allowUpdateKey: key.name },
-        { name: REV, allowUpdateKey: key.name },
-        { name: 'second.example.org.', allowUpdateKey: key.name },
-      ],
-    });
+    named = await namedWith(ZONE, REV, 'second.example.org.');
     d = await startNsregd({ zonesYaml: namedZone(named) });
   });
 
@@ -202,13 +200,7 @@ describe('nsregd expiry against named', () => {
   let d: NsregdLab;
 
   before(async () => {
-    named = await startNamed({
-      tsigKeys: [key],
-      zones: [
-        { name: ZONE, allowUpdateKey: key.name },
-        { name: REV, allowUpdateKey: key.name },
-      ],
-    });
+    named = await namedWith(ZONE, REV);
     d = await startNsregd({ zonesYaml: namedZone(named, { maxAddrTtl: '2s', maxKeyTtl: '4s' }) });
   });
 
@@ -242,7 +234,7 @@ describe('nsregd shutdown and the original key database', () => {
   let named: NamedLab;
 
   before(async () => {
-    named = await startNamed({ tsigKeys: [key], zones: [{ name: ZONE, allowUpdateKey: key.name }, { name: REV, allowUpdateKey: key.name }] });
+    named = await namedWith(ZONE, REV);
   });
 
   after(async () => {

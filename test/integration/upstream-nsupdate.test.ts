@@ -11,13 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { Cidr } from '../../src/config/cidr.js';
 import type { NsupdateUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { systemClock } from '../../src/clock.js';
-import type { AddrRecord, UpstreamChange } from '../../src/daemon/records.js';
 import { createNsupdateUpstream, UpstreamRcodeError } from '../../src/daemon/upstreams/nsupdate.js';
 import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
 import { Rcode } from '../../src/dns/constants.js';
 import { TsigError } from '../../src/dns/errors.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { logSink } from '../helpers/log-sink.js';
+import { addr, change } from '../helpers/records.js';
 
 const ZONE = 'dyn.example.';
 const REV4 = '2.0.192.in-addr.arpa.';
@@ -34,14 +34,7 @@ function cidr(s: string): Cidr {
   return c;
 }
 
-const A = (name: string, address: string, ttl = 300): AddrRecord => ({
-  name,
-  type: address.includes(':') ? 'AAAA' : 'A',
-  address,
-  ttl,
-});
-
-const change = (c: Partial<UpstreamChange>): UpstreamChange => ({ add: [], remove: [], removeNames: [], ...c });
+const A = addr;
 
 describe('nsupdate upstream against named', () => {
   let lab: NamedLab;

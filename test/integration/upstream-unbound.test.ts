@@ -19,18 +19,12 @@ import { createUnboundUpstream } from '../../src/daemon/upstreams/unbound.js';
 import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
 import { requireTool, run } from '../helpers/tools.js';
 import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
+import { addr, change } from '../helpers/records.js';
 
 const ZONE = 'dyn.example.';
 const REV4 = '2.0.192.in-addr.arpa.';
 
-const A = (name: string, address: string, ttl = 300): AddrRecord => ({
-  name,
-  type: address.includes(':') ? 'AAAA' : 'A',
-  address,
-  ttl,
-});
-
-const change = (c: Partial<UpstreamChange>): UpstreamChange => ({ add: [], remove: [], removeNames: [], ...c });
+const A = addr;
 
 /**
  * A stand-in for the daemon's record cache, updated the way the handler

@@ -377,7 +377,7 @@ describe('handler: upstream failures', () => {
   it('a first claim is durable (tentative) before anything is sent upstream, and confirmed before the answer', async () => {
     const l = lab();
     const c = makeClient('host1', ZONE);
-    const u = l.upstreams[0] as FakeUpstream;
+    const u = l.upstreams[0];
     const seen: Array<[boolean, boolean]> = [];
     const apply = u.apply.bind(u);
     u.apply = async (change) => {
@@ -392,7 +392,7 @@ describe('handler: upstream failures', () => {
 
   it('a failed first claim abandons its tentative claim, so the name can be claimed again', async () => {
     const l = lab();
-    const u = l.upstreams[0] as FakeUpstream;
+    const u = l.upstreams[0];
     u.fail = true;
     const c = makeClient('host1', ZONE);
     assertRefused(await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now })), Rcode.SERVFAIL, 'Unable to update upstream servers');
