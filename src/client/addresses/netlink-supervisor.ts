@@ -15,6 +15,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { Backoff } from '../../backoff.js';
 import {
   diffSnapshots,
   instanceKey,
@@ -192,6 +193,8 @@ export class ChildNetlinkSource implements AddressSource {
   readonly #opts: ChildNetlinkOptions;
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
+  /** Indexed by the number of recent deaths, so it eases off as old deaths leave the window. */
+  readonly #restartBackoff: Backoff;
   #watcher: Watcher | null = null;
   /** Resolves with the next usable watcher while one is being (re)started. */
   #starting: Promise<Watcher> | null = null;
@@ -210,6 +213,7 @@ export class ChildNetlinkSource implements AddressSource {
     this.#opts = opts;
     this.#log = opts.logger;
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.#restartBackoff = new Backoff({ initialMs: opts.restartInitialMs ?? 100, capMs: opts.restartCapMs ?? 5_000 });
   }
 
   /** Starts the first watcher; rejects (with the child's reason) when netlink cannot be used. */
@@ -322,10 +326,7 @@ export class ChildNetlinkSource implements AddressSource {
       this.#fail(err);
       return;
     }
-    const delay = Math.min(
-      (this.#opts.restartInitialMs ?? 100) * 2 ** (this.#deaths.length - 1),
-      this.#opts.restartCapMs ?? 5_000,
-    );
+    const delay = this.#restartBackoff.delayFor(this.#deaths.length - 1);
     this.#log?.warn(
       { how, stderr, restartInMs: delay },
       `netlink watcher died (${how}); re-reading addresses and restarting it`,
