@@ -4,13 +4,8 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
-import {
-  buildRegistration,
-  RETRY_CAP_MS,
-  Registrar,
-  type RegistrarAddress,
-  type RegistrarState,
-} from '../../../src/client/registrar.js';
+import { RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/client/registrar.js';
+import { buildRegistration, type RegistrarAddress } from '../../../src/client/update-message.js';
 import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
 import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
