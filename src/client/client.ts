@@ -1,5 +1,5 @@
 /**
- * nsregc's composition root (SPEC §4): configuration and key, the address
+ * nsregc's composition root: configuration and key, the address
  * source, zone discovery, one SRV lookup per zone, and one Registrar per
  * nsregd server, fed with the host's address changes.
  *
@@ -64,8 +64,8 @@ export async function loadClientSetup(opts: LoadClientSetupOptions): Promise<Cli
 
 /**
  * Loads the key pair, generating it on first use. Without a configuration
- * file the keys live in ~/.nsregc, created here with mode 0700 (SPEC §4):
- * it holds a private key.
+ * file the keys live in ~/.nsregc, created here with mode 0700: it holds
+ * a private key.
  */
 export async function prepareClientKey(setup: ClientSetup, logger: Logger): Promise<ClientKey> {
   const { config } = setup;
@@ -263,7 +263,7 @@ export class NsregClient {
 
   /**
    * Stops following addresses and, unless `keep`, removes every
-   * registered record from every server (SPEC §4 "Shutdown").
+   * registered record from every server.
    */
   shutdown(keep: boolean): Promise<void> {
     this.stopping ??= (async (): Promise<void> => {

@@ -3,7 +3,7 @@
  * os.networkInterfaces()), read every few seconds and diffed. It knows no
  * flags and no lifetimes, so every address counts as permanent and
  * preferred; temporary and deprecated IPv6 addresses cannot be told apart
- * here (SPEC §4 "Addresses": say so in the log — the caller does).
+ * here, and the log says so (the caller does).
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
