@@ -361,6 +361,21 @@ describe('Registrar', () => {
     assert.equal(h.sent.length, 2);
   });
 
+  it('a refused final removal: the state goes to refused, then stopped', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.behaviour = { rcode: Rcode.NOTAUTH, reason: 'Invalid key for name' };
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 2);
+    assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
+    assert.deepEqual(h.states, ['refused', 'stopped']);
+    assert.equal(h.registrar.state, 'stopped');
+    assert.deepEqual(h.registrar.registeredAddresses(), []);
+    assert.equal(h.clock.pendingTimers, 0);
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 2, 'a second shutdown does nothing');
+  });
+
   it('shutdown(keep) sends nothing', async () => {
     const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.start();
