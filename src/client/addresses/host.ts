@@ -1,5 +1,10 @@
 /**
- * The host's addresses as nsregc's registrars see them (see HostAddresses).
+ * The host's addresses as the registrars see them: a source (netlink, or
+ * the polled interface list) folded into an AddressSet, which turns raw
+ * kernel events into "became usable" / "left the host". Lists are re-read
+ * from the source each time, so TTLs are the lifetimes remaining now, not
+ * at the last event. When the source fails, the polled interface list
+ * takes over.
  */
 import type { Logger } from 'pino';
 import type { NetworkPrefix } from '../discover.js';
@@ -8,14 +13,8 @@ import type { RegistrarAddress } from '../update-message.js';
 import { AddressSet, isUsable, registrableAddresses, ttlFor, type AddressPolicy } from './policy.js';
 import type { AddressEvent, AddressSource, LocalAddress } from './source.js';
 
-export type AddressListener = (kind: 'new' | 'gone', address: string, ttl: number) => void;
+type AddressListener = (kind: 'new' | 'gone', address: string, ttl: number) => void;
 
-/**
- * The host's addresses as the registrars see them: a source (netlink, or
- * the polled interface list) folded into an AddressSet, which turns raw
- * kernel events into "became usable" / "left the host". Lists are re-read from the source each time, so TTLs are
- * the lifetimes remaining now, not at the last event.
- */
 export class HostAddresses implements AddressProvider {
   private source: AddressSource;
   private set: AddressSet;
