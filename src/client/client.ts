@@ -1,5 +1,5 @@
 /**
- * nsregc's composition root (SPEC §4): configuration and key, the address
+ * nsregc's composition root: configuration and key, the address
  * source, zone discovery, one SRV lookup per zone, and one Registrar per
  * nsregd server, fed with the host's address changes.
  *
@@ -16,22 +16,12 @@ import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { tcpExchange } from '../dns/transport.js';
-import {
-  AddressSet,
-  isUsable,
-  openAddressSource,
-  PollAddressSource,
-  registrableAddresses,
-  ttlFor,
-  type AddressEvent,
-  type AddressPolicy,
-  type AddressSource,
-  type LocalAddress,
-} from './addresses/index.js';
-import { discoverZones, findServers, makeQuery, type LookupFn, type NetworkPrefix, type NsregServer, type QueryFn } from './discover.js';
+import { HostAddresses } from './addresses/host.js';
+import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
+import { discoverZones, findServers, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
 import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
-import { Registrar, type AddressProvider, type ProbeFn, type RegistrarAddress, type SendFn } from './registrar.js';
+import { Registrar, type ProbeFn, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
 import { errorMessage } from '../errors.js';
 
@@ -74,8 +64,8 @@ export async function loadClientSetup(opts: LoadClientSetupOptions): Promise<Cli
 
 /**
  * Loads the key pair, generating it on first use. Without a configuration
- * file the keys live in ~/.nsregc, created here with mode 0700 (SPEC §4):
- * it holds a private key.
+ * file the keys live in ~/.nsregc, created here with mode 0700: it holds
+ * a private key.
  */
 export async function prepareClientKey(setup: ClientSetup, logger: Logger): Promise<ClientKey> {
   const { config } = setup;
@@ -98,119 +88,6 @@ export async function prepareClientKey(setup: ClientSetup, logger: Logger): Prom
     key.generated ? 'generated a new key pair' : 'loaded key pair',
   );
   return key;
-}
-
-type AddressListener = (kind: 'new' | 'gone', address: string, ttl: number) => void;
-
-/**
- * The host's addresses as the registrars see them: a source (netlink, or
- * the polled interface list) folded into an AddressSet, which turns raw
- * kernel events into "became usable" / "left the host" (SPEC §4
- * "Addresses"). Lists are re-read from the source each time, so TTLs are
- * the lifetimes remaining now, not at the last event.
- */
-class HostAddresses implements AddressProvider {
-  private source: AddressSource;
-  private set: AddressSet;
-  private listener: AddressListener | undefined;
-  private closed = false;
-
-  constructor(
-    source: AddressSource,
-    private readonly policy: AddressPolicy,
-    private readonly addrTtl: number,
-    private readonly extras: readonly string[],
-    private readonly log: Logger,
-    private readonly fallback: () => AddressSource,
-  ) {
-    this.source = source;
-    this.set = new AddressSet(policy);
-  }
-
-  /** First listing, then changes (in that order, as the AddressSource contract asks). */
-  async open(): Promise<void> {
-    this.set.load(await this.source.list());
-    await this.subscribe(this.source);
-    const usable = this.usableInstances().map((a) => `${a.address}/${a.prefixLen} (${a.ifname})`);
-    this.log.info({ source: this.source.kind, addresses: usable }, 'watching local addresses');
-  }
-
-  /** Only one consumer: the client, which fans events out to its registrars. */
-  onChange(listener: AddressListener): void {
-    this.listener = listener;
-  }
-
-  async list(): Promise<readonly RegistrarAddress[]> {
-    const found = registrableAddresses(await this.source.list(), this.policy, this.addrTtl, this.extras);
-    return found.map((a) => ({ address: a.address, ttl: a.ttl }));
-  }
-
-  /** The usable local addresses with their prefixes, for zone discovery. */
-  networks(): NetworkPrefix[] {
-    return this.usableInstances().map((a) => ({ address: a.address, prefixLength: a.prefixLen }));
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.listener = undefined;
-    await this.source.close();
-  }
-
-  private usableInstances(): LocalAddress[] {
-    return this.set.instances().filter((a) => isUsable(a, this.policy));
-  }
-
-  private subscribe(source: AddressSource): Promise<void> {
-    return source.subscribe(
-      (e) => {
-        if (source === this.source) this.handle(e);
-      },
-      (err) => {
-        if (source === this.source) void this.failover(err);
-      },
-    );
-  }
-
-  private handle(e: AddressEvent): void {
-    if (this.closed) return;
-    const change = this.set.apply(e);
-    if (change === 'unchanged') return;
-    this.log.debug({ address: e.address.address, ifname: e.address.ifname, change }, 'address change');
-    this.listener?.(change, e.address.address, ttlFor(e.address, this.addrTtl));
-  }
-
-  /**
-   * The source stopped reporting (netlink socket error): carry on with
-   * the polled interface list, announcing what changed in between.
-   */
-  private async failover(err: Error): Promise<void> {
-    if (this.closed) return;
-    this.log.error({ err }, 'address source failed; falling back to polling the interface list');
-    const old = this.source;
-    const poll = this.fallback();
-    this.source = poll;
-    await old.close().catch(() => undefined);
-    try {
-      const fresh = new AddressSet(this.policy);
-      const list = await poll.list();
-      fresh.load(list);
-      const before = this.set;
-      this.set = fresh;
-      const oldUsable = new Set(before.instances().filter((a) => before.isUsable(a.address)).map((a) => a.address));
-      for (const address of oldUsable) {
-        if (!fresh.has(address)) this.listener?.('gone', address, 0);
-      }
-      for (const a of list) {
-        if (fresh.isUsable(a.address) && !oldUsable.has(a.address)) {
-          oldUsable.add(a.address);
-          this.listener?.('new', a.address, ttlFor(a, this.addrTtl));
-        }
-      }
-      await this.subscribe(poll);
-    } catch (e) {
-      this.log.error({ err: e }, 'polling the interface list failed too; address changes are no longer followed');
-    }
-  }
 }
 
 export interface StartClientOptions {
@@ -386,7 +263,7 @@ export class NsregClient {
 
   /**
    * Stops following addresses and, unless `keep`, removes every
-   * registered record from every server (SPEC §4 "Shutdown").
+   * registered record from every server.
    */
   shutdown(keep: boolean): Promise<void> {
     this.stopping ??= (async (): Promise<void> => {

@@ -1,5 +1,5 @@
 /**
- * Finding where to register (SPEC §4 "Finding servers"): zone discovery
+ * Finding where to register: zone discovery
  * with DNS-SD browse-domain queries (RFC 6763 §11), then one SRV lookup
  * per zone for the nsregd server (`_nsreg._tcp.<zone>`, RFC 2782).
  *
@@ -143,16 +143,16 @@ async function browseRound(
             if (zone !== '.') zones.push(zone);
           }
         }
-        return { domain: d, zones, error: undefined };
+        return { domain: d, ok: true as const, zones };
       } catch (err) {
-        return { domain: d, zones: [] as string[], error: err as Error };
+        return { domain: d, ok: false as const, error: err };
       }
     }),
   );
   const zones: string[] = [];
   const failed: string[] = [];
   for (const r of results) {
-    if (r.error !== undefined) {
+    if (!r.ok) {
       opts.logger.warn({ domain: r.domain, err: r.error }, 'zone discovery query failed');
       failed.push(r.domain);
       continue;
@@ -220,8 +220,8 @@ export interface NsregServer {
 /**
  * An SRV target as an address: an IP literal with a trailing dot (what
  * nsregd announces when listening on an address) is used as written;
- * any other name goes through `lookup` (the original sent both to the
- * DNS as names and failed — SPEC §4 **FIX**).
+ * any other name goes through `lookup`, so /etc/hosts applies. (The
+ * original client sent both to the DNS as names, and failed on literals.)
  */
 export async function resolveTarget(target: string, lookup: LookupFn = systemLookup): Promise<string> {
   const bare = target.endsWith('.') ? target.slice(0, -1) : target;

@@ -5,17 +5,29 @@
  */
 import { NsregError } from '../errors.js';
 
-/** /etc/resolv.conf could not be read or names no usable nameserver. */
-export class ResolvConfError extends NsregError {
-  readonly code = 'ERR_NSREGC_RESOLV_CONF';
+/** The shape every client error shares: a reason from its own small vocabulary. */
+abstract class ClientError<Reason extends string> extends NsregError {
   constructor(
-    readonly file: string,
-    readonly reason: 'unreadable' | 'no-nameserver',
+    readonly reason: Reason,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}: ${message}`, options);
-    this.name = 'ResolvConfError';
+    super(message, options);
+  }
+}
+
+export type ResolvConfFailureReason = 'unreadable' | 'no-nameserver';
+
+/** /etc/resolv.conf could not be read or names no usable nameserver. */
+export class ResolvConfError extends ClientError<ResolvConfFailureReason> {
+  readonly code = 'ERR_NSREGC_RESOLV_CONF';
+  constructor(
+    readonly file: string,
+    reason: ResolvConfFailureReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(reason, `${file}: ${message}`, options);
   }
 }
 
@@ -30,16 +42,8 @@ export type ClientKeyFailureReason =
   | 'unusable';
 
 /** The client's key pair cannot be loaded or created. */
-export class ClientKeyError extends NsregError {
+export class ClientKeyError extends ClientError<ClientKeyFailureReason> {
   readonly code = 'ERR_NSREGC_KEY';
-  constructor(
-    readonly reason: ClientKeyFailureReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ClientKeyError';
-  }
 }
 
 export type DiscoveryFailureReason =
@@ -51,16 +55,8 @@ export type DiscoveryFailureReason =
   | 'unresolvable-target';
 
 /** Zone discovery or server lookup failed. */
-export class DiscoveryError extends NsregError {
+export class DiscoveryError extends ClientError<DiscoveryFailureReason> {
   readonly code = 'ERR_NSREGC_DISCOVERY';
-  constructor(
-    readonly reason: DiscoveryFailureReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'DiscoveryError';
-  }
 }
 
 export type ClientStartFailureReason =
@@ -72,14 +68,6 @@ export type ClientStartFailureReason =
   | 'aborted';
 
 /** nsregc has nothing to register with; the run ends with exit code 1. */
-export class ClientStartError extends NsregError {
+export class ClientStartError extends ClientError<ClientStartFailureReason> {
   readonly code = 'ERR_NSREGC_START';
-  constructor(
-    readonly reason: ClientStartFailureReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ClientStartError';
-  }
 }

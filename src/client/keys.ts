@@ -1,5 +1,5 @@
 /**
- * The client's key pair (SPEC §4 "Keys"): a BIND `.key`/`.private` pair,
+ * The client's key pair: a BIND `.key`/`.private` pair,
  * loaded as-is or generated on first start.
  *
  * The owner name and TTL inside the public file do not matter on the

@@ -1,8 +1,8 @@
 /**
- * Keeping a name registered with one nsregd server (SPEC §4 "Registering
- * and keeping it alive"). One Registrar per server; everything it does is
- * driven by an injected Clock, an injected `send` (one TCP exchange) and
- * an injected address provider, so its timing is tested with fake time.
+ * Keeping a name registered with one nsregd server. One Registrar per
+ * server; everything it does is driven by an injected Clock, an injected
+ * `send` (one TCP exchange) and an injected address provider, so its
+ * timing is tested with fake time.
  *
  * Life of a record:
  *   insert ──NOERROR──▶ registered ──half the echoed TTL──▶ refresh (if the
@@ -21,23 +21,22 @@
  * overtake the insert it undoes.
  */
 import { randomInt } from 'node:crypto';
-import * as net from 'node:net';
 import type { Logger } from 'pino';
+import { Backoff } from '../backoff.js';
 import { normalizeIp } from '../config/cidr.js';
 import { unixSeconds, type Clock, type TimerHandle } from '../clock.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
-import { decodeMessage, encodeMessage, type DecodedMessage, type ResourceRecord } from '../dns/message.js';
-import { canonicalName, fqdn } from '../dns/names.js';
-import { signSig0 } from '../dns/sig0.js';
-import { addRecord, buildUpdate, deleteRecord } from '../dns/update.js';
-import type { ClientKey } from './keys.js';
+import { decodeMessage, type DecodedMessage } from '../dns/message.js';
+import { canonicalName } from '../dns/names.js';
+import { buildRegistration, replyReason, type RegistrarAddress, type RegistrarKey } from './update-message.js';
 
 /** First retry delay after a transient failure. */
 export const RETRY_INITIAL_MS = 1_000;
 /**
  * Longest retry delay. Five minutes: long enough not to hammer a server
  * that is down, short enough that records (default TTL 1 h) come back well
- * before they would expire. The original had no cap (SPEC §4 **FIX**).
+ * before they would expire. The original client had no cap and could end
+ * up waiting longer than the records live.
  */
 export const RETRY_CAP_MS = 300_000;
 /**
@@ -46,12 +45,6 @@ export const RETRY_CAP_MS = 300_000;
  * connection and one small query per server.
  */
 export const PROBE_INTERVAL_MS = 15_000;
-
-/** An address to register and the TTL (seconds) to register it with. */
-export interface RegistrarAddress {
-  readonly address: string;
-  readonly ttl: number;
-}
 
 /**
  * The registrar's view of the host's addresses: the ones eligible for
@@ -63,14 +56,11 @@ export interface AddressProvider {
   list(): Promise<readonly RegistrarAddress[]>;
 }
 
-/** One DNS exchange with the server (TCP, SPEC §2); rejects on network errors. */
+/** One DNS exchange with the server (over TCP, RFC 7766); rejects on network errors. */
 export type SendFn = (update: Buffer) => Promise<Buffer>;
 
 /** A liveness question to the server; resolves when it answered, rejects when it did not. */
 export type ProbeFn = () => Promise<void>;
-
-/** The KEY/SIG(0) material the registrar signs with (ClientKey satisfies it). */
-export type RegistrarKey = Pick<ClientKey, 'signerFor' | 'keyRecord'>;
 
 export type RegistrarState = 'running' | 'refused' | 'stopped';
 
@@ -101,52 +91,28 @@ export interface RegistrarOptions {
   readonly onStateChange?: (state: RegistrarState) => void;
 }
 
-export interface BuildRegistrationOptions {
-  readonly id: number;
-  readonly zone: string;
-  readonly name: string;
-  readonly key: RegistrarKey;
-  readonly keyTtl: number;
-  /** Unix seconds for the SIG(0) window. */
-  readonly now: number;
-  readonly inserts?: readonly RegistrarAddress[];
-  /** Addresses whose records are deleted (RFC 2136 §2.5.4). */
-  readonly removals?: readonly string[];
-}
+/** What the registrar knows of its server while running. */
+type ServerLink =
+  /** Answering; probed every interval. */
+  | { readonly kind: 'up' }
+  /**
+   * Not answering since a probe or an update failed on the network; probed
+   * with back-off. `reRegister`: it may have lost our records, so every
+   * address goes out again once it answers (false when a retry already
+   * carried them all and got an answer, just not NOERROR).
+   */
+  | { readonly kind: 'down'; readonly reRegister: boolean }
+  /** Answered after an outage; the full re-registration is queued and covers whatever waits for a retry. */
+  | { readonly kind: 'back' };
 
-function addressRecord(name: string, address: string, ttl: number): ResourceRecord {
-  const type = net.isIPv6(address) ? 'AAAA' : 'A';
-  return { name, type, class: RRClass.IN, ttl, data: address };
-}
-
-/**
- * The signed UPDATE the client sends: zone section = the zone (SOA, IN),
- * update section = inserts then removals, additional = the KEY under the
- * full name with TTL key-ttl, then the SIG(0) whose signer is that name
- * (SPEC §2, RFC 2931 §3). Names are not compressed, as the original sends.
- */
-export function buildRegistration(opts: BuildRegistrationOptions): Buffer {
-  const name = fqdn(opts.name);
-  const updates: ResourceRecord[] = [
-    ...(opts.inserts ?? []).map((a) => addRecord(addressRecord(name, a.address, a.ttl))),
-    ...(opts.removals ?? []).map((a) => deleteRecord(addressRecord(name, a, 0))),
-  ];
-  const msg = buildUpdate({
-    id: opts.id,
-    zone: opts.zone,
-    updates,
-    additionals: [opts.key.keyRecord(name, opts.keyTtl)],
-  });
-  return signSig0(encodeMessage(msg), opts.key.signerFor(name), { now: opts.now });
-}
-
-/** The server's human-readable reason: the first TXT of the additional section (how nsregd answers). */
-export function replyReason(reply: DecodedMessage): string | undefined {
-  for (const rr of reply.additionals) {
-    if (rr.type === 'TXT' && rr.data !== null) return rr.data.join('');
-  }
-  return undefined;
-}
+/** The registration as a whole. */
+type Phase =
+  | { readonly kind: 'running'; readonly link: ServerLink }
+  /** shutdown() began: nothing new starts; its final removal may be under way. Reported as 'running'. */
+  | { readonly kind: 'stopping' }
+  /** The server answered an update with an rcode other than NOERROR or SERVFAIL: nothing more is sent. */
+  | { readonly kind: 'refused' }
+  | { readonly kind: 'stopped' };
 
 /** Canonical text of an address, the registrar's map key. */
 function addressKey(address: string): string {
@@ -166,31 +132,23 @@ export class Registrar {
   private readonly opts: RegistrarOptions;
   private readonly log: Logger;
   private readonly nextId: () => number;
-  private readonly retryInitialMs: number;
-  private readonly retryCapMs: number;
-  private currentState: RegistrarState = 'running';
-  private stopping = false;
+  private readonly probeIntervalMs: number;
+  private phase: Phase = { kind: 'running', link: { kind: 'up' } };
   private readonly registered = new Map<string, Registered>();
   /** Addresses waiting for the retry timer: to insert (re-checked then) or to remove. */
   private readonly retryInserts = new Set<string>();
   private readonly retryRemovals = new Set<string>();
   private retryTimer: TimerHandle | undefined;
-  private backoffMs: number;
+  /** Delays of update retries: reset by any NOERROR. */
+  private readonly retryBackoff: Backoff;
   /** Refresh timers that fired and are batched into one update. */
   private readonly dueRefresh = new Set<string>();
   private dueTimer: TimerHandle | undefined;
   /** Tail of the send queue. */
   private queue: Promise<void> = Promise.resolve();
-  private readonly probeIntervalMs: number;
   private probeTimer: TimerHandle | undefined;
-  /** Delay before the next probe of a server that is down. */
-  private probeBackoffMs: number;
-  /** The server stopped answering (probe or update failed on the network) and has not answered since. */
-  private down = false;
-  /** Everything must be registered again once the server answers (it may have lost our records). */
-  private needsReRegister = false;
-  /** A re-registration sits in the queue: it covers whatever waits for a retry. */
-  private reRegisterQueued = false;
+  /** Delays between probes of a server that is down: capped at the normal interval, so its return is noticed within one. */
+  private readonly probeBackoff: Backoff;
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -198,20 +156,20 @@ export class Registrar {
     this.name = canonicalName(opts.name);
     this.log = opts.logger.child({ zone: this.zone, server: opts.server });
     this.nextId = opts.randomId ?? ((): number => randomInt(0, 0x10000));
-    this.retryInitialMs = opts.retryInitialMs ?? RETRY_INITIAL_MS;
-    this.retryCapMs = opts.retryCapMs ?? RETRY_CAP_MS;
-    this.backoffMs = this.retryInitialMs;
+    const initialMs = opts.retryInitialMs ?? RETRY_INITIAL_MS;
+    const capMs = opts.retryCapMs ?? RETRY_CAP_MS;
     this.probeIntervalMs = opts.probeIntervalMs ?? PROBE_INTERVAL_MS;
-    this.probeBackoffMs = this.retryInitialMs;
+    this.retryBackoff = new Backoff({ initialMs, capMs });
+    this.probeBackoff = new Backoff({ initialMs, capMs: Math.min(capMs, Math.max(this.probeIntervalMs, initialMs)) });
   }
 
   /** True while the server is considered down (not answering). */
   get serverDown(): boolean {
-    return this.down;
+    return this.phase.kind === 'running' && this.phase.link.kind === 'down';
   }
 
   get state(): RegistrarState {
-    return this.currentState;
+    return this.phase.kind === 'stopping' ? 'running' : this.phase.kind;
   }
 
   /** Addresses currently registered (echoed by the server), canonical text. */
@@ -221,7 +179,7 @@ export class Registrar {
 
   /** The delay the next transient failure will wait. */
   get nextRetryDelayMs(): number {
-    return this.backoffMs;
+    return this.retryBackoff.peek();
   }
 
   /** Resolves once every update queued so far has been answered or has failed. */
@@ -276,34 +234,40 @@ export class Registrar {
    * (one update, not retried). A refused registrar stays 'refused'.
    */
   async shutdown(keep: boolean): Promise<void> {
-    if (this.stopping) return this.queue;
-    this.stopping = true;
+    if (this.phase.kind !== 'running') return this.queue;
+    this.setPhase({ kind: 'stopping' });
     this.cancelTimers();
     await this.queue;
-    if (this.currentState === 'running') {
-      const all = [...new Set([...this.registered.keys(), ...this.retryInserts])];
-      this.retryInserts.clear();
-      this.retryRemovals.clear();
-      if (!keep && all.length > 0) {
-        this.log.info({ count: all.length, addresses: all }, 'removing records before exit');
-        const outcome = await this.exchangeUpdate({ removals: all });
-        if (outcome === 'ok') this.log.info({ count: all.length }, 'records removed');
-      } else if (keep && all.length > 0) {
-        this.log.info({ count: all.length }, 'keeping records on exit');
-      }
-      for (const k of [...this.registered.keys()]) this.forget(k);
-      this.setState('stopped');
+    // An update that was in flight may have been refused meanwhile.
+    if (this.state === 'refused') return;
+    const all = [...new Set([...this.registered.keys(), ...this.retryInserts])];
+    this.retryInserts.clear();
+    this.retryRemovals.clear();
+    if (!keep && all.length > 0) {
+      this.log.info({ count: all.length, addresses: all }, 'removing records before exit');
+      const outcome = await this.exchangeUpdate({ removals: all });
+      if (outcome === 'ok') this.log.info({ count: all.length }, 'records removed');
+    } else if (keep && all.length > 0) {
+      this.log.info({ count: all.length }, 'keeping records on exit');
     }
+    for (const k of [...this.registered.keys()]) this.forget(k);
+    this.setPhase({ kind: 'stopped' });
   }
 
   private active(): boolean {
-    return this.currentState === 'running' && !this.stopping;
+    return this.phase.kind === 'running';
   }
 
-  private setState(s: RegistrarState): void {
-    if (this.currentState === s) return;
-    this.currentState = s;
-    this.opts.onStateChange?.(s);
+  /** Moves to `next`, telling the owner when the state it sees changes. */
+  private setPhase(next: Phase): void {
+    const before = this.state;
+    this.phase = next;
+    if (this.state !== before) this.opts.onStateChange?.(this.state);
+  }
+
+  /** Changes what is known of the server; only while running. */
+  private setLink(link: ServerLink): void {
+    if (this.phase.kind === 'running') this.phase = { kind: 'running', link };
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
@@ -326,13 +290,17 @@ export class Registrar {
       r.timer?.cancel();
       r.timer = undefined;
     }
-    this.retryTimer?.cancel();
-    this.retryTimer = undefined;
+    this.cancelRetry();
     this.dueTimer?.cancel();
     this.dueTimer = undefined;
     this.dueRefresh.clear();
     this.probeTimer?.cancel();
     this.probeTimer = undefined;
+  }
+
+  private cancelRetry(): void {
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
   }
 
   private scheduleProbe(delayMs: number): void {
@@ -355,28 +323,19 @@ export class Registrar {
       answered = false;
       this.markDown('liveness probe', err);
     }
-    if (!this.active()) return;
-    if (!answered) {
-      const delay = this.probeBackoffMs;
-      // Capped at the normal interval: a server that is back is noticed within one interval.
-      this.probeBackoffMs = Math.min(this.probeBackoffMs * 2, this.retryCapMs, Math.max(this.probeIntervalMs, this.retryInitialMs));
-      this.scheduleProbe(delay);
-      return;
-    }
-    if (this.down) this.serverAnswered();
+    if (this.phase.kind !== 'running') return;
+    if (!answered) this.scheduleProbe(this.probeBackoff.next());
+    else if (this.phase.link.kind === 'down') this.serverAnswered(this.phase.link.reRegister);
     else this.scheduleProbe(this.probeIntervalMs);
   }
 
   /** A probe or an update got an answer while the server was marked down. */
-  private serverAnswered(): void {
-    this.down = false;
-    this.probeBackoffMs = this.retryInitialMs;
+  private serverAnswered(reRegister: boolean): void {
+    this.setLink(reRegister ? { kind: 'back' } : { kind: 'up' });
+    this.probeBackoff.reset();
     this.scheduleProbe(this.probeIntervalMs);
-    if (this.needsReRegister) {
-      this.needsReRegister = false;
-      this.retryTimer?.cancel();
-      this.retryTimer = undefined;
-      this.reRegisterQueued = true;
+    if (reRegister) {
+      this.cancelRetry();
       void this.enqueue(() => this.reRegister());
     }
   }
@@ -387,18 +346,13 @@ export class Registrar {
    */
   private markDown(what: string, err: unknown): void {
     // Without a probe nothing would ever mark the server up again.
-    if (this.opts.probe === undefined) return;
-    this.needsReRegister = true;
-    if (this.down) return;
-    this.down = true;
-    this.log.warn(
-      { err: err instanceof Error ? err.message : String(err), via: what },
-      'server is not answering; will register every address again when it is back',
-    );
-    if (this.active()) {
-      this.probeBackoffMs = this.retryInitialMs;
-      this.scheduleProbe(this.probeBackoffMs);
-    }
+    if (this.opts.probe === undefined || this.phase.kind !== 'running') return;
+    const wasDown = this.phase.link.kind === 'down';
+    this.setLink({ kind: 'down', reRegister: true });
+    if (wasDown) return;
+    this.log.warn({ err, via: what }, 'server is not answering; will register every address again when it is back');
+    this.probeBackoff.reset();
+    this.scheduleProbe(this.probeBackoff.peek());
   }
 
   /**
@@ -407,10 +361,9 @@ export class Registrar {
    * (this also covers whatever was waiting for a retry).
    */
   private async reRegister(): Promise<void> {
-    this.reRegisterQueued = false;
+    if (this.phase.kind === 'running' && this.phase.link.kind === 'back') this.setLink({ kind: 'up' });
     if (!this.active()) return;
-    this.retryTimer?.cancel();
-    this.retryTimer = undefined;
+    this.cancelRetry();
     const removals = [...this.retryRemovals];
     this.retryInserts.clear();
     this.retryRemovals.clear();
@@ -440,7 +393,7 @@ export class Registrar {
 
   /** Signs, sends and interprets one update; schedules refreshes or retries. */
   private async exchangeUpdate(u: { inserts?: readonly RegistrarAddress[]; removals?: readonly string[] }): Promise<Outcome> {
-    if (this.currentState !== 'running') return 'skipped';
+    if (this.phase.kind !== 'running' && this.phase.kind !== 'stopping') return 'skipped';
     const inserts = u.inserts ?? [];
     const removals = u.removals ?? [];
     const update = buildRegistration({
@@ -458,8 +411,8 @@ export class Registrar {
       reply = decodeMessage(await this.opts.send(update));
       if (!reply.qr) throw new Error('reply is not a response (QR clear)');
     } catch (err) {
-      this.log.warn({ err: err }, 'network error while sending update');
-      if (!this.stopping) this.markDown('update', err);
+      this.log.warn({ err }, 'network error while sending update');
+      this.markDown('update', err);
       this.transient(inserts, removals);
       return 'transient';
     }
@@ -476,9 +429,9 @@ export class Registrar {
       this.refuse();
       return 'refused';
     }
-    this.backoffMs = this.retryInitialMs;
-    if (this.stopping) return 'ok';
-    if (this.down) this.serverAnswered();
+    this.retryBackoff.reset();
+    if (this.phase.kind !== 'running') return 'ok';
+    if (this.phase.link.kind === 'down') this.serverAnswered(this.phase.link.reRegister);
     for (const a of removals) this.log.info({ address: a }, 'record removed');
     this.registerEchoed(reply);
     return 'ok';
@@ -544,12 +497,11 @@ export class Registrar {
   }
 
   private transient(inserts: readonly RegistrarAddress[], removals: readonly string[]): void {
-    if (this.stopping) return;
+    if (this.phase.kind !== 'running') return;
     for (const a of inserts) this.retryInserts.add(addressKey(a.address));
     for (const a of removals) this.retryRemovals.add(addressKey(a));
     if (this.retryTimer !== undefined) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.retryCapMs);
+    const delay = this.retryBackoff.next();
     this.log.info({ retryInMs: delay, inserts: inserts.length, removals: removals.length }, 'queueing records for retry');
     this.retryTimer = this.opts.clock.schedule(delay, () => {
       this.retryTimer = undefined;
@@ -558,11 +510,11 @@ export class Registrar {
   }
 
   private async retry(): Promise<void> {
-    if (!this.active() || this.reRegisterQueued) return;
-    if (this.needsReRegister) {
+    if (this.phase.kind !== 'running' || this.phase.link.kind === 'back') return;
+    if (this.phase.link.kind === 'down' && this.phase.link.reRegister) {
       // The server was unreachable: if this attempt gets through, it may be
       // talking to a restarted server that lost everything, so send it all.
-      this.needsReRegister = false;
+      this.setLink({ kind: 'down', reRegister: false });
       await this.reRegister();
       return;
     }
@@ -587,6 +539,6 @@ export class Registrar {
     this.retryInserts.clear();
     this.retryRemovals.clear();
     for (const k of [...this.registered.keys()]) this.forget(k);
-    this.setState('refused');
+    this.setPhase({ kind: 'refused' });
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The DNS server nsregc asks when `dns-server` is unset: the first
- * `nameserver` line of /etc/resolv.conf (SPEC §4 "Configuration").
+ * `nameserver` line of /etc/resolv.conf.
  *
  * resolv.conf(5): one keyword per line, `#` or `;` in the first column
  * starts a comment. Real files also carry trailing comments, so anything

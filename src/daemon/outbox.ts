@@ -20,6 +20,7 @@
  * bounded by the number of records. Nothing is ever dropped silently.
  */
 import type { Logger } from 'pino';
+import { Backoff } from '../backoff.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from './records.js';
 import type { Upstream } from './upstreams/upstream.js';
@@ -96,6 +97,7 @@ export class Outbox {
   private readonly pending = new Map<string, Op>();
   private readonly waiters = new Map<Op, Array<(ok: boolean) => void>>();
   private readonly opts: OutboxOptions;
+  private readonly backoff: Backoff;
   private flushing: Promise<void> | undefined;
   private timer: TimerHandle | undefined;
   private failures = 0;
@@ -111,6 +113,7 @@ export class Outbox {
     opts: Partial<OutboxOptions> = {},
   ) {
     this.opts = { ...DEFAULT_OUTBOX, ...opts };
+    this.backoff = new Backoff({ initialMs: this.opts.retryInitialMs, capMs: this.opts.retryMaxMs, jitter: this.opts.jitter });
   }
 
   get id(): string {
@@ -259,8 +262,7 @@ export class Outbox {
       }
       if ((trigger === 'timer' || this.failures === 0 || this.timer === undefined) && !this.closed) {
         this.failures++;
-        const base = Math.min(this.opts.retryMaxMs, this.opts.retryInitialMs * 2 ** Math.min(this.failures - 1, 30));
-        const delay = Math.round(base * (1 + this.opts.jitter * (2 * Math.random() - 1)));
+        const delay = this.backoff.delayFor(this.failures - 1);
         const fields = { upstream: this.id, pending: this.pending.size, retryInMs: delay, err: error.message };
         if (this.failures === 1) this.logger.warn(fields, 'upstream update failed; operations kept and retried');
         else this.logger.debug(fields, 'upstream still failing');

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { loadClientKey } from '../../src/client/keys.js';
-import { buildRegistration } from '../../src/client/registrar.js';
+import { buildRegistration } from '../../src/client/update-message.js';
 import { decodeMessage } from '../../src/dns/message.js';
 import { keyRecords, verifySig0 } from '../../src/dns/sig0.js';
 import { requireTool, run } from '../helpers/tools.js';

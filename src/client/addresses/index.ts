@@ -1,5 +1,5 @@
 /**
- * Choosing the address source (SPEC §4 "Addresses"): rtnetlink when it can
+ * Choosing the address source: rtnetlink when it can
  * be opened, else the polled interface list — and the log says which.
  */
 import type { Logger } from 'pino';
@@ -7,7 +7,7 @@ import type { NetlinkSourceOptions } from './netlink.js';
 import { openChildNetlinkSource } from './netlink-supervisor.js';
 import { DEFAULT_POLL_INTERVAL_MS, PollAddressSource, type PollSourceOptions } from './poll.js';
 import type { AddressSource } from './source.js';
-import { errnoCode } from '../../errors.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 
 export * from './source.js';
 export * from './policy.js';
@@ -23,11 +23,9 @@ export interface OpenAddressSourceOptions {
 }
 
 function reasonOf(err: unknown): string {
-  if (err instanceof Error) {
-    const code = errnoCode(err);
-    return code !== undefined && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
+  const message = errorMessage(err);
+  const code = errnoCode(err);
+  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 /** Open rtnetlink, or fall back to polling with a warning naming the reason. */

@@ -18,7 +18,7 @@
  */
 import { createInterface } from 'node:readline';
 import { openNetlinkSource } from './netlink.js';
-import { errnoCode } from '../../errors.js';
+import { errnoCode, errorMessage } from '../../errors.js';
 
 function emit(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -30,8 +30,7 @@ async function main(argv: readonly string[]): Promise<void> {
   try {
     source = await openNetlinkSource(size === undefined || !Number.isFinite(size) ? {} : { recvBufferSize: size });
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    emit({ type: 'error', message: e.message, code: errnoCode(e) ?? null });
+    emit({ type: 'error', message: errorMessage(err), code: errnoCode(err) ?? null });
     process.exitCode = 1;
     return;
   }

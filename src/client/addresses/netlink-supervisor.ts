@@ -15,14 +15,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import {
-  diffSnapshots,
-  instanceKey,
-  snapshotOf,
-  type AddressEvent,
-  type AddressSource,
-  type LocalAddress,
-} from './source.js';
+import { Backoff } from '../../backoff.js';
+import { errorMessage } from '../../errors.js';
+import { EventRelay } from './relay.js';
+import { snapshotOf, type AddressEvent, type AddressSource, type LocalAddress } from './source.js';
 
 export const CHILD_SCRIPT = fileURLToPath(new URL('./netlink-child.js', import.meta.url));
 
@@ -192,24 +188,22 @@ export class ChildNetlinkSource implements AddressSource {
   readonly #opts: ChildNetlinkOptions;
   readonly #log: Logger | undefined;
   readonly #timeoutMs: number;
+  /** Indexed by the number of recent deaths, so it eases off as old deaths leave the window. */
+  readonly #restartBackoff: Backoff;
   #watcher: Watcher | null = null;
   /** Resolves with the next usable watcher while one is being (re)started. */
   #starting: Promise<Watcher> | null = null;
-  #known = new Map<string, LocalAddress>();
-  #pending: AddressEvent[] = [];
+  readonly #relay = new EventRelay(() => this.close());
   /** Events held while a resync listing is in flight; replayed after its difference. */
   #held: AddressEvent[] | null = null;
-  #onEvent: ((e: AddressEvent) => void) | null = null;
-  #onFailure: ((err: Error) => void) | null = null;
-  #failure: Error | null = null;
   #deaths: number[] = [];
-  #closed = false;
   #referenced = false;
 
   private constructor(opts: ChildNetlinkOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.#restartBackoff = new Backoff({ initialMs: opts.restartInitialMs ?? 100, capMs: opts.restartCapMs ?? 5_000 });
   }
 
   /** Starts the first watcher; rejects (with the child's reason) when netlink cannot be used. */
@@ -234,10 +228,10 @@ export class ChildNetlinkSource implements AddressSource {
   async list(): Promise<LocalAddress[]> {
     for (let attempt = 1; ; attempt++) {
       const w = await this.#currentWatcher();
-      if (this.#onEvent === null) this.#pending = [];
+      this.#relay.listing();
       try {
         const list = await w.list(this.#timeoutMs);
-        if (this.#onEvent === null) this.#known = snapshotOf(list);
+        this.#relay.listed(list);
         return list;
       } catch (err) {
         if (!(err instanceof WatcherDied) || attempt >= 3) throw err;
@@ -246,23 +240,14 @@ export class ChildNetlinkSource implements AddressSource {
   }
 
   async subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void> {
-    if (this.#closed) throw new Error('address source is closed');
-    if (this.#onEvent !== null) throw new Error('already subscribed');
-    this.#onEvent = onEvent;
-    this.#onFailure = onFailure;
-    this.#referenced = true;
-    this.#watcher?.ref(true);
-    const held = this.#pending;
-    this.#pending = [];
-    for (const e of held) onEvent(e);
-    if (this.#failure !== null) this.#reportFailure(this.#failure);
+    this.#relay.subscribe(onEvent, onFailure, () => {
+      this.#referenced = true;
+      this.#watcher?.ref(true);
+    });
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#onEvent = null;
-    this.#onFailure = null;
+    if (!this.#relay.close()) return;
     const w = this.#watcher;
     this.#watcher = null;
     if (w !== null) {
@@ -286,29 +271,21 @@ export class ChildNetlinkSource implements AddressSource {
   }
 
   async #currentWatcher(): Promise<Watcher> {
-    if (this.#failure !== null) throw this.#failure;
-    if (this.#closed) throw new Error('address source is closed');
+    if (this.#relay.failure !== null) throw this.#relay.failure;
+    if (this.#relay.closed) throw new Error('address source is closed');
     if (this.#watcher !== null) return this.#watcher;
     if (this.#starting !== null) return this.#starting;
     throw new Error('no netlink watcher running');
   }
 
   #fromWatcher(from: Watcher, e: AddressEvent): void {
-    if (this.#closed || from !== this.#watcher) return;
+    if (this.#relay.closed || from !== this.#watcher) return;
     if (this.#held !== null) this.#held.push(e);
-    else this.#deliver(e);
-  }
-
-  #deliver(e: AddressEvent): void {
-    const key = instanceKey(e.address);
-    if (e.kind === 'added') this.#known.set(key, e.address);
-    else this.#known.delete(key);
-    if (this.#onEvent !== null) this.#onEvent(e);
-    else this.#pending.push(e);
+    else this.#relay.deliver(e);
   }
 
   #died(w: Watcher, how: string): void {
-    if (this.#closed || w !== this.#watcher) return;
+    if (this.#relay.closed || w !== this.#watcher) return;
     this.#watcher = null;
     const now = Date.now();
     const window = this.#opts.deathWindowMs ?? 60_000;
@@ -319,13 +296,10 @@ export class ChildNetlinkSource implements AddressSource {
     if (this.#deaths.length >= max) {
       const err = new Error(`netlink watcher died ${this.#deaths.length} times within ${window / 1000}s (last: ${how})`);
       this.#log?.error({ how, stderr }, `${err.message}; giving up on netlink`);
-      this.#fail(err);
+      this.#relay.fail(err);
       return;
     }
-    const delay = Math.min(
-      (this.#opts.restartInitialMs ?? 100) * 2 ** (this.#deaths.length - 1),
-      this.#opts.restartCapMs ?? 5_000,
-    );
+    const delay = this.#restartBackoff.delayFor(this.#deaths.length - 1);
     this.#log?.warn(
       { how, stderr, restartInMs: delay },
       `netlink watcher died (${how}); re-reading addresses and restarting it`,
@@ -337,7 +311,7 @@ export class ChildNetlinkSource implements AddressSource {
   /** A new watcher after `delayMs`, then the difference between what it lists and what was reported. */
   async #restart(delayMs: number): Promise<Watcher> {
     await new Promise<void>((resolve) => setTimeout(resolve, delayMs));
-    if (this.#closed) throw new Error('address source is closed');
+    if (this.#relay.closed) throw new Error('address source is closed');
     const w = this.#spawn();
     let list: LocalAddress[];
     try {
@@ -352,34 +326,23 @@ export class ChildNetlinkSource implements AddressSource {
       w.stop();
       // Counted as another death: it gives up after maxDeaths like a crash does.
       this.#watcher = w;
-      this.#died(w, `restart failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.#died(w, `restart failed: ${errorMessage(err)}`);
       throw err;
     }
-    if (this.#closed) {
+    if (this.#relay.closed) {
       w.stop();
       throw new Error('address source is closed');
     }
-    const changes = diffSnapshots(this.#known, snapshotOf(list));
+    const changes = this.#relay.difference(snapshotOf(list));
     const held = this.#held ?? [];
     this.#held = null;
     this.#starting = null;
     this.#adopt(w);
     this.#log?.info({ watcherPid: w.child.pid, changes: changes.length }, 'netlink watcher restarted');
-    for (const e of changes) this.#deliver(e);
+    for (const e of changes) this.#relay.deliver(e);
     // Repeats of what the listing showed are no-ops for the consumer.
-    for (const e of held) this.#deliver(e);
+    for (const e of held) this.#relay.deliver(e);
     return w;
-  }
-
-  #fail(err: Error): void {
-    if (this.#closed || this.#failure !== null) return;
-    this.#failure = err;
-    if (this.#onFailure !== null) this.#reportFailure(err);
-  }
-
-  #reportFailure(err: Error): void {
-    const report = this.#onFailure;
-    void this.close().then(() => report?.(err));
   }
 }
 

@@ -14,15 +14,8 @@
 import { endianness } from 'node:os';
 import { createNetlink, FlagsGet, Protocol, type NetlinkMessage, type NetlinkSocket } from 'netlink';
 import { formatIp } from '../../config/cidr.js';
-import {
-  diffSnapshots,
-  instanceKey,
-  LIFETIME_FOREVER,
-  snapshotOf,
-  type AddressEvent,
-  type AddressSource,
-  type LocalAddress,
-} from './source.js';
+import { EventRelay } from './relay.js';
+import { LIFETIME_FOREVER, snapshotOf, type AddressEvent, type AddressSource, type LocalAddress } from './source.js';
 
 // linux/rtnetlink.h message types.
 export const RTM_NEWLINK = 16;
@@ -176,10 +169,6 @@ export interface NetlinkSourceOptions {
   readonly recvBufferSize?: number;
 }
 
-function errorOf(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
-}
-
 function openSocket(recvBufferSize: number): NetlinkSocket {
   return createNetlink(Protocol.ROUTE, { ref: false, recvBufferSize, sendBufferSize: 65536 });
 }
@@ -189,14 +178,7 @@ export class NetlinkAddressSource implements AddressSource {
   readonly #events: NetlinkSocket;
   readonly #query: NetlinkSocket;
   readonly #names = new Map<number, string>();
-  /** Address instances as the consumer knows them (last listing plus every event since). */
-  #known = new Map<string, LocalAddress>();
-  /** Events held until subscribe(). */
-  #pending: AddressEvent[] = [];
-  #onEvent: ((e: AddressEvent) => void) | null = null;
-  #onFailure: ((err: Error) => void) | null = null;
-  #failure: Error | null = null;
-  #closed = false;
+  readonly #relay = new EventRelay(() => this.close());
   /** Notifications are handled one after another, name lookups included, to keep their order. */
   #chain: Promise<void> = Promise.resolve();
 
@@ -214,11 +196,11 @@ export class NetlinkAddressSource implements AddressSource {
         // overrun unlikely, and this path is ready for a fixed package.)
         this.#chain = this.#chain.then(() => this.#resync());
       } else {
-        this.#fail(err);
+        this.#relay.fail(err);
       }
     });
-    events.on('close', () => this.#fail(new Error('netlink socket closed')));
-    query.on('error', (err) => this.#fail(err));
+    events.on('close', () => this.#relay.fail(new Error('netlink socket closed')));
+    query.on('error', (err) => this.#relay.fail(err));
   }
 
   /** Open both sockets, join the address groups and check that dumps work. Rejects when netlink is unusable. */
@@ -243,57 +225,24 @@ export class NetlinkAddressSource implements AddressSource {
   }
 
   async list(): Promise<LocalAddress[]> {
-    if (this.#onEvent === null) {
-      // Anything heard before this dump is reflected in it.
-      this.#pending = [];
-    }
+    this.#relay.listing();
     const list = await this.#dumpAddresses();
-    if (this.#onEvent === null) this.#known = snapshotOf(list);
+    this.#relay.listed(list);
     return list;
   }
 
   async subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void> {
-    if (this.#closed) throw new Error('address source is closed');
-    if (this.#onEvent !== null) throw new Error('already subscribed');
-    this.#onEvent = onEvent;
-    this.#onFailure = onFailure;
-    this.#events.ref(true);
-    const held = this.#pending;
-    this.#pending = [];
-    for (const e of held) onEvent(e);
-    if (this.#failure !== null) this.#reportFailure(this.#failure);
+    this.#relay.subscribe(onEvent, onFailure, () => this.#events.ref(true));
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#onEvent = null;
-    this.#onFailure = null;
+    if (!this.#relay.close()) return;
     this.#events.close();
     this.#query.close();
   }
 
-  #fail(err: Error): void {
-    if (this.#closed || this.#failure !== null) return;
-    this.#failure = err;
-    if (this.#onFailure !== null) this.#reportFailure(err);
-  }
-
-  #reportFailure(err: Error): void {
-    const report = this.#onFailure;
-    void this.close().then(() => report?.(err));
-  }
-
-  #deliver(e: AddressEvent): void {
-    const key = instanceKey(e.address);
-    if (e.kind === 'added') this.#known.set(key, e.address);
-    else this.#known.delete(key);
-    if (this.#onEvent !== null) this.#onEvent(e);
-    else this.#pending.push(e);
-  }
-
   async #handle(msg: NetlinkMessage): Promise<void> {
-    if (this.#closed) return;
+    if (this.#relay.closed) return;
     try {
       switch (msg.type) {
         case RTM_NEWLINK:
@@ -309,24 +258,24 @@ export class NetlinkAddressSource implements AddressSource {
           const parsed = parseIfAddrMessage(msg.data);
           if (parsed === null) return;
           if (!this.#names.has(parsed.ifindex) && msg.type === RTM_NEWADDR) await this.#loadNames();
-          this.#deliver({ kind: msg.type === RTM_NEWADDR ? 'added' : 'removed', address: toLocalAddress(parsed, this.#names) });
+          this.#relay.deliver({ kind: msg.type === RTM_NEWADDR ? 'added' : 'removed', address: toLocalAddress(parsed, this.#names) });
           return;
         }
         default:
           return;
       }
     } catch (err) {
-      this.#fail(errorOf(err));
+      this.#relay.fail(err);
     }
   }
 
   async #resync(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#relay.closed) return;
     try {
       const fresh = snapshotOf(await this.#dumpAddresses());
-      for (const e of diffSnapshots(this.#known, fresh)) this.#deliver(e);
+      for (const e of this.#relay.difference(fresh)) this.#relay.deliver(e);
     } catch (err) {
-      this.#fail(errorOf(err));
+      this.#relay.fail(err);
     }
   }
 

@@ -1,6 +1,5 @@
 /**
- * Which local addresses nsregc registers, and for how long (SPEC §4
- * "Addresses", "Registering and keeping it alive"). Pure functions of the
+ * Which local addresses nsregc registers, and for how long. Pure functions of the
  * addresses a source reports; no I/O, no clock.
  */
 import { inNets, parseIp, type Cidr } from '../../config/cidr.js';

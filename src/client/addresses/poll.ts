@@ -3,19 +3,13 @@
  * os.networkInterfaces()), read every few seconds and diffed. It knows no
  * flags and no lifetimes, so every address counts as permanent and
  * preferred; temporary and deprecated IPv6 addresses cannot be told apart
- * here (SPEC §4 "Addresses": say so in the log — the caller does).
+ * here, and the log says so (the caller does).
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { normalizeIp } from '../../config/cidr.js';
-import {
-  diffSnapshots,
-  LIFETIME_FOREVER,
-  snapshotOf,
-  type AddressEvent,
-  type AddressSource,
-  type LocalAddress,
-} from './source.js';
+import { EventRelay } from './relay.js';
+import { LIFETIME_FOREVER, snapshotOf, type AddressEvent, type AddressSource, type LocalAddress } from './source.js';
 
 export const DEFAULT_POLL_INTERVAL_MS = 10_000;
 
@@ -80,11 +74,8 @@ export class PollAddressSource implements AddressSource {
   readonly intervalMs: number;
   readonly #read: InterfaceReader;
   readonly #ifindexOf: (name: string) => number;
-  #known = new Map<string, LocalAddress>();
+  readonly #relay = new EventRelay(() => this.close());
   #timer: NodeJS.Timeout | null = null;
-  #onEvent: ((e: AddressEvent) => void) | null = null;
-  #onFailure: ((err: Error) => void) | null = null;
-  #closed = false;
 
   constructor(opts: PollSourceOptions = {}) {
     const interval = opts.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
@@ -96,39 +87,30 @@ export class PollAddressSource implements AddressSource {
 
   async list(): Promise<LocalAddress[]> {
     const list = fromNetworkInterfaces(this.#read(), this.#ifindexOf);
-    // Before subscribe() the listing is the baseline changes are measured from.
-    if (this.#onEvent === null) this.#known = snapshotOf(list);
+    this.#relay.listed(list);
     return list;
   }
 
   async subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void> {
-    if (this.#closed) throw new Error('address source is closed');
-    if (this.#onEvent !== null) throw new Error('already subscribed');
-    this.#onEvent = onEvent;
-    this.#onFailure = onFailure;
+    this.#relay.subscribe(onEvent, onFailure);
     this.#timer = setInterval(() => this.pollOnce(), this.intervalMs);
   }
 
   /** Read the interface list once and report what changed since the last read. */
   pollOnce(): void {
-    if (this.#closed || this.#onEvent === null) return;
+    if (this.#relay.closed || !this.#relay.subscribed) return;
     let fresh: Map<string, LocalAddress>;
     try {
       fresh = snapshotOf(fromNetworkInterfaces(this.#read(), this.#ifindexOf));
     } catch (err) {
-      const report = this.#onFailure;
-      void this.close().then(() => report?.(err instanceof Error ? err : new Error(String(err))));
+      this.#relay.fail(err);
       return;
     }
-    const events = diffSnapshots(this.#known, fresh);
-    this.#known = fresh;
-    for (const e of events) this.#onEvent(e);
+    for (const e of this.#relay.difference(fresh)) this.#relay.deliver(e);
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#onEvent = null;
-    this.#onFailure = null;
+    this.#relay.close();
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
   }

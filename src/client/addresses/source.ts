@@ -1,6 +1,6 @@
 /**
- * The one interface every way of learning the host's addresses implements
- * (SPEC §4 "Addresses"): rtnetlink where the kernel offers it, a poll of the
+ * The one interface every way of learning the host's addresses implements:
+ * rtnetlink where the kernel offers it, a poll of the
  * OS interface list otherwise. Sources report raw facts — every address on
  * every interface, with its kernel flags — and never filter; what counts as
  * registrable is decided by `policy.ts`.

@@ -4,13 +4,8 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
-import {
-  buildRegistration,
-  RETRY_CAP_MS,
-  Registrar,
-  type RegistrarAddress,
-  type RegistrarState,
-} from '../../../src/client/registrar.js';
+import { RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/client/registrar.js';
+import { buildRegistration, type RegistrarAddress } from '../../../src/client/update-message.js';
 import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
 import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
@@ -364,6 +359,21 @@ describe('Registrar', () => {
     assert.equal(h.clock.pendingTimers, 0);
     await h.advance(3_600_000);
     assert.equal(h.sent.length, 2);
+  });
+
+  it('a refused final removal: the state goes to refused, then stopped', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.behaviour = { rcode: Rcode.NOTAUTH, reason: 'Invalid key for name' };
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 2);
+    assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
+    assert.deepEqual(h.states, ['refused', 'stopped']);
+    assert.equal(h.registrar.state, 'stopped');
+    assert.deepEqual(h.registrar.registeredAddresses(), []);
+    assert.equal(h.clock.pendingTimers, 0);
+    await h.registrar.shutdown(false);
+    assert.equal(h.sent.length, 2, 'a second shutdown does nothing');
   });
 
   it('shutdown(keep) sends nothing', async () => {
