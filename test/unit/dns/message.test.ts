@@ -3,12 +3,16 @@ import assert from 'node:assert/strict';
 import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { MalformedMessageError } from '../../../src/dns/errors.js';
 import {
+  appendAdditional,
   decodeMessage,
   emptyMessage,
   encodeMessage,
   encodeRecord,
+  encodingLength,
   optRecord,
+  recordLength,
   typeCode,
+  writeRecord,
   type DecodedMessage,
   type Message,
   type ResourceRecord,
@@ -126,9 +130,35 @@ function messageWith(rr: ResourceRecord, section: 'answers' | 'authorities' | 'a
   return m;
 }
 
+/**
+ * Lengths without encoding: encodingLength is the encoded size, and each
+ * RR's recordLength is what encodeRecord and writeRecord (at an offset,
+ * after other bytes) produce — the same octets the message holds.
+ */
+function checkLengths(m: Message, bytes: Buffer): void {
+  assert.equal(encodingLength(m), bytes.length);
+  const d = decodeMessage(bytes);
+  const sections = ['answers', 'authorities', 'additionals'] as const;
+  for (const section of sections) {
+    m[section].forEach((rr, i) => {
+      const span = d.spans[section][i];
+      const alone = encodeRecord(rr);
+      assert.equal(recordLength(rr), alone.length);
+      const offset = 13;
+      const buf = Buffer.alloc(offset + alone.length, 0xee);
+      assert.equal(writeRecord(rr, buf, offset), alone.length);
+      assert.deepEqual(buf.subarray(offset), alone);
+      // The OPT's TTL carries the extended rcode in the message, so only its length is compared.
+      if (rr.type !== 'OPT') assert.deepEqual(bytes.subarray(span.start, span.end), alone);
+      assert.equal(span.end - span.start, alone.length);
+    });
+  }
+}
+
 /** Round trip both ways: value → bytes → value, and bytes → value → the same bytes. */
 function roundTrip(m: Message): DecodedMessage {
   const bytes = encodeMessage(m);
+  checkLengths(m, bytes);
   const d = decodeMessage(bytes);
   assert.deepEqual(stripDecoded(d), m);
   assert.deepEqual(encodeMessage(d), bytes);
@@ -172,6 +202,13 @@ describe('message: round trip of every record type and class', () => {
     const copy = structuredClone(m);
     encodeMessage(m);
     assert.deepEqual(m, copy);
+  });
+
+  it('appendAdditional adds one RR at the end and counts it in ARCOUNT', () => {
+    const m = messageWith({ name: 'a.example.', type: 'A', class: RRClass.IN, ttl: 1, data: '192.0.2.1' }, 'additionals');
+    const key: ResourceRecord = { name: 'Host.example.', type: 'KEY', class: RRClass.IN, ttl: 0, data: KEY_DATA };
+    const appended = appendAdditional(encodeMessage(m), key);
+    assert.deepEqual(appended, encodeMessage({ ...m, additionals: [...m.additionals, key] }));
   });
 
   it('refuses a TXT string over 255 octets', () => {
@@ -327,6 +364,7 @@ describe('message: decoding BIND and Go fixtures', () => {
     assert.ok(sig?.type === 'SIG' && sig.data !== null);
     assert.equal(sig.data.signerName, 'foxtrot.dynamic.example.org.');
     assert.deepEqual(encodeMessage(d), raw);
+    assert.equal(encodingLength(d), raw.length);
     for (const section of ['questions', 'answers', 'authorities', 'additionals'] as const) {
       let expectStart = section === 'questions' ? 12 : undefined;
       for (const span of d.spans[section]) {
