@@ -100,15 +100,12 @@ type RData = NonNullable<ResourceRecord['data']>;
 
 /**
  * A record's non-empty rdata with its codec; undefined for empty rdata
- * (type ANY never has any, RFC 2136 §2.5.3). The table is indexed by the
- * record's own type, so the codec fits the data; TypeScript cannot follow
- * that correlation through a union (microsoft/TypeScript#30581), hence the
- * widening.
+ * (type ANY never has any, RFC 2136 §2.5.3). The codec comes from the
+ * record's own type, so it fits the data.
  */
 function rdataOf(rr: ResourceRecord): { codec: RDataCodec<RData>; data: RData } | undefined {
   if (rr.data === null) return undefined;
-  const codec = rr.type === 'OPT' || rr.type === 'UNKNOWN' ? opaqueRData : RDATA[rr.type];
-  return { codec: codec as RDataCodec<RData>, data: rr.data };
+  return { codec: rr.type === 'OPT' || rr.type === 'UNKNOWN' ? opaqueRData : RDATA[rr.type], data: rr.data };
 }
 
 /** Octets of one RR on the wire (owner uncompressed), computed without encoding it. */
