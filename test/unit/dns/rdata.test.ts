@@ -2,52 +2,32 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidNameError, MalformedMessageError } from '../../../src/dns/errors.js';
 import { RDATA, decodeRData, encodeRData, opaqueRData, type RDataCodec, type RDataType, type RDataTypes } from '../../../src/dns/rdata.js';
+import { TSIG_DATA, WITH_DATA } from './samples.js';
 
 function isMalformed(reason: string): (err: unknown) => boolean {
   return (err) => err instanceof MalformedMessageError && err.code === 'ERR_DNS_MALFORMED' && err.reason === reason;
 }
 
-/** Values of every type with a codec, names with escapes and mixed case among them. */
-const SAMPLES: { [K in RDataType]: Array<RDataTypes[K]> } = {
-  A: ['192.0.2.1', '0.0.0.0', '255.255.255.255'],
-  AAAA: ['2001:db8::1', '::', '::ffff:c000:201', '2001:db8:0:1:1:1:1:1'],
-  NS: ['ns1.example.', '.'],
-  CNAME: ['a\\.b.Example.', 'sp\\032ace.example.'],
-  PTR: ['host.example.'],
-  TXT: [['first', '', 'third string; with "quotes"'], [], ['é', 'x'.repeat(255)]],
-  SOA: [
-    { mname: 'ns.example.', rname: 'host\\.master.example.', serial: 0xffffffff, refresh: 3600, retry: 600, expire: 86400, minimum: 300 },
-  ],
-  SRV: [{ priority: 10, weight: 20, port: 5353, target: 'Target.example.' }],
-  KEY: [
-    { flags: 0x0201, protocol: 3, algorithm: 14, publicKey: Buffer.alloc(96, 0x11) },
-    { flags: 256, protocol: 3, algorithm: 15, publicKey: Buffer.alloc(0) },
-  ],
-  SIG: [
-    {
-      typeCovered: 0,
-      algorithm: 13,
-      labels: 0,
-      originalTtl: 0,
-      expiration: 0xfffffff0,
-      inception: 1_700_000_000,
-      keyTag: 12345,
-      signerName: 'Host.Example.org.',
-      signature: Buffer.alloc(64, 0xab),
-    },
-  ],
-  TSIG: [
-    {
-      algorithm: 'hmac-sha256.',
-      timeSigned: 0x0001_2345_6789,
-      fudge: 300,
-      mac: Buffer.alloc(32, 0x5a),
-      originalId: 0xbeef,
-      error: 18,
-      otherData: Buffer.from([0, 0, 0x65, 0x43, 0x21, 0x00]),
-    },
-  ],
+/** More values beyond the shared samples: edge cases of each codec. */
+const EXTRA: Partial<{ [K in RDataType]: Array<RDataTypes[K]> }> = {
+  A: ['0.0.0.0', '255.255.255.255'],
+  AAAA: ['::', '::ffff:c000:201', '2001:db8:0:1:1:1:1:1'],
+  NS: ['.'],
+  CNAME: ['sp\\032ace.Example.'],
+  TXT: [[], ['é', 'x'.repeat(255)]],
+  SRV: [{ priority: 0, weight: 0, port: 0, target: '.' }],
+  KEY: [{ flags: 256, protocol: 3, algorithm: 15, publicKey: Buffer.alloc(0) }],
+  TSIG: [{ ...TSIG_DATA, error: 18, mac: Buffer.alloc(0), otherData: Buffer.alloc(0) }],
 };
+
+/** Every type with a codec and its values: the shared samples, then the extras. */
+function samples(): Map<RDataType, unknown[]> {
+  const out = new Map<RDataType, unknown[]>((Object.keys(RDATA) as RDataType[]).map((t) => [t, [...(EXTRA[t] ?? [])]]));
+  for (const rr of WITH_DATA) {
+    if (rr.type !== 'OPT' && rr.type !== 'UNKNOWN' && rr.type !== 'ANY' && rr.data !== null) out.get(rr.type)?.unshift(rr.data);
+  }
+  return out;
+}
 
 /** encodingLength, encode at offset 0 and at an offset, decode back: all agree. */
 function checkCodec<T>(codec: RDataCodec<T>, value: T): void {
@@ -65,10 +45,10 @@ function checkCodec<T>(codec: RDataCodec<T>, value: T): void {
 }
 
 describe('rdata: every codec of the table', () => {
-  for (const type of Object.keys(SAMPLES) as RDataType[]) {
+  for (const [type, values] of samples()) {
     it(`${type}: encodingLength equals the octets encode writes, at offset 0 and inside a message`, () => {
-      const codec = RDATA[type] as RDataCodec<RDataTypes[typeof type]>;
-      for (const value of SAMPLES[type]) checkCodec(codec, value);
+      assert.ok(values.length > 0);
+      for (const value of values) checkCodec(RDATA[type] as RDataCodec<unknown>, value);
     });
   }
 
