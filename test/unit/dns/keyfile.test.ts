@@ -19,11 +19,11 @@ import { fixture, fixturePath } from '../../helpers/fixtures.js';
 
 const ED_KEY = 'cUlSjXtLLR33xPj79jYSTymPJx34zLOZQzGszXgOPuY=';
 
-function keyFileError(line?: number): (err: unknown) => boolean {
+function keyFileError(line?: number, file = 'k.key'): (err: unknown) => boolean {
   return (err: unknown): boolean => {
     assert.ok(err instanceof KeyFileError);
     assert.equal(err.code, 'ERR_DNS_KEYFILE');
-    assert.equal(err.file, 'k.key');
+    assert.equal(err.file, file);
     assert.equal(err.line, line);
     return true;
   };
@@ -163,16 +163,7 @@ describe('parsePrivateKeyFile', () => {
   ];
   for (const [label, text, line] of bad) {
     it(`rejects: ${label}`, () => {
-      assert.throws(
-        () => parsePrivateKeyFile(text, 'k.private'),
-        (err: unknown) => {
-          assert.ok(err instanceof KeyFileError);
-          assert.equal(err.code, 'ERR_DNS_KEYFILE');
-          assert.equal(err.file, 'k.private');
-          assert.equal(err.line, line);
-          return true;
-        },
-      );
+      assert.throws(() => parsePrivateKeyFile(text, 'k.private'), keyFileError(line, 'k.private'));
     });
   }
 });
@@ -265,10 +256,6 @@ describe('formatKeyPair / parseKeyPair', () => {
   });
 
   it('names the file a parse error comes from', () => {
-    assert.throws(() => parseKeyPair('', 'empty.key', '', 'empty.private'), (err: unknown) => {
-      assert.ok(err instanceof KeyFileError);
-      assert.equal(err.file, 'empty.key');
-      return true;
-    });
+    assert.throws(() => parseKeyPair('', 'empty.key', '', 'empty.private'), keyFileError(undefined, 'empty.key'));
   });
 });
