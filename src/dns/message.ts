@@ -129,7 +129,7 @@ export function writeRecord(rr: ResourceRecord, buf: Buffer, offset: number): nu
 
 /** Wire form of one RR (owner never compressed). */
 export function encodeRecord(rr: ResourceRecord): Buffer {
-  const out = Buffer.allocUnsafe(recordLength(rr));
+  const out = Buffer.alloc(recordLength(rr));
   writeRecord(rr, out, 0);
   return out;
 }
@@ -171,9 +171,9 @@ export function encodeMessage(m: Message): Buffer {
   for (const section of [m.questions, ...sections]) {
     if (section.length > 0xffff) throw new RangeError('too many records in one section');
   }
-  const out = Buffer.allocUnsafe(encodingLength(m));
+  const out = Buffer.alloc(encodingLength(m));
   out.writeUInt16BE(m.id, 0);
-  let flags = QR * Number(m.qr) | ((m.opcode & 0xf) << 11) | (m.rcode & 0xf);
+  let flags = (m.qr ? QR : 0) | ((m.opcode & 0xf) << 11) | (m.rcode & 0xf);
   for (const f of Object.keys(FLAGS) as Array<keyof typeof FLAGS>) if (m[f]) flags |= FLAGS[f];
   out.writeUInt16BE(flags, 2);
   [m.questions, ...sections].forEach((section, i) => out.writeUInt16BE(section.length, 4 + 2 * i));
@@ -191,7 +191,7 @@ export function encodeMessage(m: Message): Buffer {
  * are attached after signing.
  */
 export function appendAdditional(message: Buffer, rr: ResourceRecord): Buffer {
-  const out = Buffer.allocUnsafe(message.length + recordLength(rr));
+  const out = Buffer.alloc(message.length + recordLength(rr));
   message.copy(out, 0);
   writeRecord(rr, out, message.length);
   out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);

@@ -314,7 +314,7 @@ function writeSigFields(s: SigFields, buf: Buffer, offset: number): number {
 
 /** SIG rdata without the signature: exactly the prefix RFC 2931 §3.1 signs. */
 export function encodeSigRDataForSigning(s: SigFields): Buffer {
-  const out = Buffer.allocUnsafe(SIG_FIXED + nameLength(s.signerName));
+  const out = Buffer.alloc(SIG_FIXED + nameLength(s.signerName));
   writeSigFields(s, out, 0);
   return out;
 }
@@ -411,7 +411,7 @@ export const RDATA: { readonly [K in RDataType]: RDataCodec<RDataTypes[K]> } = {
 /** The rdata of one type on its own, e.g. KEY rdata for a key tag (RFC 4034 appendix B). */
 export function encodeRData<K extends RDataType>(type: K, data: RDataTypes[K]): Buffer {
   const codec: RDataCodec<RDataTypes[K]> = RDATA[type];
-  const out = Buffer.allocUnsafe(codec.encodingLength(data));
+  const out = Buffer.alloc(codec.encodingLength(data));
   codec.encode(data, out, 0);
   return out;
 }
