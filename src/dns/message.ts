@@ -223,17 +223,23 @@ function decodeRecord(r: Reader, offset: number): { rr: ResourceRecord; span: RR
   const rdataStart = p + RR_FIXED;
   const end = rdataStart + rdlength;
   if (end > buf.length) r.fail('rdata-overrun', `rdata of record at offset ${offset} runs past the end of the message`);
-  const base = { name: owner.name, class: cls, ttl };
   const span = { start: offset, rdataStart, end };
   const name = typeNames.get(type);
-  if (name === undefined) return { rr: { ...base, type: 'UNKNOWN', code: type, data: opaqueRData.decode(buf, rdataStart, rdlength) }, span };
-  if (name === 'OPT') return { rr: { ...base, type: name, data: opaqueRData.decode(buf, rdataStart, rdlength) }, span };
-  if (name === 'ANY') {
-    if (rdlength !== 0) r.fail('bad-rdata', `type ANY with rdata at offset ${rdataStart}`);
-    return { rr: { ...base, type: name, data: null }, span };
+  // Object literals of one shape rather than spreads: this runs for every RR received.
+  if (name === undefined) {
+    return { rr: { name: owner.name, type: 'UNKNOWN', code: type, class: cls, ttl, data: opaqueRData.decode(buf, rdataStart, rdlength) }, span };
   }
-  const data = rdlength === 0 ? null : RDATA[name].decode(buf, rdataStart, rdlength, r.id);
-  return { rr: { ...base, type: name, data } as ResourceRecord, span };
+  let data: ResourceRecord['data'];
+  if (name === 'OPT') {
+    data = opaqueRData.decode(buf, rdataStart, rdlength);
+  } else if (rdlength === 0) {
+    data = null;
+  } else if (name === 'ANY') {
+    return r.fail('bad-rdata', `type ANY with rdata at offset ${rdataStart}`);
+  } else {
+    data = RDATA[name].decode(buf, rdataStart, rdlength, r.id);
+  }
+  return { rr: { name: owner.name, type: name, class: cls, ttl, data } as ResourceRecord, span };
 }
 
 /** decodeName, with a name cut off by the end of the message reported as a truncated question. */
