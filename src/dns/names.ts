@@ -2,9 +2,10 @@
  * Domain names: wire form (RFC 1035 §3.1, §4.1.4 compression) ⇄ presentation
  * form (FQDN with trailing dot, RFC 4343 escapes).
  *
- * dns-packet decodes labels as UTF-8 and does not escape dots inside labels,
- * so two different wire names can map to one string. Our owner names carry
- * policy (who may update what), so they are decoded here byte-exactly.
+ * Decoding is byte-exact: a label is never read as UTF-8 and a dot inside
+ * a label is escaped, so two different wire names never map to one string.
+ * Owner names carry policy (who may update what). Lengths can be had
+ * without encoding (nameLength), and names are written in place (writeName).
  */
 import { InvalidNameError, MalformedMessageError } from './errors.js';
 
