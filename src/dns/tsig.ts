@@ -97,7 +97,7 @@ export function signTsig(message: Buffer, key: TsigKey, now: number, fudge = DEF
 }
 
 /** §4.3.1: a MAC chained on the request MAC (length, then MAC) covers `body`, then the TSIG variables. */
-function chainedMac(key: TsigKey, keyName: string, requestMac: Buffer, body: Buffer, fields: TsigFields): Buffer {
+function chainedMac(key: TsigKey, requestMac: Buffer, body: Buffer, fields: TsigFields): Buffer {
   const macLen = Buffer.allocUnsafe(2);
   macLen.writeUInt16BE(requestMac.length);
   return crypto
@@ -105,7 +105,7 @@ function chainedMac(key: TsigKey, keyName: string, requestMac: Buffer, body: Buf
     .update(macLen)
     .update(requestMac)
     .update(body)
-    .update(tsigVariables(keyName, fields))
+    .update(tsigVariables(key.name, fields))
     .digest();
 }
 
@@ -121,7 +121,7 @@ export function signTsigResponse(
   opts: { fudge?: number; error?: number } = {},
 ): Buffer {
   const fields = fieldsFor(key, now, opts.fudge ?? DEFAULT_TSIG_FUDGE, opts.error ?? 0);
-  const mac = chainedMac(key, key.name, requestMac, response, fields);
+  const mac = chainedMac(key, requestMac, response, fields);
   return appendAdditional(response, tsigRecord(key, fields, mac, response.readUInt16BE(0)));
 }
 
@@ -161,7 +161,8 @@ export function verifyTsigResponse(response: DecodedMessage, key: TsigKey, reque
   const body = Buffer.from(response.raw.subarray(0, span.start));
   body.writeUInt16BE(t.originalId, 0);
   body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
-  const expected = chainedMac(key, last.name, requestMac, body, t);
+  // The owner name was just checked to be the key's name (compared canonically, as §4.3.3 writes it).
+  const expected = chainedMac(key, requestMac, body, t);
   // §5.2.2.1: a truncated MAC must keep at least half the digest and 10 octets.
   if (t.mac.length < expected.length && (t.mac.length < 10 || t.mac.length * 2 < expected.length)) {
     throw new TsigError('BADTRUNC', `response MAC truncated to ${t.mac.length} octets`);
