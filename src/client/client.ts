@@ -14,7 +14,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { randomInt } from 'node:crypto';
 import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
-import { formatMessage } from '../dns/present.js';
+import { formatWire } from '../dns/present.js';
 import { tcpExchange } from '../dns/transport.js';
 import { HostAddresses } from './addresses/host.js';
 import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
@@ -23,7 +23,6 @@ import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
 import { Registrar, type ProbeFn, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
-import { errorMessage } from '../errors.js';
 
 export interface LoadClientSetupOptions {
   /** `-c FILE`. */
@@ -293,13 +292,7 @@ function srvProbe(server: NsregServer, timeoutMs: number): ProbeFn {
 
 /** Wraps a SendFn so each update and reply is logged in presentation form. */
 function printing(send: SendFn, log: Logger, where: string): SendFn {
-  const show = (what: string, raw: Buffer): void => {
-    try {
-      log.info(`${what}:\n${formatMessage(decodeMessage(raw))}`);
-    } catch (err) {
-      log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${errorMessage(err)})`);
-    }
-  };
+  const show = (what: string, raw: Buffer): void => log.info(`${what}:\n${formatWire(raw)}`);
   return async (update: Buffer): Promise<Buffer> => {
     show(`update to ${where}`, update);
     const reply = await send(update);

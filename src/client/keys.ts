@@ -11,7 +11,7 @@
 import { stat } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import { Algorithm, RRClass } from '../dns/constants.js';
-import { readKeyPair, writeKeyPair } from '../dns/keyfile.js';
+import { readKeyPair, writeKeyPair } from '../keyfile-io.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../dns/keys.js';
 import type { ResourceRecord } from '../dns/message.js';
 import { fqdn } from '../dns/names.js';

@@ -7,12 +7,10 @@ import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { FrameDecoder, frame } from '../dns/transport.js';
-import { decodeMessage } from '../dns/message.js';
-import { formatMessage } from '../dns/present.js';
+import { formatWire } from '../dns/present.js';
 import { rcodeName } from '../dns/constants.js';
 import type { HandlerOutcome } from './handler.js';
 import type { RefusalId } from './refusals.js';
-import { errorMessage } from '../errors.js';
 
 export interface ServerLimits {
   /** Connections open at once; when full, the longest-idle connection makes room (or the new one is closed). */
@@ -243,7 +241,7 @@ export class RegistrationServer {
   }
 
   private async handle(raw: Buffer, remote: string, log: Logger): Promise<Buffer | null> {
-    if (this.opts.print) printMessage(log, 'received', raw);
+    if (this.opts.print) log.info(`received:\n${formatWire(raw)}`);
     let outcome: HandlerOutcome;
     try {
       outcome = await this.opts.handler(raw, remote);
@@ -258,15 +256,7 @@ export class RegistrationServer {
     } else {
       log.info(fields, 'request refused');
     }
-    if (outcome.reply !== null && this.opts.print) printMessage(log, 'reply', outcome.reply);
+    if (outcome.reply !== null && this.opts.print) log.info(`reply:\n${formatWire(outcome.reply)}`);
     return outcome.reply;
-  }
-}
-
-function printMessage(log: Logger, what: string, raw: Buffer): void {
-  try {
-    log.info(`${what}:\n${formatMessage(decodeMessage(raw))}`);
-  } catch (err) {
-    log.info({ bytes: raw.toString('hex') }, `${what}: undecodable (${errorMessage(err)})`);
   }
 }

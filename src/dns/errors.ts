@@ -18,16 +18,26 @@ export type MalformedReason =
   | 'bad-rdata'
   | 'trailing-data';
 
+/** The errors with several causes: `reason` says which one, as stable as `code`. */
+abstract class ReasonedError<R extends string> extends NsregError {
+  constructor(
+    readonly reason: R,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Bytes that are not a well-formed DNS message. `id` is set when the header was readable. */
-export class MalformedMessageError extends NsregError {
+export class MalformedMessageError extends ReasonedError<MalformedReason> {
   readonly code = 'ERR_DNS_MALFORMED';
   constructor(
-    readonly reason: MalformedReason,
+    reason: MalformedReason,
     message: string,
     readonly id?: number,
   ) {
-    super(message);
-    this.name = 'MalformedMessageError';
+    super(reason, message);
   }
 }
 
@@ -36,17 +46,12 @@ export class UnsupportedAlgorithmError extends NsregError {
   readonly code = 'ERR_DNS_UNSUPPORTED_ALGORITHM';
   constructor(readonly algorithm: number) {
     super(`unsupported DNSSEC algorithm ${algorithm}`);
-    this.name = 'UnsupportedAlgorithmError';
   }
 }
 
 /** Key material that does not decode (wrong length, bad RSA exponent, …). */
 export class InvalidKeyError extends NsregError {
   readonly code = 'ERR_DNS_INVALID_KEY';
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidKeyError';
-  }
 }
 
 export type Sig0FailureReason =
@@ -63,15 +68,8 @@ export type Sig0FailureReason =
   | 'bad-signature';
 
 /** SIG(0) verification failed; `reason` says which check. */
-export class Sig0Error extends NsregError {
+export class Sig0Error extends ReasonedError<Sig0FailureReason> {
   readonly code = 'ERR_DNS_SIG0';
-  constructor(
-    readonly reason: Sig0FailureReason,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'Sig0Error';
-  }
 }
 
 export type TsigFailureReason =
@@ -89,15 +87,14 @@ export type TsigFailureReason =
  * server reported it (in the TSIG error field) or our verification of the
  * server's response found it.
  */
-export class TsigError extends NsregError {
+export class TsigError extends ReasonedError<TsigFailureReason> {
   readonly code = 'ERR_DNS_TSIG';
   constructor(
-    readonly reason: TsigFailureReason,
+    reason: TsigFailureReason,
     message: string,
     readonly remote: boolean = false,
   ) {
-    super(message);
-    this.name = 'TsigError';
+    super(reason, message);
   }
 }
 
@@ -110,23 +107,14 @@ export class KeyFileError extends NsregError {
     readonly line?: number,
   ) {
     super(line === undefined ? `${file}: ${message}` : `${file}:${line}: ${message}`);
-    this.name = 'KeyFileError';
   }
 }
 
 export type TransportFailureReason = 'timeout' | 'aborted' | 'closed' | 'too-large' | 'connect' | 'socket';
 
 /** A network exchange that did not produce a reply. */
-export class TransportError extends NsregError {
+export class TransportError extends ReasonedError<TransportFailureReason> {
   readonly code = 'ERR_DNS_TRANSPORT';
-  constructor(
-    readonly reason: TransportFailureReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'TransportError';
-  }
 }
 
 /** A name in presentation form that cannot be put on the wire (empty label, label > 63, name > 255, bad escape). */
@@ -137,6 +125,5 @@ export class InvalidNameError extends NsregError {
     message: string,
   ) {
     super(`invalid domain name ${JSON.stringify(input)}: ${message}`);
-    this.name = 'InvalidNameError';
   }
 }

@@ -2,17 +2,15 @@
  * BIND key files (the pair `dnssec-keygen` writes): `K<name>+<alg>+<tag>.key`
  * holds one KEY/DNSKEY RR in presentation format (RFC 1035 §5.1), and
  * `.private` holds BIND's "Private-key-format: v1.x" field list.
- * The parse/format functions are pure; readKeyPair/writeKeyPair do the I/O.
+ * Text in, text out: reading and writing the files is src/keyfile-io.ts.
  */
 import * as crypto from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { open, readFile, unlink } from 'node:fs/promises';
-import * as path from 'node:path';
 import { Algorithm, RRClass, algorithmName } from './constants.js';
 import { InvalidKeyError, KeyFileError } from './errors.js';
-import { keyTag, publicKeyFromRData, publicKeyToRData } from './keys.js';
+import { publicKeyFromRData, publicKeyToRData } from './keys.js';
 import type { KeyRData } from './types.js';
-import { errnoCode, errorMessage } from '../errors.js';
+import { errorMessage } from '../errors.js';
 
 export interface PublicKeyFile {
   /** Owner name, FQDN with trailing dot. */
@@ -297,21 +295,16 @@ export interface KeyPairFiles {
   publicKey: KeyObject;
 }
 
-/** Reads and cross-checks a `.key`/`.private` pair. */
-export async function readKeyPair(publicPath: string, privatePath: string): Promise<KeyPairFiles> {
-  const readText = async (p: string): Promise<string> => {
-    try {
-      return await readFile(p, 'utf8');
-    } catch (err) {
-      throw new KeyFileError(p, `cannot read: ${errorMessage(err)}`);
-    }
-  };
-  const [pubText, privText] = await Promise.all([readText(publicPath), readText(privatePath)]);
-  const pub = parsePublicKeyFile(pubText, publicPath);
-  const priv = parsePrivateKeyFile(privText, privatePath);
+/**
+ * Parses and cross-checks the texts of a `.key`/`.private` pair; `publicFile`
+ * and `privateFile` name them in errors.
+ */
+export function parseKeyPair(publicText: string, publicFile: string, privateText: string, privateFile: string): KeyPairFiles {
+  const pub = parsePublicKeyFile(publicText, publicFile);
+  const priv = parsePrivateKeyFile(privateText, privateFile);
   if (priv.algorithm !== pub.rdata.algorithm) {
     throw new InvalidKeyError(
-      `${privatePath} is algorithm ${priv.algorithm} but ${publicPath} is algorithm ${pub.rdata.algorithm}`,
+      `${privateFile} is algorithm ${priv.algorithm} but ${publicFile} is algorithm ${pub.rdata.algorithm}`,
     );
   }
   const publicKey = publicKeyFromRData(pub.rdata);
@@ -371,63 +364,21 @@ export function formatPrivateKeyFile(algorithm: number, privateKey: KeyObject, n
   return `${lines.join('\n')}\n`;
 }
 
-export interface KeyPairPaths {
-  publicPath: string;
-  privatePath: string;
-}
-
-/** Where dnssec-keygen -K `dir` would put the pair for this key. */
-export function keyPairPathsIn(dir: string, name: string, rdata: KeyRData): KeyPairPaths {
-  const base = path.join(dir, bindKeyBaseName(name, rdata.algorithm, keyTag(rdata)));
-  return { publicPath: `${base}.key`, privatePath: `${base}.private` };
-}
-
-export interface WriteKeyPairOptions extends PublicKeyFileOptions {
+export interface KeyPairOptions extends PublicKeyFileOptions {
   /** Written as Created/Publish/Activate. */
   now: Date;
 }
 
-/**
- * Writes a `.key`/`.private` pair, either at the given paths or in a
- * directory under BIND's base name. Never overwrites: an existing file is
- * a KeyFileError and leaves both files untouched. The private file is 0600.
- */
-export async function writeKeyPair(
-  target: string | KeyPairPaths,
+/** The two texts of a key pair, after checking that `privateKey` is the private half of `rdata`. */
+export function formatKeyPair(
   name: string,
   rdata: KeyRData,
   privateKey: KeyObject,
-  options: WriteKeyPairOptions,
-): Promise<KeyPairPaths> {
+  options: KeyPairOptions,
+): { publicText: string; privateText: string } {
   checkKeyPair(rdata, privateKey);
-  const paths = typeof target === 'string' ? keyPairPathsIn(target, name, rdata) : target;
-  const publicText = formatPublicKeyFile(name, rdata, options);
-  const privateText = formatPrivateKeyFile(rdata.algorithm, privateKey, options.now);
-
-  const create = async (p: string, mode: number): Promise<Awaited<ReturnType<typeof open>>> => {
-    try {
-      // 'wx': O_CREAT|O_EXCL, so an existing key is never clobbered, not even by a race.
-      return await open(p, 'wx', mode);
-    } catch (err) {
-      const code = errnoCode(err);
-      throw new KeyFileError(p, code === 'EEXIST' ? 'key file already exists; not overwriting' : `cannot create: ${errorMessage(err)}`);
-    }
+  return {
+    publicText: formatPublicKeyFile(name, rdata, options),
+    privateText: formatPrivateKeyFile(rdata.algorithm, privateKey, options.now),
   };
-  const priv = await create(paths.privatePath, 0o600);
-  let pub: Awaited<ReturnType<typeof open>>;
-  try {
-    pub = await create(paths.publicPath, 0o644);
-  } catch (err) {
-    await priv.close();
-    await unlink(paths.privatePath);
-    throw err;
-  }
-  try {
-    await priv.writeFile(privateText);
-    await pub.writeFile(publicText);
-  } finally {
-    await priv.close();
-    await pub.close();
-  }
-  return paths;
 }

@@ -1,13 +1,14 @@
 /**
- * DNSSEC public-key algorithms on top of node:crypto: KEY/DNSKEY rdata
- * (RFC 2535 §3.1, RFC 4034 §2.1), key tags (RFC 4034 appendix B), the
- * per-algorithm public key encodings and the wire signature formats.
+ * DNSSEC public-key algorithms on top of node:crypto: key tags (RFC 4034
+ * appendix B), the per-algorithm public key encodings inside KEY/DNSKEY
+ * rdata (whose codec is in ./rdata.ts) and the wire signature formats.
  * Pure: no I/O, no clock.
  */
 import * as crypto from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { Algorithm } from './constants.js';
-import { InvalidKeyError, MalformedMessageError, UnsupportedAlgorithmError } from './errors.js';
+import { InvalidKeyError, UnsupportedAlgorithmError } from './errors.js';
+import { encodeRData } from './rdata.js';
 import type { KeyRData } from './types.js';
 import { errorMessage } from '../errors.js';
 
@@ -21,7 +22,7 @@ type AlgorithmSpec =
   /** `size`: bytes of the public key (RFC 8080 §3). EdDSA hashes internally. */
   | { kind: 'okp'; crv: 'Ed25519' | 'Ed448'; keyType: 'ed25519' | 'ed448'; size: number };
 
-const SPECS: ReadonlyMap<number, AlgorithmSpec> = new Map<number, AlgorithmSpec>([
+const ALGORITHMS: ReadonlyMap<number, AlgorithmSpec> = new Map<number, AlgorithmSpec>([
   [Algorithm.RSASHA256, { kind: 'rsa', hash: 'sha256' }],
   [Algorithm.RSASHA512, { kind: 'rsa', hash: 'sha512' }],
   [Algorithm.ECDSAP256SHA256, { kind: 'ec', hash: 'sha256', crv: 'P-256', nodeCurve: 'prime256v1', size: 32 }],
@@ -31,7 +32,7 @@ const SPECS: ReadonlyMap<number, AlgorithmSpec> = new Map<number, AlgorithmSpec>
 ]);
 
 function specFor(algorithm: number): AlgorithmSpec {
-  const spec = SPECS.get(algorithm);
+  const spec = ALGORITHMS.get(algorithm);
   if (spec === undefined) throw new UnsupportedAlgorithmError(algorithm);
   return spec;
 }
@@ -44,7 +45,7 @@ export function digestForAlgorithm(algorithm: number): Hash | null {
 
 /** RFC 4034 appendix B: ones-complement-style sum over the rdata wire form. */
 export function keyTag(rdata: KeyRData): number {
-  const wire = encodeKeyRData(rdata);
+  const wire = encodeRData('KEY', rdata);
   // Appendix B.1: algorithm 1 (RSA/MD5) uses bits of the modulus instead.
   if (rdata.algorithm === 1) {
     return wire.length < 3 ? 0 : wire.readUInt16BE(wire.length - 3);
@@ -55,28 +56,6 @@ export function keyTag(rdata: KeyRData): number {
   }
   acc += (acc >>> 16) & 0xffff;
   return acc & 0xffff;
-}
-
-/** RFC 4034 §2.1: flags u16, protocol u8, algorithm u8, public key. */
-export function encodeKeyRData(k: KeyRData): Buffer {
-  const out = Buffer.alloc(4 + k.publicKey.length);
-  out.writeUInt16BE(k.flags, 0);
-  out.writeUInt8(k.protocol, 2);
-  out.writeUInt8(k.algorithm, 3);
-  k.publicKey.copy(out, 4);
-  return out;
-}
-
-export function decodeKeyRData(buf: Buffer): KeyRData {
-  if (buf.length < 4) {
-    throw new MalformedMessageError('bad-rdata', `KEY rdata of ${buf.length} bytes is shorter than 4`);
-  }
-  return {
-    flags: buf.readUInt16BE(0),
-    protocol: buf.readUInt8(2),
-    algorithm: buf.readUInt8(3),
-    publicKey: Buffer.from(buf.subarray(4)),
-  };
 }
 
 const b64url = (b: Buffer): string => b.toString('base64url');

@@ -2,9 +2,10 @@
  * Domain names: wire form (RFC 1035 §3.1, §4.1.4 compression) ⇄ presentation
  * form (FQDN with trailing dot, RFC 4343 escapes).
  *
- * dns-packet decodes labels as UTF-8 and does not escape dots inside labels,
- * so two different wire names can map to one string. Our owner names carry
- * policy (who may update what), so they are decoded here byte-exactly.
+ * Decoding is byte-exact: a label is never read as UTF-8 and a dot inside
+ * a label is escaped, so two different wire names never map to one string.
+ * Owner names carry policy (who may update what). Lengths can be had
+ * without encoding (nameLength), and names are written in place (writeName).
  */
 import { InvalidNameError, MalformedMessageError } from './errors.js';
 
@@ -153,20 +154,48 @@ export function nameToLabels(name: string): Buffer[] {
   return labels;
 }
 
-/** Wire form of a name, never compressed. */
-export function encodeName(name: string): Buffer {
-  const labels = nameToLabels(name);
+/** Labels of 1–63 hostname-ish characters, trailing dot optional; lower-casing these needs no escaping. */
+const PLAIN_NAME = /^(?:[A-Za-z0-9_*-]{1,63}\.)*[A-Za-z0-9_*-]{1,63}\.?$/;
+
+/** Wire octets of a name made of `labels`; InvalidNameError beyond 255 (RFC 1035 §3.1). */
+function wireSize(name: string, labels: readonly Buffer[]): number {
   let size = 1;
   for (const l of labels) size += l.length + 1;
   if (size > MAX_NAME_WIRE) throw new InvalidNameError(name, 'longer than 255 octets');
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
+  return size;
+}
+
+/**
+ * Octets of the uncompressed wire form of `name`, without encoding it.
+ * Throws InvalidNameError where encodeName would.
+ */
+export function nameLength(name: string): number {
+  if (!PLAIN_NAME.test(name)) return wireSize(name, nameToLabels(name));
+  // No escapes and ASCII only: one octet per character, plus the first
+  // label's length octet and the root label.
+  const size = name.endsWith('.') ? name.length + 1 : name.length + 2;
+  if (size > MAX_NAME_WIRE) throw new InvalidNameError(name, 'longer than 255 octets');
+  return size;
+}
+
+/** Writes the wire form of `name` (never compressed) at `offset`; returns the octets written. */
+export function writeName(name: string, buf: Buffer, offset: number): number {
+  const labels = nameToLabels(name);
+  const size = wireSize(name, labels);
+  let pos = offset;
   for (const l of labels) {
-    out[pos++] = l.length;
-    l.copy(out, pos);
+    buf[pos++] = l.length;
+    l.copy(buf, pos);
     pos += l.length;
   }
-  out[pos] = 0;
+  buf[pos] = 0;
+  return size;
+}
+
+/** Wire form of a name, never compressed. */
+export function encodeName(name: string): Buffer {
+  const out = Buffer.allocUnsafe(nameLength(name));
+  writeName(name, out, 0);
   return out;
 }
 
@@ -175,9 +204,6 @@ export function fqdn(name: string): string {
   if (name === '' || name === '.') return '.';
   return endsWithSeparator(name) ? name : name + '.';
 }
-
-/** Labels of 1–63 hostname-ish characters, trailing dot optional; lower-casing these needs no escaping. */
-const PLAIN_NAME = /^(?:[A-Za-z0-9_*-]{1,63}\.)*[A-Za-z0-9_*-]{1,63}\.?$/;
 
 /**
  * The form names are compared and stored in: FQDN, ASCII letters lower-cased

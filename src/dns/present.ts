@@ -4,7 +4,8 @@
  * UPDATE, dig's names otherwise.
  */
 import { Opcode, className, opcodeName, rcodeName, typeName } from './constants.js';
-import { typeCode, type Message, type ResourceRecord } from './message.js';
+import { decodeMessage, typeCode, type Message, type ResourceRecord } from './message.js';
+import { errorMessage } from '../errors.js';
 
 function quote(s: string): string {
   return '"' + s.replace(/["\\]/g, (c) => '\\' + c) + '"';
@@ -70,4 +71,16 @@ export function formatMessage(m: Message): string {
     lines.push('', `;; ${names[i + 1]} SECTION:`, ...rrs.map(formatRecord));
   });
   return lines.join('\n');
+}
+
+/**
+ * What `--print` shows of a message sent or received: its presentation form,
+ * or, for bytes that do not decode, why and the bytes in hex.
+ */
+export function formatWire(raw: Buffer): string {
+  try {
+    return formatMessage(decodeMessage(raw));
+  } catch (err) {
+    return `;; undecodable message: ${errorMessage(err)}\n;; ${raw.length} octets: ${raw.toString('hex')}`;
+  }
 }

@@ -12,8 +12,9 @@ import type { KeyObject } from 'node:crypto';
 import { RRClass } from './constants.js';
 import { Sig0Error, UnsupportedAlgorithmError, InvalidKeyError } from './errors.js';
 import { keyTag, publicKeyFromRData, signData, verifyData, verifyDataAsync } from './keys.js';
-import { encodeRecord, encodeSigRDataForSigning, type DecodedMessage, type SigRData } from './message.js';
+import { appendAdditional, type DecodedMessage } from './message.js';
 import { namesEqual } from './names.js';
+import { encodeSigRDataForSigning, type SigFields, type SigRData } from './rdata.js';
 import type { KeyRData } from './types.js';
 
 /** RFC 2931 leaves the window to the signer; ±5 minutes is what BIND and the original client use. */
@@ -37,7 +38,7 @@ export interface Sig0SignOptions {
 /** Appends a SIG(0) RR to an encoded message and returns the signed message. */
 export function signSig0(message: Buffer, signer: Sig0Signer, opts: Sig0SignOptions): Buffer {
   const window = opts.window ?? DEFAULT_SIG0_WINDOW;
-  const fields: Omit<SigRData, 'signature'> = {
+  const fields: SigFields = {
     typeCovered: 0,
     algorithm: signer.algorithm,
     labels: 0,
@@ -48,10 +49,7 @@ export function signSig0(message: Buffer, signer: Sig0Signer, opts: Sig0SignOpti
     signerName: signer.name,
   };
   const signature = signData(signer.algorithm, signer.privateKey, Buffer.concat([encodeSigRDataForSigning(fields), message]));
-  const sigRR = encodeRecord({ name: '.', type: 'SIG', class: RRClass.ANY, ttl: 0, data: { ...fields, signature } });
-  const out = Buffer.concat([message, sigRR]);
-  out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
-  return out;
+  return appendAdditional(message, { name: '.', type: 'SIG', class: RRClass.ANY, ttl: 0, data: { ...fields, signature } });
 }
 
 /** The SIG(0) RR of a message and the bytes it signs. */

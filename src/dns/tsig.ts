@@ -1,23 +1,24 @@
 /**
  * TSIG, RFC 8945: sign requests to upstream servers and verify their
- * responses (the original trusted whatever came back).
+ * responses (the original program did not check responses at all).
  */
 import * as crypto from 'node:crypto';
 import { RRClass, Rcode, rcodeName } from './constants.js';
 import { TsigError } from './errors.js';
-import { encodeRecord, type DecodedMessage, type TsigRData } from './message.js';
-import { canonicalName, encodeName } from './names.js';
+import { appendAdditional, recordLength, type DecodedMessage, type ResourceRecord } from './message.js';
+import { canonicalName, nameLength, writeName } from './names.js';
+import { writeUInt48BE, type TsigRData } from './rdata.js';
 
-/** RFC 8945 §6: algorithm names and the HMAC hash behind each. */
-const HMACS = new Map<string, string>([
-  ['hmac-sha1.', 'sha1'],
-  ['hmac-sha224.', 'sha224'],
-  ['hmac-sha256.', 'sha256'],
-  ['hmac-sha384.', 'sha384'],
-  ['hmac-sha512.', 'sha512'],
+/** RFC 8945 §6: algorithm names, the HMAC hash behind each and its digest size in octets. */
+const HMACS = new Map<string, { hash: string; size: number }>([
+  ['hmac-sha1.', { hash: 'sha1', size: 20 }],
+  ['hmac-sha224.', { hash: 'sha224', size: 28 }],
+  ['hmac-sha256.', { hash: 'sha256', size: 32 }],
+  ['hmac-sha384.', { hash: 'sha384', size: 48 }],
+  ['hmac-sha512.', { hash: 'sha512', size: 64 }],
 ]);
 
-/** The default fudge (seconds of clock skew tolerated), as BIND and the original use. */
+/** The default fudge (seconds of clock skew tolerated), the value BIND uses too. */
 export const DEFAULT_TSIG_FUDGE = 300;
 
 export interface TsigKey {
@@ -38,36 +39,44 @@ export function supportedTsigAlgorithms(): string[] {
   return [...HMACS.keys()];
 }
 
-function hashFor(algorithm: string): string {
-  const hash = HMACS.get(canonicalName(algorithm));
-  if (hash === undefined) throw new TsigError('unknown-algorithm', `TSIG algorithm ${algorithm} is not supported`);
-  return hash;
+function hmacFor(algorithm: string): { hash: string; size: number } {
+  const hmac = HMACS.get(canonicalName(algorithm));
+  if (hmac === undefined) throw new TsigError('unknown-algorithm', `TSIG algorithm ${algorithm} is not supported`);
+  return hmac;
 }
 
-function u48(value: number): Buffer {
-  const b = Buffer.allocUnsafe(6);
-  b.writeUInt16BE(Math.floor(value / 0x100000000) & 0xffff, 0);
-  b.writeUInt32BE(value >>> 0, 2);
-  return b;
-}
+type TsigFields = Pick<TsigRData, 'algorithm' | 'timeSigned' | 'fudge' | 'error' | 'otherData'>;
 
 /** RFC 8945 §4.3.3: the TSIG variables, names in canonical (lower-case, uncompressed) form. */
-function tsigVariables(keyName: string, t: Pick<TsigRData, 'algorithm' | 'timeSigned' | 'fudge' | 'error' | 'otherData'>): Buffer {
-  const cls = Buffer.allocUnsafe(6);
-  cls.writeUInt16BE(RRClass.ANY, 0);
-  cls.writeUInt32BE(0, 2);
-  const tail = Buffer.allocUnsafe(6);
-  tail.writeUInt16BE(t.fudge, 0);
-  tail.writeUInt16BE(t.error, 2);
-  tail.writeUInt16BE(t.otherData.length, 4);
-  return Buffer.concat([
-    encodeName(canonicalName(keyName)),
-    cls,
-    encodeName(canonicalName(t.algorithm)),
-    u48(t.timeSigned),
-    tail,
-    t.otherData,
-  ]);
+function tsigVariables(keyName: string, t: TsigFields): Buffer {
+  const key = canonicalName(keyName);
+  const algorithm = canonicalName(t.algorithm);
+  const out = Buffer.allocUnsafe(nameLength(key) + nameLength(algorithm) + 18 + t.otherData.length);
+  let p = writeName(key, out, 0);
+  p = out.writeUInt16BE(RRClass.ANY, p);
+  p = out.writeUInt32BE(0, p); // TTL
+  p += writeName(algorithm, out, p);
+  p = writeUInt48BE(t.timeSigned, out, p);
+  p = out.writeUInt16BE(t.fudge, p);
+  p = out.writeUInt16BE(t.error, p);
+  p = out.writeUInt16BE(t.otherData.length, p);
+  t.otherData.copy(out, p);
+  return out;
+}
+
+function fieldsFor(key: TsigKey, now: number, fudge: number, error: number): TsigFields {
+  return { algorithm: canonicalName(key.algorithm), timeSigned: now, fudge, error, otherData: Buffer.alloc(0) };
+}
+
+/** The TSIG RR of a message signed with `key`; the original ID is the message's own (§4.2). */
+function tsigRecord(key: TsigKey, fields: TsigFields, mac: Buffer, originalId: number): ResourceRecord {
+  return { name: canonicalName(key.name), type: 'TSIG', class: RRClass.ANY, ttl: 0, data: { ...fields, mac, originalId } };
+}
+
+/** Octets the TSIG RR adds to a message signed with `key`: the same for every request (§4.2). */
+export function tsigLength(key: TsigKey): number {
+  const mac = Buffer.alloc(hmacFor(key.algorithm).size);
+  return recordLength(tsigRecord(key, fieldsFor(key, 0, DEFAULT_TSIG_FUDGE, 0), mac, 0));
 }
 
 export interface TsigSigned {
@@ -78,20 +87,26 @@ export interface TsigSigned {
 
 /** Appends a TSIG RR to an encoded request. `now` is Unix seconds. */
 export function signTsig(message: Buffer, key: TsigKey, now: number, fudge = DEFAULT_TSIG_FUDGE): TsigSigned {
-  const algorithm = canonicalName(key.algorithm);
-  const hash = hashFor(algorithm);
-  const fields = { algorithm, timeSigned: now, fudge, error: 0, otherData: Buffer.alloc(0) };
-  const mac = crypto.createHmac(hash, key.secret).update(message).update(tsigVariables(key.name, fields)).digest();
-  const rr = encodeRecord({
-    name: canonicalName(key.name),
-    type: 'TSIG',
-    class: RRClass.ANY,
-    ttl: 0,
-    data: { ...fields, mac, originalId: message.readUInt16BE(0) },
-  });
-  const out = Buffer.concat([message, rr]);
-  out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
-  return { message: out, mac };
+  const fields = fieldsFor(key, now, fudge, 0);
+  const mac = crypto
+    .createHmac(hmacFor(fields.algorithm).hash, key.secret)
+    .update(message)
+    .update(tsigVariables(key.name, fields))
+    .digest();
+  return { message: appendAdditional(message, tsigRecord(key, fields, mac, message.readUInt16BE(0))), mac };
+}
+
+/** §4.3.1: a MAC chained on the request MAC (length, then MAC) covers `body`, then the TSIG variables. */
+function chainedMac(key: TsigKey, requestMac: Buffer, body: Buffer, fields: TsigFields): Buffer {
+  const macLen = Buffer.allocUnsafe(2);
+  macLen.writeUInt16BE(requestMac.length);
+  return crypto
+    .createHmac(hmacFor(fields.algorithm).hash, key.secret)
+    .update(macLen)
+    .update(requestMac)
+    .update(body)
+    .update(tsigVariables(key.name, fields))
+    .digest();
 }
 
 /**
@@ -105,33 +120,9 @@ export function signTsigResponse(
   now: number,
   opts: { fudge?: number; error?: number } = {},
 ): Buffer {
-  const algorithm = canonicalName(key.algorithm);
-  const fields = {
-    algorithm,
-    timeSigned: now,
-    fudge: opts.fudge ?? DEFAULT_TSIG_FUDGE,
-    error: opts.error ?? 0,
-    otherData: Buffer.alloc(0),
-  };
-  const macLen = Buffer.allocUnsafe(2);
-  macLen.writeUInt16BE(requestMac.length);
-  const mac = crypto
-    .createHmac(hashFor(algorithm), key.secret)
-    .update(macLen)
-    .update(requestMac)
-    .update(response)
-    .update(tsigVariables(key.name, fields))
-    .digest();
-  const rr = encodeRecord({
-    name: canonicalName(key.name),
-    type: 'TSIG',
-    class: RRClass.ANY,
-    ttl: 0,
-    data: { ...fields, mac, originalId: response.readUInt16BE(0) },
-  });
-  const out = Buffer.concat([response, rr]);
-  out.writeUInt16BE(response.readUInt16BE(10) + 1, 10);
-  return out;
+  const fields = fieldsFor(key, now, opts.fudge ?? DEFAULT_TSIG_FUDGE, opts.error ?? 0);
+  const mac = chainedMac(key, requestMac, response, fields);
+  return appendAdditional(response, tsigRecord(key, fields, mac, response.readUInt16BE(0)));
 }
 
 const ERROR_REASONS = new Map<number, 'BADSIG' | 'BADKEY' | 'BADTIME'>([
@@ -170,15 +161,8 @@ export function verifyTsigResponse(response: DecodedMessage, key: TsigKey, reque
   const body = Buffer.from(response.raw.subarray(0, span.start));
   body.writeUInt16BE(t.originalId, 0);
   body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
-  const macLen = Buffer.allocUnsafe(2);
-  macLen.writeUInt16BE(requestMac.length);
-  const expected = crypto
-    .createHmac(hashFor(t.algorithm), key.secret)
-    .update(macLen)
-    .update(requestMac)
-    .update(body)
-    .update(tsigVariables(last.name, t))
-    .digest();
+  // The owner name was just checked to be the key's name (compared canonically, as §4.3.3 writes it).
+  const expected = chainedMac(key, requestMac, body, t);
   // §5.2.2.1: a truncated MAC must keep at least half the digest and 10 octets.
   if (t.mac.length < expected.length && (t.mac.length < 10 || t.mac.length * 2 < expected.length)) {
     throw new TsigError('BADTRUNC', `response MAC truncated to ${t.mac.length} octets`);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { RRClass, Rcode } from '../../src/dns/constants.js';
-import { readKeyPair } from '../../src/dns/keyfile.js';
+import { readKeyPair } from '../../src/keyfile-io.js';
 import { keyTag } from '../../src/dns/keys.js';
 import type { DecodedMessage } from '../../src/dns/message.js';
 import { frame } from '../../src/dns/transport.js';

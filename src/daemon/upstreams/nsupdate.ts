@@ -8,10 +8,9 @@ import { randomInt } from 'node:crypto';
 import type { NsupdateUpstreamConfig } from '../../config/upstreams/index.js';
 import { RRClass, Rcode, rcodeName } from '../../dns/constants.js';
 import { TransportError, TsigError } from '../../dns/errors.js';
-import { decodeMessage, encodeMessage, encodeRecord, type ResourceRecord } from '../../dns/message.js';
-import { canonicalName, encodeName } from '../../dns/names.js';
+import { decodeMessage, encodeMessage, encodingLength, recordLength, type ResourceRecord } from '../../dns/message.js';
 import { exchange, MAX_TCP_MESSAGE } from '../../dns/transport.js';
-import { signTsig, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
+import { signTsig, tsigLength, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
 import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
 import { unixSeconds } from '../../clock.js';
 import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
@@ -43,10 +42,6 @@ export class UpstreamRcodeError extends UpstreamError {
   }
 }
 
-const HEADER_OCTETS = 12;
-/** QTYPE + QCLASS of the zone section entry. */
-const ZONE_FIXED_OCTETS = 4;
-
 /**
  * Splits update RRs into consecutive groups whose UPDATE for `zone`, plus
  * `overhead` octets (the TSIG RR added after encoding), fits in `limit`.
@@ -55,12 +50,13 @@ const ZONE_FIXED_OCTETS = 4;
  * own (the caller sends that one over TCP).
  */
 export function splitUpdate(zone: string, updates: readonly ResourceRecord[], limit: number, overhead: number): ResourceRecord[][] {
-  const base = HEADER_OCTETS + encodeName(canonicalName(zone)).length + ZONE_FIXED_OCTETS + overhead;
+  // Measured, not encoded: header and zone section, then each RR.
+  const base = encodingLength(buildUpdate({ id: 0, zone })) + overhead;
   const groups: ResourceRecord[][] = [];
   let current: ResourceRecord[] = [];
   let size = base;
   for (const rr of updates) {
-    const len = encodeRecord(rr).length;
+    const len = recordLength(rr);
     if (current.length > 0 && size + len > limit) {
       groups.push(current);
       current = [];
@@ -75,8 +71,7 @@ export function splitUpdate(zone: string, updates: readonly ResourceRecord[], li
 
 /** Octets a TSIG RR adds to a message signed with `key` (fixed for a given key). */
 export function tsigOverhead(key: TsigKey): number {
-  const probe = encodeMessage(buildUpdate({ id: 0, zone: '.' }));
-  return signTsig(probe, key, 0).message.length - probe.length;
+  return tsigLength(key);
 }
 
 /** The forward update section of a change: delete-names, then single deletions, then additions. */

@@ -3,12 +3,10 @@ import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { Algorithm } from '../../../src/dns/constants.js';
-import { InvalidKeyError, MalformedMessageError, UnsupportedAlgorithmError } from '../../../src/dns/errors.js';
+import { InvalidKeyError, UnsupportedAlgorithmError } from '../../../src/dns/errors.js';
 import { parsePrivateKeyFile, parsePublicKeyFile } from '../../../src/dns/keyfile.js';
 import {
-  decodeKeyRData,
   digestForAlgorithm,
-  encodeKeyRData,
   generateKeyPair,
   keyTag,
   publicKeyFromRData,
@@ -112,21 +110,6 @@ describe('wire signature format against real signers', () => {
       assert.equal(verifyData(sig.algorithm, key, flipByte(sig.signedData, sig.signedData.length - 1), sig.signature), false);
     });
   }
-});
-
-describe('KEY rdata codec', () => {
-  it('round-trips', () => {
-    const k: KeyRData = { flags: 0x0201, protocol: 3, algorithm: 14, publicKey: Buffer.from([9, 8, 7]) };
-    const wire = encodeKeyRData(k);
-    assert.deepEqual(wire, Buffer.from([0x02, 0x01, 3, 14, 9, 8, 7]));
-    assert.deepEqual(decodeKeyRData(wire), k);
-  });
-
-  it('allows an empty public key but not fewer than 4 bytes', () => {
-    assert.deepEqual(decodeKeyRData(Buffer.from([1, 0, 3, 15])).publicKey, Buffer.alloc(0));
-    assert.throws(() => decodeKeyRData(Buffer.from([1, 0, 3])), isCode('ERR_DNS_MALFORMED', 'bad-rdata'));
-    assert.throws(() => decodeKeyRData(Buffer.alloc(0)), MalformedMessageError);
-  });
 });
 
 describe('algorithms: generate → sign → verify → tamper → reject', () => {

@@ -3,18 +3,23 @@ import assert from 'node:assert/strict';
 import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { MalformedMessageError } from '../../../src/dns/errors.js';
 import {
+  appendAdditional,
   decodeMessage,
   emptyMessage,
   encodeMessage,
   encodeRecord,
+  encodingLength,
   optRecord,
+  recordLength,
   typeCode,
+  writeRecord,
   type DecodedMessage,
   type Message,
   type ResourceRecord,
 } from '../../../src/dns/message.js';
 import { encodeName } from '../../../src/dns/names.js';
 import { fixtureBytes } from '../../helpers/fixtures.js';
+import { KEY_DATA, SIG_DATA, TSIG_DATA, WITH_DATA } from './samples.js';
 
 // Compiled to dist/test/unit/dns/: the fixtures stay in the source tree.
 
@@ -47,68 +52,6 @@ function assertMalformed(fn: () => unknown, reason: string, id?: number): void {
   });
 }
 
-const SIG_DATA = {
-  typeCovered: 0,
-  algorithm: 13,
-  labels: 0,
-  originalTtl: 0,
-  expiration: 0xfffffff0,
-  inception: 1_700_000_000,
-  keyTag: 12345,
-  signerName: 'Host.Example.org.',
-  signature: Buffer.alloc(64, 0xab),
-};
-
-const TSIG_DATA = {
-  algorithm: 'hmac-sha256.',
-  timeSigned: 0x0001_2345_6789,
-  fudge: 300,
-  mac: Buffer.alloc(32, 0x5a),
-  originalId: 0xbeef,
-  error: 0,
-  otherData: Buffer.from([0, 0, 0x65, 0x43, 0x21, 0x00]),
-};
-
-const KEY_DATA = { flags: 512, protocol: 3, algorithm: 14, publicKey: Buffer.alloc(96, 0x11) };
-
-/** Every record type the project touches, with non-empty rdata. */
-const WITH_DATA: ResourceRecord[] = [
-  { name: 'a.example.', type: 'A', class: RRClass.IN, ttl: 300, data: '192.0.2.1' },
-  { name: 'a.example.', type: 'AAAA', class: RRClass.IN, ttl: 300, data: '2001:db8::1' },
-  { name: 'example.', type: 'NS', class: RRClass.IN, ttl: 3600, data: 'ns1.example.' },
-  { name: 'www.example.', type: 'CNAME', class: RRClass.IN, ttl: 60, data: 'a\\.b.example.' },
-  { name: '1.2.0.192.in-addr.arpa.', type: 'PTR', class: RRClass.IN, ttl: 60, data: 'a.example.' },
-  { name: 't.example.', type: 'TXT', class: RRClass.IN, ttl: 0, data: ['first', '', 'third string; with "quotes"'] },
-  {
-    name: 'example.',
-    type: 'SOA',
-    class: RRClass.IN,
-    ttl: 300,
-    data: {
-      mname: 'ns.example.',
-      rname: 'host\\.master.example.',
-      serial: 0xffffffff,
-      refresh: 3600,
-      retry: 600,
-      expire: 86400,
-      minimum: 300,
-    },
-  },
-  {
-    name: '_x._tcp.example.',
-    type: 'SRV',
-    class: RRClass.IN,
-    ttl: 300,
-    data: { priority: 10, weight: 20, port: 5353, target: 'sp\\032ace.example.' },
-  },
-  { name: 'host.example.', type: 'KEY', class: RRClass.IN, ttl: 2592000, data: KEY_DATA },
-  { name: '.', type: 'SIG', class: RRClass.ANY, ttl: 0, data: SIG_DATA },
-  { name: 'key.name.', type: 'TSIG', class: RRClass.ANY, ttl: 0, data: TSIG_DATA },
-  { name: '.', type: 'OPT', class: 1232, ttl: 0x00008000, data: Buffer.from([0, 10, 0, 2, 1, 2]) },
-  { name: 'x.example.', type: 'UNKNOWN', code: 65280, class: RRClass.IN, ttl: 7, data: Buffer.from([1, 2, 3]) },
-  { name: 'x.example.', type: 'UNKNOWN', code: RRType.MX, class: RRClass.IN, ttl: 7, data: Buffer.from([0, 5, 0]) },
-];
-
 /** Empty rdata (the RFC 2136 delete and prerequisite forms). */
 const EMPTY_TYPES = ['A', 'AAAA', 'NS', 'CNAME', 'PTR', 'TXT', 'SOA', 'SRV', 'KEY', 'SIG', 'TSIG', 'ANY'] as const;
 
@@ -126,9 +69,35 @@ function messageWith(rr: ResourceRecord, section: 'answers' | 'authorities' | 'a
   return m;
 }
 
+/**
+ * Lengths without encoding: encodingLength is the encoded size, and each
+ * RR's recordLength is what encodeRecord and writeRecord (at an offset,
+ * after other bytes) produce — the same octets the message holds.
+ */
+function checkLengths(m: Message, bytes: Buffer): void {
+  assert.equal(encodingLength(m), bytes.length);
+  const d = decodeMessage(bytes);
+  const sections = ['answers', 'authorities', 'additionals'] as const;
+  for (const section of sections) {
+    m[section].forEach((rr, i) => {
+      const span = d.spans[section][i];
+      const alone = encodeRecord(rr);
+      assert.equal(recordLength(rr), alone.length);
+      const offset = 13;
+      const buf = Buffer.alloc(offset + alone.length, 0xee);
+      assert.equal(writeRecord(rr, buf, offset), alone.length);
+      assert.deepEqual(buf.subarray(offset), alone);
+      // The OPT's TTL carries the extended rcode in the message, so only its length is compared.
+      if (rr.type !== 'OPT') assert.deepEqual(bytes.subarray(span.start, span.end), alone);
+      assert.equal(span.end - span.start, alone.length);
+    });
+  }
+}
+
 /** Round trip both ways: value → bytes → value, and bytes → value → the same bytes. */
 function roundTrip(m: Message): DecodedMessage {
   const bytes = encodeMessage(m);
+  checkLengths(m, bytes);
   const d = decodeMessage(bytes);
   assert.deepEqual(stripDecoded(d), m);
   assert.deepEqual(encodeMessage(d), bytes);
@@ -172,6 +141,13 @@ describe('message: round trip of every record type and class', () => {
     const copy = structuredClone(m);
     encodeMessage(m);
     assert.deepEqual(m, copy);
+  });
+
+  it('appendAdditional adds one RR at the end and counts it in ARCOUNT', () => {
+    const m = messageWith({ name: 'a.example.', type: 'A', class: RRClass.IN, ttl: 1, data: '192.0.2.1' }, 'additionals');
+    const key: ResourceRecord = { name: 'Host.example.', type: 'KEY', class: RRClass.IN, ttl: 0, data: KEY_DATA };
+    const appended = appendAdditional(encodeMessage(m), key);
+    assert.deepEqual(appended, encodeMessage({ ...m, additionals: [...m.additionals, key] }));
   });
 
   it('refuses a TXT string over 255 octets', () => {
@@ -327,6 +303,7 @@ describe('message: decoding BIND and Go fixtures', () => {
     assert.ok(sig?.type === 'SIG' && sig.data !== null);
     assert.equal(sig.data.signerName, 'foxtrot.dynamic.example.org.');
     assert.deepEqual(encodeMessage(d), raw);
+    assert.equal(encodingLength(d), raw.length);
     for (const section of ['questions', 'answers', 'authorities', 'additionals'] as const) {
       let expectStart = section === 'questions' ? 12 : undefined;
       for (const span of d.spans[section]) {

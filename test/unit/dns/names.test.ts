@@ -8,8 +8,10 @@ import {
   fqdn,
   isSubdomain,
   labelCount,
+  nameLength,
   nameToLabels,
   namesEqual,
+  writeName,
 } from '../../../src/dns/names.js';
 import { InvalidNameError, MalformedMessageError } from '../../../src/dns/errors.js';
 
@@ -129,6 +131,22 @@ describe('names: length limits in both directions', () => {
 
   it('refuses to encode a name over 255 octets', () => {
     assertInvalidName(() => encodeName(`${l63}.${l63}.${l63}.${'y'.repeat(62)}.`));
+  });
+
+  it('nameLength measures without encoding and refuses what encodeName refuses', () => {
+    const names = ['.', '', 'a', 'a.', 'Host.Example.org', 'a\\.b.', 'sp\\032ace.', 'é.', 'x😀y.', '*.w_c-1.', `${l63}.`, max255, max255.slice(0, -1)];
+    for (const name of names) {
+      const wireForm = encodeName(name);
+      assert.equal(nameLength(name), wireForm.length, name);
+      const buf = Buffer.alloc(wireForm.length + 5, 0xee);
+      assert.equal(writeName(name, buf, 3), wireForm.length, name);
+      assert.deepEqual(buf.subarray(3, 3 + wireForm.length), wireForm, name);
+      assert.deepEqual(buf.subarray(3 + wireForm.length), Buffer.alloc(2, 0xee), name);
+    }
+    assertInvalidName(() => nameLength(`${l63}.${l63}.${l63}.${'y'.repeat(62)}.`));
+    assertInvalidName(() => nameLength(`${l63}.${l63}.${l63}.${'y'.repeat(62)}`));
+    assertInvalidName(() => nameLength(`${l64}.example.`));
+    assertInvalidName(() => nameLength('a..b.'));
   });
 
   it('refuses to decode a label length byte of 64 and above', () => {

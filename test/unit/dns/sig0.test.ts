@@ -4,7 +4,8 @@ import { Algorithm, RRClass } from '../../../src/dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../../../src/dns/errors.js';
 import { parsePublicKeyFile } from '../../../src/dns/keyfile.js';
 import { generateKeyPair, keyTag, publicKeyFromRData, publicKeyToRData, signData } from '../../../src/dns/keys.js';
-import { decodeMessage, encodeMessage, encodeRecord, encodeSigRDataForSigning, type ResourceRecord } from '../../../src/dns/message.js';
+import { decodeMessage, encodeMessage, encodeRecord, type ResourceRecord } from '../../../src/dns/message.js';
+import { encodeSigRDataForSigning } from '../../../src/dns/rdata.js';
 import {
   DEFAULT_SIG0_WINDOW,
   extractSig0,

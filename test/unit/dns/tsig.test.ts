@@ -10,6 +10,7 @@ import {
   signTsigResponse,
   supportedTsigAlgorithms,
   tsigAlgorithm,
+  tsigLength,
   verifyTsigResponse,
   type TsigKey,
 } from '../../../src/dns/tsig.js';
@@ -52,6 +53,16 @@ function keyFor(algorithm: string): TsigKey {
 }
 
 describe('TSIG: request signing (RFC 8945 §4.3)', () => {
+  for (const [alg, size] of ALGORITHMS) {
+    it(`tsigLength is what signing with ${alg} adds, MAC of ${size} octets included`, () => {
+      const key = keyFor(alg);
+      const unsigned = encodeMessage(request());
+      const { message, mac } = signTsig(unsigned, key, NOW);
+      assert.equal(mac.length, size);
+      assert.equal(tsigLength(key), message.length - unsigned.length);
+    });
+  }
+
   it('appends a TSIG RR as the last additional with the right fields and an independently computed MAC', () => {
     const key = keyFor('hmac-sha256');
     const unsigned = encodeMessage(request());
