@@ -11,8 +11,8 @@
  * Loading costs time proportional to the file's size.
  */
 import { NsregError, errnoCode, errorMessage } from '../errors.js';
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { atomicWrite } from '../fs/atomic.js';
 import * as path from 'node:path';
 
 export interface JournalRead<T> {
@@ -87,15 +87,6 @@ export function jsonLines<T>(parse: (v: unknown) => T | undefined): (line: strin
       return undefined;
     }
   };
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 interface Pending {
@@ -188,27 +179,18 @@ export class Journal {
   }
 
   private async replaceWith(entries: readonly unknown[]): Promise<void> {
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
+    function* lines(): Generator<string> {
       let chunk = '';
       for (const e of entries) {
         chunk += JSON.stringify(e) + '\n';
         if (chunk.length >= 65536) {
-          await fh.appendFile(chunk);
+          yield chunk;
           chunk = '';
         }
       }
-      await fh.appendFile(chunk);
-      await fh.sync();
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      yield chunk;
     }
-    await fh.close();
-    await rename(tmp, this.file);
-    await syncDir(path.dirname(this.file));
+    await atomicWrite(this.file, lines());
     await this.fh?.close();
     this.fh = await open(this.file, 'a', 0o600);
     this.lines = entries.length;

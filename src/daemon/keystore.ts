@@ -32,7 +32,8 @@
  * the start-up expiry pass drops again if it had expired.
  */
 import { NsregError, errnoCode, errorMessage } from '../errors.js';
-import { randomBytes, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { atomicWrite, syncDir } from '../fs/atomic.js';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { keyTag, publicKeyFromRData } from '../dns/keys.js';
@@ -337,15 +338,6 @@ async function readKeyJournal(file: string, warnings: string[]): Promise<KeyJour
 // ---------------------------------------------------------------------------
 // File helpers.
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
   let off = 0;
   while (off < data.length) {
@@ -356,42 +348,24 @@ async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
 
 const ignore = (): void => undefined;
 
-/**
- * Writes the snapshot atomically: temporary file in the same directory,
- * fsync, rename over the old one, fsync the directory. Entries go out in
- * chunks, yielding to the event loop in between, so a large database does
- * not stall request handling.
- */
-async function writeSnapshot(file: string, entries: Entry[]): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  // Go's encoding/json writes map keys sorted; do the same for stable diffs.
+/** The snapshot text in chunks of about 64 KiB, names sorted as Go's encoding/json writes map keys. */
+function* snapshotChunks(entries: Entry[]): Generator<string> {
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const fh = await open(tmp, 'wx', 0o600);
-  let written = false;
-  try {
-    let chunk = '{';
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      chunk += (i === 0 ? '' : ',') + JSON.stringify(e.name) + ':' + entryJson(e);
-      if (chunk.length >= 65536) {
-        await writeAll(fh, Buffer.from(chunk, 'utf8'));
-        chunk = '';
-      }
+  let chunk = '{';
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    chunk += (i === 0 ? '' : ',') + JSON.stringify(e.name) + ':' + entryJson(e);
+    if (chunk.length >= 65536) {
+      yield chunk;
+      chunk = '';
     }
-    await writeAll(fh, Buffer.from(chunk + '}', 'utf8'));
-    await fh.sync();
-    written = true;
-  } finally {
-    await fh.close().catch(ignore);
-    if (!written) await unlink(tmp).catch(ignore);
   }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(ignore);
-    throw err;
-  }
-  await syncDir(path.dirname(file));
+  yield chunk + '}';
+}
+
+/** Writes the snapshot atomically; entries go out in chunks, so a large database does not stall request handling. */
+async function writeSnapshot(file: string, entries: Entry[]): Promise<void> {
+  await atomicWrite(file, snapshotChunks(entries));
 }
 
 // ---------------------------------------------------------------------------
