@@ -333,6 +333,14 @@ async function processUpdate(
     let result: 'claimed' | 'exists';
     try {
       result = await zone.keys.claim(name, keyRR.rdata, keyExpiry);
+      if (result === 'claimed') {
+        try {
+          await zone.keys.confirm(name);
+        } catch (err) {
+          zone.keys.abandon(name);
+          throw err;
+        }
+      }
     } catch (err) {
       zone.logger.error({ name, err: err }, 'key database write failed');
       await rollBack(zone, fresh);

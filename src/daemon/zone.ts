@@ -28,8 +28,12 @@ export interface ClaimedKey {
 /** The key database as the zone uses it (implemented by KeyStore). */
 export interface KeyStorePort {
   get(name: string): ClaimedKey | undefined;
-  /** Durable before it resolves; 'exists' when the name was claimed meanwhile. */
+  /** A tentative claim, durable before it resolves; 'exists' when the name was claimed meanwhile. */
   claim(name: string, rdata: KeyRData, expiry: number): Promise<'claimed' | 'exists'>;
+  /** Makes a tentative claim the name's key; durable before it resolves. */
+  confirm(name: string): Promise<void>;
+  /** Drops a tentative claim. */
+  abandon(name: string): void;
   refresh(name: string, expiry: number): unknown;
   remove(name: string): unknown;
   expireDue(now: number): ClaimedKey[];

@@ -26,7 +26,8 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function writeChunk(fh: FileHandle, chunk: Chunk): Promise<void> {
+/** Writes all of `chunk` at the handle's position (a single write may take only part of it). */
+export async function writeAll(fh: FileHandle, chunk: Chunk): Promise<void> {
   const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
   let off = 0;
   while (off < buf.length) {
@@ -55,9 +56,9 @@ export async function atomicWrite(
   try {
     try {
       if (typeof data === 'string' || data instanceof Uint8Array) {
-        await writeChunk(fh, data);
+        await writeAll(fh, data);
       } else {
-        for await (const chunk of data) await writeChunk(fh, chunk);
+        for await (const chunk of data) await writeAll(fh, chunk);
       }
       await fh.sync();
     } catch (err) {
