@@ -261,10 +261,10 @@ export class KeyStore {
    * Step two: makes the tentative claim of `name` its key. Resolves once
    * the confirmation is on disk; the key is visible from then on. Rejects
    * with KeyStoreError 'write-failed' — the claim then stays tentative, and
-   * the caller abandons it — or 'closed'. Throws when `name` has no
-   * tentative claim.
+   * the caller abandons it — or 'closed'; and with a plain Error when
+   * `name` has no tentative claim (a caller's mistake).
    */
-  confirm(name: string): Promise<void> {
+  async confirm(name: string): Promise<void> {
     const canonical = canonicalName(name);
     this.#assertOpen();
     const t = this.#tentative.get(canonical);
@@ -282,7 +282,7 @@ export class KeyStore {
         throw this.#writeFailed(err);
       });
     this.#maybeCompact();
-    return t.confirming;
+    await t.confirming;
   }
 
   /** Drops the tentative claim of `name`, if it has one (written lazily). */

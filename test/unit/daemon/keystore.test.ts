@@ -441,7 +441,7 @@ describe('KeyStore: tentative claims', () => {
 
   it('confirm without a tentative claim is a programming error', async () => {
     const store = await open(tempDir());
-    assert.throws(() => store.confirm(NAME), /no tentative claim/);
+    await assert.rejects(store.confirm(NAME), /no tentative claim/);
     await store.close();
   });
 });
