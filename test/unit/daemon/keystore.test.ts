@@ -80,9 +80,9 @@ function readOriginalFormat(file: string): Record<string, Record<string, unknown
 }
 
 /** A copy of the data directory as a crash would leave it (nothing flushed or closed). */
-function crashCopy(dir: string): string {
+function crashCopy(dir: string, except: string[] = []): string {
   const copy = tempDir();
-  for (const f of readdirSync(dir)) copyFileSync(path.join(dir, f), path.join(copy, f));
+  for (const f of readdirSync(dir)) if (!except.includes(f)) copyFileSync(path.join(dir, f), path.join(copy, f));
   return copy;
 }
 
@@ -608,6 +608,32 @@ describe('KeyStore: journal and crashes', () => {
 });
 
 describe('KeyStore: write failures', () => {
+  it('a snapshot that cannot be written: compaction fails in the background, backs off, and succeeds once possible', async () => {
+    const dir = tempDir();
+    const errors: KeyStoreError[] = [];
+    const { store } = await KeyStore.open(dir, ZONE, new FakeClock(), { compactMinOps: 2, onBackgroundError: (e) => errors.push(e) });
+    // A non-empty directory where the snapshot goes: the rename onto it fails.
+    mkdirSync(path.join(dir, KEYDB));
+    writeFileSync(path.join(dir, KEYDB, 'x'), '');
+    for (let i = 0; i < 30; i++) {
+      await claimKey(store, `b${i}.dynamic.example.org.`, newKey(), 1e12);
+      await store.idle();
+    }
+    assert.ok(errors.length >= 1, 'the failure was reported');
+    assert.ok(errors.every((e) => e.reason === 'write-failed'));
+    // Without the back-off nearly every claim would try again (29 attempts).
+    assert.ok(errors.length <= 10, `backed off: ${errors.length} attempts for 60 operations`);
+    // Nothing was lost meanwhile.
+    const reader = await KeyStore.open(crashCopy(dir, [KEYDB]), ZONE, new FakeClock());
+    assert.equal(reader.store.size, 30);
+    await reader.store.close();
+    rmSync(path.join(dir, KEYDB), { recursive: true });
+    await store.flush();
+    assert.equal(Object.keys(readOriginalFormat(path.join(dir, KEYDB))).length, 30);
+    await store.close();
+    assert.deepEqual(readdirSync(dir), [KEYDB]);
+  });
+
   it('a journal that cannot be opened (a directory in its place) rejects the claim; nothing changes', async () => {
     const dir = tempDir();
     copyFileSync(fixturePath(KEYDB), path.join(dir, KEYDB));
