@@ -5,14 +5,20 @@
  * its own deadline and is removed upstream, and unacknowledged operations
  * are sent again.
  *
- * Lines (JSON, in a checksummed journal: see journal.ts): {"r":[name,type,address,ttl,expiresAt]} a record installed
- * or refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
+ * The file is a journal (journal.ts: checksummed lines, group commit).
+ * Lines: {"r":[name,type,address,ttl,expiresAt]} a record installed or
+ * refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
  * an operation about to be sent (written durably first); {"a":[upstream,seq]}
  * that operation applied. Record lines are written lazily: a crash can lose
  * the last refreshes (those records then expire up to one refresh early)
  * and the newest installs — which is safe, because their add operations are
  * still unacknowledged or were acknowledged only after the install line was
  * queued; an add found without its record on load is turned into a removal.
+ *
+ * Compaction (at open, at close, and when the file holds more than
+ * max(10000, 4 × live entries) lines) uses the journal's hand-over with no
+ * separate snapshot: the fresh file starts with the whole current state,
+ * and `<zone>state.old` exists only until that is on disk.
  */
 import * as path from 'node:path';
 import { Journal } from './journal.js';
