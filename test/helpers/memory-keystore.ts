@@ -13,10 +13,12 @@ interface Tentative {
 export class MemoryKeyStore implements KeyStorePort {
   /** Confirmed keys. */
   readonly keys = new Map<string, ClaimedKey>();
-  /** Claims made and not confirmed or abandoned yet. */
+  /** Tentative claims: reserved, not visible through get(). Another claim of the name waits for it, as in KeyStore. */
   readonly tentative = new Map<string, Tentative>();
-  /** When set, claim() and confirm() reject with it (a full disk, say). */
+  /** When set, claim() rejects with it (a full disk, say). */
   failWith: Error | undefined;
+  /** When set, confirm() rejects with it. */
+  failConfirmWith: Error | undefined;
   claims = 0;
 
   get size(): number {
@@ -51,7 +53,7 @@ export class MemoryKeyStore implements KeyStorePort {
     const t = this.tentative.get(name);
     if (t === undefined) throw new Error(`${name}: no tentative claim to confirm`);
     await Promise.resolve();
-    if (this.failWith) throw this.failWith;
+    if (this.failConfirmWith) throw this.failConfirmWith;
     if (this.tentative.get(name) !== t) return;
     this.tentative.delete(name);
     this.keys.set(name, t.key);
