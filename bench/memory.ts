@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { RecordCache } from '../src/daemon/cache.js';
 import { systemClock } from '../src/clock.js';
-import { formatRfc3339, KeyStore } from '../src/daemon/keystore.js';
+import { KeyStore } from '../src/daemon/keydb/keystore.js';
+import { formatRfc3339 } from '../src/daemon/keydb/rfc3339.js';
 import { ZoneState } from '../src/daemon/zonestate.js';
 
 const N = Number(process.argv[2] ?? 100_000);
@@ -56,7 +57,7 @@ try {
     cache.upsert(r, t);
     state.recordInstalled(r, t);
   }
-  await new Promise((r) => setTimeout(r, 500));
+  await state.idle();
   const afterRecords = retained();
   const perKey = (afterKeys - base) / store.size;
   const perRecord = (afterRecords - afterKeys) / cache.size;

@@ -34,7 +34,7 @@ import * as net from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatRfc3339 } from '../src/daemon/keystore.js';
+import { formatRfc3339 } from '../src/daemon/keydb/rfc3339.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate } from '../test/helpers/sig0-client.js';

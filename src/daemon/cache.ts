@@ -1,20 +1,19 @@
 /**
  * The A/AAAA records of one zone that upstreams have accepted, each with the
- * time it expires: one (clamped) TTL after its last add or refresh (SPEC §3
- * "Record cache and expiry").
+ * time it expires: one (clamped) TTL after its last add or refresh.
  *
  * Only records the upstreams accepted belong here — the handler writes the
  * cache after a successful forward, never before, so a client's retry after
- * a failed forward is forwarded again rather than taken for a refresh (SPEC
- * §3 step 5, FIX). For that the handler needs to ask "is this cached?"
+ * a failed forward is forwarded again rather than taken for a refresh (the
+ * original kept records cached after a failed forward, so the retry was
+ * never forwarded). For that the handler needs to ask "is this cached?"
  * (`has`/`get`) separately from "cache it" (`upsert`), which it can.
  *
  * Every operation is O(log n) or better in the number of cached records;
  * lookups by name cost O(records of that name).
  */
 import { canonicalName } from '../dns/names.js';
-import type { Clock } from '../clock.js';
-import { DeadlineTimer, ExpiryQueue, type DeadlineTimerOptions } from './expiry-queue.js';
+import { ExpiryQueue } from './expiry-queue.js';
 import type { AddrRecord } from './records.js';
 
 export interface CachedRecord {
@@ -34,7 +33,6 @@ export class RecordCache {
    * per registered name is a target).
    */
   readonly #byName = new Map<string, AddrRecord[]>();
-  readonly #listeners = new Set<() => void>();
 
   get size(): number {
     return this.#queue.size;
@@ -71,7 +69,6 @@ export class RecordCache {
       names.push(rec);
     }
     this.#queue.set(rec, expiresAt, rec);
-    this.#changed();
     return at >= 0 ? 'refreshed' : 'new';
   }
 
@@ -120,19 +117,6 @@ export class RecordCache {
     return out;
   }
 
-  /**
-   * `fn` runs after every upsert (an expiry may have moved earlier). Returns
-   * a function that unsubscribes.
-   */
-  onDeadlineChange(fn: () => void): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
-  }
-
-  #changed(): void {
-    for (const fn of this.#listeners) fn();
-  }
-
   #unindex(rec: RecordId): void {
     const names = this.#byName.get(rec.name);
     if (names === undefined) return;
@@ -140,39 +124,4 @@ export class RecordCache {
     if (at >= 0) names.splice(at, 1);
     if (names.length === 0) this.#byName.delete(rec.name);
   }
-}
-
-export interface ExpiryWatch {
-  stop(): void;
-}
-
-/**
- * Expires `cache` on `clock`: one timer armed for the earliest expiry, and
- * `onExpired` called with every record that fell due when it fires (after
- * they have left the cache). `onExpired` must not throw; a failure to
- * remove the records upstream is the caller's to log and retry.
- */
-export function watchCacheExpiry(
-  cache: RecordCache,
-  clock: Clock,
-  onExpired: (records: AddrRecord[]) => void,
-  options: DeadlineTimerOptions = {},
-): ExpiryWatch {
-  const timer = new DeadlineTimer(
-    clock,
-    () => cache.nextExpiry(),
-    (now) => {
-      const due = cache.expireDue(now);
-      if (due.length > 0) onExpired(due);
-    },
-    options,
-  );
-  const unsubscribe = cache.onDeadlineChange(() => timer.rearm());
-  timer.rearm();
-  return {
-    stop(): void {
-      unsubscribe();
-      timer.stop();
-    },
-  };
 }

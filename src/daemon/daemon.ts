@@ -10,7 +10,7 @@ import { RecordCache } from './cache.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
-import { KeyStore } from './keystore.js';
+import { KeyStore } from './keydb/keystore.js';
 import { RegistrationServer, type ServerLimits } from './server.js';
 import { createUpstream } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';

@@ -1,11 +1,10 @@
 /**
- * Deadlines keyed by a string (or any value compared by identity): a binary min-heap with a position index, so
- * insert, move, remove and pop-min all cost O(log n). The original daemon
- * sorted its whole expiry list on every add and searched it linearly (SPEC §3
- * "Record cache and expiry", FIX); both the record cache and the key store
- * keep their deadlines here instead.
+ * Deadlines keyed by a string (or any value compared by identity): a binary
+ * min-heap with a position index, so insert, move, remove and pop-min all
+ * cost O(log n). The original daemon sorted its whole expiry list on every
+ * add and searched it linearly; the record cache, the key store and the
+ * replay guard keep their deadlines here instead.
  */
-import type { Clock, TimerHandle } from '../clock.js';
 
 export interface QueueEntry<V, K = string> {
   readonly key: K;
@@ -159,89 +158,5 @@ export class ExpiryQueue<V, K = string> {
     }
     heap[i] = node;
     this.#index.set(node.key, i);
-  }
-}
-
-/**
- * setTimeout fires at once (with a warning) for delays above 2^31-1 ms, about
- * 24.8 days, and key lifetimes are often longer (4320h); long waits are split.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-export interface DeadlineTimerOptions {
-  /**
-   * Fire this much after the earliest deadline, so that deadlines falling
-   * close together are handled in one batch. SPEC allows expiry to be up to
-   * a second late. Default 0.
-   */
-  readonly slackMs?: number;
-}
-
-/**
- * Keeps ONE timer armed for the earliest deadline of a queue. `rearm()` is
- * called whenever a deadline may have moved earlier; a timer that fires
- * early (the entry was refreshed meanwhile) finds nothing due and re-arms,
- * so refreshes, the common case, never touch the timer.
- */
-export class DeadlineTimer {
-  readonly #clock: Clock;
-  readonly #next: () => number | undefined;
-  readonly #onDue: (now: number) => void;
-  readonly #slack: number;
-  #timer: TimerHandle | undefined;
-  /** When the armed timer fires (ms since epoch). */
-  #armedAt = Infinity;
-  #stopped = false;
-  #firing = false;
-
-  constructor(clock: Clock, next: () => number | undefined, onDue: (now: number) => void, options: DeadlineTimerOptions = {}) {
-    const slack = options.slackMs ?? 0;
-    if (!(slack >= 0) || !Number.isFinite(slack)) throw new RangeError(`slackMs must be a finite number >= 0, got ${slack}`);
-    this.#clock = clock;
-    this.#next = next;
-    this.#onDue = onDue;
-    this.#slack = slack;
-  }
-
-  /** Makes sure a timer fires no later than the (possibly new) earliest deadline. */
-  rearm(): void {
-    if (this.#stopped || this.#firing) return;
-    const next = this.#next();
-    if (next === undefined) {
-      this.#cancel();
-      return;
-    }
-    const fireAt = next + this.#slack;
-    if (this.#timer !== undefined && this.#armedAt <= fireAt) return;
-    this.#cancel();
-    const now = this.#clock.now();
-    const delay = Math.min(Math.max(0, fireAt - now), MAX_TIMER_MS);
-    this.#armedAt = delay === MAX_TIMER_MS ? now + delay : fireAt;
-    this.#timer = this.#clock.schedule(delay, () => this.#fire());
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    this.#cancel();
-  }
-
-  #cancel(): void {
-    this.#timer?.cancel();
-    this.#timer = undefined;
-    this.#armedAt = Infinity;
-  }
-
-  #fire(): void {
-    this.#timer = undefined;
-    this.#armedAt = Infinity;
-    if (this.#stopped) return;
-    this.#firing = true;
-    try {
-      const next = this.#next();
-      if (next !== undefined && next <= this.#clock.now()) this.#onDue(this.#clock.now());
-    } finally {
-      this.#firing = false;
-      this.rearm();
-    }
   }
 }

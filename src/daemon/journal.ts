@@ -1,57 +1,96 @@
 /**
- * An append-only file of JSON lines with group commit, for state that must
- * survive a crash (the zone's records and upstream operations).
+ * An append-only file of checksummed JSON lines, for state that must
+ * survive a crash: the key database's changes and the zone's records and
+ * upstream operations both live in one of these.
  *
- * - append(entry, durable): lines queued in the same tick go out in one
- *   write; if any of them is durable, one fdatasync covers them all before
- *   their promises resolve.
- * - A crash mid-write can leave a torn last line: readJournal() drops it.
- * - rewrite(entries): compaction — a new file (temp, fsync, rename, fsync
- *   dir) replaces the old one, so a crash leaves either the old or the new.
- * Loading costs time proportional to the file's size.
+ * Line format: `<json>\t<crc32>\n`, the CRC-32 (as zlib computes it) of the
+ * JSON text's UTF-8 bytes in 8 lower-case hex digits. JSON text never holds
+ * a raw tab, so the last tab separates the two. A line without a tab is a
+ * line written before checksums were added and is taken as it is; a line
+ * whose checksum does not match is bad.
+ *
+ * - write()/writeDurable(): lines queued in one tick go out in one write;
+ *   if any of them is durable, one fdatasync covers them all before any
+ *   durable promise resolves (group commit).
+ * - Reading: a crash mid-write can leave a torn last line (or, on some file
+ *   systems, a tail of zeros). Bad lines after the last good one are
+ *   dropped and cut off when the journal is opened; a bad line followed by
+ *   a good one is damage, not a torn write, and an error.
+ * - compact(): the owner folds the journal into a compact form. The file is
+ *   set aside as `<file>.old`; new lines go to a fresh file that starts
+ *   with whatever the owner's snapshot will not hold; the owner writes its
+ *   snapshot; `.old` is deleted. A crash at any point leaves files that
+ *   replay to the same state (`.old` first, then the file), provided every
+ *   line states an absolute value — which both users' lines do.
+ * Loading costs time proportional to the files' size.
  */
 import { NsregError, errnoCode, errorMessage } from '../errors.js';
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { atomicWrite, syncDir, writeAll } from '../fs/atomic.js';
 
-export interface JournalRead<T> {
-  entries: T[];
-  /** The file was there (an absent journal reads as empty). */
-  exists: boolean;
-  /** Bytes up to and including the last good line. */
-  validBytes: number;
-  /** Bytes of a torn last line that were ignored. */
-  tornBytes: number;
-}
-
-/** A journal that cannot be read, or whose damage is not a torn last line. */
+/** A journal that cannot be read, whose damage is not a torn last line, or whose torn tail cannot be cut off. */
 export class JournalError extends NsregError {
   readonly code = 'ERR_JOURNAL';
   constructor(
-    readonly reason: 'read-failed' | 'damaged',
+    readonly reason: 'read-failed' | 'damaged' | 'write-failed',
     readonly file: string,
     message: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = 'JournalError';
   }
 }
 
+function checksum(json: string): string {
+  return crc32(json).toString(16).padStart(8, '0');
+}
+
+/** One journal line, newline included. */
+export function encodeLine(entry: unknown): string {
+  const json = JSON.stringify(entry);
+  return `${json}\t${checksum(json)}\n`;
+}
+
+const BAD = Symbol('bad line');
+const CHECKSUM = /^[0-9a-f]{8}$/;
+
+/** The JSON value of one line (without its newline), or BAD. */
+function decodeLine(text: string): unknown {
+  const tab = text.lastIndexOf('\t');
+  let json = text;
+  if (tab !== -1) {
+    json = text.slice(0, tab);
+    const sum = text.slice(tab + 1);
+    if (!CHECKSUM.test(sum) || sum !== checksum(json)) return BAD;
+  }
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    return BAD;
+  }
+}
+
+interface JournalRead<T> {
+  entries: T[];
+  /** Bytes up to and including the last good line. */
+  validBytes: number;
+  /** Bytes after it: a torn last line. */
+  tornBytes: number;
+}
+
 /**
- * Reads every whole line with `parse` (undefined: not an entry). A crash
- * while appending can leave the last line incomplete (or, on some file
- * systems, followed by zeros): bad lines after the last good one are
- * dropped. A bad line followed by a good one is not a torn write but
- * damage, and throws JournalError('damaged').
+ * Reads every whole line, turning each into an entry with `parse`
+ * (undefined: not an entry); an absent file reads as empty. Applies the
+ * torn-tail rule of the module comment.
  */
-export async function readJournal<T>(file: string, parse: (line: string) => T | undefined): Promise<JournalRead<T>> {
+async function readJournal<T>(file: string, parse: (value: unknown) => T | undefined): Promise<JournalRead<T> | undefined> {
   let buf: Buffer;
   try {
     buf = await readFile(file);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return { entries: [], exists: false, validBytes: 0, tornBytes: 0 };
+    if (errnoCode(err) === 'ENOENT') return undefined;
     throw new JournalError('read-failed', file, errorMessage(err), { cause: err });
   }
   const entries: T[] = [];
@@ -63,7 +102,11 @@ export async function readJournal<T>(file: string, parse: (line: string) => T | 
     const nl = buf.indexOf(0x0a, start);
     line++;
     const end = nl === -1 ? buf.length : nl + 1;
-    const entry = nl === -1 ? undefined : parse(buf.toString('utf8', start, nl));
+    let entry: T | undefined;
+    if (nl !== -1) {
+      const value = decodeLine(buf.toString('utf8', start, nl));
+      if (value !== BAD) entry = parse(value);
+    }
     if (entry === undefined) {
       badLine ??= line;
     } else {
@@ -75,148 +118,347 @@ export async function readJournal<T>(file: string, parse: (line: string) => T | 
     }
     start = end;
   }
-  return { entries, exists: true, validBytes: good, tornBytes: buf.length - good };
+  return { entries, validBytes: good, tornBytes: buf.length - good };
 }
 
-/** A line parser for JSON entries: undefined for anything that is not JSON or not an entry. */
-export function jsonLines<T>(parse: (v: unknown) => T | undefined): (line: string) => T | undefined {
-  return (line) => {
-    try {
-      return parse(JSON.parse(line));
-    } catch {
-      return undefined;
-    }
-  };
+export interface JournalOptions {
+  /** A lazily written line could not be written (called once per failed batch). */
+  readonly onError?: (err: unknown) => void;
+  /**
+   * The file was found shorter than what this journal wrote to it: someone
+   * else cut or replaced it. What it held is still in the owner's memory,
+   * so the owner should compact soon.
+   */
+  readonly onLost?: () => void;
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+export interface OpenedJournal<T> {
+  readonly journal: Journal<T>;
+  /** Every entry, those of a left-over `.old` file first. */
+  readonly entries: T[];
+  /** Things open() noticed and tolerated (torn last lines), for the caller to log. */
+  readonly warnings: string[];
 }
 
-interface Pending {
-  line: string;
-  durable: boolean;
-  resolve(): void;
-  reject(err: Error): void;
+interface Queued {
+  readonly line: string;
+  readonly durable: boolean;
+  /** Runs synchronously once the line is on disk, before anyone else can look. */
+  readonly onWritten?: () => void;
+  readonly resolve?: () => void;
+  readonly reject?: (err: unknown) => void;
 }
 
-export class Journal {
-  private fh: FileHandle | undefined;
-  private queue: Pending[] = [];
-  private writing: Promise<void> | undefined;
-  /** While a compaction runs, appends wait in the queue and go to the new file. */
-  private rewriting = false;
-  private lines = 0;
+const ignore = (): void => undefined;
 
-  private constructor(readonly file: string) {}
+export class Journal<T> {
+  readonly file: string;
+  /** The journal set aside while a compaction is under way (or after one failed). */
+  readonly oldFile: string;
+  readonly #dir: string;
+  readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #onLost: (() => void) | undefined;
+  /** Opened on the first write (and again after a failed one). */
+  #fh: FileHandle | undefined;
+  /** Length of the file up to its last known-good line. */
+  #bytes = 0;
+  /** A failed write (or a torn tail) may have left bytes after #bytes. */
+  #dirty = false;
+  #lines = 0;
+  #hasOld = false;
+  #oldLines = 0;
+  #queue: Queued[] = [];
+  #scheduled = false;
+  #writing = false;
+  /** During a compaction's hand-over lines wait in the queue (they go to the fresh file). */
+  #held = false;
+  #compacting: Promise<void> | undefined;
+  #idleWaiters: Array<() => void> = [];
+  #closed = false;
 
-  /** Opens for appending (creating the directory and file), cutting off a torn tail of `keepBytes`. */
-  static async open(file: string, validLines: number, tornBytes: number): Promise<Journal> {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    const j = new Journal(file);
-    j.fh = await open(file, 'a+', 0o600);
-    if (tornBytes > 0) {
-      const { size } = await j.fh.stat();
-      await j.fh.truncate(size - tornBytes);
-    }
-    j.lines = validLines;
-    return j;
-  }
-
-  /** Lines in the file (for deciding when to compact). */
-  get length(): number {
-    return this.lines;
-  }
-
-  append(entry: unknown, durable: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ line: JSON.stringify(entry) + '\n', durable, resolve, reject });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.writing !== undefined || this.rewriting) return;
-    this.writing = (async () => {
-      while (this.queue.length > 0 && !this.rewriting) {
-        const batch = this.queue;
-        this.queue = [];
-        try {
-          const fh = this.fh;
-          if (fh === undefined) throw new Error(`${this.file}: journal is closed`);
-          await fh.appendFile(batch.map((p) => p.line).join(''));
-          if (batch.some((p) => p.durable)) await fh.datasync();
-          this.lines += batch.length;
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          for (const p of batch) p.reject(err as Error);
-        }
-      }
-    })().finally(() => {
-      this.writing = undefined;
-      if (this.queue.length > 0) this.kick();
-    });
-  }
-
-  /** Waits until everything appended so far is written. */
-  async drain(): Promise<void> {
-    while (this.writing !== undefined) await this.writing;
+  private constructor(file: string, options: JournalOptions) {
+    this.file = file;
+    this.oldFile = `${file}.old`;
+    this.#dir = path.dirname(file);
+    this.#onError = options.onError;
+    this.#onLost = options.onLost;
   }
 
   /**
-   * Replaces the file's content with `entries` atomically (compaction).
-   * `entries` must describe the state after every append made so far;
-   * appends made meanwhile are held back and written to the new file.
+   * Reads `file` (and a `.old` left by an interrupted compaction), cuts off
+   * a torn last line, and returns the journal ready for appending. The file
+   * itself is opened (created) only by the first write. Throws JournalError.
    */
-  async rewrite(entries: readonly unknown[]): Promise<void> {
-    // Hold new appends first, then let the write in progress finish. Held
-    // lines may repeat what `entries` already says; replaying them in order
-    // after it gives the same state, since each line sets its key's state.
-    this.rewriting = true;
+  static async open<T>(file: string, parse: (value: unknown) => T | undefined, options: JournalOptions = {}): Promise<OpenedJournal<T>> {
+    const j = new Journal<T>(file, options);
     try {
-      await this.drain();
-      await this.replaceWith(entries);
-    } finally {
-      this.rewriting = false;
-      this.kick();
+      await mkdir(j.#dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new JournalError('read-failed', j.#dir, `cannot create directory: ${errorMessage(err)}`, { cause: err });
+    }
+    const warnings: string[] = [];
+    const torn = (f: string, r: JournalRead<T> | undefined): void => {
+      if (r !== undefined && r.tornBytes > 0) {
+        warnings.push(`${f}: ignored ${r.tornBytes} bytes of an incomplete last line (interrupted write)`);
+      }
+    };
+    const old = await readJournal(j.oldFile, parse);
+    const cur = await readJournal(file, parse);
+    torn(j.oldFile, old);
+    torn(file, cur);
+    j.#hasOld = old !== undefined;
+    j.#oldLines = old?.entries.length ?? 0;
+    j.#lines = cur?.entries.length ?? 0;
+    j.#bytes = cur?.validBytes ?? 0;
+    // Cut a torn tail off now, so that new lines do not follow it.
+    j.#dirty = (cur?.tornBytes ?? 0) > 0;
+    try {
+      await j.#cutTail();
+    } catch (err) {
+      throw new JournalError('write-failed', file, `cannot cut off an incomplete last line: ${errorMessage(err)}`, { cause: err });
+    }
+    return { journal: j, entries: [...(old?.entries ?? []), ...(cur?.entries ?? [])], warnings };
+  }
+
+  /** Lines in the file(s), queued ones included (for deciding when to compact). */
+  get length(): number {
+    return this.#oldLines + this.#lines + this.#queue.length;
+  }
+
+  /** A `.old` file is there: a compaction is under way, or one failed (or was interrupted) and is to be finished. */
+  get hasOld(): boolean {
+    return this.#hasOld;
+  }
+
+  /** Writes `entry` lazily: a crash can lose it. A failure goes to the onError option. */
+  write(entry: T): void {
+    this.#enqueue({ line: encodeLine(entry), durable: false });
+  }
+
+  /**
+   * Writes `entry` and resolves once it is on disk (fdatasync). `onWritten`
+   * runs synchronously as soon as it is, before any other code — a
+   * compaction in particular — can observe the owner's state.
+   */
+  writeDurable(entry: T, onWritten?: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({ line: encodeLine(entry), durable: true, resolve, reject, ...(onWritten === undefined ? {} : { onWritten }) });
+    });
+  }
+
+  /** Resolves once no line is queued or being written. */
+  async idle(): Promise<void> {
+    while (this.#writing || this.#scheduled || this.#queue.length > 0 || this.#compacting !== undefined) {
+      if (this.#compacting !== undefined) await this.#compacting.catch(ignore);
+      else await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
   }
 
-  private async replaceWith(entries: readonly unknown[]): Promise<void> {
-    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const fh = await open(tmp, 'wx', 0o600);
+  /**
+   * The compaction hand-over (see the module comment). `capture` runs when
+   * every line written so far is on disk and none is being written; it
+   * returns the entries the fresh file must start with (what the owner's
+   * snapshot will not hold) and may note what the snapshot is to hold.
+   * `save` then writes that snapshot. Lines written meanwhile wait and go
+   * to the fresh file after the captured entries. Compactions queue behind
+   * one another. On failure the files stay consistent; the next compaction
+   * finishes the job.
+   */
+  compact(capture: () => Iterable<T>, save?: () => Promise<void>): Promise<void> {
+    // Started at once when none is running, so that lines written after this call go to the fresh file.
+    const prior = this.#compacting;
+    const run = prior === undefined ? this.#compact(capture, save) : prior.catch(ignore).then(() => this.#compact(capture, save));
+    const tracked = run.finally(() => {
+      if (this.#compacting === tracked) this.#compacting = undefined;
+    });
+    this.#compacting = tracked;
+    return tracked;
+  }
+
+  /**
+   * Waits for queued lines, then releases the file. With `removeIfEmpty` an
+   * empty journal (and no `.old`) is deleted. Later writes fail.
+   */
+  async close(options: { removeIfEmpty?: boolean } = {}): Promise<void> {
+    await this.idle();
+    this.#closed = true;
+    await this.#dropHandle();
+    if (options.removeIfEmpty === true && this.#bytes === 0 && !this.#hasOld) await unlink(this.file).catch(ignore);
+  }
+
+  async #compact(capture: () => Iterable<T>, save: (() => Promise<void>) | undefined): Promise<void> {
+    this.#held = true;
     try {
-      let chunk = '';
-      for (const e of entries) {
-        chunk += JSON.stringify(e) + '\n';
-        if (chunk.length >= 65536) {
-          await fh.appendFile(chunk);
-          chunk = '';
+      while (this.#writing) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      if (!this.#hasOld) {
+        await this.#cutTail();
+        await this.#dropHandle();
+        let moved = true;
+        try {
+          await rename(this.file, this.oldFile);
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+          moved = false;
+        }
+        if (moved) {
+          await syncDir(this.#dir);
+          this.#hasOld = true;
+          this.#oldLines = this.#lines;
+          this.#lines = 0;
+          this.#bytes = 0;
+        }
+        const carry = [...capture()].map(encodeLine);
+        if (carry.length > 0) {
+          const text = carry.join('');
+          await atomicWrite(this.file, text);
+          this.#lines = carry.length;
+          this.#bytes = Buffer.byteLength(text);
+        }
+      } else {
+        // `.old` is still there from a compaction that failed, and it must
+        // not be overwritten: the carried entries are appended to the
+        // current file instead, whose lines the snapshot will hold anyway.
+        const carry = [...capture()].map(encodeLine);
+        if (carry.length > 0) await this.#writeLines(carry.join(''), carry.length, true);
+      }
+    } finally {
+      this.#held = false;
+      this.#schedule();
+    }
+    await save?.();
+    if (this.#hasOld) {
+      try {
+        await unlink(this.oldFile);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      }
+      await syncDir(this.#dir);
+      this.#hasOld = false;
+      this.#oldLines = 0;
+    }
+  }
+
+  #enqueue(q: Queued): void {
+    if (this.#closed) {
+      const err = new Error(`${this.file}: journal is closed`);
+      if (q.reject === undefined) this.#onError?.(err);
+      else q.reject(err);
+      return;
+    }
+    this.#queue.push(q);
+    this.#schedule();
+  }
+
+  /** Starts the writer after the current tick, so that lines queued in it share one write. */
+  #schedule(): void {
+    if (this.#scheduled || this.#writing || this.#held || this.#queue.length === 0) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#writing || this.#held) return;
+    this.#writing = true;
+    try {
+      while (this.#queue.length > 0 && !this.#held) {
+        const batch = this.#queue;
+        this.#queue = [];
+        let failure: unknown;
+        let failed = false;
+        try {
+          await this.#writeLines(
+            batch.map((q) => q.line).join(''),
+            batch.length,
+            batch.some((q) => q.durable),
+          );
+        } catch (err) {
+          failure = err;
+          failed = true;
+        }
+        if (failed) {
+          for (const q of batch) q.reject?.(failure);
+          if (batch.some((q) => q.reject === undefined)) this.#onError?.(failure);
+        } else {
+          for (const q of batch) q.onWritten?.();
+          for (const q of batch) q.resolve?.();
         }
       }
-      await fh.appendFile(chunk);
-      await fh.sync();
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+    } finally {
+      this.#writing = false;
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
     }
-    await fh.close();
-    await rename(tmp, this.file);
-    await syncDir(path.dirname(this.file));
-    await this.fh?.close();
-    this.fh = await open(this.file, 'a', 0o600);
-    this.lines = entries.length;
   }
 
-  async close(): Promise<void> {
-    await this.drain();
-    await this.fh?.close();
-    this.fh = undefined;
+  async #writeLines(text: string, count: number, durable: boolean): Promise<void> {
+    const data = Buffer.from(text, 'utf8');
+    const fh = await this.#handle();
+    try {
+      await writeAll(fh, data);
+      if (durable) await fh.datasync();
+    } catch (err) {
+      // Part of the batch may have reached the file: the next open of the
+      // handle cuts it back to #bytes, so no later line follows a torn one.
+      this.#dirty = true;
+      await this.#dropHandle();
+      throw err;
+    }
+    this.#bytes += data.length;
+    this.#lines += count;
+  }
+
+  async #handle(): Promise<FileHandle> {
+    if (this.#fh !== undefined) return this.#fh;
+    const fh = await open(this.file, 'a', 0o600);
+    try {
+      const { size } = await fh.stat();
+      if (size > this.#bytes) {
+        await fh.truncate(this.#bytes);
+      } else if (size < this.#bytes) {
+        this.#bytes = size;
+        this.#onLost?.();
+      }
+      this.#dirty = false;
+      // The file may have just been created: make its name durable too.
+      await syncDir(this.#dir);
+    } catch (err) {
+      await fh.close().catch(ignore);
+      throw err;
+    }
+    this.#fh = fh;
+    return fh;
+  }
+
+  /** Cuts what a failed write or a torn line left after the last good line. */
+  async #cutTail(): Promise<void> {
+    if (!this.#dirty) return;
+    let fh: FileHandle;
+    try {
+      fh = await open(this.file, 'r+');
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      this.#dirty = false;
+      return;
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size > this.#bytes) {
+        await fh.truncate(this.#bytes);
+        await fh.sync();
+      }
+    } finally {
+      await fh.close();
+    }
+    this.#dirty = false;
+  }
+
+  async #dropHandle(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(ignore);
   }
 }

@@ -5,17 +5,23 @@
  * its own deadline and is removed upstream, and unacknowledged operations
  * are sent again.
  *
- * Lines (JSON): {"r":[name,type,address,ttl,expiresAt]} a record installed
- * or refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
+ * The file is a journal (journal.ts: checksummed lines, group commit).
+ * Lines: {"r":[name,type,address,ttl,expiresAt]} a record installed or
+ * refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
  * an operation about to be sent (written durably first); {"a":[upstream,seq]}
  * that operation applied. Record lines are written lazily: a crash can lose
  * the last refreshes (those records then expire up to one refresh early)
  * and the newest installs — which is safe, because their add operations are
  * still unacknowledged or were acknowledged only after the install line was
  * queued; an add found without its record on load is turned into a removal.
+ *
+ * Compaction (at open, at close, and when the file holds more than
+ * max(10000, 4 × live entries) lines) uses the journal's hand-over with no
+ * separate snapshot: the fresh file starts with the whole current state,
+ * and `<zone>state.old` exists only until that is on disk.
  */
 import * as path from 'node:path';
-import { Journal, jsonLines, readJournal } from './journal.js';
+import { Journal } from './journal.js';
 import type { Op, OpKind, OutboxPersistence } from './outbox.js';
 import { recordKey, type AddrRecord, type AddrType } from './records.js';
 
@@ -99,9 +105,9 @@ export class ZoneState implements OutboxPersistence {
   private seq: number;
 
   private constructor(
-    private readonly journal: Journal,
+    private readonly journal: Journal<Line>,
     loaded: LoadedState,
-    private readonly onError: (err: Error) => void,
+    private readonly onError: (err: unknown) => void,
   ) {
     const initial = loaded.records;
     this.recordSource = () => initial;
@@ -117,12 +123,13 @@ export class ZoneState implements OutboxPersistence {
   /** Loads (or creates) the state file of `zone`. */
   static async open(dataDir: string, zone: string, onError: (err: Error) => void): Promise<{ state: ZoneState; loaded: LoadedState }> {
     const file = ZoneState.fileFor(dataDir, zone);
-    const read = await readJournal(file, jsonLines(parseLine));
+    const report = (err: unknown): void => onError(err instanceof Error ? err : new Error(String(err)));
+    const { journal, entries, warnings } = await Journal.open(file, parseLine, { onError: report });
     const records = new Map<string, { record: AddrRecord; expiresAt: number }>();
     const ops = new Map<string, Map<string, Op>>();
     const bySeq = new Map<string, Map<number, string>>();
     let lastSeq = 0;
-    for (const line of read.entries) {
+    for (const line of entries) {
       if ('r' in line) {
         const [name, type, address, ttl, expiresAt] = line.r;
         const record = { name, type, address, ttl };
@@ -151,8 +158,6 @@ export class ZoneState implements OutboxPersistence {
         if (key !== undefined && m?.get(key)?.seq === seq) m.delete(key);
       }
     }
-    const warnings: string[] = [];
-    if (read.tornBytes > 0) warnings.push(`${file}: ignored ${read.tornBytes} bytes of an interrupted last write`);
     // An add that was never confirmed installed (no record) must not stay upstream: make it a removal.
     const opsOut = new Map<string, Op[]>();
     for (const [up, m] of ops) {
@@ -164,9 +169,7 @@ export class ZoneState implements OutboxPersistence {
       if (list.length > 0) opsOut.set(up, list);
     }
     const loaded: LoadedState = { records: [...records.values()], ops: opsOut, lastSeq, warnings };
-    const lines = read.entries.length;
-    const journal = await Journal.open(file, lines, read.tornBytes);
-    const state = new ZoneState(journal, loaded, onError);
+    const state = new ZoneState(journal, loaded, report);
     // Start from a compact file: what was loaded, nothing else.
     await state.compact();
     return { state, loaded };
@@ -196,7 +199,7 @@ export class ZoneState implements OutboxPersistence {
     const writes: Array<Promise<void>> = [];
     for (const op of ops) {
       m.set(op.key, op);
-      writes.push(this.journal.append({ o: [upstream, op.seq, op.kind, op.key, opPayload(op)] }, true));
+      writes.push(this.journal.writeDurable({ o: [upstream, op.seq, op.kind, op.key, opPayload(op)] }));
     }
     await Promise.all(writes);
     this.maybeCompact();
@@ -218,7 +221,7 @@ export class ZoneState implements OutboxPersistence {
   }
 
   private write(line: Line): void {
-    this.journal.append(line, false).catch((err: Error) => this.onError(err));
+    this.journal.write(line);
     this.maybeCompact();
   }
 
@@ -227,18 +230,26 @@ export class ZoneState implements OutboxPersistence {
     for (const m of this.ops.values()) live += m.size;
     if (this.compacting === undefined && this.journal.length > Math.max(10_000, 4 * live)) {
       this.compacting = this.compact()
-        .catch((err: Error) => this.onError(err))
+        .catch((err: unknown) => this.onError(err))
         .finally(() => (this.compacting = undefined));
     }
   }
 
-  private async compact(): Promise<void> {
-    const lines: Line[] = [];
-    for (const { record, expiresAt } of this.recordSource()) lines.push(recordLine(record, expiresAt));
+  /** Rewrites the file as the current state: every installed record and every pending operation. */
+  private compact(): Promise<void> {
+    return this.journal.compact(() => this.lines());
+  }
+
+  private *lines(): Generator<Line> {
+    for (const { record, expiresAt } of this.recordSource()) yield recordLine(record, expiresAt);
     for (const [up, m] of this.ops) {
-      for (const op of m.values()) lines.push({ o: [up, op.seq, op.kind, op.key, opPayload(op)] });
+      for (const op of m.values()) yield { o: [up, op.seq, op.kind, op.key, opPayload(op)] };
     }
-    await this.journal.rewrite(lines);
+  }
+
+  /** Resolves once every line written so far has reached the file (lazy ones included). */
+  idle(): Promise<void> {
+    return this.journal.idle();
   }
 
   async close(): Promise<void> {

@@ -4,10 +4,17 @@ import { keyTag, publicKeyFromRData } from '../../src/dns/keys.js';
 import type { KeyRData } from '../../src/dns/types.js';
 import type { ClaimedKey, KeyStorePort } from '../../src/daemon/zone.js';
 
+interface Tentative {
+  readonly key: ClaimedKey;
+  readonly settled: Promise<void>;
+  readonly settle: () => void;
+}
+
 export class MemoryKeyStore implements KeyStorePort {
+  /** Confirmed keys. */
   readonly keys = new Map<string, ClaimedKey>();
-  /** Tentative claims: reserved, not visible through get(). */
-  readonly tentative = new Map<string, { rdata: KeyRData; expiry: number }>();
+  /** Tentative claims: reserved, not visible through get(). Another claim of the name waits for it, as in KeyStore. */
+  readonly tentative = new Map<string, Tentative>();
   /** When set, claim() rejects with it (a full disk, say). */
   failWith: Error | undefined;
   /** When set, confirm() rejects with it. */
@@ -23,36 +30,41 @@ export class MemoryKeyStore implements KeyStorePort {
   }
 
   put(name: string, rdata: KeyRData, expiry: number): void {
-    let cached: KeyObject | undefined;
-    this.keys.set(name, {
-      name,
-      rdata,
-      keyTag: keyTag(rdata),
-      expiry,
-      publicKey: () => (cached ??= publicKeyFromRData(rdata)),
-    });
+    this.keys.set(name, makeKey(name, rdata, expiry));
   }
 
   async claim(name: string, rdata: KeyRData, expiry: number): Promise<'claimed' | 'exists'> {
     await Promise.resolve();
-    if (this.failWith) throw this.failWith;
-    if (this.keys.has(name) || this.tentative.has(name)) return 'exists';
+    for (;;) {
+      if (this.failWith) throw this.failWith;
+      if (this.keys.has(name)) return 'exists';
+      const held = this.tentative.get(name);
+      if (held === undefined) break;
+      await held.settled;
+    }
+    let settle = (): void => undefined;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    this.tentative.set(name, { key: makeKey(name, rdata, expiry), settled, settle });
     this.claims++;
-    this.tentative.set(name, { rdata, expiry });
     return 'claimed';
   }
 
   async confirm(name: string): Promise<void> {
+    const t = this.tentative.get(name);
+    if (t === undefined) throw new Error(`${name}: no tentative claim to confirm`);
     await Promise.resolve();
     if (this.failConfirmWith) throw this.failConfirmWith;
-    const t = this.tentative.get(name);
-    if (t === undefined) throw new Error(`no tentative claim of ${name}`);
+    if (this.tentative.get(name) !== t) return;
     this.tentative.delete(name);
-    this.put(name, t.rdata, t.expiry);
+    this.keys.set(name, t.key);
+    t.settle();
   }
 
   abandon(name: string): void {
+    const t = this.tentative.get(name);
+    if (t === undefined) return;
     this.tentative.delete(name);
+    t.settle();
   }
 
   refresh(name: string, expiry: number): void {
@@ -79,4 +91,15 @@ export class MemoryKeyStore implements KeyStorePort {
   async flush(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+function makeKey(name: string, rdata: KeyRData, expiry: number): ClaimedKey {
+  let cached: KeyObject | undefined;
+  return {
+    name,
+    rdata,
+    keyTag: keyTag(rdata),
+    expiry,
+    publicKey: () => (cached ??= publicKeyFromRData(rdata)),
+  };
 }

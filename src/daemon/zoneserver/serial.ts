@@ -6,9 +6,10 @@
  * After a crash the next serial starts at the reservation, above every
  * serial ever served. Serial arithmetic wraps per RFC 1982.
  */
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { errnoCode } from '../../errors.js';
+import { atomicWrite } from '../../fs/atomic.js';
 
 const BLOCK = 1000;
 
@@ -25,13 +26,8 @@ export class SerialCounter {
   static async open(file: string, nowSeconds: number): Promise<SerialCounter> {
     let start = nowSeconds >>> 0;
     try {
-      const fh = await open(file, 'r');
-      try {
-        const text = (await fh.readFile('utf8')).trim();
-        if (/^[0-9]+$/.test(text)) start = Number(text) >>> 0;
-      } finally {
-        await fh.close();
-      }
+      const text = (await readFile(file, 'utf8')).trim();
+      if (/^[0-9]+$/.test(text)) start = Number(text) >>> 0;
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
@@ -61,15 +57,7 @@ export class SerialCounter {
   private async reserve(): Promise<void> {
     const target = (this.current + BLOCK) >>> 0;
     await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${target}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
+    await atomicWrite(this.file, `${target}\n`);
     this.reservedUpTo = target;
   }
 }

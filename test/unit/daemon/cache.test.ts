@@ -1,8 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RecordCache, watchCacheExpiry } from '../../../src/daemon/cache.js';
+import { RecordCache } from '../../../src/daemon/cache.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
-import { FakeClock } from '../../helpers/fake-clock.js';
 
 const a = (name: string, address: string, ttl = 120): AddrRecord => ({ name, type: 'A', address, ttl });
 const aaaa = (name: string, address: string, ttl = 120): AddrRecord => ({ name, type: 'AAAA', address, ttl });
@@ -66,60 +65,5 @@ describe('RecordCache', () => {
     const t0 = performance.now();
     for (let i = 0; i < 100_000; i++) assert.equal(c.recordsOf(`h${i}.z.`).length, 1);
     assert.ok(performance.now() - t0 < 2000);
-  });
-});
-
-describe('watchCacheExpiry', () => {
-  it('expires a record exactly one TTL after its last refresh', () => {
-    const clock = new FakeClock();
-    const t0 = clock.now();
-    const cache = new RecordCache();
-    const expired: Array<[number, AddrRecord[]]> = [];
-    const watch = watchCacheExpiry(cache, clock, (recs) => expired.push([clock.now(), recs]));
-    const r = a('host.z.', '192.0.2.1', 120);
-    cache.upsert(r, clock.now() + 120_000);
-    clock.advance(60_000);
-    assert.equal(cache.upsert(r, clock.now() + 120_000), 'refreshed');
-    clock.advance(119_999);
-    assert.equal(cache.has(r), true);
-    assert.deepEqual(expired, []);
-    clock.advance(1);
-    assert.deepEqual(expired, [[t0 + 180_000, [r]]]);
-    assert.equal(cache.size, 0);
-    assert.equal(clock.pendingTimers, 0, 'no timer left once the cache is empty');
-    watch.stop();
-  });
-
-  it('an earlier record added after arming fires first; each batch holds what fell due together', () => {
-    const clock = new FakeClock(0);
-    const cache = new RecordCache();
-    const expired: Array<[number, string[]]> = [];
-    const watch = watchCacheExpiry(cache, clock, (recs) => expired.push([clock.now(), recs.map((x) => x.address)]));
-    cache.upsert(a('h.z.', '192.0.2.1'), 10_000);
-    cache.upsert(a('h.z.', '192.0.2.2'), 2_000);
-    cache.upsert(a('h.z.', '192.0.2.3'), 2_000);
-    assert.equal(clock.pendingTimers, 1);
-    clock.advance(20_000);
-    assert.deepEqual(expired, [
-      [2_000, ['192.0.2.2', '192.0.2.3']],
-      [10_000, ['192.0.2.1']],
-    ]);
-    watch.stop();
-  });
-
-  it('records removed before their deadline never reach the callback; stop() ends the watch', () => {
-    const clock = new FakeClock(0);
-    const cache = new RecordCache();
-    const expired: AddrRecord[][] = [];
-    const watch = watchCacheExpiry(cache, clock, (recs) => expired.push(recs));
-    cache.upsert(a('h.z.', '192.0.2.1'), 1_000);
-    cache.removeName('h.z.');
-    clock.advance(5_000);
-    assert.deepEqual(expired, []);
-    cache.upsert(a('h.z.', '192.0.2.1'), 6_000);
-    watch.stop();
-    clock.advance(5_000);
-    assert.deepEqual(expired, []);
-    assert.equal(cache.size, 1);
   });
 });

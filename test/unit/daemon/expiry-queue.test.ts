@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeadlineTimer, ExpiryQueue } from '../../../src/daemon/expiry-queue.js';
-import { FakeClock } from '../../helpers/fake-clock.js';
+import { ExpiryQueue } from '../../../src/daemon/expiry-queue.js';
 
 /** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -117,94 +116,5 @@ describe('ExpiryQueue', () => {
     for (let i = 0; i < 200_000; i += 2) q.set(`n${i}`, Math.floor(rand() * 1e9), i);
     assert.equal(q.popDue(Infinity).length, 200_000);
     assert.ok(performance.now() - t0 < 2000, 'heap operations are logarithmic');
-  });
-});
-
-describe('DeadlineTimer', () => {
-  it('arms one timer for the earliest deadline and re-arms after firing', () => {
-    const clock = new FakeClock(0);
-    const q = new ExpiryQueue<null>();
-    const fired: Array<[number, string[]]> = [];
-    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => fired.push([now, q.popDue(now).map((e) => e.key)]));
-    q.set('a', 100, null);
-    q.set('b', 300, null);
-    t.rearm();
-    t.rearm();
-    assert.equal(clock.pendingTimers, 1);
-    q.set('c', 50, null);
-    t.rearm();
-    assert.equal(clock.pendingTimers, 1, 'an earlier deadline replaces the armed timer');
-    clock.advance(1000);
-    assert.deepEqual(fired, [
-      [50, ['c']],
-      [100, ['a']],
-      [300, ['b']],
-    ]);
-    assert.equal(clock.pendingTimers, 0);
-  });
-
-  it('a later deadline keeps the armed timer, which then fires early, finds nothing due and re-arms', () => {
-    const clock = new FakeClock(0);
-    const q = new ExpiryQueue<null>();
-    const fired: number[] = [];
-    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => {
-      fired.push(now);
-      q.popDue(now);
-    });
-    q.set('a', 100, null);
-    t.rearm();
-    q.set('a', 500, null); // a refresh
-    t.rearm();
-    clock.advance(499);
-    assert.deepEqual(fired, []);
-    clock.advance(1);
-    assert.deepEqual(fired, [500]);
-  });
-
-  it('splits waits longer than setTimeout can take (2^31-1 ms)', () => {
-    const clock = new FakeClock(0);
-    const q = new ExpiryQueue<null>();
-    const fired: number[] = [];
-    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => {
-      fired.push(now);
-      q.popDue(now);
-    });
-    const deadline = 180 * 86_400_000; // 4320h
-    q.set('a', deadline, null);
-    t.rearm();
-    clock.advance(deadline - 1);
-    assert.deepEqual(fired, []);
-    clock.advance(1);
-    assert.deepEqual(fired, [deadline]);
-  });
-
-  it('slack batches deadlines that fall close together', () => {
-    const clock = new FakeClock(0);
-    const q = new ExpiryQueue<null>();
-    const fired: Array<[number, number]> = [];
-    const t = new DeadlineTimer(clock, () => q.nextDeadline(), (now) => fired.push([now, q.popDue(now).length]), { slackMs: 500 });
-    q.set('a', 1000, null);
-    q.set('b', 1200, null);
-    q.set('c', 1499, null);
-    q.set('d', 1600, null);
-    t.rearm();
-    clock.advance(5000);
-    assert.deepEqual(fired, [
-      [1500, 3],
-      [2100, 1],
-    ]);
-    assert.throws(() => new DeadlineTimer(clock, () => undefined, () => undefined, { slackMs: -1 }), RangeError);
-  });
-
-  it('stop() cancels and later rearm() does nothing', () => {
-    const clock = new FakeClock(0);
-    let calls = 0;
-    const t = new DeadlineTimer(clock, () => 10, () => calls++);
-    t.rearm();
-    t.stop();
-    t.rearm();
-    clock.advance(100);
-    assert.equal(calls, 0);
-    assert.equal(clock.pendingTimers, 0);
   });
 });

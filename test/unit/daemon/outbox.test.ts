@@ -1,13 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { Journal, jsonLines, readJournal } from '../../../src/daemon/journal.js';
 import { Outbox } from '../../../src/daemon/outbox.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
-import { ZoneState } from '../../../src/daemon/zonestate.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { FakeUpstream } from '../../helpers/fake-upstream.js';
 import { logSink } from '../../helpers/log-sink.js';
@@ -113,66 +108,5 @@ describe('outbox', () => {
     const box = new Outbox(up, new FakeClock(), pino({ level: 'silent' }));
     assert.equal(await box.submit(add(rec('192.0.2.1')), { request: true }), false);
     assert.equal(box.pendingCount, 0);
-  });
-});
-
-describe('journal and zone state', () => {
-  it('ignores a torn last line, refuses damage in the middle, keeps appends made during compaction', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'journal-'));
-    try {
-      const file = path.join(dir, 'j');
-      await writeFile(file, '{"x":1}\n{"x":2}\n{"x":');
-      const parse = (v: unknown): { x: number } | undefined => (typeof (v as { x?: unknown }).x === 'number' ? (v as { x: number }) : undefined);
-      const r = await readJournal(file, jsonLines(parse));
-      assert.deepEqual(r.entries.map((e) => e.x), [1, 2]);
-      assert.equal(r.tornBytes, 5);
-      const j = await Journal.open(file, r.entries.length, r.tornBytes);
-      const during = j.rewrite([{ x: 10 }]);
-      const appended = j.append({ x: 11 }, true);
-      await Promise.all([during, appended]);
-      await j.close();
-      assert.deepEqual((await readJournal(file, jsonLines(parse))).entries.map((e) => e.x), [10, 11]);
-      await writeFile(file, '{"x":1}\nnot json\n{"x":3}\n');
-      await assert.rejects(readJournal(file, jsonLines(parse)), { code: 'ERR_JOURNAL', reason: 'damaged' });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('restores records and unacknowledged operations; an add never installed comes back as a removal', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
-    const onError = (err: Error): void => assert.fail(err);
-    try {
-      const { state } = await ZoneState.open(dir, 'z.example.', onError);
-      const r1 = rec('192.0.2.1');
-      const r2 = rec('192.0.2.2');
-      state.recordInstalled(r1, 5000);
-      const ops = [
-        { key: 'a', kind: 'add' as const, seq: state.nextSeq(), record: r1 },
-        { key: 'b', kind: 'add' as const, seq: state.nextSeq(), record: r2 },
-        { key: 'c', kind: 'remove' as const, seq: state.nextSeq(), record: rec('192.0.2.3') },
-      ].map((o) => ({ ...o, key: `${o.record.name} A ${o.record.address}` }));
-      await state.persist('up1', ops);
-      state.acked('up1', [ops[0]]);
-      // No close(): a crash. The lazy lines were queued; give them a moment to land.
-      await new Promise((r) => setTimeout(r, 50));
-      const again = await ZoneState.open(dir, 'z.example.', onError);
-      assert.deepEqual(again.loaded.records, [{ record: r1, expiresAt: 5000 }]);
-      assert.deepEqual(
-        again.loaded.ops.get('up1')?.map((o) => [o.kind, o.record?.address]),
-        [['remove', '192.0.2.2'], ['remove', '192.0.2.3']],
-      );
-      await again.state.close();
-      const text = await readFile(ZoneState.fileFor(dir, 'z.example.'), 'utf8');
-      assert.equal(text.trim().split('\n').length, 3, 'compacted on open and close');
-      await appendFile(ZoneState.fileFor(dir, 'z.example.'), '{"r":["x.z.example.","A","192.0.2.9",60,9');
-      const torn = await ZoneState.open(dir, 'z.example.', onError);
-      assert.equal(torn.loaded.warnings.length, 1);
-      assert.equal(torn.loaded.records.length, 1);
-      await torn.state.close();
-      await state.close().catch(() => undefined);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });

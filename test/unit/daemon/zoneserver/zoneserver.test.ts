@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -141,6 +141,7 @@ describe('SOA serial counter', () => {
       const b = await SerialCounter.open(file, 0);
       assert.ok(b.value > (seen.at(-1) as number), `${b.value} > ${seen.at(-1)}`);
       assert.match(await readFile(file, 'utf8'), /^[0-9]+\n$/);
+      assert.deepEqual(await readdir(dir), ['z.serial'], 'no temporary file left behind');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

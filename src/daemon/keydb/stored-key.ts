@@ -1,0 +1,62 @@
+import type { KeyObject } from 'node:crypto';
+import { keyTag, publicKeyFromRData } from '../../dns/keys.js';
+import { canonicalName } from '../../dns/names.js';
+import type { KeyRData } from '../../dns/types.js';
+
+/** Lets the key store move a key's expiry; nobody else can. */
+export const SET_EXPIRY = Symbol('setExpiry');
+
+/**
+ * One claimed name and its key. Kept compact — flags, protocol and algorithm
+ * packed in one number, the key bytes in a string, no per-key rdata object —
+ * because one of these lives in memory for every claimed name.
+ */
+export class StoredKey {
+  /** Canonical (lower-case) FQDN. */
+  readonly name: string;
+  /** RFC 4034 appendix B key tag. */
+  readonly keyTag: number;
+  /** flags << 16 | protocol << 8 | algorithm. */
+  readonly #header: number;
+  /** The key bytes as a latin1 string: a third of a small Buffer's memory. */
+  readonly #publicKey: string;
+  #expiry: number;
+  #keyObject: KeyObject | undefined;
+
+  constructor(name: string, rdata: KeyRData, expiry: number) {
+    this.name = canonicalName(name);
+    this.#header = ((rdata.flags & 0xffff) << 16) | ((rdata.protocol & 0xff) << 8) | (rdata.algorithm & 0xff);
+    this.#publicKey = rdata.publicKey.toString('latin1');
+    this.keyTag = keyTag(rdata);
+    this.#expiry = expiry;
+  }
+
+  /** The KEY rdata (a fresh copy each call). */
+  get rdata(): Readonly<KeyRData> {
+    return {
+      flags: this.#header >>> 16,
+      protocol: (this.#header >>> 8) & 0xff,
+      algorithm: this.#header & 0xff,
+      publicKey: Buffer.from(this.#publicKey, 'latin1'),
+    };
+  }
+
+  /** Milliseconds since the epoch. */
+  get expiry(): number {
+    return this.#expiry;
+  }
+
+  /**
+   * The key imported into node:crypto, imported once and then kept, so that
+   * verifying a request does not parse the key again. Throws
+   * UnsupportedAlgorithmError / InvalidKeyError for a key that cannot be used.
+   */
+  publicKey(): KeyObject {
+    this.#keyObject ??= publicKeyFromRData(this.rdata);
+    return this.#keyObject;
+  }
+
+  [SET_EXPIRY](ms: number): void {
+    this.#expiry = ms;
+  }
+}

@@ -1,0 +1,91 @@
+import { strict as assert } from 'node:assert';
+import { appendFile, copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import type { AddrRecord } from '../../../src/daemon/records.js';
+import { ZoneState } from '../../../src/daemon/zonestate.js';
+
+const rec = (address: string, name = 'h.z.example.'): AddrRecord => ({ name, type: 'A', address, ttl: 60 });
+
+describe('zone state', () => {
+  it('restores records and unacknowledged operations; an add never installed comes back as a removal', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
+    const onError = (err: Error): void => assert.fail(err);
+    try {
+      const { state } = await ZoneState.open(dir, 'z.example.', onError);
+      const r1 = rec('192.0.2.1');
+      const r2 = rec('192.0.2.2');
+      state.recordInstalled(r1, 5000);
+      const ops = [
+        { key: 'a', kind: 'add' as const, seq: state.nextSeq(), record: r1 },
+        { key: 'b', kind: 'add' as const, seq: state.nextSeq(), record: r2 },
+        { key: 'c', kind: 'remove' as const, seq: state.nextSeq(), record: rec('192.0.2.3') },
+      ].map((o) => ({ ...o, key: `${o.record.name} A ${o.record.address}` }));
+      await state.persist('up1', ops);
+      state.acked('up1', [ops[0]]);
+      // No close(): a crash once the lazy lines have landed.
+      await state.idle();
+      const again = await ZoneState.open(dir, 'z.example.', onError);
+      assert.deepEqual(again.loaded.records, [{ record: r1, expiresAt: 5000 }]);
+      assert.deepEqual(
+        again.loaded.ops.get('up1')?.map((o) => [o.kind, o.record?.address]),
+        [['remove', '192.0.2.2'], ['remove', '192.0.2.3']],
+      );
+      await again.state.close();
+      const text = await readFile(ZoneState.fileFor(dir, 'z.example.'), 'utf8');
+      assert.equal(text.trim().split('\n').length, 3, 'compacted on open and close');
+      await appendFile(ZoneState.fileFor(dir, 'z.example.'), '{"r":["x.z.example.","A","192.0.2.9",60,9');
+      const torn = await ZoneState.open(dir, 'z.example.', onError);
+      assert.equal(torn.loaded.warnings.length, 1);
+      assert.equal(torn.loaded.records.length, 1);
+      await torn.state.close();
+      await state.close().catch(() => undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loads a file written before checksums (plain JSON lines), then writes checksummed lines', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
+    try {
+      const file = ZoneState.fileFor(dir, 'z.example.');
+      await writeFile(
+        file,
+        ['{"r":["h.z.example.","A","192.0.2.1",60,5000]}', '{"o":["up1",7,"remove","h.z.example. A 192.0.2.3",["h.z.example.","A","192.0.2.3",60]]}', ''].join('\n'),
+      );
+      const { state, loaded } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      assert.deepEqual(loaded.records, [{ record: rec('192.0.2.1'), expiresAt: 5000 }]);
+      assert.deepEqual(loaded.ops.get('up1')?.map((o) => [o.kind, o.seq]), [['remove', 7]]);
+      assert.equal(loaded.lastSeq, 7);
+      await state.close();
+      const lines = (await readFile(file, 'utf8')).trim().split('\n');
+      assert.equal(lines.length, 2);
+      for (const l of lines) assert.match(l, /^\{.*\}\t[0-9a-f]{8}$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a compaction interrupted by a crash (state.old left behind) loads the same state', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
+    try {
+      const file = ZoneState.fileFor(dir, 'z.example.');
+      const { state } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      state.recordInstalled(rec('192.0.2.1'), 5000);
+      state.recordInstalled(rec('192.0.2.2'), 6000);
+      state.recordRemoved(rec('192.0.2.1'));
+      await state.idle();
+      // The hand-over set the file aside and the fresh file holds the state; .old was not deleted yet.
+      await copyFile(file, `${file}.old`);
+      await writeFile(file, '');
+      const { state: again, loaded } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      assert.deepEqual(loaded.records, [{ record: rec('192.0.2.2'), expiresAt: 6000 }]);
+      await again.close();
+      assert.deepEqual((await readdir(dir)).sort(), ['z.example.state']);
+      await state.close().catch(() => undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
