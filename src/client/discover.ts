@@ -10,13 +10,13 @@ import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { parseIp } from '../config/cidr.js';
+import { parseIp } from '../net/address.js';
 import type { DnsServer } from '../config/client.js';
 import type { Clock } from '../clock.js';
 import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, optRecord, type DecodedMessage } from '../dns/message.js';
 import { canonicalName, fqdn, namesEqual } from '../dns/names.js';
-import { exchange } from '../dns/transport.js';
+import { exchange } from '../net/transport.js';
 import { DiscoveryError } from './errors.js';
 import { errorMessage } from '../errors.js';
 

@@ -3,16 +3,17 @@
  * source address that authorises new claims cannot be spoofed). It frames,
  * limits and logs; every decision is the handler's.
  */
-import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { FrameDecoder, frame } from '../dns/transport.js';
+import { FrameDecoder, frame } from '../net/transport.js';
 import { decodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { rcodeName } from '../dns/constants.js';
 import type { HandlerOutcome } from './handler.js';
 import type { RefusalId } from './refusals.js';
 import { errorMessage } from '../errors.js';
+import { formatHostPort, plainAddress } from '../net/address.js';
+import { resolveListenAddresses } from '../net/listen.js';
 
 export interface ServerLimits {
   /** Connections open at once; when full, the longest-idle connection makes room (or the new one is closed). */
@@ -50,19 +51,6 @@ export interface ServerOptions {
   print?: boolean;
 }
 
-/** Every address a listen name stands for (`localhost` → 127.0.0.1 and ::1). */
-export async function resolveListenAddresses(host: string): Promise<string[]> {
-  if (net.isIP(host) !== 0) return [host];
-  const found = await dns.lookup(host, { all: true, verbatim: true });
-  return [...new Set(found.map((a) => a.address))];
-}
-
-/** Strips the IPv4-mapped prefix so allowed-nets match what the operator wrote. */
-function plainAddress(address: string | undefined): string {
-  if (address === undefined) return '';
-  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
-}
-
 const QUIET_REFUSALS: ReadonlySet<RefusalId> = new Set<RefusalId>(['busy', 'rateLimited']);
 
 interface Connection {
@@ -87,7 +75,7 @@ export class RegistrationServer {
   get addresses(): string[] {
     return this.servers.map((s) => {
       const a = s.address() as net.AddressInfo;
-      return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      return formatHostPort(a.address, a.port);
     });
   }
 

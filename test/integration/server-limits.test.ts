@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Opcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { emptyMessage, encodeMessage } from '../../src/dns/message.js';
-import { frame, tcpExchange } from '../../src/dns/transport.js';
+import { frame, tcpExchange } from '../../src/net/transport.js';
 import { RegistrationServer } from '../../src/daemon/server.js';
 
 function query(id: number): Buffer {

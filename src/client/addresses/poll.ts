@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { normalizeIp } from '../../config/cidr.js';
+import { normalizeIp } from '../../net/address.js';
 import {
   diffSnapshots,
   LIFETIME_FOREVER,

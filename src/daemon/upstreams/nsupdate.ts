@@ -10,7 +10,8 @@ import { RRClass, Rcode, rcodeName } from '../../dns/constants.js';
 import { TransportError, TsigError } from '../../dns/errors.js';
 import { decodeMessage, encodeMessage, encodeRecord, type ResourceRecord } from '../../dns/message.js';
 import { canonicalName, encodeName } from '../../dns/names.js';
-import { exchange, MAX_TCP_MESSAGE } from '../../dns/transport.js';
+import { exchange, MAX_TCP_MESSAGE } from '../../net/transport.js';
+import { formatHostPort } from '../../net/address.js';
 import { signTsig, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
 import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
 import { unixSeconds } from '../../clock.js';
@@ -120,7 +121,7 @@ export function reverseUpdates(change: UpstreamChange, zones: readonly string[])
 }
 
 function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 function countChange(c: UpstreamChange): { add: number; remove: number; removeNames: number } {

@@ -11,8 +11,9 @@ import type { Logger } from 'pino';
 import { Rcode } from '../../dns/constants.js';
 import { MalformedMessageError } from '../../dns/errors.js';
 import { decodeMessage, emptyMessage, encodeMessage, type Message } from '../../dns/message.js';
-import { FrameDecoder, frame } from '../../dns/transport.js';
-import { resolveListenAddresses } from '../server.js';
+import { FrameDecoder, frame } from '../../net/transport.js';
+import { formatHostPort } from '../../net/address.js';
+import { resolveListenAddresses } from '../../net/listen.js';
 import { answerQuery, truncateForUdp, type Authority } from './authority.js';
 import { ResponseRateLimiter } from './ratelimit.js';
 
@@ -86,7 +87,7 @@ class SharedListener {
       throw err;
     }
     this.logger.info(
-      { addresses: addresses.map((a) => (net.isIPv6(a) ? `[${a}]:${this.port}` : `${a}:${this.port}`)) },
+      { addresses: addresses.map((a) => formatHostPort(a, this.port)) },
       'zone server answering DNS queries (UDP and TCP)',
     );
   }

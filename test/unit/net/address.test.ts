@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cidr, inNets, normalizeIp, parseIp } from '../../../src/config/cidr.js';
+import { Cidr, inNets, normalizeIp, parseIp } from '../../../src/net/address.js';
 
 function cidr(s: string): Cidr {
   const c = Cidr.parse(s);
