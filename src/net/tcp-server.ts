@@ -82,8 +82,9 @@ export type CloseReason =
   | 'shutdown';
 
 export type TcpEvent =
-  | { type: 'accepted'; remote: string }
-  | { type: 'refused'; remote: string; why: 'per-source' | 'full' }
+  | { type: 'accepted'; remote: string; source: string }
+  | { type: 'refused'; remote: string; source: string; why: 'per-source' | 'full' }
+  | { type: 'read'; remote: string; messages: number; pending: number }
   | { type: 'paused'; remote: string }
   | { type: 'resumed'; remote: string }
   | { type: 'closed'; remote: string; why: CloseReason };
@@ -185,6 +186,8 @@ class Connection {
 
 export class TcpDnsServer {
   private readonly servers: net.Server[] = [];
+  /** Listeners stopped but not yet fully closed (they close when their last connection does). */
+  private readonly closing: Promise<void>[] = [];
   /** Open connections, least recently active first (re-inserted on activity). */
   private readonly conns = new Map<net.Socket, Connection>();
   private readonly perSource = new Map<string, number>();
@@ -276,17 +279,21 @@ export class TcpDnsServer {
     return this.counters;
   }
 
-  /** Stops accepting; open connections carry on until they end or time out. */
-  async stopAccepting(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.servers.length = 0;
+  /**
+   * Stops accepting; open connections carry on until they end or time out.
+   * Resolves once the listening sockets are closed, without waiting for
+   * those connections (net.Server's close callback would).
+   */
+  stopAccepting(): Promise<void> {
+    for (const s of this.servers.splice(0)) this.closing.push(new Promise<void>((resolve) => s.close(() => resolve())));
+    return Promise.resolve();
   }
 
-  /** Stops accepting and closes every connection. */
+  /** Stops accepting, closes every connection and resolves when the listeners are fully closed. */
   async close(): Promise<void> {
-    const closing = this.stopAccepting();
+    await this.stopAccepting();
     for (const c of [...this.conns.values()]) this.drop(c, 'shutdown');
-    await closing;
+    await Promise.all(this.closing.splice(0));
   }
 
   private emit(event: TcpEvent): void {
@@ -302,14 +309,14 @@ export class TcpDnsServer {
       log.debug({ limit: this.limits.maxPerSource, source }, 'too many connections from this source, closing new connection');
       this.counters.refusedPerSource++;
       socket.destroy();
-      this.emit({ type: 'refused', remote, why: 'per-source' });
+      this.emit({ type: 'refused', remote, source, why: 'per-source' });
       return;
     }
     if (this.conns.size >= this.limits.maxConnections && !this.evictIdle()) {
       log.warn({ limit: this.limits.maxConnections }, 'connection limit reached and none idle, closing new connection');
       this.counters.refusedFull++;
       socket.destroy();
-      this.emit({ type: 'refused', remote, why: 'full' });
+      this.emit({ type: 'refused', remote, source, why: 'full' });
       return;
     }
     const c = new Connection(socket, remote, source, log, this.limits.maxMessageSize, this.clock.now());
@@ -320,7 +327,7 @@ export class TcpDnsServer {
     socket.on('close', () => this.drop(c, 'peer'));
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
     this.armIdle(c, this.limits.idleTimeoutMs);
-    this.emit({ type: 'accepted', remote });
+    this.emit({ type: 'accepted', remote, source });
   }
 
   /** Closes the connection idle longest (nothing in flight); false if none is idle. */
@@ -400,6 +407,7 @@ export class TcpDnsServer {
     c.backlog.push(...frames);
     this.pump(c);
     this.armSlowRead(c);
+    if (this.opts.observer !== undefined) this.emit({ type: 'read', remote: c.remote, messages: frames.length, pending: c.decoder.pending });
   }
 
   /** A message begun must complete in time, so trickling bytes cannot hold a connection. */
