@@ -9,12 +9,17 @@ import type { Logger } from 'pino';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatMessage } from '../dns/present.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
-import { TcpDnsServer, DEFAULT_TCP_LIMITS, type RequestContext, type TcpLimits } from '../net/tcp-server.js';
+import { TcpDnsServer, type RequestContext, type TcpLimits } from '../net/tcp-server.js';
 import type { HandlerOutcome } from './handler.js';
 import type { RefusalId } from './refusals.js';
 import { errorMessage } from '../errors.js';
 
-/** The registration server's connection limits (defaults: DEFAULT_TCP_LIMITS). */
+/**
+ * The registration server's connection limits. Its defaults are the TCP
+ * layer's (DEFAULT_TCP_LIMITS): 512 connections, 32 per source, 5 s to
+ * finish a message, 30 s idle, 65535-octet messages, 16 requests in
+ * flight, 64 KiB unsent, 10 s for the peer to take its replies.
+ */
 export type ServerLimits = TcpLimits;
 
 export type MessageHandler = (raw: Buffer, remote: string) => Promise<HandlerOutcome>;
@@ -55,7 +60,7 @@ export class RegistrationServer {
     this.tcp = new TcpDnsServer({
       handler: (raw, ctx) => this.handle(raw, ctx),
       log: opts.logger,
-      limits: { ...DEFAULT_TCP_LIMITS, ...opts.limits },
+      limits: opts.limits ?? {},
       onOversize: (request) => oversizeReply(request),
     });
   }

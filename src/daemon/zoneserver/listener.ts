@@ -18,20 +18,18 @@ import { answerQuery, truncateForUdp, type Authority } from './authority.js';
 import { ResponseRateLimiter } from './ratelimit.js';
 
 /**
- * The zone server's TCP limits. Queries are small and cheap and a resolver
- * opens few connections, so fewer and shorter-lived connections than the
- * registration server's; idle connections go after 10 s (RFC 7766
- * section 6.2.3 suggests seconds, not minutes).
+ * The zone server's TCP limits, over the shared layer's defaults (those of
+ * the registration server). Queries are small and cheap and a resolver
+ * keeps few connections open, so fewer connections than the registration
+ * server, and idle ones close after 10 s (RFC 7766 section 6.2.3 suggests
+ * seconds, not minutes). The rest (5 s to finish a message, 16 requests in
+ * flight, 64 KiB of unsent replies, 10 s for the peer to take them) is the
+ * default.
  */
-export const ZONE_TCP_LIMITS: TcpLimits = Object.freeze({
+export const ZONE_TCP_LIMITS: Partial<TcpLimits> = Object.freeze({
   maxConnections: 256,
   maxPerSource: 16,
-  slowReadTimeoutMs: 5_000,
   idleTimeoutMs: 10_000,
-  maxMessageSize: 65535,
-  maxPipelined: 16,
-  maxUnsentBytes: 64 * 1024,
-  writeTimeoutMs: 10_000,
 });
 
 /** The reply bytes for a query, or null when nothing should be sent. */
