@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Rcode } from '../src/dns/constants.js';
 import { decodeMessage } from '../src/dns/message.js';
-import { FrameDecoder, frame } from '../src/dns/transport.js';
+import { FrameDecoder, frame } from '../src/net/transport.js';
 import { startNsregd } from '../test/helpers/nsregd-lab.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../test/helpers/sig0-client.js';

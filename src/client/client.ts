@@ -15,7 +15,8 @@ import { randomInt } from 'node:crypto';
 import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatWire } from '../dns/present.js';
-import { tcpExchange } from '../dns/transport.js';
+import { formatHostPort } from '../net/address.js';
+import { tcpExchange } from '../net/transport.js';
 import { HostAddresses } from './addresses/host.js';
 import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
 import { discoverZones, findServers, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
@@ -111,7 +112,7 @@ export interface StartClientOptions {
 }
 
 function serverText(s: { host: string; port: number }): string {
-  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+  return formatHostPort(s.host, s.port);
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {

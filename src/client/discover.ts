@@ -4,19 +4,19 @@
  * per zone for the nsregd server (`_nsreg._tcp.<zone>`, RFC 2782).
  *
  * DNS I/O goes through an injected QueryFn, so tests drive discovery
- * without sockets; makeQuery builds the real one on src/dns/transport.ts.
+ * without sockets; makeQuery builds the real one on src/net/transport.ts.
  */
 import { randomInt } from 'node:crypto';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { parseIp } from '../config/cidr.js';
+import { parseIp } from '../net/address.js';
 import type { DnsServer } from '../config/client.js';
 import type { Clock } from '../clock.js';
 import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, optRecord, type DecodedMessage } from '../dns/message.js';
 import { canonicalName, fqdn, namesEqual } from '../dns/names.js';
-import { exchange } from '../dns/transport.js';
+import { exchange } from '../net/transport.js';
 import { DiscoveryError } from './errors.js';
 import { errorMessage } from '../errors.js';
 
@@ -48,7 +48,7 @@ export interface QueryOptions {
   readonly randomId?: () => number;
 }
 
-/** A QueryFn talking to one recursive server through src/dns/transport.ts. */
+/** A QueryFn talking to one recursive server through src/net/transport.ts. */
 export function makeQuery(opts: QueryOptions): QueryFn {
   const nextId = opts.randomId ?? ((): number => randomInt(0, 0x10000));
   return async (name: string, type: QueryType): Promise<DecodedMessage> => {

@@ -23,7 +23,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
-import { normalizeIp } from '../config/cidr.js';
+import { normalizeIp } from '../net/address.js';
 import { unixSeconds, type Clock, type TimerHandle } from '../clock.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, type DecodedMessage } from '../dns/message.js';

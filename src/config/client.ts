@@ -9,7 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Cidr, normalizeIp } from './cidr.js';
+import { Cidr, normalizeIp } from '../net/address.js';
 import { COMMAND_LINE, ConfigError } from './errors.js';
 import type { LoadedConfig } from './daemon.js';
 import {

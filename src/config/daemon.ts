@@ -12,7 +12,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Cidr } from './cidr.js';
+import type { Cidr } from '../net/address.js';
 import { ConfigError } from './errors.js';
 import {
   DISABLED_UPSTREAM_TYPE,

@@ -10,11 +10,11 @@
  */
 import { loadAll } from 'js-yaml';
 import * as path from 'node:path';
-import { Cidr, normalizeIp } from './cidr.js';
+import { Cidr, normalizeIp } from '../net/address.js';
 import { DurationError, ConfigError, type ConfigErrorReason } from './errors.js';
 import { parseDurationValue } from './duration.js';
 
-export { Cidr } from './cidr.js';
+export { Cidr } from '../net/address.js';
 
 export type PathSegment = string | number;
 export type KeyPath = readonly PathSegment[];

@@ -9,7 +9,8 @@
  *    registration cannot be replayed to undo a later change.
  * Everything here is O(1) or O(log n) per request and bounded in memory.
  */
-import * as net from 'node:net';
+import { HOST_PREFIX, prefixKey } from '../net/address.js';
+import { TokenBuckets } from '../net/token-bucket.js';
 import { ExpiryQueue } from './expiry-queue.js';
 
 export interface GuardOptions {
@@ -35,31 +36,22 @@ export const DEFAULT_GUARD: GuardOptions = Object.freeze({
 
 export type Admission = { ok: true; release(): void } | { ok: false; why: 'rate' | 'busy' };
 
-interface Bucket {
-  tokens: number;
-  last: number;
-}
-
 /** The unit a source is limited as: one IPv4 address, one IPv6 /64. */
 export function sourceKey(address: string): string {
-  if (!net.isIPv6(address)) return address;
-  // Expand "::" so the first four groups are the /64.
-  const blocks = address.toLowerCase();
-  const [head = '', tail = ''] = blocks.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === '' ? [] : tail.split(':');
-  const groups = blocks.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
+  return prefixKey(address, HOST_PREFIX);
 }
 
 export class RequestGuard {
   private readonly opts: GuardOptions;
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets: TokenBuckets | undefined;
   private readonly replays = new ExpiryQueue<true>();
   private inFlight = 0;
 
   constructor(opts: Partial<GuardOptions> = {}) {
     this.opts = { ...DEFAULT_GUARD, ...opts };
+    if (this.opts.perSourceRate > 0) {
+      this.buckets = new TokenBuckets({ perSecond: this.opts.perSourceRate, burst: this.opts.perSourceBurst, maxKeys: this.opts.maxSources });
+    }
   }
 
   get checksInFlight(): number {
@@ -68,24 +60,7 @@ export class RequestGuard {
 
   /** May `source` have a signature checked now (`nowMs` monotonic or wall clock)? */
   admit(source: string, nowMs: number): Admission {
-    if (this.opts.perSourceRate > 0) {
-      const key = sourceKey(source);
-      let b = this.buckets.get(key);
-      if (b === undefined) {
-        if (this.buckets.size >= this.opts.maxSources) {
-          const oldest = this.buckets.keys().next().value;
-          if (oldest !== undefined) this.buckets.delete(oldest);
-        }
-        b = { tokens: this.opts.perSourceBurst, last: nowMs };
-      } else {
-        this.buckets.delete(key); // re-insert: the Map stays ordered by last use
-        b.tokens = Math.min(this.opts.perSourceBurst, b.tokens + ((nowMs - b.last) / 1000) * this.opts.perSourceRate);
-        b.last = nowMs;
-      }
-      this.buckets.set(key, b);
-      if (b.tokens < 1) return { ok: false, why: 'rate' };
-      b.tokens -= 1;
-    }
+    if (this.buckets !== undefined && !this.buckets.take(sourceKey(source), nowMs).ok) return { ok: false, why: 'rate' };
     if (this.inFlight >= this.opts.maxInFlight) return { ok: false, why: 'busy' };
     this.inFlight++;
     let released = false;

@@ -19,7 +19,7 @@ import {
 import { canonicalName, childLabel, fqdn, isSubdomain, nameToLabels } from '../dns/names.js';
 import { extractSig0, prepareSig0, verifyPreparedSig0, type Sig0Extract } from '../dns/sig0.js';
 import type { KeyRData } from '../dns/types.js';
-import { inNets } from '../config/cidr.js';
+import { inNets } from '../net/address.js';
 import type { Clock } from '../clock.js';
 import type { RequestGuard } from './guard.js';
 import type { AddrRecord } from './records.js';

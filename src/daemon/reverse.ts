@@ -2,7 +2,7 @@
  * Reverse-mapping names of addresses (RFC 1035 §3.5 in-addr.arpa, RFC 3596
  * §2.5 ip6.arpa) and which configured reverse zone holds them.
  */
-import { parseIp } from '../config/cidr.js';
+import { parseIp } from '../net/address.js';
 import { canonicalName, isSubdomain, labelCount } from '../dns/names.js';
 
 /**

@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { pino } from 'pino';
-import { Cidr } from '../../src/config/cidr.js';
+import { Cidr } from '../../src/net/address.js';
 import type { ZoneConfig } from '../../src/config/daemon.js';
 import { RecordCache } from '../../src/daemon/cache.js';
 import { handleMessage, type HandlerContext } from '../../src/daemon/handler.js';

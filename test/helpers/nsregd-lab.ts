@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { decodeMessage, type DecodedMessage } from '../../src/dns/message.js';
-import { tcpExchange } from '../../src/dns/transport.js';
+import { tcpExchange } from '../../src/net/transport.js';
 import { freePort } from './ports.js';
 import { onJsonLines } from './json-lines.js';
 

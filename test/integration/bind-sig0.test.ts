@@ -16,7 +16,7 @@ import { writeKeyPair } from '../../src/keyfile-io.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../../src/dns/keys.js';
 import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
 import { verifySig0, verifySig0Async, type Sig0Key } from '../../src/dns/sig0.js';
-import { FrameDecoder, frame } from '../../src/dns/transport.js';
+import { FrameDecoder, frame } from '../../src/net/transport.js';
 import { requireTool, run } from '../helpers/tools.js';
 
 const ZONE = 'dynamic.example.org.';

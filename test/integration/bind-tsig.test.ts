@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Rcode, RRClass } from '../../src/dns/constants.js';
 import { TsigError } from '../../src/dns/errors.js';
 import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
-import { tcpExchange } from '../../src/dns/transport.js';
+import { tcpExchange } from '../../src/net/transport.js';
 import { signTsig, verifyTsigResponse, type TsigKey } from '../../src/dns/tsig.js';
 import { addRecord, buildUpdate, deleteRecord } from '../../src/dns/update.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { Cidr } from '../../src/config/cidr.js';
+import { Cidr } from '../../src/net/address.js';
 import { CLIENT_DEFAULTS } from '../../src/config/client.js';
 import {
   AddressSet,

@@ -17,7 +17,7 @@ import { LIFETIME_FOREVER, type AddressSource, type LocalAddress } from '../../s
 import { defaultClientConfig, mergeClientFlags } from '../../src/config/client.js';
 import { Opcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
-import { tcpExchange } from '../../src/dns/transport.js';
+import { tcpExchange } from '../../src/net/transport.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { logSink as sink } from '../helpers/log-sink.js';

@@ -15,7 +15,7 @@ import { RRClass, Rcode } from '../../src/dns/constants.js';
 import { readKeyPair } from '../../src/keyfile-io.js';
 import { keyTag } from '../../src/dns/keys.js';
 import type { DecodedMessage } from '../../src/dns/message.js';
-import { frame } from '../../src/dns/transport.js';
+import { frame } from '../../src/net/transport.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, aaaa, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';

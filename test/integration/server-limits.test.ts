@@ -1,14 +1,17 @@
 /**
  * The registration server's connection defences on real loopback sockets:
- * per-source cap, slow-read timeout, idle timeout and longest-idle eviction.
+ * per-source cap, slow-read timeout, idle timeout, longest-idle eviction,
+ * and a reply too large for TCP answered with SERVFAIL instead of a crash.
+ * (The shared TCP layer's own tests, with a fake clock, are in
+ * test/unit/net/tcp-server.test.ts.)
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { Opcode, RRClass, RRType } from '../../src/dns/constants.js';
-import { emptyMessage, encodeMessage } from '../../src/dns/message.js';
-import { frame, tcpExchange } from '../../src/dns/transport.js';
+import { Opcode, RRClass, RRType, Rcode } from '../../src/dns/constants.js';
+import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
+import { frame, tcpExchange } from '../../src/net/transport.js';
 import { RegistrationServer } from '../../src/daemon/server.js';
 
 function query(id: number): Buffer {
@@ -47,6 +50,8 @@ describe('registration server limits', () => {
       limits: { maxConnections: 6, maxPerSource: 3, slowReadTimeoutMs: 300, idleTimeoutMs: 1500 },
       // Echo a minimal reply: the limits, not the policy, are under test.
       handler: async (raw) => {
+        // ID 999 gets a reply no TCP frame can carry.
+        if (raw.readUInt16BE(0) === 999) return { reply: Buffer.alloc(70_000), rcode: 0 };
         const m = emptyMessage(raw.readUInt16BE(0), Opcode.QUERY);
         m.qr = true;
         return { reply: encodeMessage(m), rcode: 0 };
@@ -91,5 +96,18 @@ describe('registration server limits', () => {
     assert.equal(reply.readUInt16BE(0), 3);
     assert.ok(await closed(oldest, 500), 'the longest-idle connection was evicted');
     for (const s of idle) s.destroy();
+  });
+
+  it('a reply too large for TCP becomes SERVFAIL with one TXT reason; the server keeps serving', async () => {
+    const raw = await tcpExchange({ host: '127.0.0.1', port, message: query(999), timeoutMs: 2000, localAddress: '127.0.0.13' });
+    const reply = decodeMessage(raw);
+    assert.equal(reply.id, 999);
+    assert.equal(reply.rcode, Rcode.SERVFAIL);
+    assert.deepEqual(
+      reply.additionals.map((rr) => [rr.type, rr.data]),
+      [['TXT', ['Reply too large for TCP']]],
+    );
+    const next = await tcpExchange({ host: '127.0.0.1', port, message: query(4), timeoutMs: 2000, localAddress: '127.0.0.13' });
+    assert.equal(next.readUInt16BE(0), 4);
   });
 });

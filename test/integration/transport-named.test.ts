@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { RRType } from '../../src/dns/constants.js';
-import { tcpExchange, udpExchange } from '../../src/dns/transport.js';
+import { tcpExchange, udpExchange } from '../../src/net/transport.js';
 import { startNamed, type NamedLab } from '../helpers/named.js';
 
 /** A plain RFC 1035 query (no EDNS, so UDP replies are capped at 512 bytes). */

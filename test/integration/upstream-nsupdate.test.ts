@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
 
-import { Cidr } from '../../src/config/cidr.js';
+import { Cidr } from '../../src/net/address.js';
 import type { NsupdateUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { systemClock } from '../../src/clock.js';
 import { createNsupdateUpstream, UpstreamRcodeError } from '../../src/daemon/upstreams/nsupdate.js';

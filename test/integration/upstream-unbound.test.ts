@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import pino from 'pino';
 
-import { Cidr } from '../../src/config/cidr.js';
+import { Cidr } from '../../src/net/address.js';
 import type { UnboundUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { systemClock } from '../../src/clock.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../../src/daemon/records.js';

@@ -13,7 +13,7 @@
  */
 import { endianness } from 'node:os';
 import { createNetlink, FlagsGet, Protocol, type NetlinkMessage, type NetlinkSocket } from 'netlink';
-import { formatIp } from '../../config/cidr.js';
+import { formatIp } from '../../net/address.js';
 import { EventRelay } from './relay.js';
 import { LIFETIME_FOREVER, snapshotOf, type AddressEvent, type AddressSource, type LocalAddress } from './source.js';
 

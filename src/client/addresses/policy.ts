@@ -2,7 +2,7 @@
  * Which local addresses nsregc registers, and for how long. Pure functions of the
  * addresses a source reports; no I/O, no clock.
  */
-import { inNets, parseIp, type Cidr } from '../../config/cidr.js';
+import { inNets, parseIp, type Cidr } from '../../net/address.js';
 import { instanceKey, LIFETIME_FOREVER, type AddressEvent, type LocalAddress } from './source.js';
 
 /** IPv4: a secondary address of its prefix (linux/if_addr.h). */

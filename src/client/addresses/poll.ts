@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { normalizeIp } from '../../config/cidr.js';
+import { normalizeIp } from '../../net/address.js';
 import { EventRelay } from './relay.js';
 import { LIFETIME_FOREVER, snapshotOf, type AddressEvent, type AddressSource, type LocalAddress } from './source.js';
 

@@ -2,7 +2,7 @@
  * Schema of `type: nsupdate` upstreams: RFC 2136 updates signed with TSIG
  * (RFC 8945) sent to an authoritative server.
  */
-import type { Cidr } from '../cidr.js';
+import type { Cidr } from '../../net/address.js';
 import { fail, isBase64, type MapReader } from '../validate.js';
 
 /** TSIG algorithms we can sign with (RFC 8945 section 6; names without the trailing dot). */

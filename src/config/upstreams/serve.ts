@@ -3,7 +3,7 @@
  * live records, so a parent zone can delegate the registration zone to it.
  * Not in the original nsregd.
  */
-import type { Cidr } from '../cidr.js';
+import type { Cidr } from '../../net/address.js';
 import type { MapReader } from '../validate.js';
 
 export interface ServeUpstreamConfig {

@@ -8,7 +8,7 @@
  * configuration file's directory (the original used them relative to the
  * working directory and told operators to write absolute paths).
  */
-import type { Cidr } from '../cidr.js';
+import type { Cidr } from '../../net/address.js';
 import { fail, type MapReader } from '../validate.js';
 
 export interface UnboundUpstreamConfig {

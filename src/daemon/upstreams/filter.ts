@@ -4,8 +4,8 @@
  * client is still told they were accepted; they just never leave the daemon
  * for this upstream).
  */
-import type { Cidr } from '../../config/cidr.js';
-import { inNets } from '../../config/cidr.js';
+import type { Cidr } from '../../net/address.js';
+import { inNets } from '../../net/address.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
 
 export interface RecordFilter {

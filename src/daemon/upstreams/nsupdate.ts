@@ -9,8 +9,9 @@ import type { NsupdateUpstreamConfig } from '../../config/upstreams/index.js';
 import { RRClass, Rcode, rcodeName } from '../../dns/constants.js';
 import { TransportError, TsigError } from '../../dns/errors.js';
 import { decodeMessage, encodeMessage, encodingLength, recordLength, type ResourceRecord } from '../../dns/message.js';
-import { exchange, MAX_TCP_MESSAGE } from '../../dns/transport.js';
+import { exchange, MAX_TCP_MESSAGE } from '../../net/transport.js';
 import { signTsig, tsigLength, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
+import { formatHostPort } from '../../net/address.js';
 import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
 import { unixSeconds } from '../../clock.js';
 import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
@@ -115,7 +116,7 @@ export function reverseUpdates(change: UpstreamChange, zones: readonly string[])
 }
 
 function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 function countChange(c: UpstreamChange): { add: number; remove: number; removeNames: number } {

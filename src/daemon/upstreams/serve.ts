@@ -9,7 +9,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { ServeUpstreamConfig } from '../../config/upstreams/index.js';
-import { inNets } from '../../config/cidr.js';
+import { inNets } from '../../net/address.js';
 import { RRClass } from '../../dns/constants.js';
 import type { ResourceRecord } from '../../dns/message.js';
 import { canonicalName, childLabel, fqdn, isSubdomain } from '../../dns/names.js';

@@ -23,6 +23,7 @@ import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange, filterRecords, type RecordFilter } from './filter.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 import { errorMessage } from '../../errors.js';
+import { formatHostPort } from '../../net/address.js';
 
 /** Protocol banner and version Unbound's control channel expects first on the line. */
 export const CONTROL_PREFIX = 'UBCT1';
@@ -110,7 +111,7 @@ export function planChange(
 }
 
 function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 /**

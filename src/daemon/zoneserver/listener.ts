@@ -10,14 +10,27 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Rcode } from '../../dns/constants.js';
 import { MalformedMessageError } from '../../dns/errors.js';
-import { decodeMessage, emptyMessage, encodeMessage, type Message } from '../../dns/message.js';
-import { FrameDecoder, frame } from '../../dns/transport.js';
-import { resolveListenAddresses } from '../server.js';
+import { decodeMessage, emptyMessage, encodeMessage } from '../../dns/message.js';
+import { TcpDnsServer, type TcpLimits } from '../../net/tcp-server.js';
+import { formatHostPort } from '../../net/address.js';
+import { resolveListenAddresses } from '../../net/listen.js';
 import { answerQuery, truncateForUdp, type Authority } from './authority.js';
 import { ResponseRateLimiter } from './ratelimit.js';
 
-const TCP_IDLE_MS = 10_000;
-const MAX_TCP_CONNECTIONS = 256;
+/**
+ * The zone server's TCP limits, over the shared layer's defaults (those of
+ * the registration server). Queries are small and cheap and a resolver
+ * keeps few connections open, so fewer connections than the registration
+ * server, and idle ones close after 10 s (RFC 7766 section 6.2.3 suggests
+ * seconds, not minutes). The rest (5 s to finish a message, 16 requests in
+ * flight, 64 KiB of unsent replies, 10 s for the peer to take them) is the
+ * default.
+ */
+export const ZONE_TCP_LIMITS: Partial<TcpLimits> = Object.freeze({
+  maxConnections: 256,
+  maxPerSource: 16,
+  idleTimeoutMs: 10_000,
+});
 
 /** The reply bytes for a query, or null when nothing should be sent. */
 export function respond(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp'): Buffer | null {
@@ -38,11 +51,23 @@ export function respond(raw: Buffer, authorities: Iterable<Authority>, transport
   return bytes;
 }
 
+/**
+ * What goes out instead of an answer too large for a TCP frame: the same
+ * answer truncated to its header and question, TC set (RFC 1035 section
+ * 4.1.1); null if the answer cannot be read back.
+ */
+export function truncatedReply(reply: Buffer): Buffer | null {
+  try {
+    return encodeMessage(truncateForUdp(decodeMessage(reply)));
+  } catch {
+    return null;
+  }
+}
+
 class SharedListener {
   readonly authorities = new Set<Authority>();
   private readonly udp: dgram.Socket[] = [];
-  private readonly tcp: net.Server[] = [];
-  private readonly conns = new Set<net.Socket>();
+  private readonly tcp: TcpDnsServer;
   private readonly limiter: ResponseRateLimiter;
 
   constructor(
@@ -52,6 +77,12 @@ class SharedListener {
     private readonly logger: Logger,
   ) {
     this.limiter = new ResponseRateLimiter({ perSecond: rateLimit });
+    this.tcp = new TcpDnsServer({
+      handler: (raw) => respond(raw, this.authorities, 'tcp'),
+      log: logger,
+      limits: ZONE_TCP_LIMITS,
+      onOversize: (_request, reply) => truncatedReply(reply),
+    });
   }
 
   async open(): Promise<void> {
@@ -70,23 +101,14 @@ class SharedListener {
         sock.on('error', (err) => this.logger.warn({ err }, 'zone server UDP error'));
         sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
         this.udp.push(sock);
-        const server = net.createServer((s) => this.onConnection(s));
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ host: address, port: this.port, ipv6Only: v6 }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        server.on('error', (err) => this.logger.warn({ err }, 'zone server TCP error'));
-        this.tcp.push(server);
       }
+      await this.tcp.listen(addresses, this.port);
     } catch (err) {
       await this.close();
       throw err;
     }
     this.logger.info(
-      { addresses: addresses.map((a) => (net.isIPv6(a) ? `[${a}]:${this.port}` : `${a}:${this.port}`)) },
+      { addresses: addresses.map((a) => formatHostPort(a, this.port)) },
       'zone server answering DNS queries (UDP and TCP)',
     );
   }
@@ -96,52 +118,15 @@ class SharedListener {
     if (decision === 'drop') return;
     let reply = respond(msg, this.authorities, 'udp');
     if (reply === null) return;
-    if (decision === 'slip') {
-      // A truncated empty reply: too small to amplify, and a real client retries over TCP.
-      try {
-        const m: Message = decodeMessage(reply);
-        reply = encodeMessage(truncateForUdp(m));
-      } catch {
-        return;
-      }
-    }
+    // A truncated empty reply: too small to amplify, and a real client retries over TCP.
+    if (decision === 'slip') reply = truncatedReply(reply);
+    if (reply === null) return;
     sock.send(reply, rinfo.port, rinfo.address);
   }
 
-  private onConnection(socket: net.Socket): void {
-    if (this.conns.size >= MAX_TCP_CONNECTIONS) {
-      socket.destroy();
-      return;
-    }
-    this.conns.add(socket);
-    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
-    socket.on('close', () => this.conns.delete(socket));
-    socket.on('error', () => undefined);
-    const decoder = new FrameDecoder();
-    socket.on('data', (chunk: Buffer) => {
-      let frames: Buffer[];
-      try {
-        frames = decoder.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const f of frames) {
-        const reply = respond(f, this.authorities, 'tcp');
-        if (reply === null) {
-          socket.destroy();
-          return;
-        }
-        socket.write(frame(reply));
-      }
-    });
-  }
-
   async close(): Promise<void> {
-    for (const s of this.conns) s.destroy();
-    await Promise.all(this.tcp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await this.tcp.close();
     await Promise.all(this.udp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.tcp.length = 0;
     this.udp.length = 0;
   }
 }

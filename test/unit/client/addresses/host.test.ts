@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { HostAddresses } from '../../../../src/client/addresses/host.js';
 import { IFA_F_DEPRECATED } from '../../../../src/client/addresses/policy.js';
 import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddress } from '../../../../src/client/addresses/source.js';
-import { Cidr } from '../../../../src/config/cidr.js';
+import { Cidr } from '../../../../src/net/address.js';
 import { logSink } from '../../../helpers/log-sink.js';
 
 function addr(address: string, opts: Partial<LocalAddress> = {}): LocalAddress {

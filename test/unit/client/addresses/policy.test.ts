@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Cidr } from '../../../../src/config/cidr.js';
+import { Cidr } from '../../../../src/net/address.js';
 import { CLIENT_DEFAULTS } from '../../../../src/config/client.js';
 import {
   AddressSet,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { Cidr } from '../../../../src/config/cidr.js';
+import { Cidr } from '../../../../src/net/address.js';
 import type { AddrRecord } from '../../../../src/daemon/records.js';
 import { filterChange, filterRecords, maxTtlSeconds } from '../../../../src/daemon/upstreams/filter.js';
 

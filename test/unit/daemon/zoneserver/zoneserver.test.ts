@@ -6,9 +6,12 @@ import { describe, it } from 'node:test';
 import { Opcode, RRClass, RRType, Rcode } from '../../../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, optRecord, type ResourceRecord } from '../../../../src/dns/message.js';
 import { answerQuery, findAuthority, type Authority } from '../../../../src/daemon/zoneserver/authority.js';
-import { respond } from '../../../../src/daemon/zoneserver/listener.js';
+import { attachAuthorities, respond } from '../../../../src/daemon/zoneserver/listener.js';
 import { networkKey, ResponseRateLimiter } from '../../../../src/daemon/zoneserver/ratelimit.js';
 import { SerialCounter } from '../../../../src/daemon/zoneserver/serial.js';
+import { tcpExchange } from '../../../../src/net/transport.js';
+import { pino } from 'pino';
+import { freePort } from '../../../helpers/ports.js';
 
 const ZONE = 'z.example.';
 const soa: ResourceRecord = {
@@ -99,6 +102,46 @@ describe('zone server answers', () => {
     assert.equal(findAuthority([authority, inner], `a.sub.${ZONE}`), inner);
     assert.equal(findAuthority([authority, inner], `a.${ZONE}`), authority);
     assert.equal(findAuthority([authority, inner], 'example.'), undefined);
+  });
+});
+
+describe('zone server over TCP', () => {
+  // 5000 A records are about 80 000 octets: more than a TCP frame can carry.
+  const huge: Authority = {
+    ...authority,
+    lookup(name) {
+      if (name !== `big.${ZONE}`) return authority.lookup(name);
+      const records = Array.from({ length: 5000 }, (_, i): ResourceRecord => ({
+        name,
+        type: 'A',
+        class: RRClass.IN,
+        ttl: 60,
+        data: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      }));
+      return { records, exists: true };
+    },
+  };
+
+  it('answers an answer too large for a TCP frame with a truncated reply, and keeps serving', async () => {
+    const port = await freePort();
+    const lease = await attachAuthorities('127.0.0.1', port, [huge], { rateLimit: 0, logger: pino({ level: 'silent' }) });
+    try {
+      const big = emptyMessage(31, Opcode.QUERY);
+      big.questions.push({ name: `big.${ZONE}`, type: RRType.A, class: RRClass.IN });
+      const raw = encodeMessage(big);
+      assert.ok((respond(raw, [huge], 'tcp') as Buffer).length > 65535);
+      const reply = decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message: raw, timeoutMs: 5000 }));
+      assert.equal(reply.id, 31);
+      assert.ok(reply.tc);
+      assert.equal(reply.answers.length, 0);
+      assert.deepEqual(reply.questions.map((q) => q.name), [`big.${ZONE}`]);
+      const soaQuery = emptyMessage(32, Opcode.QUERY);
+      soaQuery.questions.push({ name: ZONE, type: RRType.SOA, class: RRClass.IN });
+      const ok = decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message: encodeMessage(soaQuery), timeoutMs: 5000 }));
+      assert.equal(ok.answers[0]?.type, 'SOA');
+    } finally {
+      await lease.release();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cidr, inNets, normalizeIp, parseIp } from '../../../src/config/cidr.js';
+import { Cidr, HOST_PREFIX, formatHostPort, inNets, normalizeIp, parseIp, plainAddress, prefixKey } from '../../../src/net/address.js';
 
 function cidr(s: string): Cidr {
   const c = Cidr.parse(s);
@@ -56,5 +56,38 @@ describe('Cidr', () => {
     assert.equal(normalizeIp('2001:db8:0:1:0:0:0:1'), '2001:db8:0:1::1');
     assert.equal(normalizeIp('::ffff:1.2.3.4'), '::ffff:102:304');
     assert.equal(parseIp('1.2.3'), null);
+  });
+});
+
+describe('source keys, socket addresses and host:port', () => {
+  it('prefixKey groups an address by the prefix lengths asked for', () => {
+    assert.equal(prefixKey('192.0.2.77', HOST_PREFIX), '192.0.2.77');
+    assert.equal(prefixKey('192.0.2.77', { v4: 24, v6: 56 }), '192.0.2.0/24');
+    assert.equal(prefixKey('2001:db8:1:2::1', HOST_PREFIX), '2001:db8:1:2::/64');
+    assert.equal(prefixKey('2001:DB8:1:2:ffff::9', HOST_PREFIX), prefixKey('2001:db8:1:2::1', HOST_PREFIX));
+    assert.notEqual(prefixKey('2001:db8:1:3::1', HOST_PREFIX), prefixKey('2001:db8:1:2::1', HOST_PREFIX));
+    assert.equal(prefixKey('2001:db8:1:23ff::9', { v4: 24, v6: 56 }), '2001:db8:1:2300::/56');
+    assert.equal(prefixKey('::1', { v4: 32, v6: 128 }), '::1');
+  });
+
+  it('prefixKey counts an IPv4-mapped address as its IPv4 address; text that is no address is its own key', () => {
+    assert.equal(prefixKey('::ffff:192.0.2.1', HOST_PREFIX), '192.0.2.1');
+    assert.equal(prefixKey('::ffff:192.0.2.1', { v4: 24, v6: 56 }), '192.0.2.0/24');
+    assert.equal(prefixKey('', HOST_PREFIX), '');
+    assert.equal(prefixKey('fe80::1%eth0', HOST_PREFIX), 'fe80::1%eth0');
+  });
+
+  it('plainAddress shows an IPv4 peer of a dual-stack socket as IPv4', () => {
+    assert.equal(plainAddress('::ffff:127.0.0.1'), '127.0.0.1');
+    assert.equal(plainAddress('::FFFF:7f00:1'), '127.0.0.1');
+    assert.equal(plainAddress('2001:db8::1'), '2001:db8::1');
+    assert.equal(plainAddress('192.0.2.1'), '192.0.2.1');
+    assert.equal(plainAddress(undefined), '');
+  });
+
+  it('formatHostPort brackets IPv6 hosts only', () => {
+    assert.equal(formatHostPort('192.0.2.1', 53), '192.0.2.1:53');
+    assert.equal(formatHostPort('2001:db8::1', 5353), '[2001:db8::1]:5353');
+    assert.equal(formatHostPort('ns.example', 53), 'ns.example:53');
   });
 });

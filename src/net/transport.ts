@@ -12,7 +12,8 @@ import { lookup } from 'node:dns/promises';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-import { TransportError } from './errors.js';
+import { TransportError } from '../dns/errors.js';
+import { formatHostPort } from './address.js';
 import { errorMessage } from '../errors.js';
 
 /** RFC 1035 §4.2.2: the TCP length prefix is 16 bits, so no frame can be larger. */
@@ -211,10 +212,6 @@ function guarded<T>(
   });
 }
 
-function describe(host: string, port: number): string {
-  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /**
  * Sends one message over a fresh TCP connection and returns the first reply
  * frame carrying the same ID (RFC 1035 §4.2.2). Frames with another ID are
@@ -224,7 +221,7 @@ export async function tcpExchange(opts: ExchangeOptions): Promise<Buffer> {
   checkOptions(opts);
   const framed = frame(opts.message);
   const id = messageId(opts.message);
-  const where = describe(opts.host, opts.port);
+  const where = formatHostPort(opts.host, opts.port);
   return guarded<Buffer>({ timeoutMs: opts.timeoutMs, signal: opts.signal, what: `TCP ${where}` }, (settle) => {
     const decoder = new FrameDecoder();
     let connected = false;
@@ -295,7 +292,7 @@ function udpOnce(
   timeoutMs: number,
 ): Promise<Buffer> {
   const id = messageId(opts.message);
-  const where = describe(target.address, opts.port);
+  const where = formatHostPort(target.address, opts.port);
   return guarded<Buffer>({ timeoutMs, signal: opts.signal, what: `UDP ${where}` }, (settle) => {
     const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
     let closed = false;
@@ -354,7 +351,7 @@ export async function udpExchange(opts: UdpExchangeOptions): Promise<ExchangeRes
   if (!isTruncated(reply)) return { reply, transport: 'udp' };
 
   const left = remaining();
-  if (left <= 0) throw new TransportError('timeout', `UDP ${describe(target.address, opts.port)}: truncated reply and no time left to retry over TCP`);
+  if (left <= 0) throw new TransportError('timeout', `UDP ${formatHostPort(target.address, opts.port)}: truncated reply and no time left to retry over TCP`);
   const tcpOpts: ExchangeOptions = { ...opts, host: target.address, timeoutMs: left };
   return { reply: await tcpExchange(tcpOpts), transport: 'tcp' };
 }

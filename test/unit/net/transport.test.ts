@@ -13,7 +13,7 @@ import {
   frame,
   tcpExchange,
   udpExchange,
-} from '../../../src/dns/transport.js';
+} from '../../../src/net/transport.js';
 
 /** A header-sized message with the given ID and flags byte 2, then `body`. */
 function msg(id: number, body = 'q', flags2 = 0): Buffer {

@@ -1,0 +1,545 @@
+/**
+ * DNS over TCP, server side: the one connection layer the registration
+ * server and the built-in zone server share. It frames messages (RFC 1035
+ * section 4.2.2), answers them in request order (RFC 7766 section 6.2.1.1),
+ * and defends itself; what a message means is the handler's business.
+ *
+ * Defences, each configurable per listener (TcpLimits):
+ *  - connections: a total cap (the longest-idle connection makes room) and a
+ *    cap per source (one IPv4 address, one IPv6 /64);
+ *  - time: an idle deadline counted from the last complete message (not
+ *    from the last byte, so dripping bytes does not keep a connection), a
+ *    deadline for finishing a message once its first byte arrived, and a
+ *    deadline for the peer to take the replies written to it;
+ *  - memory: a message-size cap, a cap on requests in flight per connection
+ *    (a request is in flight until its reply has drained to the kernel), and
+ *    a bound on unsent reply bytes; beyond either, reading stops (RFC 7766
+ *    section 6.2.2 lets a server stop reading to apply back-pressure).
+ * No reply path can throw out of a connection: a failing handler closes
+ * that connection, and a reply too large for the length prefix goes through
+ * the `onOversize` hook (or closes the connection).
+ *
+ * It lives in src/net because it knows nothing of either protocol: the
+ * logger comes in through the small ConnectionLog interface (a pino Logger
+ * fits it) and time through the shared Clock, so tests drive it with a fake.
+ */
+import * as net from 'node:net';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { HOST_PREFIX, formatHostPort, plainAddress, prefixKey } from './address.js';
+import { resolveListenAddresses } from './listen.js';
+import { FrameDecoder, MAX_TCP_MESSAGE, frame } from './transport.js';
+
+export interface TcpLimits {
+  /** Connections open at once; when full, the longest-idle connection makes room (or the new one is closed). */
+  maxConnections: number;
+  /** Connections from one source (an IPv4 address, an IPv6 /64) at once. */
+  maxPerSource: number;
+  /** A message begun but not complete after this long closes the connection (ms). */
+  slowReadTimeoutMs: number;
+  /** A connection with no complete message (and no reply drained) for this long is closed (ms). */
+  idleTimeoutMs: number;
+  /** Largest message accepted (octets). */
+  maxMessageSize: number;
+  /** Requests of one connection in flight (read, reply not yet drained); reading pauses at it. */
+  maxPipelined: number;
+  /** Reply bytes of one connection not yet taken by the kernel; reading pauses beyond it. */
+  maxUnsentBytes: number;
+  /** Written reply bytes that make no progress for this long close the connection (ms). */
+  writeTimeoutMs: number;
+}
+
+/** The logging a connection needs; a pino Logger is one. */
+export interface ConnectionLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  child(bindings: Record<string, unknown>): ConnectionLog;
+}
+
+/** What a handler is told about the connection a request came on. */
+export interface RequestContext {
+  /** The peer's address, IPv4-mapped IPv6 shown as IPv4. */
+  readonly remote: string;
+  /** Logger with the connection's fields (`conn`, `remote`). */
+  readonly log: ConnectionLog;
+}
+
+/** The reply to one request, or null to close the connection instead. */
+export type RequestHandler = (request: Buffer, ctx: RequestContext) => Promise<Buffer | null> | Buffer | null;
+
+/** Why a connection was closed by the layer (or 'peer' when the peer went). */
+export type CloseReason =
+  | 'peer'
+  | 'idle'
+  | 'slow-read'
+  | 'write-timeout'
+  | 'bad-framing'
+  | 'handler-error'
+  | 'no-reply'
+  | 'oversize'
+  | 'evicted'
+  | 'shutdown';
+
+export type TcpEvent =
+  | { type: 'accepted'; remote: string; source: string }
+  | { type: 'refused'; remote: string; source: string; why: 'per-source' | 'full' }
+  | { type: 'read'; remote: string; messages: number; pending: number }
+  | { type: 'paused'; remote: string }
+  | { type: 'resumed'; remote: string }
+  | { type: 'closed'; remote: string; why: CloseReason };
+
+/** Counters since the server was made, for tests and diagnostics. */
+export interface TcpStats {
+  accepted: number;
+  refusedPerSource: number;
+  refusedFull: number;
+  evicted: number;
+  /** Times a connection stopped being read for back-pressure. */
+  readPauses: number;
+  handlerErrors: number;
+  oversizeReplies: number;
+  /** Highest requests in flight seen on one connection. */
+  peakInFlight: number;
+  /** Highest unsent reply bytes (queued behind earlier replies plus the socket's buffer) seen on one connection. */
+  peakUnsentBytes: number;
+  /** Connections closed, by reason. */
+  closed: Record<CloseReason, number>;
+}
+
+export interface TcpDnsServerOptions {
+  handler: RequestHandler;
+  log: ConnectionLog;
+  /** Limits; missing fields take DEFAULT_TCP_LIMITS. */
+  limits?: Partial<TcpLimits>;
+  /**
+   * Called when a reply is larger than a TCP frame can carry (65535 octets);
+   * returns the reply to send instead (a truncated or error answer), or null
+   * to close the connection.
+   */
+  onOversize?: (request: Buffer, reply: Buffer) => Buffer | null;
+  /** Drives every deadline; default the system clock. */
+  clock?: Clock;
+  /** Told of each connection event (tests await these; nothing else needs them). */
+  observer?: (event: TcpEvent) => void;
+}
+
+export const DEFAULT_TCP_LIMITS: TcpLimits = Object.freeze({
+  maxConnections: 512,
+  maxPerSource: 32,
+  slowReadTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  maxMessageSize: MAX_TCP_MESSAGE,
+  maxPipelined: 16,
+  maxUnsentBytes: 64 * 1024,
+  writeTimeoutMs: 10_000,
+});
+
+/** A request's place in the reply order. */
+interface Slot {
+  readonly request: Buffer;
+  done: boolean;
+  reply: Buffer | null;
+  /** Set when the handler failed: the connection closes when this slot's turn comes. */
+  failed: boolean;
+}
+
+class Connection {
+  readonly decoder: FrameDecoder;
+  /** Requests read but not yet handed to the handler (at most one read's worth). */
+  readonly backlog: Buffer[] = [];
+  /** Requests handed to the handler, in arrival order, until their reply is written. */
+  readonly slots: Slot[] = [];
+  /** Requests whose reply has not drained yet (handled, queued or being written). */
+  inFlight = 0;
+  /** Bytes of replies ready but waiting behind an earlier one. */
+  queuedBytes = 0;
+  /** Replies written whose write has not completed. */
+  writing = 0;
+  lastActive: number;
+  paused = false;
+  closed = false;
+  idleTimer: TimerHandle | undefined;
+  slowReadTimer: TimerHandle | undefined;
+  writeTimer: TimerHandle | undefined;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly remote: string,
+    readonly source: string,
+    readonly log: ConnectionLog,
+    maxMessageSize: number,
+    now: number,
+  ) {
+    this.decoder = new FrameDecoder({ maxFrame: maxMessageSize });
+    this.lastActive = now;
+  }
+
+  get unsentBytes(): number {
+    return this.queuedBytes + this.socket.writableLength;
+  }
+
+  get busy(): boolean {
+    return this.inFlight > 0 || this.backlog.length > 0;
+  }
+}
+
+export class TcpDnsServer {
+  private readonly servers: net.Server[] = [];
+  /** Listeners stopped but not yet fully closed (they close when their last connection does). */
+  private readonly closing: Promise<void>[] = [];
+  /** Open connections, least recently active first (re-inserted on activity). */
+  private readonly conns = new Map<net.Socket, Connection>();
+  private readonly perSource = new Map<string, number>();
+  private readonly limits: TcpLimits;
+  private readonly clock: Clock;
+  private connectionSeq = 0;
+  private readonly counters: TcpStats = {
+    accepted: 0,
+    refusedPerSource: 0,
+    refusedFull: 0,
+    evicted: 0,
+    readPauses: 0,
+    handlerErrors: 0,
+    oversizeReplies: 0,
+    peakInFlight: 0,
+    peakUnsentBytes: 0,
+    closed: {
+      peer: 0,
+      idle: 0,
+      'slow-read': 0,
+      'write-timeout': 0,
+      'bad-framing': 0,
+      'handler-error': 0,
+      'no-reply': 0,
+      oversize: 0,
+      evicted: 0,
+      shutdown: 0,
+    },
+  };
+
+  constructor(private readonly opts: TcpDnsServerOptions) {
+    this.limits = { ...DEFAULT_TCP_LIMITS, ...opts.limits };
+    this.clock = opts.clock ?? systemClock;
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`TCP limit ${k} must be a positive integer, got ${String(v)}`);
+    }
+    if (this.limits.maxMessageSize > MAX_TCP_MESSAGE) {
+      throw new RangeError(`TCP limit maxMessageSize must be at most ${MAX_TCP_MESSAGE}, got ${this.limits.maxMessageSize}`);
+    }
+  }
+
+  /**
+   * Listens on every address `host` stands for (see resolveListenAddresses;
+   * or on the addresses given), all on one port: with port 0, the port the
+   * first address got.
+   */
+  async listen(host: string | readonly string[], port: number): Promise<void> {
+    const addresses = typeof host === 'string' ? await resolveListenAddresses(host) : host;
+    try {
+      for (const address of addresses) {
+        const server = net.createServer((s) => this.accept(s));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: address, port, ipv6Only: net.isIPv6(address) }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        server.on('error', (err) => this.opts.log.error({ err }, 'TCP listener error'));
+        this.servers.push(server);
+        if (port === 0) port = (server.address() as net.AddressInfo).port;
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /** Addresses actually bound, as host:port strings. */
+  get addresses(): string[] {
+    return this.servers.map((s) => {
+      const a = s.address() as net.AddressInfo;
+      return formatHostPort(a.address, a.port);
+    });
+  }
+
+  /** The port bound (useful with port 0); 0 before listen(). */
+  get port(): number {
+    const a = this.servers[0]?.address() as net.AddressInfo | undefined;
+    return a?.port ?? 0;
+  }
+
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  get stats(): Readonly<TcpStats> {
+    return this.counters;
+  }
+
+  /**
+   * Stops accepting; open connections carry on until they end or time out.
+   * Resolves once the listening sockets are closed, without waiting for
+   * those connections (net.Server's close callback would).
+   */
+  stopAccepting(): Promise<void> {
+    for (const s of this.servers.splice(0)) this.closing.push(new Promise<void>((resolve) => s.close(() => resolve())));
+    return Promise.resolve();
+  }
+
+  /** Stops accepting, closes every connection and resolves when the listeners are fully closed. */
+  async close(): Promise<void> {
+    await this.stopAccepting();
+    for (const c of [...this.conns.values()]) this.drop(c, 'shutdown');
+    await Promise.all(this.closing.splice(0));
+  }
+
+  private emit(event: TcpEvent): void {
+    this.opts.observer?.(event);
+  }
+
+  private accept(socket: net.Socket): void {
+    const remote = plainAddress(socket.remoteAddress);
+    const source = prefixKey(remote, HOST_PREFIX);
+    const log = this.opts.log.child({ conn: ++this.connectionSeq, remote });
+    socket.on('error', (err) => log.debug({ err }, 'connection error'));
+    if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) {
+      log.debug({ limit: this.limits.maxPerSource, source }, 'too many connections from this source, closing new connection');
+      this.counters.refusedPerSource++;
+      socket.destroy();
+      this.emit({ type: 'refused', remote, source, why: 'per-source' });
+      return;
+    }
+    if (this.conns.size >= this.limits.maxConnections && !this.evictIdle()) {
+      log.warn({ limit: this.limits.maxConnections }, 'connection limit reached and none idle, closing new connection');
+      this.counters.refusedFull++;
+      socket.destroy();
+      this.emit({ type: 'refused', remote, source, why: 'full' });
+      return;
+    }
+    const c = new Connection(socket, remote, source, log, this.limits.maxMessageSize, this.clock.now());
+    this.conns.set(socket, c);
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
+    this.counters.accepted++;
+    socket.setNoDelay(true);
+    socket.on('close', () => this.drop(c, 'peer'));
+    socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
+    this.armIdle(c, this.limits.idleTimeoutMs);
+    this.emit({ type: 'accepted', remote, source });
+  }
+
+  /** Closes the connection idle longest (nothing in flight); false if none is idle. */
+  private evictIdle(): boolean {
+    for (const c of this.conns.values()) {
+      if (c.busy || c.unsentBytes > 0) continue;
+      c.log.info({}, 'connection limit reached, closing the longest-idle connection');
+      this.counters.evicted++;
+      this.drop(c, 'evicted');
+      return true;
+    }
+    return false;
+  }
+
+  /** Forgets and destroys a connection (once); `why` is what the counters and the observer are told. */
+  private drop(c: Connection, why: CloseReason): void {
+    if (c.closed) return;
+    c.closed = true;
+    c.idleTimer?.cancel();
+    c.slowReadTimer?.cancel();
+    c.writeTimer?.cancel();
+    this.conns.delete(c.socket);
+    const n = (this.perSource.get(c.source) ?? 1) - 1;
+    if (n <= 0) this.perSource.delete(c.source);
+    else this.perSource.set(c.source, n);
+    c.backlog.length = 0;
+    c.slots.length = 0;
+    c.socket.destroy();
+    this.counters.closed[why]++;
+    if (why !== 'peer' && why !== 'shutdown') c.log.debug({ why }, 'connection closed');
+    this.emit({ type: 'closed', remote: c.remote, why });
+  }
+
+  /** A complete message arrived or a reply drained: the connection is active, not idle. */
+  private touch(c: Connection): void {
+    c.lastActive = this.clock.now();
+    if (!this.conns.has(c.socket)) return;
+    this.conns.delete(c.socket);
+    this.conns.set(c.socket, c);
+  }
+
+  /**
+   * The idle deadline is checked lazily: the timer fires at the earliest
+   * moment it could be due and re-arms itself for the rest, so activity
+   * only records a time instead of rescheduling a timer.
+   */
+  private armIdle(c: Connection, ms: number): void {
+    c.idleTimer = this.clock.schedule(ms, () => {
+      if (c.closed) return;
+      // A connection waiting for its own replies is not idle; the write deadline covers a peer that does not read.
+      if (c.busy) {
+        this.armIdle(c, this.limits.idleTimeoutMs);
+        return;
+      }
+      const left = c.lastActive + this.limits.idleTimeoutMs - this.clock.now();
+      if (left > 0) this.armIdle(c, left);
+      else this.drop(c, 'idle');
+    });
+  }
+
+  private onData(c: Connection, chunk: Buffer): void {
+    if (c.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = c.decoder.push(chunk);
+    } catch (err) {
+      c.log.warn({ err }, 'bad framing, closing connection');
+      this.drop(c, 'bad-framing');
+      return;
+    }
+    if (frames.length > 0) {
+      this.touch(c);
+      // A message completed: whatever is pending now is a new one, with its own deadline.
+      c.slowReadTimer?.cancel();
+      c.slowReadTimer = undefined;
+    }
+    c.backlog.push(...frames);
+    this.pump(c);
+    this.armSlowRead(c);
+    if (this.opts.observer !== undefined) this.emit({ type: 'read', remote: c.remote, messages: frames.length, pending: c.decoder.pending });
+  }
+
+  /** A message begun must complete in time, so trickling bytes cannot hold a connection. */
+  private armSlowRead(c: Connection): void {
+    if (c.closed || c.paused || c.decoder.pending === 0 || c.slowReadTimer !== undefined) return;
+    c.slowReadTimer = this.clock.schedule(this.limits.slowReadTimeoutMs, () => {
+      c.slowReadTimer = undefined;
+      if (c.closed) return;
+      c.log.debug({ pending: c.decoder.pending }, 'message not completed in time, closing connection');
+      this.drop(c, 'slow-read');
+    });
+  }
+
+  private overLimit(c: Connection): boolean {
+    return c.inFlight >= this.limits.maxPipelined || c.unsentBytes > this.limits.maxUnsentBytes;
+  }
+
+  /** Hands backlog requests to the handler while the limits allow, then pauses or resumes reading. */
+  private pump(c: Connection): void {
+    while (!c.closed && c.backlog.length > 0 && !this.overLimit(c)) {
+      this.dispatch(c, c.backlog.shift() as Buffer);
+    }
+    if (c.closed) return;
+    const stop = c.backlog.length > 0 || this.overLimit(c);
+    if (stop && !c.paused) {
+      c.paused = true;
+      c.socket.pause();
+      // Not reading is our choice, so a half-read message is not the peer's delay.
+      c.slowReadTimer?.cancel();
+      c.slowReadTimer = undefined;
+      this.counters.readPauses++;
+      this.emit({ type: 'paused', remote: c.remote });
+    } else if (!stop && c.paused) {
+      c.paused = false;
+      c.socket.resume();
+      this.armSlowRead(c);
+      this.emit({ type: 'resumed', remote: c.remote });
+    }
+  }
+
+  private dispatch(c: Connection, request: Buffer): void {
+    const slot: Slot = { request, done: false, reply: null, failed: false };
+    c.slots.push(slot);
+    c.inFlight++;
+    this.counters.peakInFlight = Math.max(this.counters.peakInFlight, c.inFlight);
+    const ctx: RequestContext = { remote: c.remote, log: c.log };
+    new Promise<Buffer | null>((resolve) => resolve(this.opts.handler(request, ctx))).then(
+      (reply) => {
+        slot.reply = reply;
+        this.settle(c, slot);
+      },
+      (err: unknown) => {
+        c.log.error({ err }, 'request handler failed, closing connection');
+        this.counters.handlerErrors++;
+        slot.failed = true;
+        this.settle(c, slot);
+      },
+    );
+  }
+
+  private settle(c: Connection, slot: Slot): void {
+    if (c.closed) return;
+    slot.done = true;
+    if (slot.reply !== null) c.queuedBytes += slot.reply.length;
+    this.notePeak(c);
+    this.flush(c);
+  }
+
+  private notePeak(c: Connection): void {
+    this.counters.peakUnsentBytes = Math.max(this.counters.peakUnsentBytes, c.unsentBytes);
+  }
+
+  /** Writes every reply whose turn has come (RFC 7766 section 6.2.1.1: in request order). */
+  private flush(c: Connection): void {
+    while (!c.closed && c.slots.length > 0 && c.slots[0].done) {
+      const slot = c.slots.shift() as Slot;
+      if (slot.reply !== null) c.queuedBytes -= slot.reply.length;
+      if (slot.failed) {
+        this.drop(c, 'handler-error');
+        return;
+      }
+      if (slot.reply === null) {
+        this.drop(c, 'no-reply');
+        return;
+      }
+      const framed = this.framed(c, slot);
+      if (framed === null) {
+        this.drop(c, 'oversize');
+        return;
+      }
+      c.writing++;
+      c.socket.write(framed, () => this.drained(c));
+      this.notePeak(c);
+      if (c.writeTimer === undefined) this.armWrite(c);
+    }
+    if (!c.closed) this.pump(c);
+  }
+
+  /** The reply with its length prefix; an oversized one goes through onOversize. */
+  private framed(c: Connection, slot: Slot): Buffer | null {
+    const reply = slot.reply as Buffer;
+    if (reply.length <= MAX_TCP_MESSAGE) return frame(reply);
+    this.counters.oversizeReplies++;
+    let instead: Buffer | null = null;
+    try {
+      instead = this.opts.onOversize?.(slot.request, reply) ?? null;
+    } catch (err) {
+      c.log.error({ err }, 'building the answer for an oversized reply failed');
+    }
+    c.log.warn({ bytes: reply.length, replaced: instead !== null }, 'reply too large for TCP');
+    return instead !== null && instead.length <= MAX_TCP_MESSAGE ? frame(instead) : null;
+  }
+
+  /** One reply reached the kernel: its request is no longer in flight. */
+  private drained(c: Connection): void {
+    if (c.closed) return;
+    c.inFlight--;
+    c.writing--;
+    this.touch(c);
+    c.writeTimer?.cancel();
+    c.writeTimer = undefined;
+    // Progress: the deadline starts again for what is still buffered.
+    if (c.writing > 0) this.armWrite(c);
+    this.pump(c);
+  }
+
+  private armWrite(c: Connection): void {
+    c.writeTimer = this.clock.schedule(this.limits.writeTimeoutMs, () => {
+      c.writeTimer = undefined;
+      if (c.closed) return;
+      c.log.debug({ unsent: c.unsentBytes }, 'peer is not reading its replies, closing connection');
+      this.drop(c, 'write-timeout');
+    });
+  }
+}
