@@ -16,6 +16,8 @@ import { createUpstream } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
 import { Zone } from './zone.js';
 import { ZoneState } from './zonestate.js';
+import { formatHostPort } from '../net/address.js';
+import { resolveListenAddresses } from '../net/listen.js';
 
 export interface DaemonOptions {
   logger: Logger;
@@ -193,9 +195,14 @@ export class Daemon {
       await zone.start();
       log.info({ zone: zc.name }, 'zone settings changed');
     }
-    // Listeners are always re-opened: listen-addr is re-resolved, so a name
-    // whose addresses changed takes effect too. The old listeners stop
-    // accepting but let their open connections finish.
+    // listen-addr is resolved again, so a name whose addresses changed takes
+    // effect too. Listeners whose addresses stay are kept: closing and
+    // re-opening them would turn away clients connecting in between.
+    if (await this.listenersStillRight(previous)) {
+      log.info('configuration reloaded');
+      return true;
+    }
+    // The old listeners stop accepting but let their open connections finish.
     const old = this.server;
     this.server = undefined;
     await old?.stopAccepting();
@@ -210,6 +217,20 @@ export class Daemon {
     this.retired = this.retired.filter((s) => s.connectionCount > 0);
     log.info('configuration reloaded');
     return true;
+  }
+
+  /** Whether the bound listeners are exactly what the new listen-addr and listen-port ask for. */
+  private async listenersStillRight(previous: DaemonConfig): Promise<boolean> {
+    const server = this.server;
+    if (server === undefined || this.config.listenPort !== previous.listenPort) return false;
+    let wanted: string[];
+    try {
+      wanted = await resolveListenAddresses(this.config.listenAddr);
+    } catch {
+      return false;
+    }
+    const bound = new Set(server.addresses);
+    return wanted.length === bound.size && wanted.every((a) => bound.has(formatHostPort(a, server.port)));
   }
 
   /**

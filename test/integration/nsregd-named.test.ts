@@ -192,6 +192,9 @@ describe('nsregd with a real named upstream', () => {
     await waitFor('records of the removed zone to go', () => named.query(c2.name, 'A'), (v) => v.length === 0);
     const r2 = await register(d, c2, [a(c2.name, '192.0.2.8')]);
     assert.equal(r2.rcode, Rcode.REFUSED);
+    // listen-addr and listen-port never changed: the listeners were kept, so
+    // no client was turned away while a reload ran.
+    assert.equal(d.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('listening for registrations')).length, 1);
   });
 });
 
