@@ -64,6 +64,7 @@ class ServeUpstream implements Upstream {
     this.serial ??= await SerialCounter.open(
       path.join(this.ctx.dataDir, `${this.zone}serial`),
       unixSeconds(this.ctx.clock),
+      (err) => this.ctx.logger.error({ err }, 'cannot reserve SOA serials; a crash now could reuse serials'),
     );
     this.ptrIndex.clear();
     this.reverseEnts.clear();

@@ -20,10 +20,15 @@ export class SerialCounter {
     private readonly file: string,
     private current: number,
     private reservedUpTo: number,
+    private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** Opens (or starts) the counter kept in `file`; a new counter starts at the Unix time. */
-  static async open(file: string, nowSeconds: number): Promise<SerialCounter> {
+  /**
+   * Opens (or starts) the counter kept in `file`; a new counter starts at the
+   * Unix time. `onError` hears of a background reservation that failed (a
+   * full disk, say): serving goes on, and the next change tries again.
+   */
+  static async open(file: string, nowSeconds: number, onError: (err: unknown) => void = () => undefined): Promise<SerialCounter> {
     let start = nowSeconds >>> 0;
     try {
       const text = (await readFile(file, 'utf8')).trim();
@@ -31,7 +36,7 @@ export class SerialCounter {
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
     }
-    const counter = new SerialCounter(file, start, start);
+    const counter = new SerialCounter(file, start, start, onError);
     await counter.reserve();
     return counter;
   }
@@ -44,7 +49,9 @@ export class SerialCounter {
   next(): number {
     this.current = (this.current + 1) >>> 0;
     if (((this.reservedUpTo - this.current) >>> 0) < BLOCK / 2 && this.reserving === undefined) {
-      this.reserving = this.reserve().finally(() => (this.reserving = undefined));
+      this.reserving = this.reserve()
+        .catch((err: unknown) => this.onError(err))
+        .finally(() => (this.reserving = undefined));
     }
     return this.current;
   }

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -185,6 +185,25 @@ describe('SOA serial counter', () => {
       assert.ok(b.value > (seen.at(-1) as number), `${b.value} > ${seen.at(-1)}`);
       assert.match(await readFile(file, 'utf8'), /^[0-9]+\n$/);
       assert.deepEqual(await readdir(dir), ['z.serial'], 'no temporary file left behind');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a reservation that fails in the background is reported, not thrown; serials keep increasing', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'serial-'));
+    try {
+      const file = path.join(dir, 'z.serial');
+      const errors: unknown[] = [];
+      const a = await SerialCounter.open(file, 1000, (err) => errors.push(err));
+      // The directory goes away: the next reservation cannot be written.
+      await rm(dir, { recursive: true, force: true });
+      await writeFile(dir, 'not a directory');
+      const seen: number[] = [];
+      for (let i = 0; i < 600; i++) seen.push(a.next());
+      await a.settle();
+      assert.equal(errors.length, 1);
+      assert.ok(seen.every((v, i) => i === 0 || v > (seen[i - 1])));
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
