@@ -104,6 +104,8 @@ export class Zone {
   private closed = false;
   private outboxes: Outbox[] = [];
   private upstreamList: readonly Upstream[] = [];
+  /** The removals restore() queued, until first tried (shutdown waits for them). */
+  private restoring: Promise<unknown> | undefined;
 
   constructor(
     public config: ZoneConfig,
@@ -188,10 +190,10 @@ export class Zone {
       const remove = [...orphans.values()];
       this.logger.warn({ records: remove.length, names: [...new Set(remove.map((r) => r.name))] }, 'records of unconfirmed claims are removed');
       // Every outbox, keep-records ones too: these records were never
-      // acknowledged to a client. Not awaited: start-up does not wait for
-      // an upstream that is down; the outboxes retry, and a crash before
-      // these are written finds the same orphans again.
-      void this.forward({ add: [], remove, removeNames: [] });
+      // acknowledged to a client. Start-up does not wait for an upstream
+      // that is down (shutdown does wait for the first try); the outboxes
+      // retry, and a crash before these are written finds them again.
+      this.restoring = this.forward({ add: [], remove, removeNames: [] });
     }
   }
 
@@ -408,6 +410,7 @@ export class Zone {
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
+    await this.restoring;
     const records = this.cache.all().map((c) => c.record);
     for (const r of records) this.uninstall(r);
     if (records.length > 0) {
