@@ -193,7 +193,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   const first = await Promise.race([
     starting.then(
       (c) => ({ client: c }),
-      (err: unknown) => ({ error: err as Error }),
+      (err: unknown) => ({ error: err }),
     ),
     stopped.then((stop) => ({ stop })),
   ]);
@@ -207,7 +207,7 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   if ('error' in first) {
     unhook();
     const err = first.error;
-    const message = err instanceof ClientStartError ? err.message : `start-up failed: ${err.message}`;
+    const message = err instanceof ClientStartError ? err.message : `start-up failed: ${errorMessage(err)}`;
     logger.fatal(message);
     return fail(message);
   }

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { Cidr, normalizeIp } from '../net/address.js';
 import { DurationError, ConfigError, type ConfigErrorReason } from './errors.js';
 import { parseDurationValue } from './duration.js';
+import { errorMessage } from '../errors.js';
 
 export { Cidr } from '../net/address.js';
 
@@ -68,7 +69,7 @@ export function parseYamlDocument(ctx: ParseContext, text: string): unknown {
   try {
     docs = loadAll(text, { filename: ctx.file });
   } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
+    const msg = errorMessage(err).split('\n')[0] ?? '';
     fail(ctx, [], 'syntax', `not valid YAML: ${msg}`, undefined, err);
   }
   if (docs.length > 1) fail(ctx, [], 'syntax', `expected one YAML document, found ${docs.length}`);

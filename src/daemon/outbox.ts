@@ -263,7 +263,7 @@ export class Outbox {
       if ((trigger === 'timer' || this.failures === 0 || this.timer === undefined) && !this.closed) {
         this.failures++;
         const delay = this.backoff.delayFor(this.failures - 1);
-        const fields = { upstream: this.id, pending: this.pending.size, retryInMs: delay, err: error.message };
+        const fields = { upstream: this.id, pending: this.pending.size, retryInMs: delay, err: error };
         if (this.failures === 1) this.logger.warn(fields, 'upstream update failed; operations kept and retried');
         else this.logger.debug(fields, 'upstream still failing');
         this.timer?.cancel();
