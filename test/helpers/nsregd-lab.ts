@@ -22,6 +22,8 @@ export interface NsregdLab {
   logs(): Array<Record<string, unknown>>;
   /** Resolves when a log line with this msg (substring) appears. */
   waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Resolves when `count` log lines with this msg (substring) have appeared. */
+  waitForLogCount(msg: string, count: number, timeoutMs?: number): Promise<void>;
   send(message: Buffer, timeoutMs?: number): Promise<DecodedMessage>;
   writeConfig(yaml: string): Promise<void>;
   signal(sig: NodeJS.Signals): void;
@@ -71,9 +73,18 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
   child.stderr?.on('data', (c: string) => (stderr += c));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
+  const matching = (msg: string): Array<Record<string, unknown>> => lines.filter((l) => (typeof l.msg === 'string' ? l.msg : '').includes(msg));
   const waitForLog = (msg: string, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
-    const found = lines.find((l) => (typeof l.msg === 'string' ? l.msg : '').includes(msg));
+    const found = matching(msg)[0];
     if (found) return Promise.resolve(found);
+    return nextLog(msg, timeoutMs);
+  };
+  const waitForLogCount = async (msg: string, count: number, timeoutMs = 10_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (matching(msg).length < count) await nextLog(msg, Math.max(1, deadline - Date.now()));
+  };
+  /** The next line with this msg that arrives from now on. */
+  const nextLog = (msg: string, timeoutMs: number): Promise<Record<string, unknown>> => {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`nsregd did not log "${msg}" within ${timeoutMs} ms\nstderr: ${stderr}\nlog: ${lines.map((l) => JSON.stringify(l)).join('\n')}`));
@@ -100,6 +111,7 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
     child,
     logs: () => lines,
     waitForLog,
+    waitForLogCount,
     async send(message, timeoutMs = 10_000) {
       return decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message, timeoutMs }));
     },
