@@ -13,6 +13,17 @@ export abstract class NsregError extends Error {
   }
 }
 
+/** An error with several causes: `reason` says which one, as stable as `code`. */
+export abstract class ReasonedError<R extends string> extends NsregError {
+  constructor(
+    readonly reason: R,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** A thrown value's message: the Error's message, or the value in words. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -3,23 +3,12 @@
  * has its own in src/dns/errors.ts). Each class has a stable `code` and a
  * machine-readable `reason`; tests assert those, never the message.
  */
-import { NsregError } from '../errors.js';
-
-/** The shape every client error shares: a reason from its own small vocabulary. */
-abstract class ClientError<Reason extends string> extends NsregError {
-  constructor(
-    readonly reason: Reason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+import { ReasonedError } from '../errors.js';
 
 export type ResolvConfFailureReason = 'unreadable' | 'no-nameserver';
 
 /** /etc/resolv.conf could not be read or names no usable nameserver. */
-export class ResolvConfError extends ClientError<ResolvConfFailureReason> {
+export class ResolvConfError extends ReasonedError<ResolvConfFailureReason> {
   readonly code = 'ERR_NSREGC_RESOLV_CONF';
   constructor(
     readonly file: string,
@@ -42,7 +31,7 @@ export type ClientKeyFailureReason =
   | 'unusable';
 
 /** The client's key pair cannot be loaded or created. */
-export class ClientKeyError extends ClientError<ClientKeyFailureReason> {
+export class ClientKeyError extends ReasonedError<ClientKeyFailureReason> {
   readonly code = 'ERR_NSREGC_KEY';
 }
 
@@ -55,7 +44,7 @@ export type DiscoveryFailureReason =
   | 'unresolvable-target';
 
 /** Zone discovery or server lookup failed. */
-export class DiscoveryError extends ClientError<DiscoveryFailureReason> {
+export class DiscoveryError extends ReasonedError<DiscoveryFailureReason> {
   readonly code = 'ERR_NSREGC_DISCOVERY';
 }
 
@@ -68,6 +57,6 @@ export type ClientStartFailureReason =
   | 'aborted';
 
 /** nsregc has nothing to register with; the run ends with exit code 1. */
-export class ClientStartError extends ClientError<ClientStartFailureReason> {
+export class ClientStartError extends ReasonedError<ClientStartFailureReason> {
   readonly code = 'ERR_NSREGC_START';
 }

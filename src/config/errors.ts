@@ -53,7 +53,6 @@ export class ConfigError extends NsregError {
     const where = keyPath === '' ? file : `${file}: ${keyPath}`;
     const got = value === undefined ? '' : ` (got ${describeValue(value)})`;
     super(`${where}: ${problem}${got}`, options);
-    this.name = 'ConfigError';
   }
 }
 
@@ -68,6 +67,5 @@ export class DurationError extends NsregError {
     message: string,
   ) {
     super(message);
-    this.name = 'DurationError';
   }
 }

@@ -24,22 +24,22 @@
  *   line states an absolute value — which both users' lines do.
  * Loading costs time proportional to the files' size.
  */
-import { NsregError, errnoCode, errorMessage } from '../errors.js';
+import { ReasonedError, errnoCode, errorMessage } from '../errors.js';
 import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { atomicWrite, syncDir, writeAll } from '../fs/atomic.js';
 
 /** A journal that cannot be read, whose damage is not a torn last line, or whose torn tail cannot be cut off. */
-export class JournalError extends NsregError {
+export class JournalError extends ReasonedError<'read-failed' | 'damaged' | 'write-failed'> {
   readonly code = 'ERR_JOURNAL';
   constructor(
-    readonly reason: 'read-failed' | 'damaged' | 'write-failed',
+    reason: 'read-failed' | 'damaged' | 'write-failed',
     readonly file: string,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(reason, message, options);
   }
 }
 

@@ -2,7 +2,7 @@
  * The wire layer's error catalog. Every error has a stable `code`; tests
  * assert the code (and the machine-readable `reason`), never the message.
  */
-import { NsregError } from '../errors.js';
+import { NsregError, ReasonedError } from '../errors.js';
 
 export type MalformedReason =
   | 'truncated-header'
@@ -17,17 +17,6 @@ export type MalformedReason =
   | 'rdata-overrun'
   | 'bad-rdata'
   | 'trailing-data';
-
-/** The errors with several causes: `reason` says which one, as stable as `code`. */
-abstract class ReasonedError<R extends string> extends NsregError {
-  constructor(
-    readonly reason: R,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /** Bytes that are not a well-formed DNS message. `id` is set when the header was readable. */
 export class MalformedMessageError extends ReasonedError<MalformedReason> {

@@ -1,16 +1,16 @@
-import { NsregError } from '../../errors.js';
+import { ReasonedError } from '../../errors.js';
 
 export type KeyStoreFailure = 'corrupt' | 'read-failed' | 'write-failed' | 'closed';
 
 /** A key database that cannot be read or written. `file` names the file concerned. */
-export class KeyStoreError extends NsregError {
+export class KeyStoreError extends ReasonedError<KeyStoreFailure> {
   readonly code = 'ERR_KEYSTORE';
   constructor(
-    readonly reason: KeyStoreFailure,
+    reason: KeyStoreFailure,
     readonly file: string,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}: ${message}`, options);
+    super(reason, `${file}: ${message}`, options);
   }
 }

@@ -39,7 +39,6 @@ export class UpstreamRcodeError extends UpstreamError {
     message: string,
   ) {
     super(upstream, message);
-    this.name = 'UpstreamRcodeError';
   }
 }
 

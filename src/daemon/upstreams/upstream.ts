@@ -49,6 +49,5 @@ export class UpstreamError extends NsregError {
     options?: { cause?: unknown },
   ) {
     super(`${upstream}: ${message}`, options);
-    this.name = 'UpstreamError';
   }
 }
