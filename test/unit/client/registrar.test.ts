@@ -8,7 +8,7 @@ import { RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/clien
 import { buildRegistration, type RegistrarAddress } from '../../../src/client/update-message.js';
 import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
-import { decodeMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
+import { decodeMessage, emptyMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
 import { keyRecords, verifySig0 } from '../../../src/dns/sig0.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { logSink as sink } from '../../helpers/log-sink.js';
@@ -45,15 +45,8 @@ type Behaviour = { rcode?: number; ttl?: number; reason?: string } | 'network-er
 function replyTo(update: DecodedMessage, b: { rcode?: number; ttl?: number; reason?: string }): Buffer {
   const rcode = b.rcode ?? Rcode.NOERROR;
   const r: Message = {
-    id: update.id,
+    ...emptyMessage(update.id, Opcode.UPDATE),
     qr: true,
-    opcode: Opcode.UPDATE,
-    aa: false,
-    tc: false,
-    rd: false,
-    ra: false,
-    ad: false,
-    cd: false,
     rcode,
     questions: update.questions,
     // nsregd echoes the accepted records in the prerequisite (answer) slot.

@@ -3,22 +3,13 @@ import { describe, it } from 'node:test';
 
 import { HostAddresses } from '../../../../src/client/addresses/host.js';
 import { IFA_F_DEPRECATED } from '../../../../src/client/addresses/policy.js';
-import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddress } from '../../../../src/client/addresses/source.js';
+import { type AddressEvent, type AddressSource, type LocalAddress } from '../../../../src/client/addresses/source.js';
 import { Cidr } from '../../../../src/net/address.js';
+import { localAddress } from '../../../helpers/local-address.js';
 import { logSink } from '../../../helpers/log-sink.js';
 
 function addr(address: string, opts: Partial<LocalAddress> = {}): LocalAddress {
-  return {
-    address,
-    family: address.includes(':') ? 6 : 4,
-    ifindex: 2,
-    ifname: 'eth0',
-    prefixLen: address.includes(':') ? 64 : 24,
-    flags: 0,
-    validLifetime: LIFETIME_FOREVER,
-    preferredLifetime: LIFETIME_FOREVER,
-    ...opts,
-  };
+  return localAddress(address, 0, opts);
 }
 
 /** A source whose listing the test sets and whose subscriber the test drives. */

@@ -19,6 +19,7 @@ import {
   type UnusableReason,
 } from '../../../../src/client/addresses/policy.js';
 import { diffSnapshots, LIFETIME_FOREVER, snapshotOf, type LocalAddress } from '../../../../src/client/addresses/source.js';
+import { localAddress } from '../../../helpers/local-address.js';
 
 const defaults: AddressPolicy = {
   interfaces: [],
@@ -26,17 +27,7 @@ const defaults: AddressPolicy = {
 };
 
 function addr(address: string, over: Partial<LocalAddress> = {}): LocalAddress {
-  return {
-    address,
-    family: address.includes(':') ? 6 : 4,
-    ifindex: 2,
-    ifname: 'eth0',
-    prefixLen: address.includes(':') ? 64 : 24,
-    flags: IFA_F_PERMANENT,
-    validLifetime: LIFETIME_FOREVER,
-    preferredLifetime: LIFETIME_FOREVER,
-    ...over,
-  };
+  return localAddress(address, IFA_F_PERMANENT, over);
 }
 
 describe('unusableReason / isUsable', () => {
