@@ -1,7 +1,8 @@
 // Flat config: typescript-eslint's type-aware recommended rules over our
 // sources, plus the import boundaries the architecture relies on (README,
-// "Layout"): the wire layer imports nothing of ours, the client never
-// imports the daemon, the daemon never imports the client or the CLI, and
+// "Building"): the wire layer imports nothing of ours but the error root,
+// the client never imports the daemon, the daemon never imports the client
+// or the CLI, the file helpers in src/fs import none of the layers, and
 // there are no import cycles.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -46,6 +47,7 @@ export default tseslint.config(
     },
   },
   layer('dns', 'config', 'daemon', 'client', 'cli', 'net', 'fs', 'clock.ts'),
+  layer('fs', 'dns', 'config', 'daemon', 'client', 'cli', 'net'),
   layer('config', 'daemon', 'client', 'cli'),
   layer('net', 'config', 'daemon', 'client', 'cli'),
   layer('client', 'daemon', 'cli'),
