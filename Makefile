@@ -9,7 +9,10 @@ node_modules: package.json package-lock.json
 	npm ci
 	@touch node_modules
 
+# dist/ is rebuilt from scratch, so a test whose source was moved or deleted
+# cannot linger there and run.
 build: node_modules
+	rm -rf dist
 	npx tsc -p tsconfig.json
 
 typecheck: node_modules

@@ -11,7 +11,7 @@ export interface AddrRecord {
   /** Canonical owner: lower-case FQDN. */
   readonly name: string;
   readonly type: AddrType;
-  /** Normalised address text (as dns-packet prints it). */
+  /** Normalised address text (as the AAAA codec in src/dns/rdata.ts writes it). */
   readonly address: string;
   /** Seconds. */
   readonly ttl: number;
