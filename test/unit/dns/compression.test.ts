@@ -29,7 +29,9 @@ function a(name: string, address: string): ResourceRecord {
 
 /** Same message apart from what decoding adds (raw bytes, spans). */
 function sameMessage(d: DecodedMessage, m: Message): void {
-  const { raw: _raw, spans: _spans, ...rest } = d;
+  const rest: Partial<DecodedMessage> = { ...d };
+  delete rest.raw;
+  delete rest.spans;
   assert.deepEqual(rest, m);
 }
 
