@@ -19,8 +19,8 @@ function serve(extra: Record<string, unknown>): ServeUpstreamConfig {
     },
   });
   const u = parseDaemonConfig(text, FILE).config.zones['dyn.example.org.']?.upstreams[0];
-  assert.equal(u?.type, 'serve');
-  return u as ServeUpstreamConfig;
+  if (u?.type !== 'serve') throw new Error('expected a serve upstream');
+  return u;
 }
 
 describe('serve upstream: TCP limits', () => {
