@@ -85,8 +85,13 @@ export const ZONE_DEFAULTS = Object.freeze({
   'max-records-per-name': 16,
 });
 
-/** Upper bound of `max-records-per-name`: a thousand addresses for one host name is already far beyond any real host. */
-export const MAX_RECORDS_PER_NAME_LIMIT = 1000;
+/**
+ * Upper bound of `max-records-per-name`, far beyond any real host. Even at
+ * this bound every reply stays well-formed: an echo is no larger than the
+ * request it answers (names compressed), and a zone-server answer too large
+ * for TCP is sent truncated (TC).
+ */
+export const MAX_RECORDS_PER_NAME_LIMIT = 4096;
 
 /** Where nsregd looks without `-c` (first existing file wins). */
 export const DAEMON_CONFIG_CANDIDATES: readonly string[] = Object.freeze([
