@@ -49,6 +49,8 @@ export interface ZoneConfig {
   readonly upstreams: readonly UpstreamConfig[];
   /** How many `type: disabled` entries were skipped. */
   readonly disabledUpstreams: number;
+  /** A/AAAA records one name may hold at once; a request that would leave more is refused. */
+  readonly maxRecordsPerName: number;
 }
 
 export interface DaemonConfig {
@@ -80,7 +82,16 @@ export const ZONE_DEFAULTS = Object.freeze({
   'reserved-names': Object.freeze([] as string[]),
   'allowed-nets': Object.freeze([] as Cidr[]),
   'allow-any-addr': false,
+  'max-records-per-name': 16,
 });
+
+/**
+ * Upper bound of `max-records-per-name`, far beyond any real host. Even at
+ * this bound every reply stays well-formed: an echo is no larger than the
+ * request it answers (names compressed), and a zone-server answer too large
+ * for TCP is sent truncated (TC).
+ */
+export const MAX_RECORDS_PER_NAME_LIMIT = 4096;
 
 /** Where nsregd looks without `-c` (first existing file wins). */
 export const DAEMON_CONFIG_CANDIDATES: readonly string[] = Object.freeze([
@@ -115,6 +126,8 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
     allowAnyAddr: r.bool('allow-any-addr') ?? ZONE_DEFAULTS['allow-any-addr'],
     upstreams,
     disabledUpstreams: disabled,
+    maxRecordsPerName:
+      r.integer('max-records-per-name', 1, MAX_RECORDS_PER_NAME_LIMIT) ?? ZONE_DEFAULTS['max-records-per-name'],
   };
   r.finish('zone key');
   if (upstreams.length === 0) warn(ctx, r.path, 'no upstreams: accepted records go nowhere');

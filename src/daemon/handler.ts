@@ -22,7 +22,7 @@ import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../net/address.js';
 import type { Clock } from '../clock.js';
 import type { RequestGuard } from './guard.js';
-import type { AddrRecord } from './records.js';
+import { recordKey, type AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
 import type { UpdatePlan, Zone } from './zone.js';
 
@@ -270,6 +270,27 @@ function vetRecords(req: DecodedMessage, name: string, zone: Zone): Vetted {
   return out;
 }
 
+/**
+ * The zone's `max-records-per-name`: a request that adds records and would
+ * leave `name` with more live A/AAAA records than that is refused as a whole
+ * (nothing applied), so no name can grow answers and echoes without bound.
+ * Counted as the zone applies a plan: deletions first, then additions;
+ * re-adding a live record does not count twice.
+ */
+function checkRecordCap(vetted: Vetted, name: string, zone: Zone): void {
+  if (vetted.adds.length === 0) return;
+  const limit = zone.config.maxRecordsPerName;
+  const after = new Set<string>();
+  if (!vetted.removeAll) {
+    for (const r of zone.liveRecords(name)) if (!vetted.removeTypes.includes(r.type)) after.add(recordKey(r));
+  }
+  for (const r of vetted.removes) after.delete(recordKey(r));
+  for (const r of vetted.adds) after.add(recordKey(r));
+  if (after.size <= limit) return;
+  const r = Refusals.tooManyRecords();
+  throw new Refusal(r.id, r.rcode, `${r.reason} (limit ${limit})`);
+}
+
 function addressAllowed(address: string, zone: Zone): boolean {
   return zone.config.allowAnyAddr || inNets(address, zone.config.allowedNets);
 }
@@ -306,6 +327,7 @@ async function processUpdate(
     await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now);
   }
   const vetted = vetRecords(req, name, zone);
+  checkRecordCap(vetted, name, zone);
   const plan: UpdatePlan = {
     name,
     ...(existing === undefined ? { newKey: keyRR.rdata } : {}),

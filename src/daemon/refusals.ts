@@ -47,6 +47,8 @@ const TABLE = {
   // SERVFAIL, not REFUSED: a client backs off and retries after SERVFAIL, but gives up after REFUSED.
   rateLimited: [Rcode.SERVFAIL, 'Too many requests from this address, try again later'],
   replayed: [Rcode.REFUSED, 'Replayed request'],
+  // Sent with the zone's limit appended: "Too many records for name (limit 16)".
+  tooManyRecords: [Rcode.REFUSED, 'Too many records for name'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

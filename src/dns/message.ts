@@ -6,11 +6,13 @@
  * strict bounds checks, and — for signature checks over the bytes received —
  * the raw message plus every RR's offsets. Lengths are computed without
  * encoding (encodingLength, recordLength) and a message is written into one
- * buffer.
+ * buffer. Messages are name-compressed (RFC 1035 §4.1.4: owner
+ * names, and names in the rdata of the types RFC 3597 §4 allows) by default
+ * for responses.
  */
 import { RRType, Rcode } from './constants.js';
 import { MalformedMessageError } from './errors.js';
-import { decodeName, nameLength, writeName } from './names.js';
+import { decodeName, nameLength, NameCompressor, writeName } from './names.js';
 import { RDATA, opaqueRData, type RDataCodec, type RDataType, type RDataTypes } from './rdata.js';
 
 export interface Question {
@@ -108,26 +110,29 @@ function rdataOf(rr: ResourceRecord): { codec: RDataCodec<RData>; data: RData } 
   return { codec: rr.type === 'OPT' || rr.type === 'UNKNOWN' ? opaqueRData : RDATA[rr.type], data: rr.data };
 }
 
-/** Octets of one RR on the wire (owner uncompressed), computed without encoding it. */
+/** Octets of one RR on the wire uncompressed (an upper bound for it compressed), computed without encoding it. */
 export function recordLength(rr: ResourceRecord): number {
   const rdata = rdataOf(rr);
   return nameLength(rr.name) + RR_FIXED + (rdata === undefined ? 0 : rdata.codec.encodingLength(rdata.data));
 }
 
-/** Writes one RR (owner uncompressed) at `offset`; returns the octets written. */
-export function writeRecord(rr: ResourceRecord, buf: Buffer, offset: number): number {
-  let p = offset + writeName(rr.name, buf, offset);
+/**
+ * Writes one RR at `offset`; returns the octets written. Uncompressed
+ * unless `names` (the message's compression table) is given.
+ */
+export function writeRecord(rr: ResourceRecord, buf: Buffer, offset: number, names?: NameCompressor): number {
+  let p = offset + (names === undefined ? writeName(rr.name, buf, offset) : names.write(rr.name, buf, offset));
   p = buf.writeUInt16BE(typeCode(rr), p);
   p = buf.writeUInt16BE(rr.class, p);
   p = buf.writeUInt32BE(rr.ttl >>> 0, p);
   const rdata = rdataOf(rr);
-  const rdlength = rdata === undefined ? 0 : rdata.codec.encode(rdata.data, buf, p + 2);
+  const rdlength = rdata === undefined ? 0 : rdata.codec.encode(rdata.data, buf, p + 2, names);
   if (rdlength > 0xffff) throw new RangeError(`rdata of ${rr.name} is longer than 65535 octets`);
   p = buf.writeUInt16BE(rdlength, p);
   return p + rdlength - offset;
 }
 
-/** Wire form of one RR (owner never compressed). */
+/** Wire form of one RR on its own (so nothing to compress against). */
 export function encodeRecord(rr: ResourceRecord): Buffer {
   const out = Buffer.alloc(recordLength(rr));
   writeRecord(rr, out, 0);
@@ -138,13 +143,19 @@ function questionLength(q: Question): number {
   return nameLength(q.name) + 4;
 }
 
-function writeQuestion(q: Question, buf: Buffer, offset: number): number {
-  let p = offset + writeName(q.name, buf, offset);
+function writeQuestion(q: Question, buf: Buffer, offset: number, names: NameCompressor | undefined): number {
+  let p = offset + (names === undefined ? writeName(q.name, buf, offset) : names.write(q.name, buf, offset));
   p = buf.writeUInt16BE(q.type, p);
   return buf.writeUInt16BE(q.class, p) - offset;
 }
 
-/** Octets of the encoded message, computed without encoding it. */
+/**
+ * Octets of the message encoded without compression, computed without
+ * encoding it: exactly what `encodeMessage(m, { compress: false })` writes,
+ * and an upper bound on the compressed encoding (compression only ever
+ * replaces labels by a shorter pointer). Whoever sizes messages against a
+ * limit (update splitting) can rely on that bound.
+ */
 export function encodingLength(m: Message): number {
   let size = HEADER;
   for (const q of m.questions) size += questionLength(q);
@@ -154,11 +165,22 @@ export function encodingLength(m: Message): number {
   return size;
 }
 
+export interface EncodeOptions {
+  /**
+   * Name compression (RFC 1035 §4.1.4) of owner names and of the names in
+   * NS, CNAME, PTR and SOA rdata. Default: on for responses (QR set), off
+   * for requests — a request's bytes stay those of the original client
+   * (and of BIND's fixtures), and update splitting sizes requests exactly.
+   * Off, the output is exactly encodingLength(m) octets.
+   */
+  compress?: boolean;
+}
+
 /**
  * Encodes a message. An rcode above 15 needs an OPT RR to carry its upper
  * bits (RFC 6891 §6.1.3); those bits are written into the OPT's TTL field.
  */
-export function encodeMessage(m: Message): Buffer {
+export function encodeMessage(m: Message, options: EncodeOptions = {}): Buffer {
   const additionals = m.additionals.map((rr) => {
     if (rr.type !== 'OPT') return rr;
     const ttl = (((m.rcode >> 4) & 0xff) << 24) | (rr.ttl & 0x00ffffff);
@@ -177,12 +199,14 @@ export function encodeMessage(m: Message): Buffer {
   for (const f of Object.keys(FLAGS) as Array<keyof typeof FLAGS>) if (m[f]) flags |= FLAGS[f];
   out.writeUInt16BE(flags, 2);
   [m.questions, ...sections].forEach((section, i) => out.writeUInt16BE(section.length, 4 + 2 * i));
+  const names = (options.compress ?? m.qr) ? new NameCompressor() : undefined;
   let p = HEADER;
-  for (const q of m.questions) p += writeQuestion(q, out, p);
+  for (const q of m.questions) p += writeQuestion(q, out, p, names);
   for (const section of sections) {
-    for (const rr of section) p += writeRecord(rr, out, p);
+    for (const rr of section) p += writeRecord(rr, out, p, names);
   }
-  return out;
+  // Compressed: the buffer was sized for the uncompressed form; keep only what was written.
+  return p === out.length ? out : Buffer.from(out.subarray(0, p));
 }
 
 /**

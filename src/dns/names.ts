@@ -5,7 +5,8 @@
  * Decoding is byte-exact: a label is never read as UTF-8 and a dot inside
  * a label is escaped, so two different wire names never map to one string.
  * Owner names carry policy (who may update what). Lengths can be had
- * without encoding (nameLength), and names are written in place (writeName).
+ * without encoding (nameLength), and names are written in place, in full
+ * (writeName) or compressed against the names before them (NameCompressor).
  */
 import { InvalidNameError, MalformedMessageError } from './errors.js';
 
@@ -190,6 +191,47 @@ export function writeName(name: string, buf: Buffer, offset: number): number {
   }
   buf[pos] = 0;
   return size;
+}
+
+/**
+ * Name compression for one message being written (RFC 1035 §4.1.4): every
+ * suffix of a name written in full is remembered with its offset, and a
+ * later name ending in a remembered suffix is written as its leading labels
+ * plus a pointer to it. Suffixes match byte for byte, so the case of every
+ * name is kept (decoding stays byte-exact); a pointer only ever leads back
+ * to labels written in full, and only offsets a pointer can hold (below
+ * 0x4000) are remembered. Offsets are from the start of the message, which
+ * must start at offset 0 of the buffer written to.
+ */
+export class NameCompressor {
+  private readonly seen = new Map<string, number>();
+
+  /** Writes `name` at `offset`, compressed where an earlier name allows; returns the octets written. */
+  write(name: string, buf: Buffer, offset: number): number {
+    const labels = nameToLabels(name);
+    wireSize(name, labels);
+    // keys[i]: the wire form of labels i.. (length octets included), as a map key.
+    const keys = new Array<string>(labels.length);
+    let key = '';
+    for (let i = labels.length - 1; i >= 0; i--) {
+      key = String.fromCharCode(labels[i].length) + labels[i].toString('latin1') + key;
+      keys[i] = key;
+    }
+    let pos = offset;
+    for (let i = 0; i < labels.length; i++) {
+      const earlier = this.seen.get(keys[i]);
+      if (earlier !== undefined) {
+        buf.writeUInt16BE(0xc000 | earlier, pos);
+        return pos + 2 - offset;
+      }
+      if (pos < 0x4000) this.seen.set(keys[i], pos);
+      const l = labels[i];
+      buf[pos++] = l.length;
+      pos += l.copy(buf, pos);
+    }
+    buf[pos] = 0;
+    return pos + 1 - offset;
+  }
 }
 
 /** Wire form of a name, never compressed. */

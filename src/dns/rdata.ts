@@ -12,7 +12,7 @@
  * keeps case and bytes exactly (signatures are checked over what arrived).
  */
 import { MalformedMessageError } from './errors.js';
-import { decodeName, nameLength, writeName } from './names.js';
+import { decodeName, nameLength, writeName, type NameCompressor } from './names.js';
 import type { KeyRData } from './types.js';
 
 export interface SoaData {
@@ -84,8 +84,13 @@ export type RDataType = keyof RDataTypes;
 export interface RDataCodec<T> {
   /** Octets `data` takes on the wire. */
   encodingLength(data: T): number;
-  /** Writes `data` at `offset` and returns the octets written (always encodingLength(data)). */
-  encode(data: T, buf: Buffer, offset: number): number;
+  /**
+   * Writes `data` at `offset` and returns the octets written: encodingLength(data),
+   * or fewer when `names` is given and the type's names may be compressed
+   * (NS, CNAME, PTR, SOA: the RFC 1035 types RFC 3597 §4 allows; never
+   * SRV (RFC 2782), KEY/SIG (RFC 2931 §3), TSIG (RFC 8945 §4.2) or opaque rdata).
+   */
+  encode(data: T, buf: Buffer, offset: number, names?: NameCompressor): number;
   /**
    * Decodes the `length` octets at `offset` of the message `buf`; names may
    * point back into the message (RFC 1035 §4.1.4). Throws
@@ -189,11 +194,16 @@ const aaaaCodec: RDataCodec<string> = {
 
 // ---------------------------------------------------------------- names and text
 
-/** NS, CNAME, PTR (RFC 1035 §3.3): one name, written uncompressed. */
+/** A name in rdata of a type that allows compression (RFC 3597 §4): compressed when `names` is given. */
+function writeCompressible(name: string, buf: Buffer, offset: number, names: NameCompressor | undefined): number {
+  return names === undefined ? writeName(name, buf, offset) : names.write(name, buf, offset);
+}
+
+/** NS, CNAME, PTR (RFC 1035 §3.3): one name, compressible. */
 function nameCodec(type: string): RDataCodec<string> {
   return {
     encodingLength: (data) => nameLength(data),
-    encode: (data, buf, offset) => writeName(data, buf, offset),
+    encode: (data, buf, offset, names) => writeCompressible(data, buf, offset, names),
     decode: (buf, offset, length, id) => nameAt(buf, offset, offset + length, type, id),
   };
 }
@@ -230,12 +240,12 @@ const txtCodec: RDataCodec<string[]> = {
   },
 };
 
-/** RFC 1035 §3.3.13: two names, then five 32-bit numbers. */
+/** RFC 1035 §3.3.13: two names (compressible), then five 32-bit numbers. */
 const soaCodec: RDataCodec<SoaData> = {
   encodingLength: (d) => nameLength(d.mname) + nameLength(d.rname) + 20,
-  encode(d, buf, offset) {
-    let p = offset + writeName(d.mname, buf, offset);
-    p += writeName(d.rname, buf, p);
+  encode(d, buf, offset, names) {
+    let p = offset + writeCompressible(d.mname, buf, offset, names);
+    p += writeCompressible(d.rname, buf, p, names);
     for (const v of [d.serial, d.refresh, d.retry, d.expire, d.minimum]) p = buf.writeUInt32BE(v >>> 0, p);
     return p - offset;
   },

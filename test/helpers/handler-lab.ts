@@ -27,6 +27,7 @@ export function labZoneConfig(over: Partial<ZoneConfig> = {}): ZoneConfig {
     allowAnyAddr: false,
     upstreams: [],
     disabledUpstreams: 0,
+    maxRecordsPerName: 16,
     ...over,
   };
 }

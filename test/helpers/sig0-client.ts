@@ -43,6 +43,8 @@ export interface SignOptions {
   extraAdditionals?: ResourceRecord[];
   /** Key used to sign (default the client's). */
   signWith?: TestClient;
+  /** Name-compress the update (owners become pointers), as large requests must to fit a TCP frame. */
+  compress?: boolean;
 }
 
 export function a(name: string, address: string, ttl = 300, cls: number = RRClass.IN): ResourceRecord {
@@ -67,6 +69,7 @@ export function signedUpdate(client: TestClient, updates: ResourceRecord[], opts
   additionals.push(...(opts.extraAdditionals ?? []));
   const msg = encodeMessage(
     buildUpdate({ id: opts.id ?? 4242, zone: opts.zoneName ?? client.zone, updates, additionals }),
+    { compress: opts.compress ?? false },
   );
   if (opts.omitSig) return msg;
   const signer = opts.signWith ?? client;

@@ -28,6 +28,7 @@ function serveZones(dnsPort: number, opts: { maxAddrTtl?: string; rateLimit?: nu
     'reserved-names': ['ns'],
     'allowed-nets': ['127.0.0.0/8'],
     'allow-any-addr': true,
+    'max-records-per-name': 64,
     upstreams: [
       serveUpstream(dnsPort, {
         'record-ttl': '30s',

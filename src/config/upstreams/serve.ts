@@ -4,7 +4,7 @@
  * Not in the original nsregd.
  */
 import type { Cidr } from '../../net/address.js';
-import type { MapReader } from '../validate.js';
+import { fail, type MapReader } from '../validate.js';
 
 export interface ServeUpstreamConfig {
   readonly type: 'serve';
@@ -29,6 +29,12 @@ export interface ServeUpstreamConfig {
   readonly rateLimit: number;
   /** SRV `_nsreg._tcp.<zone>` target; null: the daemon's listen-addr. */
   readonly registrationTarget: string | null;
+  /** TCP connections open at once; when full, the longest-idle one makes room. */
+  readonly tcpConnections: number;
+  /** TCP connections from one source (IPv4 address, IPv6 /64) at once. */
+  readonly tcpPerSource: number;
+  /** ms; a TCP connection without a complete query for this long is closed. */
+  readonly tcpIdleTimeout: number;
 }
 
 export const SERVE_DEFAULTS = Object.freeze({
@@ -37,9 +43,28 @@ export const SERVE_DEFAULTS = Object.freeze({
   'record-ttl': 60_000,
   'negative-ttl': 60_000,
   'rate-limit': 50,
+  // Queries are small and cheap and a resolver keeps few connections open, so
+  // fewer connections than the registration server, and idle ones close after
+  // 10 s (RFC 7766 §6.2.3 suggests seconds, not minutes).
+  'tcp-connections': 256,
+  'tcp-per-source': 16,
+  'tcp-idle-timeout': 10_000,
 });
 
+/** Bounds of the TCP keys: a frame's worth of connections at most; idle at most 10 minutes. */
+const MAX_TCP_CONNECTIONS = 65_535;
+const MAX_TCP_IDLE_MS = 600_000;
+
 export function parseServeUpstream(r: MapReader): ServeUpstreamConfig {
+  const tcpConnections = r.integer('tcp-connections', 1, MAX_TCP_CONNECTIONS) ?? SERVE_DEFAULTS['tcp-connections'];
+  const tcpPerSource = r.integer('tcp-per-source', 1, MAX_TCP_CONNECTIONS) ?? Math.min(SERVE_DEFAULTS['tcp-per-source'], tcpConnections);
+  if (tcpPerSource > tcpConnections) {
+    fail(r.ctx, r.at('tcp-per-source'), 'range', `must not exceed tcp-connections (${tcpConnections})`, tcpPerSource);
+  }
+  const tcpIdleTimeout = r.duration('tcp-idle-timeout') ?? SERVE_DEFAULTS['tcp-idle-timeout'];
+  if (tcpIdleTimeout > MAX_TCP_IDLE_MS) {
+    fail(r.ctx, r.at('tcp-idle-timeout'), 'range', `must be at most ${MAX_TCP_IDLE_MS / 1000}s`, r.raw('tcp-idle-timeout'));
+  }
   return {
     type: 'serve',
     listenAddr: r.nonEmptyString('listen-addr') ?? SERVE_DEFAULTS['listen-addr'],
@@ -54,5 +79,8 @@ export function parseServeUpstream(r: MapReader): ServeUpstreamConfig {
     keepRecords: r.bool('keep-records') ?? false,
     rateLimit: r.integer('rate-limit', 0, 1_000_000) ?? SERVE_DEFAULTS['rate-limit'],
     registrationTarget: r.fqdn('registration-target') ?? null,
+    tcpConnections,
+    tcpPerSource,
+    tcpIdleTimeout,
   };
 }

@@ -74,6 +74,7 @@ class ServeUpstream implements Upstream {
       try {
         this.lease = await attachAuthorities(this.config.listenAddr, this.config.listenPort, authorities, {
           rateLimit: this.config.rateLimit,
+          tcp: { maxConnections: this.config.tcpConnections, maxPerSource: this.config.tcpPerSource, idleTimeoutMs: this.config.tcpIdleTimeout },
           logger: this.ctx.logger,
         });
       } catch (err) {

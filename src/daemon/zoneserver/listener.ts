@@ -18,19 +18,12 @@ import { answerQuery, truncateForUdp, type Authority } from './authority.js';
 import { ResponseRateLimiter } from './ratelimit.js';
 
 /**
- * The zone server's TCP limits, over the shared layer's defaults (those of
- * the registration server). Queries are small and cheap and a resolver
- * keeps few connections open, so fewer connections than the registration
- * server, and idle ones close after 10 s (RFC 7766 section 6.2.3 suggests
- * seconds, not minutes). The rest (5 s to finish a message, 16 requests in
- * flight, 64 KiB of unsent replies, 10 s for the peer to take them) is the
- * default.
+ * The zone server's TCP limits that its configuration sets (connections,
+ * per source, idle: the `tcp-*` keys of `type: serve`); the rest (5 s to
+ * finish a message, 16 requests in flight, 64 KiB of unsent replies, 10 s
+ * for the peer to take them) is the shared layer's default.
  */
-export const ZONE_TCP_LIMITS: Partial<TcpLimits> = Object.freeze({
-  maxConnections: 256,
-  maxPerSource: 16,
-  idleTimeoutMs: 10_000,
-});
+export type ZoneTcpLimits = Pick<TcpLimits, 'maxConnections' | 'maxPerSource' | 'idleTimeoutMs'>;
 
 /** The reply bytes for a query, or null when nothing should be sent. */
 export function respond(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp'): Buffer | null {
@@ -74,13 +67,14 @@ class SharedListener {
     readonly host: string,
     readonly port: number,
     rateLimit: number,
+    tcpLimits: ZoneTcpLimits,
     private readonly logger: Logger,
   ) {
     this.limiter = new ResponseRateLimiter({ perSecond: rateLimit });
     this.tcp = new TcpDnsServer({
       handler: (raw) => respond(raw, this.authorities, 'tcp'),
       log: logger,
-      limits: ZONE_TCP_LIMITS,
+      limits: tcpLimits,
       onOversize: (_request, reply) => truncatedReply(reply),
     });
   }
@@ -138,17 +132,20 @@ export interface ListenerLease {
   release(): Promise<void>;
 }
 
-/** Serves `authorities` on host:port, opening the sockets if nobody else has. */
+/**
+ * Serves `authorities` on host:port, opening the sockets if nobody else has
+ * (the zone that opens them sets the rate and TCP limits).
+ */
 export async function attachAuthorities(
   host: string,
   port: number,
   authorities: readonly Authority[],
-  opts: { rateLimit: number; logger: Logger },
+  opts: { rateLimit: number; tcp: ZoneTcpLimits; logger: Logger },
 ): Promise<ListenerLease> {
   const key = `${host}|${port}`;
   let entry = listeners.get(key);
   if (entry === undefined) {
-    const listener = new SharedListener(host, port, opts.rateLimit, opts.logger);
+    const listener = new SharedListener(host, port, opts.rateLimit, opts.tcp, opts.logger);
     entry = { listener, opening: listener.open() };
     listeners.set(key, entry);
     entry.opening.catch(() => listeners.delete(key));

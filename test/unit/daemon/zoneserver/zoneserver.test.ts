@@ -124,7 +124,7 @@ describe('zone server over TCP', () => {
 
   it('answers an answer too large for a TCP frame with a truncated reply, and keeps serving', async () => {
     const port = await freePort();
-    const lease = await attachAuthorities('127.0.0.1', port, [huge], { rateLimit: 0, logger: pino({ level: 'silent' }) });
+    const lease = await attachAuthorities('127.0.0.1', port, [huge], { rateLimit: 0, tcp: { maxConnections: 8, maxPerSource: 4, idleTimeoutMs: 10_000 }, logger: pino({ level: 'silent' }) });
     try {
       const big = emptyMessage(31, Opcode.QUERY);
       big.questions.push({ name: `big.${ZONE}`, type: RRType.A, class: RRClass.IN });
