@@ -88,4 +88,35 @@ describe('zone state', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('damage before good lines does not stop the open: each damaged line is an error with its offset, the rest loads, the file is rewritten clean', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
+    try {
+      const file = ZoneState.fileFor(dir, 'z.example.');
+      const { state } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      state.recordInstalled(rec('192.0.2.1'), 5000);
+      state.recordInstalled(rec('192.0.2.2'), 6000);
+      state.recordInstalled(rec('192.0.2.3'), 7000);
+      await state.idle();
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      const offset = Buffer.byteLength(lines[0]) + 1;
+      lines[1] = lines[1].replace('192.0.2.2', '192.0.2.9'); // checksum no longer matches
+      await writeFile(file, lines.join('\n'));
+      const { state: again, loaded } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      assert.deepEqual(
+        loaded.records.map((r) => r.record.address),
+        ['192.0.2.1', '192.0.2.3'],
+      );
+      assert.equal(loaded.errors.length, 1);
+      assert.ok(loaded.errors[0].startsWith(`${file}: byte offset ${offset} `), loaded.errors[0]);
+      assert.deepEqual(loaded.warnings, []);
+      await again.close();
+      const reopened = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      assert.deepEqual(reopened.loaded.errors, [], 'compacted: the damaged line is gone');
+      await reopened.state.close();
+      await state.close().catch(() => undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
