@@ -27,6 +27,7 @@ import {
   newContext,
   normalizeFqdn,
   parseYamlDocument,
+  TTL_LIMIT,
   warn,
   type ParseContext,
 } from './validate.js';
@@ -108,8 +109,8 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
   }
   const zone: ZoneConfig = {
     name,
-    maxKeyTtl: r.require('max-key-ttl', r.duration('max-key-ttl')),
-    maxAddrTtl: r.require('max-addr-ttl', r.duration('max-addr-ttl')),
+    maxKeyTtl: r.require('max-key-ttl', r.duration('max-key-ttl', TTL_LIMIT)),
+    maxAddrTtl: r.require('max-addr-ttl', r.duration('max-addr-ttl', TTL_LIMIT)),
     reservedNames: r.labelList('reserved-names') ?? [...ZONE_DEFAULTS['reserved-names']],
     allowedNets: r.cidrList('allowed-nets') ?? [...ZONE_DEFAULTS['allowed-nets']],
     allowAnyAddr: r.bool('allow-any-addr') ?? ZONE_DEFAULTS['allow-any-addr'],

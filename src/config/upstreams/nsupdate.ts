@@ -3,7 +3,7 @@
  * (RFC 8945) sent to an authoritative server.
  */
 import type { Cidr } from '../../net/address.js';
-import { fail, isBase64, type MapReader } from '../validate.js';
+import { fail, isBase64, TIMER_LIMIT, TTL_LIMIT, type MapReader } from '../validate.js';
 
 /** TSIG algorithms we can sign with (RFC 8945 section 6; names without the trailing dot). */
 export const TSIG_ALGORITHMS = [
@@ -67,10 +67,10 @@ export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
     hostname: r.require('hostname', r.nonEmptyString('hostname')),
     port: r.require('port', r.port('port')),
     tcp: r.bool('tcp') ?? DEFAULTS.tcp,
-    timeout: r.require('timeout', r.duration('timeout')),
+    timeout: r.require('timeout', r.duration('timeout', TIMER_LIMIT)),
     zone,
     reverseZones,
-    recordTtl: r.require('record-ttl', r.duration('record-ttl')),
+    recordTtl: r.require('record-ttl', r.duration('record-ttl', TTL_LIMIT)),
     tsigName: r.require('tsig-name', r.fqdn('tsig-name')),
     tsigSecret: secret,
     tsigAlgorithm,
