@@ -66,7 +66,8 @@ function parse(kind: string, text: string): void {
 
 describe('every duration is bounded by what its use can hold', () => {
   for (const [kind, key, config, max, over, limit] of CASES) {
-    const type = /upstreams/.test(key) ? ` (${(JSON.parse(config('1s')) as { zones: Record<string, { upstreams: Tree[] }> }).zones['dynamic.example.org'].upstreams[0].type})` : '';
+    const upstream = /upstreams/.test(key) ? (JSON.parse(config('1s')) as { zones: Record<string, { upstreams: Tree[] }> }).zones['dynamic.example.org'].upstreams[0] : undefined;
+    const type = upstream === undefined ? '' : ` (${String(upstream.type)})`;
     it(`${kind} ${key}${type}: ${max} passes, ${over} is an error naming file, key, value and limit`, () => {
       assert.doesNotThrow(() => parse(kind, config(max)));
       assert.throws(
