@@ -21,9 +21,7 @@ const UPSTREAMS: Record<string, Tree> = {
   unbound: {
     type: 'unbound',
     hostname: 'localhost',
-    'client-cert': '/etc/unbound/unbound_control.pem',
-    'client-key': '/etc/unbound/unbound_control.key',
-    'server-cert': '/etc/unbound/unbound_server.pem',
+    ...Object.fromEntries(['client-cert', 'client-key', 'server-cert'].map((k) => [k, `/etc/unbound/${k}.pem`])),
     'server-name': 'unbound',
     'zone-type': 'typetransparent',
     timeout: '1s',

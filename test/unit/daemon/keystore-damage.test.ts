@@ -1,6 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Algorithm } from '../../../src/dns/constants.js';
@@ -17,15 +17,11 @@ const KEYDB = 'dynamic.example.org.keydb';
 const A = 'alpha.dynamic.example.org.';
 const B = 'bravo.dynamic.example.org.';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'nsregd-keydamage-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+// One data directory per test, all under one temporary root.
+const root = mkdtempSync(path.join(tmpdir(), 'nsregd-keydamage-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let made = 0;
+const tempDir = (): string => mkdirSync(path.join(root, String(++made)), { recursive: true }) ?? '';
 
 function newKey(): KeyRData {
   return publicKeyToRData(generateKeyPair(Algorithm.ED25519).publicKey, Algorithm.ED25519, 512, 3);
