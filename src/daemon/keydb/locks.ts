@@ -56,7 +56,12 @@ const NAME = /"name"\s*:\s*"([!#-[\]-~]*)"/; // printable ASCII but `"` and `\`
 function nameIn(text: string, zone: string): string | undefined {
   const m = NAME.exec(text);
   if (m?.[1] === undefined) return undefined;
-  const name = canonicalName(m[1]);
+  let name: string;
+  try {
+    name = canonicalName(m[1]);
+  } catch {
+    return undefined; // not a domain name at all (a label too long, …)
+  }
   return name.length > zone.length && name.endsWith(`.${zone}`) ? name : undefined;
 }
 
@@ -89,12 +94,20 @@ export async function readLocks(file: string): Promise<Map<string, string>> {
     if (errnoCode(err) === 'ENOENT') return locks;
     throw new KeyStoreError('read-failed', file, errorMessage(err), { cause: err });
   }
-  for (const raw of text.split('\n')) {
+  for (const [i, raw] of text.split('\n').entries()) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const tab = line.indexOf('\t');
     const name = tab === -1 ? line : line.slice(0, tab).trim();
-    locks.set(name === ZONE_LOCK ? name : canonicalName(name), tab === -1 ? 'locked by an operator' : line.slice(tab + 1).trim());
+    let key = name;
+    if (name !== ZONE_LOCK) {
+      try {
+        key = canonicalName(name);
+      } catch (err) {
+        throw new KeyStoreError('corrupt', file, `line ${i + 1}: ${JSON.stringify(name)} is not a name: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    locks.set(key, tab === -1 ? 'locked by an operator' : line.slice(tab + 1).trim());
   }
   return locks;
 }

@@ -7,6 +7,7 @@ import { Algorithm } from '../../../src/dns/constants.js';
 import { generateKeyPair, publicKeyToRData } from '../../../src/dns/keys.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import { encodeLine } from '../../../src/daemon/journal.js';
+import { KeyStoreError } from '../../../src/daemon/keydb/errors.js';
 import { KeyStore } from '../../../src/daemon/keydb/keystore.js';
 import { judgeDamage, ZONE_LOCK } from '../../../src/daemon/keydb/locks.js';
 import { claimOp } from '../../../src/daemon/keydb/ops.js';
@@ -160,6 +161,36 @@ describe('KeyStore: damage never frees a name', () => {
   });
 });
 
+describe('the lock file', () => {
+  it('an operator may write it by hand: names without a reason, comments, any case; `*` locks every unclaimed name', async () => {
+    const dir = tempDir();
+    writeFileSync(lockFileOf(dir), `# hand-written\nALPHA.dynamic.example.org\n\n`);
+    const { store, errors } = await KeyStore.open(dir, ZONE, new FakeClock());
+    assert.equal(store.get(A)?.keyTag, -1);
+    assert.equal(store.get(B), undefined);
+    assert.deepEqual(errors, [`${A} is locked: locked by an operator; to release it, delete its line from ${lockFileOf(dir)} and restart`]);
+    await store.close();
+    writeFileSync(lockFileOf(dir), `*\tchecking the journal\n`);
+    const frozen = await KeyStore.open(dir, ZONE, new FakeClock());
+    assert.equal(frozen.store.get(B)?.keyTag, -1);
+    assert.equal(await frozen.store.claim(B, newKey(), 1e12), 'exists');
+    assert.match(frozen.errors[0], /^every name without a key is locked \(no new claims\): checking the journal;/);
+    await frozen.store.close();
+  });
+
+  it('a line that is not a name is an error naming the file and line', async () => {
+    const dir = tempDir();
+    writeFileSync(lockFileOf(dir), `# x\n${'y'.repeat(70)}.${ZONE}\n`);
+    await assert.rejects(KeyStore.open(dir, ZONE, new FakeClock()), (err: unknown) => {
+      assert.ok(err instanceof KeyStoreError);
+      assert.equal(err.reason, 'corrupt');
+      assert.equal(err.file, lockFileOf(dir));
+      assert.match(err.message, /line 2: /);
+      return true;
+    });
+  });
+});
+
 describe('judgeDamage', () => {
   const line = (text: string, torn: boolean) => ({ file: 'j', offset: 0, bytes: Buffer.from(text, 'latin1'), torn });
   const cases: Array<[string, string, boolean, string | undefined]> = [
@@ -174,6 +205,7 @@ describe('judgeDamage', () => {
     ['operation unreadable', `{"oq":"clbim","name":"${A}"}\tffffffff`, true, A],
     ['name cut short, torn', `{"op":"claim","name":"alpha.dyn`, true, undefined],
     ['zeros, torn', '\0\0\0\0', true, undefined],
+    ['name not a domain name (label of 70 octets), torn', `{"op":"claim","name":"${'x'.repeat(70)}.${ZONE}","f`, true, undefined],
     ['name outside the zone, torn', '{"op":"claim","name":"alpha.example.com.","f', true, undefined],
     ['no readable name, before good lines', '{"op":"frobnicate"}', false, ZONE_LOCK],
     ['zeros, before good lines', '\0\0\0\0', false, ZONE_LOCK],
