@@ -19,8 +19,10 @@ import {
   newContext,
   normalizeFqdn,
   parseYamlDocument,
+  TIMER_LIMIT,
   toAddress,
   toFqdn,
+  TTL_LIMIT,
   unique,
   type KeyPath,
   type ParseContext,
@@ -170,14 +172,14 @@ function buildClientConfig(ctx: ParseContext, raw: unknown, file: string | null,
     keyFile: path.resolve(dir, r.nonEmptyString('key-file') ?? CLIENT_DEFAULTS['key-file']),
     privateKeyFile: path.resolve(dir, r.nonEmptyString('private-key-file') ?? CLIENT_DEFAULTS['private-key-file']),
     genKey: r.bool('gen-key') ?? CLIENT_DEFAULTS['gen-key'],
-    keyTtl: r.duration('key-ttl') ?? CLIENT_DEFAULTS['key-ttl'],
-    addrTtl: r.duration('addr-ttl') ?? CLIENT_DEFAULTS['addr-ttl'],
+    keyTtl: r.duration('key-ttl', TTL_LIMIT) ?? CLIENT_DEFAULTS['key-ttl'],
+    addrTtl: r.duration('addr-ttl', TTL_LIMIT) ?? CLIENT_DEFAULTS['addr-ttl'],
     dnsServer:
       dnsServerText === undefined || dnsServerText.trim() === ''
         ? null
         : toDnsServer(ctx, r.at('dns-server'), dnsServerText),
     dnsTcp: r.bool('dns-tcp') ?? CLIENT_DEFAULTS['dns-tcp'],
-    dnsTimeout: r.duration('dns-timeout') ?? CLIENT_DEFAULTS['dns-timeout'],
+    dnsTimeout: r.duration('dns-timeout', TIMER_LIMIT) ?? CLIENT_DEFAULTS['dns-timeout'],
     debug: r.bool('debug') ?? CLIENT_DEFAULTS.debug,
   };
   r.finish();

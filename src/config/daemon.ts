@@ -10,7 +10,7 @@
  * - Errors name the file, key path and value instead of logging and
  *   skipping the zone as the original did.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Cidr } from '../net/address.js';
 import { ConfigError } from './errors.js';
@@ -27,6 +27,7 @@ import {
   newContext,
   normalizeFqdn,
   parseYamlDocument,
+  TTL_LIMIT,
   warn,
   type ParseContext,
 } from './validate.js';
@@ -119,8 +120,8 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
   }
   const zone: ZoneConfig = {
     name,
-    maxKeyTtl: r.require('max-key-ttl', r.duration('max-key-ttl')),
-    maxAddrTtl: r.require('max-addr-ttl', r.duration('max-addr-ttl')),
+    maxKeyTtl: r.require('max-key-ttl', r.duration('max-key-ttl', TTL_LIMIT)),
+    maxAddrTtl: r.require('max-addr-ttl', r.duration('max-addr-ttl', TTL_LIMIT)),
     reservedNames: r.labelList('reserved-names') ?? [...ZONE_DEFAULTS['reserved-names']],
     allowedNets: r.cidrList('allowed-nets') ?? [...ZONE_DEFAULTS['allowed-nets']],
     allowAnyAddr: r.bool('allow-any-addr') ?? ZONE_DEFAULTS['allow-any-addr'],
@@ -165,14 +166,31 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
   return { config: deepFreeze(config), warnings: Object.freeze([...ctx.warnings]) };
 }
 
-/** Read and parse a configuration file. Every failure is a ConfigError. */
+/**
+ * Read and parse a configuration file. Every failure is a ConfigError. A
+ * file holding a TSIG secret that group or other users can read gets a
+ * warning naming its mode.
+ */
 export async function loadDaemonConfig(file: string): Promise<LoadedConfig<DaemonConfig>> {
   let text: string;
+  let mode: number;
   try {
-    text = await readFile(file, 'utf8');
+    const fh = await open(file, 'r');
+    try {
+      mode = (await fh.stat()).mode;
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const why = errnoCode(err) ?? 'error';
     throw new ConfigError('read', file, '', `cannot read configuration file (${why})`, undefined, { cause: err });
   }
-  return parseDaemonConfig(text, file);
+  const loaded = parseDaemonConfig(text, file);
+  const holdsSecret = Object.values(loaded.config.zones).some((z) => z.upstreams.some((u) => u.type === 'nsupdate'));
+  if (!holdsSecret || (mode & 0o044) === 0) return loaded;
+  const octal = (mode & 0o7777).toString(8).padStart(4, '0');
+  const who = [(mode & 0o040) !== 0 ? 'its group' : '', (mode & 0o004) !== 0 ? 'other users' : ''].filter((w) => w !== '').join(' and ');
+  const warning = `${file}: holds a tsig-secret but its mode is ${octal}, readable by ${who}; chmod 600 it`;
+  return { config: loaded.config, warnings: Object.freeze([...loaded.warnings, warning]) };
 }

@@ -12,7 +12,7 @@ import { loadAll } from 'js-yaml';
 import * as path from 'node:path';
 import { Cidr, normalizeIp } from '../net/address.js';
 import { DurationError, ConfigError, type ConfigErrorReason } from './errors.js';
-import { parseDurationValue } from './duration.js';
+import { formatDuration, parseDurationValue } from './duration.js';
 import { errorMessage } from '../errors.js';
 
 export { Cidr } from '../net/address.js';
@@ -205,11 +205,14 @@ export class MapReader {
     return n;
   }
 
-  /** A duration in ms; zero and negative values are refused (the original treated zero as unset). */
-  duration(key: string): number | undefined {
+  /**
+   * A duration in ms, at most `limit` (what its use can hold); zero and
+   * negative values are refused (the original treated zero as unset).
+   */
+  duration(key: string, limit: DurationLimit): number | undefined {
     const v = this.raw(key);
     if (v === undefined) return undefined;
-    return toDuration(this.ctx, this.at(key), v);
+    return toDuration(this.ctx, this.at(key), v, limit);
   }
 
   /** A file name, resolved against the config file's directory. */
@@ -306,7 +309,19 @@ export function toPort(ctx: ParseContext, p: KeyPath, v: unknown): number {
   return n;
 }
 
-export function toDuration(ctx: ParseContext, p: KeyPath, v: unknown): number {
+/** The largest value a duration key may take, and why. */
+export interface DurationLimit {
+  readonly ms: number;
+  readonly why: string;
+}
+
+/** A duration that becomes a Node.js timer: setTimeout fires a longer delay after 1 ms. */
+export const TIMER_LIMIT: DurationLimit = Object.freeze({ ms: 2 ** 31 - 1, why: 'the longest timer Node.js can set' });
+
+/** A duration that becomes a DNS TTL: RFC 2181 §8 caps TTLs at 2^31 − 1 seconds. */
+export const TTL_LIMIT: DurationLimit = Object.freeze({ ms: (2 ** 31 - 1) * 1000, why: 'the largest DNS TTL, RFC 2181 section 8' });
+
+export function toDuration(ctx: ParseContext, p: KeyPath, v: unknown, limit: DurationLimit): number {
   if (typeof v !== 'string' && typeof v !== 'number') {
     return fail(ctx, p, 'type', 'expected a duration such as "90s" or "1h30m"', v);
   }
@@ -324,6 +339,7 @@ export function toDuration(ctx: ParseContext, p: KeyPath, v: unknown): number {
     throw err;
   }
   if (ms <= 0) fail(ctx, p, 'range', 'duration must be greater than zero', v);
+  if (ms > limit.ms) fail(ctx, p, 'range', `duration must be at most ${formatDuration(limit.ms)} (${limit.why})`, v);
   return ms;
 }
 

@@ -121,10 +121,12 @@ export class Daemon {
 
   private async openZone(zc: ZoneConfig): Promise<void> {
     const logger = this.opts.logger.child({ zone: zc.name });
-    const { store, warnings } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
+    const { store, warnings, errors } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
       onBackgroundError: (err) => logger.error({ err }, 'key database background write failed'),
     });
     for (const w of warnings) logger.warn(w);
+    // Damaged journal lines and locked names (README, "What nsregd keeps on disk"): loud, at every start.
+    for (const e of errors) logger.error(e);
     // Upstreams ask the zone for live records; the zone needs the upstreams first.
     const ref: { zone?: Zone } = {};
     const upstreams = this.makeUpstreams(zc, logger, () => ref.zone);
@@ -132,6 +134,7 @@ export class Daemon {
       logger.error({ err }, 'state file write failed'),
     );
     for (const w of loaded.warnings) logger.warn(w);
+    for (const e of loaded.errors) logger.error(e);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
     ref.zone = zone;
     zone.restore(loaded.records, loaded.ops);

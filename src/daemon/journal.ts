@@ -14,8 +14,13 @@
  *   durable promise resolves (group commit).
  * - Reading: a crash mid-write can leave a torn last line (or, on some file
  *   systems, a tail of zeros). Bad lines after the last good one are
- *   dropped and cut off when the journal is opened; a bad line followed by
- *   a good one is damage, not a torn write, and an error.
+ *   dropped and cut off when the journal is opened (`torn`); a bad line
+ *   followed by a good one cannot be a torn write — it is damage done
+ *   later. Neither stops the open: every bad line is returned with its
+ *   byte offset and raw bytes (`damaged`), for the owner to judge what it
+ *   may have held, and the owner's `inspect` hook runs before anything is
+ *   cut off, so that it can record what it must (README, "What nsregd
+ *   keeps on disk").
  * - compact(): the owner folds the journal into a compact form. The file is
  *   set aside as `<file>.old`; new lines go to a fresh file that starts
  *   with whatever the owner's snapshot will not hold; the owner writes its
@@ -30,11 +35,11 @@ import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { atomicWrite, syncDir, writeAll } from '../fs/atomic.js';
 
-/** A journal that cannot be read, whose damage is not a torn last line, or whose torn tail cannot be cut off. */
-export class JournalError extends ReasonedError<'read-failed' | 'damaged' | 'write-failed'> {
+/** A journal that cannot be read, or whose torn tail cannot be cut off. */
+export class JournalError extends ReasonedError<'read-failed' | 'write-failed'> {
   readonly code = 'ERR_JOURNAL';
   constructor(
-    reason: 'read-failed' | 'damaged' | 'write-failed',
+    reason: 'read-failed' | 'write-failed',
     readonly file: string,
     message: string,
     options?: { cause?: unknown },
@@ -72,8 +77,27 @@ function decodeLine(text: string): unknown {
   }
 }
 
+/** One line that is not a good entry (bad checksum, not JSON, not an entry, or no newline). */
+export interface DamagedLine {
+  readonly file: string;
+  /** Byte offset of the line's first byte in `file`. */
+  readonly offset: number;
+  /** The line's bytes, without its newline. */
+  readonly bytes: Buffer;
+  /** After the last good line: possibly a write a crash cut short. */
+  readonly torn: boolean;
+}
+
+/** `file: byte offset N (L bytes)`, then the start of the line, escaped, for a log line. */
+export function describeDamage(d: DamagedLine): string {
+  const shown = d.bytes.subarray(0, 120).toString('latin1');
+  const more = d.bytes.length > 120 ? '…' : '';
+  return `${d.file}: byte offset ${d.offset} (${d.bytes.length} bytes${d.torn ? ', after the last good line' : ''}): ${JSON.stringify(shown)}${more}`;
+}
+
 interface JournalRead<T> {
   entries: T[];
+  damaged: DamagedLine[];
   /** Bytes up to and including the last good line. */
   validBytes: number;
   /** Bytes after it: a torn last line. */
@@ -94,13 +118,11 @@ async function readJournal<T>(file: string, parse: (value: unknown) => T | undef
     throw new JournalError('read-failed', file, errorMessage(err), { cause: err });
   }
   const entries: T[] = [];
+  const bad: Array<{ offset: number; bytes: Buffer }> = [];
   let good = 0;
-  let badLine: number | undefined;
   let start = 0;
-  let line = 0;
   while (start < buf.length) {
     const nl = buf.indexOf(0x0a, start);
-    line++;
     const end = nl === -1 ? buf.length : nl + 1;
     let entry: T | undefined;
     if (nl !== -1) {
@@ -108,17 +130,15 @@ async function readJournal<T>(file: string, parse: (value: unknown) => T | undef
       if (value !== BAD) entry = parse(value);
     }
     if (entry === undefined) {
-      badLine ??= line;
+      bad.push({ offset: start, bytes: Buffer.from(buf.subarray(start, nl === -1 ? buf.length : nl)) });
     } else {
-      if (badLine !== undefined) {
-        throw new JournalError('damaged', file, `${file}: line ${badLine} is not a journal entry, and good entries follow it`);
-      }
       entries.push(entry);
       good = end;
     }
     start = end;
   }
-  return { entries, validBytes: good, tornBytes: buf.length - good };
+  const damaged = bad.map((b) => ({ file, ...b, torn: b.offset >= good }));
+  return { entries, damaged, validBytes: good, tornBytes: buf.length - good };
 }
 
 export interface JournalOptions {
@@ -130,14 +150,20 @@ export interface JournalOptions {
    * so the owner should compact soon.
    */
   readonly onLost?: () => void;
+  /**
+   * Runs during open() when there are bad lines, before a torn tail is cut
+   * off: the owner records what it must about them first (a rejection
+   * fails the open, and nothing is cut).
+   */
+  readonly inspect?: (damaged: readonly DamagedLine[]) => Promise<void>;
 }
 
 export interface OpenedJournal<T> {
   readonly journal: Journal<T>;
   /** Every entry, those of a left-over `.old` file first. */
   readonly entries: T[];
-  /** Things open() noticed and tolerated (torn last lines), for the caller to log. */
-  readonly warnings: string[];
+  /** Every bad line, those of a left-over `.old` file first. Torn ones are cut off by open(). */
+  readonly damaged: readonly DamagedLine[];
 }
 
 interface Queued {
@@ -185,9 +211,11 @@ export class Journal<T> {
   }
 
   /**
-   * Reads `file` (and a `.old` left by an interrupted compaction), cuts off
-   * a torn last line, and returns the journal ready for appending. The file
-   * itself is opened (created) only by the first write. Throws JournalError.
+   * Reads `file` (and a `.old` left by an interrupted compaction), reports
+   * bad lines to `inspect`, cuts off a torn last line, and returns the
+   * journal ready for appending (bad lines before good ones stay where they
+   * are until the owner compacts). The file itself is opened (created) only
+   * by the first write. Throws JournalError.
    */
   static async open<T>(file: string, parse: (value: unknown) => T | undefined, options: JournalOptions = {}): Promise<OpenedJournal<T>> {
     const j = new Journal<T>(file, options);
@@ -196,16 +224,10 @@ export class Journal<T> {
     } catch (err) {
       throw new JournalError('read-failed', j.#dir, `cannot create directory: ${errorMessage(err)}`, { cause: err });
     }
-    const warnings: string[] = [];
-    const torn = (f: string, r: JournalRead<T> | undefined): void => {
-      if (r !== undefined && r.tornBytes > 0) {
-        warnings.push(`${f}: ignored ${r.tornBytes} bytes of an incomplete last line (interrupted write)`);
-      }
-    };
     const old = await readJournal(j.oldFile, parse);
     const cur = await readJournal(file, parse);
-    torn(j.oldFile, old);
-    torn(file, cur);
+    const damaged = [...(old?.damaged ?? []), ...(cur?.damaged ?? [])];
+    if (damaged.length > 0) await options.inspect?.(damaged);
     j.#hasOld = old !== undefined;
     j.#oldLines = old?.entries.length ?? 0;
     j.#lines = cur?.entries.length ?? 0;
@@ -217,7 +239,7 @@ export class Journal<T> {
     } catch (err) {
       throw new JournalError('write-failed', file, `cannot cut off an incomplete last line: ${errorMessage(err)}`, { cause: err });
     }
-    return { journal: j, entries: [...(old?.entries ?? []), ...(cur?.entries ?? [])], warnings };
+    return { journal: j, entries: [...(old?.entries ?? []), ...(cur?.entries ?? [])], damaged };
   }
 
   /** Lines in the file(s), queued ones included (for deciding when to compact). */

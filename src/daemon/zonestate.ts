@@ -21,7 +21,7 @@
  * and `<zone>state.old` exists only until that is on disk.
  */
 import * as path from 'node:path';
-import { Journal } from './journal.js';
+import { describeDamage, Journal } from './journal.js';
 import type { Op, OpKind, OutboxPersistence } from './outbox.js';
 import { recordKey, type AddrRecord, type AddrType } from './records.js';
 
@@ -89,7 +89,10 @@ export interface LoadedState {
   ops: Map<string, Op[]>;
   /** Highest operation sequence number seen (new ones continue above it). */
   lastSeq: number;
+  /** Torn last lines (an interrupted write), dropped. */
   warnings: string[];
+  /** Damaged lines with good ones after them, dropped: each names the file and byte offset. */
+  errors: string[];
 }
 
 export class ZoneState implements OutboxPersistence {
@@ -124,7 +127,19 @@ export class ZoneState implements OutboxPersistence {
   static async open(dataDir: string, zone: string, onError: (err: Error) => void): Promise<{ state: ZoneState; loaded: LoadedState }> {
     const file = ZoneState.fileFor(dataDir, zone);
     const report = (err: unknown): void => onError(err instanceof Error ? err : new Error(String(err)));
-    const { journal, entries, warnings } = await Journal.open(file, parseLine, { onError: report });
+    const { journal, entries, damaged } = await Journal.open(file, parseLine, { onError: report });
+    // Nothing here is worth refusing to start over (README, "What nsregd
+    // keeps on disk"): a lost record line means a record nsregd no longer
+    // tracks — its client's next refresh installs it again, and the key's
+    // expiry deletes the name's addresses upstream — and a lost operation
+    // line means an update not sent again, which the same refresh or expiry
+    // repairs. The open compacts below, which drops the damaged lines.
+    const warnings: string[] = [];
+    const errors: string[] = [];
+    for (const d of damaged) {
+      if (d.torn) warnings.push(`${describeDamage(d)}: an incomplete last line (interrupted write), dropped`);
+      else errors.push(`${describeDamage(d)}: damaged line dropped; the records or operations it held are lost`);
+    }
     const records = new Map<string, { record: AddrRecord; expiresAt: number }>();
     const ops = new Map<string, Map<string, Op>>();
     const bySeq = new Map<string, Map<number, string>>();
@@ -168,7 +183,7 @@ export class ZoneState implements OutboxPersistence {
       }
       if (list.length > 0) opsOut.set(up, list);
     }
-    const loaded: LoadedState = { records: [...records.values()], ops: opsOut, lastSeq, warnings };
+    const loaded: LoadedState = { records: [...records.values()], ops: opsOut, lastSeq, warnings, errors };
     const state = new ZoneState(journal, loaded, report);
     // Start from a compact file: what was loaded, nothing else.
     await state.compact();

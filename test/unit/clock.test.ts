@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemClock } from '../../src/clock.js';
 
@@ -24,4 +24,35 @@ describe('systemClock', () => {
     assert.equal(fired, 0);
     assert.ok(!warnings.includes('TimeoutOverflowWarning'), warnings.join());
   });
+});
+
+describe('systemClock.schedule with far deadlines (mocked timers)', () => {
+  const MAX = 2 ** 31 - 1;
+  const cases: Array<[string, number]> = [
+    ['0 ms', 0],
+    ['1 s', 1000],
+    ['2^31 − 1 ms, the largest single timer', MAX],
+    ['2^31 ms, one past it', MAX + 1],
+    ['720h (a 30-day key)', 720 * 3_600_000],
+    ['100 years', 100 * 365 * 86_400_000],
+  ];
+  for (const [what, ms] of cases) {
+    it(`${what}: fires at its deadline, not before, once`, () => {
+      mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+      try {
+        let fired = 0;
+        systemClock.schedule(ms, () => fired++);
+        if (ms > 0) {
+          mock.timers.tick(ms - 1);
+          assert.equal(fired, 0, 'not before the deadline');
+        }
+        mock.timers.tick(1);
+        assert.equal(fired, 1);
+        mock.timers.tick(MAX);
+        assert.equal(fired, 1, 'once');
+      } finally {
+        mock.timers.reset();
+      }
+    });
+  }
 });

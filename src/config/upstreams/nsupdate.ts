@@ -3,7 +3,10 @@
  * (RFC 8945) sent to an authoritative server.
  */
 import type { Cidr } from '../../net/address.js';
-import { fail, isBase64, type MapReader } from '../validate.js';
+import { fail, isBase64, TIMER_LIMIT, TTL_LIMIT, warn, type MapReader } from '../validate.js';
+
+/** Shorter HMAC keys are "strongly discouraged" (RFC 2104 section 3: at least the hash's length; tsig-keygen makes 32 bytes). */
+const MIN_SECRET_BYTES = 16;
 
 /** TSIG algorithms we can sign with (RFC 8945 section 6; names without the trailing dot). */
 export const TSIG_ALGORITHMS = [
@@ -52,6 +55,10 @@ export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
   }
   const secret = r.require('tsig-secret', r.nonEmptyString('tsig-secret'));
   if (!isBase64(secret)) fail(r.ctx, r.at('tsig-secret'), 'base64', 'not a base64 secret', secret);
+  const secretBytes = Buffer.from(secret, 'base64').length;
+  if (secretBytes < MIN_SECRET_BYTES) {
+    warn(r.ctx, r.at('tsig-secret'), `the TSIG secret is only ${secretBytes} bytes; use at least ${MIN_SECRET_BYTES} (tsig-keygen makes 32)`);
+  }
   // Accept the wire form with a trailing dot too ("hmac-sha256.").
   const algText = r.nonEmptyString('tsig-algorithm')?.toLowerCase().replace(/\.$/, '');
   let tsigAlgorithm: TsigAlgorithm = DEFAULTS['tsig-algorithm'];
@@ -67,10 +74,10 @@ export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
     hostname: r.require('hostname', r.nonEmptyString('hostname')),
     port: r.require('port', r.port('port')),
     tcp: r.bool('tcp') ?? DEFAULTS.tcp,
-    timeout: r.require('timeout', r.duration('timeout')),
+    timeout: r.require('timeout', r.duration('timeout', TIMER_LIMIT)),
     zone,
     reverseZones,
-    recordTtl: r.require('record-ttl', r.duration('record-ttl')),
+    recordTtl: r.require('record-ttl', r.duration('record-ttl', TTL_LIMIT)),
     tsigName: r.require('tsig-name', r.fqdn('tsig-name')),
     tsigSecret: secret,
     tsigAlgorithm,

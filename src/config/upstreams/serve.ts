@@ -4,7 +4,7 @@
  * Not in the original nsregd.
  */
 import type { Cidr } from '../../net/address.js';
-import { fail, type MapReader } from '../validate.js';
+import { fail, TIMER_LIMIT, TTL_LIMIT, type MapReader } from '../validate.js';
 
 export interface ServeUpstreamConfig {
   readonly type: 'serve';
@@ -61,7 +61,7 @@ export function parseServeUpstream(r: MapReader): ServeUpstreamConfig {
   if (tcpPerSource > tcpConnections) {
     fail(r.ctx, r.at('tcp-per-source'), 'range', `must not exceed tcp-connections (${tcpConnections})`, tcpPerSource);
   }
-  const tcpIdleTimeout = r.duration('tcp-idle-timeout') ?? SERVE_DEFAULTS['tcp-idle-timeout'];
+  const tcpIdleTimeout = r.duration('tcp-idle-timeout', TIMER_LIMIT) ?? SERVE_DEFAULTS['tcp-idle-timeout'];
   if (tcpIdleTimeout > MAX_TCP_IDLE_MS) {
     fail(r.ctx, r.at('tcp-idle-timeout'), 'range', `must be at most ${MAX_TCP_IDLE_MS / 1000}s`, r.raw('tcp-idle-timeout'));
   }
@@ -69,11 +69,11 @@ export function parseServeUpstream(r: MapReader): ServeUpstreamConfig {
     type: 'serve',
     listenAddr: r.nonEmptyString('listen-addr') ?? SERVE_DEFAULTS['listen-addr'],
     listenPort: r.port('listen-port') ?? SERVE_DEFAULTS['listen-port'],
-    recordTtl: r.duration('record-ttl') ?? SERVE_DEFAULTS['record-ttl'],
+    recordTtl: r.duration('record-ttl', TTL_LIMIT) ?? SERVE_DEFAULTS['record-ttl'],
     primary: r.fqdn('primary') ?? null,
     hostmaster: r.fqdn('hostmaster') ?? null,
     nameservers: r.fqdnList('nameservers') ?? [],
-    negativeTtl: r.duration('negative-ttl') ?? SERVE_DEFAULTS['negative-ttl'],
+    negativeTtl: r.duration('negative-ttl', TTL_LIMIT) ?? SERVE_DEFAULTS['negative-ttl'],
     reverseZones: r.fqdnList('reverse-zones') ?? [],
     excludeNets: r.cidrList('exclude-nets') ?? [],
     keepRecords: r.bool('keep-records') ?? false,

@@ -9,7 +9,7 @@
  * working directory and told operators to write absolute paths).
  */
 import type { Cidr } from '../../net/address.js';
-import { fail, type MapReader } from '../validate.js';
+import { fail, TIMER_LIMIT, TTL_LIMIT, type MapReader } from '../validate.js';
 
 export interface UnboundUpstreamConfig {
   readonly type: 'unbound';
@@ -53,8 +53,8 @@ export function parseUnboundUpstream(r: MapReader): UnboundUpstreamConfig {
     serverName: r.require('server-name', r.nonEmptyString('server-name')),
     zoneType,
     reverseZones: r.fqdnList('reverse-zones') ?? DEFAULTS['reverse-zones'],
-    timeout: r.require('timeout', r.duration('timeout')),
-    recordTtl: r.require('record-ttl', r.duration('record-ttl')),
+    timeout: r.require('timeout', r.duration('timeout', TIMER_LIMIT)),
+    recordTtl: r.require('record-ttl', r.duration('record-ttl', TTL_LIMIT)),
     keepRecords: r.bool('keep-records') ?? DEFAULTS['keep-records'],
     excludeNets: r.cidrList('exclude-nets') ?? DEFAULTS['exclude-nets'],
   };

@@ -25,6 +25,11 @@
  * claim found without its confirmation at open was interrupted; open()
  * drops it and names it in `abandoned`, so the zone can clean up.
  *
+ * Damage: a journal line that is damaged never stops the open; what it
+ * may have held decides (locks.ts): a name whose key may be lost is locked
+ * — refused to every key but one still held for it — in
+ * `<snapshot>.locked`, never freed.
+ *
  * Durability: claim and confirm resolve only after their line is on disk
  * (fdatasync), so an answered request survives a crash. Refreshes,
  * removals and abandons are written lazily: a crash can lose a refresh,
@@ -40,8 +45,9 @@ import type { KeyRData } from '../../dns/types.js';
 import type { Clock } from '../../clock.js';
 import { atomicWrite } from '../../fs/atomic.js';
 import { ExpiryQueue } from '../expiry-queue.js';
-import { Journal, JournalError } from '../journal.js';
+import { Journal, JournalError, type DamagedLine } from '../journal.js';
 import { KeyStoreError } from './errors.js';
+import { judgeDamage, readLocks, writeLocks, ZONE_LOCK } from './locks.js';
 import { applyKeyOp, claimOp, parseKeyOp, type KeyOp, type ReplayState } from './ops.js';
 import { parseSnapshot, serializeSnapshot, type KeyEntry } from './snapshot.js';
 import { SET_EXPIRY, StoredKey } from './stored-key.js';
@@ -60,6 +66,12 @@ export interface OpenedKeyStore {
   readonly store: KeyStore;
   /** Things open() noticed and tolerated (also in `store.warnings`), for the caller to log. */
   readonly warnings: string[];
+  /**
+   * For the caller to log as errors: each damaged journal line (file, byte
+   * offset, what it was) and every locked name with how to release it —
+   * at every start, as long as the lock stands.
+   */
+  readonly errors: string[];
   /**
    * Names whose claim was made but neither confirmed nor abandoned before
    * the process stopped: the claims are dropped, and any records of these
@@ -105,6 +117,8 @@ export class KeyStore {
   readonly #keys = new ExpiryQueue<StoredKey>();
   /** Claims not confirmed yet, by name. */
   readonly #tentative = new Map<string, Tentative>();
+  /** Locked names (ZONE_LOCK: every name without a key), see locks.ts. */
+  readonly #locked: ReadonlySet<string>;
   readonly #journal: Journal<KeyOp>;
   #compaction: Promise<void> | undefined;
   /** After a failed compaction, wait for this many journal operations before retrying. */
@@ -119,8 +133,10 @@ export class KeyStore {
     journal: Journal<KeyOp>,
     keys: Iterable<KeyEntry>,
     warnings: string[],
+    locked: Iterable<string>,
     options: KeyStoreOptions,
   ) {
+    this.#locked = new Set(locked);
     this.file = file;
     this.#journal = journal;
     this.journalFile = journal.file;
@@ -157,11 +173,31 @@ export class KeyStore {
       keys: text === undefined ? new Map<string, KeyEntry>() : parseSnapshot(text, file, warnings),
       tentative: new Map<string, KeyEntry>(),
     };
+    const lockFile = `${file}.locked`;
+    const locks = await readLocks(lockFile);
+    const errors: string[] = [];
+    let damagedBeforeGood = false;
+    // Runs before a torn tail is cut off: the locks are on disk first.
+    const inspect = async (damaged: readonly DamagedLine[]): Promise<void> => {
+      let added = false;
+      for (const d of damaged) {
+        const verdict = judgeDamage(d, zone);
+        if (!d.torn) damagedBeforeGood = true;
+        if (verdict.lock === undefined && d.torn) warnings.push(verdict.message);
+        else errors.push(verdict.message);
+        if (verdict.lock !== undefined && !locks.has(verdict.lock)) {
+          locks.set(verdict.lock, `damaged journal line at ${d.file} byte offset ${d.offset}`);
+          added = true;
+        }
+      }
+      if (added) await writeLocks(lockFile, locks);
+    };
     // The journal reports background failures to the store made from it.
     const ref: { store?: KeyStore } = {};
     let opened;
     try {
       opened = await Journal.open(`${file}.journal`, parseKeyOp, {
+        inspect,
         onError: (err) => {
           if (ref.store !== undefined) ref.store.#background(new KeyStoreError('write-failed', `${file}.journal`, errorMessage(err), { cause: err }));
         },
@@ -170,26 +206,27 @@ export class KeyStore {
         },
       });
     } catch (err) {
-      if (err instanceof JournalError) {
-        const reason = err.reason === 'damaged' ? 'corrupt' : err.reason;
-        throw new KeyStoreError(reason, err.file, err.message, { cause: err.cause ?? err });
-      }
+      if (err instanceof JournalError) throw new KeyStoreError(err.reason, err.file, err.message, { cause: err.cause ?? err });
       throw err;
     }
-    warnings.push(...opened.warnings);
+    for (const [name, why] of locks) {
+      const what = name === ZONE_LOCK ? 'every name without a key is locked (no new claims)' : `${name} is locked`;
+      errors.push(`${what}: ${why}; to release it, delete its line from ${lockFile} and restart`);
+    }
     for (const op of opened.entries) applyKeyOp(state, op);
     const abandoned = [...state.tentative.keys()];
     for (const name of abandoned) {
       warnings.push(`${file}.journal: the claim of ${name} was never confirmed (the request was interrupted); dropped`);
     }
-    const store = new KeyStore(file, clock, opened.journal, state.keys.values(), warnings, options);
+    const store = new KeyStore(file, clock, opened.journal, state.keys.values(), warnings, locks.keys(), options);
     ref.store = store;
     // Said once: the next open does not report these names again.
     for (const name of abandoned) store.#journal.write({ op: 'remove', name });
     // A compaction interrupted by a crash is finished now.
-    if (opened.journal.hasOld) store.#needCompaction = true;
+    // So is one that leaves damaged lines in the journal (their locks are on disk).
+    if (opened.journal.hasOld || damagedBeforeGood) store.#needCompaction = true;
     store.#maybeCompact();
-    return { store, warnings: [...warnings], abandoned };
+    return { store, warnings: [...warnings], errors, abandoned };
   }
 
   /** Confirmed keys. */
@@ -201,10 +238,12 @@ export class KeyStore {
    * The confirmed key of `name` (any case), or undefined. A tentative claim
    * is not visible. A key past its expiry stays visible until expireDue()
    * drops it (at most a second later), so that its name is removed upstream
-   * before anyone can claim it anew.
+   * before anyone can claim it anew. A locked name without a key (locks.ts)
+   * gets a stand-in that no signature matches.
    */
   get(name: string): StoredKey | undefined {
-    return this.#keys.get(canonicalName(name));
+    const canonical = canonicalName(name);
+    return this.#keys.get(canonical) ?? (this.#isLocked(canonical) ? StoredKey.locked(canonical) : undefined);
   }
 
   has(name: string): boolean {
@@ -236,7 +275,7 @@ export class KeyStore {
     const canonical = canonicalName(name);
     for (;;) {
       this.#assertOpen();
-      if (this.#keys.has(canonical)) return 'exists';
+      if (this.#keys.has(canonical) || this.#isLocked(canonical)) return 'exists';
       const held = this.#tentative.get(canonical);
       if (held === undefined) break;
       await held.settled;
@@ -377,6 +416,10 @@ export class KeyStore {
       this.#closed = true;
       await this.#journal.close({ removeIfEmpty: true });
     }
+  }
+
+  #isLocked(canonical: string): boolean {
+    return this.#locked.size > 0 && (this.#locked.has(canonical) || this.#locked.has(ZONE_LOCK));
   }
 
   #assertOpen(): void {

@@ -23,12 +23,21 @@ export class StoredKey {
   #expiry: number;
   #keyObject: KeyObject | undefined;
 
-  constructor(name: string, rdata: KeyRData, expiry: number) {
+  constructor(name: string, rdata: KeyRData, expiry: number, tag: number = keyTag(rdata)) {
     this.name = canonicalName(name);
     this.#header = ((rdata.flags & 0xffff) << 16) | ((rdata.protocol & 0xff) << 8) | (rdata.algorithm & 0xff);
     this.#publicKey = rdata.publicKey.toString('latin1');
-    this.keyTag = keyTag(rdata);
+    this.keyTag = tag;
     this.#expiry = expiry;
+  }
+
+  /**
+   * The stand-in for a locked name (locks.ts): its key tag, -1, matches no
+   * signature's, so every request for the name is refused as "Invalid key
+   * for name"; it never expires and is never written anywhere.
+   */
+  static locked(name: string): StoredKey {
+    return new StoredKey(name, { flags: 0, protocol: 3, algorithm: 0, publicKey: Buffer.alloc(0) }, Infinity, -1);
   }
 
   /** The KEY rdata (a fresh copy each call). */

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Journal, JournalError, encodeLine } from '../../../src/daemon/journal.js';
+import { Journal, JournalError, describeDamage, encodeLine, type DamagedLine } from '../../../src/daemon/journal.js';
 
 const dirs: string[] = [];
 function tempFile(): string {
@@ -61,10 +61,20 @@ describe('journal lines', () => {
     const good = encodeLine({ x: 5 });
     const flipped = encodeLine({ x: 4 }).replace('{"x":4}', '{"x":7}');
     writeFileSync(file, flipped + good);
+    const { journal, entries, damaged } = await Journal.open(file, parse);
+    await journal.close();
+    assert.deepEqual(xs(entries), [5], 'the line whose checksum does not match is not taken');
+    assert.equal(damaged.length, 1);
+    assert.deepEqual({ ...damaged[0], bytes: damaged[0].bytes.toString() }, { file, offset: 0, bytes: flipped.slice(0, -1), torn: false });
+  });
+
+  it('a journal that cannot be read is a JournalError naming the file', async () => {
+    const file = tempFile();
+    mkdirSync(file); // a directory where the file should be
     await assert.rejects(Journal.open(file, parse), (err: unknown) => {
       assert.ok(err instanceof JournalError);
       assert.equal(err.code, 'ERR_JOURNAL');
-      assert.equal(err.reason, 'damaged');
+      assert.equal(err.reason, 'read-failed');
       assert.equal(err.file, file);
       return true;
     });
@@ -78,22 +88,54 @@ describe('Journal', () => {
     writeFileSync(file, good);
     appendFileSync(file, encodeLine({ x: 3 }).replace('3', '9')); // whole line, wrong checksum
     appendFileSync(file, '{"x":');
-    const { journal, entries, warnings } = await Journal.open(file, parse);
+    const { journal, entries, damaged } = await Journal.open(file, parse);
     assert.deepEqual(xs(entries), [1, 2]);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /incomplete last line/);
+    assert.deepEqual(
+      damaged.map((d) => [d.offset, d.torn]),
+      [
+        [Buffer.byteLength(good), true],
+        [Buffer.byteLength(good) + Buffer.byteLength(encodeLine({ x: 3 })), true],
+      ],
+    );
     assert.equal(statSync(file).size, Buffer.byteLength(good), 'cut off at open');
     await journal.writeDurable({ x: 4 });
     await journal.close();
     assert.deepEqual(await reopen(file), [1, 2, 4]);
   });
 
-  it('a bad line with good ones after it is damage, whichever way it is bad', async () => {
+  it('a bad line with good ones after it is damage, whichever way it is bad: reported with its offset, the journal still opens', async () => {
     for (const bad of ['not json\n', '{"y":1}\n', '\0\0\0\n']) {
       const file = tempFile();
-      writeFileSync(file, encodeLine({ x: 1 }) + bad + encodeLine({ x: 2 }));
-      await assert.rejects(Journal.open(file, parse), { code: 'ERR_JOURNAL', reason: 'damaged' });
+      const first = encodeLine({ x: 1 });
+      writeFileSync(file, first + bad + encodeLine({ x: 2 }));
+      const seen: DamagedLine[][] = [];
+      const { journal, entries, damaged } = await Journal.open(file, parse, { inspect: async (d) => void seen.push([...d]) });
+      assert.deepEqual(xs(entries), [1, 2]);
+      assert.deepEqual(seen, [damaged], 'inspect saw the damage');
+      assert.equal(damaged.length, 1);
+      assert.equal(damaged[0].offset, Buffer.byteLength(first));
+      assert.equal(damaged[0].torn, false);
+      assert.match(describeDamage(damaged[0]), new RegExp(`^${file}: byte offset ${Buffer.byteLength(first)} `));
+      await journal.writeDurable({ x: 3 });
+      await journal.close();
+      assert.deepEqual(await reopen(file), [1, 2, 3], 'appended after the damage, which stays in place');
     }
+  });
+
+  it('inspect runs before a torn tail is cut off, and its failure fails the open and cuts nothing', async () => {
+    const file = tempFile();
+    const text = encodeLine({ x: 1 }) + '{"x":';
+    writeFileSync(file, text);
+    await assert.rejects(
+      Journal.open(file, parse, {
+        inspect: async () => {
+          assert.equal(readFileSync(file, 'utf8'), text, 'nothing cut yet');
+          throw new Error('cannot record');
+        },
+      }),
+      /cannot record/,
+    );
+    assert.equal(readFileSync(file, 'utf8'), text);
   });
 
   it('group commit: lines queued in one tick go out in one write and one fdatasync', async () => {

@@ -510,16 +510,23 @@ describe('KeyStore: journal and crashes', () => {
     await store.close();
   });
 
-  it('a damaged line with good lines after it is an error naming the journal', async () => {
+  it('a damaged line with good lines after it does not stop the open: an error names the journal and offset, and names are locked', async () => {
     const dir = tempDir();
     const store = await open(dir);
-    await claimKey(store, 'one.dynamic.example.org.', newKey(), 1e12);
+    const one = newKey();
+    await claimKey(store, 'one.dynamic.example.org.', one, 1e12);
     await claimKey(store, 'two.dynamic.example.org.', newKey(), 1e12);
     await store.idle();
     const journal = path.join(dir, `${KEYDB}.journal`);
     const [l1, l2] = readFileSync(journal, 'utf8').split('\n');
     writeFileSync(journal, `${l1}\n{"op":"frobnicate"}\n${l2}\n`);
-    await assert.rejects(open(dir), isStoreError('corrupt', journal));
+    const { store: again, errors } = await KeyStore.open(dir, ZONE, new FakeClock());
+    assert.ok(errors.some((e) => e.startsWith(`${journal}: byte offset ${Buffer.byteLength(l1) + 1} `)), errors.join('\n'));
+    // The line shows no name: every name without a key is locked; keys still known stay usable.
+    assert.ok(isKey(again.get('one.dynamic.example.org.'), one));
+    assert.equal(again.get('three.dynamic.example.org.')?.keyTag, -1);
+    assert.equal(await claimKey(again, 'three.dynamic.example.org.', newKey(), 1e12), 'exists');
+    await again.close();
     await store.close().catch(() => undefined);
   });
 

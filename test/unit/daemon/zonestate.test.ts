@@ -7,6 +7,17 @@ import type { AddrRecord } from '../../../src/daemon/records.js';
 import { ZoneState } from '../../../src/daemon/zonestate.js';
 
 const rec = (address: string, name = 'h.z.example.'): AddrRecord => ({ name, type: 'A', address, ttl: 60 });
+const noErrors = (err: Error): void => assert.fail(err);
+
+/** Runs `fn` with a fresh data directory and the path of its zone state file; removes the directory after. */
+async function withStateDir(fn: (dir: string, file: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
+  try {
+    await fn(dir, ZoneState.fileFor(dir, 'z.example.'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 describe('zone state', () => {
   it('restores records and unacknowledged operations; an add never installed comes back as a removal', async () => {
@@ -67,11 +78,9 @@ describe('zone state', () => {
     }
   });
 
-  it('a compaction interrupted by a crash (state.old left behind) loads the same state', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'zonestate-'));
-    try {
-      const file = ZoneState.fileFor(dir, 'z.example.');
-      const { state } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+  it('a compaction interrupted by a crash (state.old left behind) loads the same state', () =>
+    withStateDir(async (dir, file) => {
+      const { state } = await ZoneState.open(dir, 'z.example.', noErrors);
       state.recordInstalled(rec('192.0.2.1'), 5000);
       state.recordInstalled(rec('192.0.2.2'), 6000);
       state.recordRemoved(rec('192.0.2.1'));
@@ -79,13 +88,34 @@ describe('zone state', () => {
       // The hand-over set the file aside and the fresh file holds the state; .old was not deleted yet.
       await copyFile(file, `${file}.old`);
       await writeFile(file, '');
-      const { state: again, loaded } = await ZoneState.open(dir, 'z.example.', (err) => assert.fail(err));
+      const { state: again, loaded } = await ZoneState.open(dir, 'z.example.', noErrors);
       assert.deepEqual(loaded.records, [{ record: rec('192.0.2.2'), expiresAt: 6000 }]);
       await again.close();
       assert.deepEqual((await readdir(dir)).sort(), ['z.example.state']);
       await state.close().catch(() => undefined);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
+
+  it('damage before good lines does not stop the open: each damaged line is an error with its offset, the rest loads, the file is rewritten clean', () =>
+    withStateDir(async (dir, file) => {
+      const { state } = await ZoneState.open(dir, 'z.example.', noErrors);
+      for (const [i, at] of [5000, 6000, 7000].entries()) state.recordInstalled(rec(`192.0.2.${i + 1}`), at);
+      await state.idle();
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      const offset = Buffer.byteLength(lines[0]) + 1;
+      lines[1] = lines[1].replace('192.0.2.2', '192.0.2.9'); // checksum no longer matches
+      await writeFile(file, lines.join('\n'));
+      const { state: again, loaded } = await ZoneState.open(dir, 'z.example.', noErrors);
+      assert.deepEqual(
+        loaded.records.map((r) => r.record.address),
+        ['192.0.2.1', '192.0.2.3'],
+      );
+      assert.equal(loaded.errors.length, 1);
+      assert.ok(loaded.errors[0].startsWith(`${file}: byte offset ${offset} `), loaded.errors[0]);
+      assert.deepEqual(loaded.warnings, []);
+      await again.close();
+      const reopened = await ZoneState.open(dir, 'z.example.', noErrors);
+      assert.deepEqual(reopened.loaded.errors, [], 'compacted: the damaged line is gone');
+      await reopened.state.close();
+      await state.close().catch(() => undefined);
+    }));
 });
