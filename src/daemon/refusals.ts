@@ -47,6 +47,9 @@ const TABLE = {
   // SERVFAIL, not REFUSED: a client backs off and retries after SERVFAIL, but gives up after REFUSED.
   rateLimited: [Rcode.SERVFAIL, 'Too many requests from this address, try again later'],
   replayed: [Rcode.REFUSED, 'Replayed request'],
+  // Hijack protection (README "Names and existing records").
+  labelNotHostname: [Rcode.REFUSED, 'Name must be a host name (letters, digits, hyphens)'],
+  nameInUse: [Rcode.REFUSED, 'Name is in use by other records'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

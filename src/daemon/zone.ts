@@ -11,7 +11,7 @@ import type { AddrRecord, UpstreamChange } from './records.js';
 import { isEmptyChange, recordKey } from './records.js';
 import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
-import type { Upstream } from './upstreams/upstream.js';
+import { NameInUseError, type Upstream } from './upstreams/upstream.js';
 import { Outbox, type Op } from './outbox.js';
 import type { ZoneState } from './zonestate.js';
 
@@ -88,11 +88,12 @@ export interface UpdatePlan {
 /**
  * How applying a plan ended. 'exists': someone else claimed the name first;
  * 'key-store': the key could not be made durable; 'upstream': an upstream
- * did not take the change. Nothing of a failed plan stays visible: adds
+ * did not take the change; 'in-use': an upstream holds records of the name
+ * that nsregd did not put there (a first claim only; final). Nothing of a failed plan stays visible: adds
  * that reached an upstream are taken back; removals stay queued (they are
  * what the client asked for, and a retry asks again).
  */
-export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' };
+export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' };
 
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
@@ -249,6 +250,8 @@ export class Zone {
     };
 
     if (plan.newKey !== undefined) {
+      const unused = await this.checkUnused(name);
+      if (unused !== undefined) return { ok: false, failure: unused };
       let claimed: 'claimed' | 'exists';
       try {
         claimed = await this.keys.claim(name, plan.newKey, plan.keyExpiry);
@@ -288,6 +291,29 @@ export class Zone {
     }
     this.scheduleExpiry();
     return { ok: true };
+  }
+
+  /**
+   * Before a first claim: asks every upstream that protects names in use
+   * (nsupdate `protect-existing`). Undefined when the name may be claimed.
+   * Nothing is stored or sent before this, so a refusal leaves no trace.
+   */
+  private async checkUnused(name: string): Promise<'in-use' | 'upstream' | undefined> {
+    let outcome: 'in-use' | 'upstream' | undefined;
+    for (const u of this.upstreamList) {
+      if (u.checkUnused === undefined) continue;
+      try {
+        await u.checkUnused(name);
+      } catch (err) {
+        if (err instanceof NameInUseError) {
+          this.logger.info({ name, upstream: u.description }, 'claim refused: the name holds records of the operator');
+          return 'in-use';
+        }
+        this.logger.warn({ name, upstream: u.description, err }, 'cannot tell whether the name is in use upstream');
+        outcome = 'upstream';
+      }
+    }
+    return outcome;
   }
 
   /** Removes, from every upstream, adds of a request that then failed. */

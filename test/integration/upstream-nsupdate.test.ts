@@ -56,6 +56,7 @@ describe('nsupdate upstream against named', () => {
         tsigAlgorithm: key.algorithm as NsupdateUpstreamConfig['tsigAlgorithm'],
         keepRecords: false,
         excludeNets: [],
+        protectExisting: true,
         ...over,
       },
       { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
@@ -228,6 +229,7 @@ describe('nsupdate upstream against named', () => {
           tsigAlgorithm: 'hmac-sha256',
           keepRecords: false,
           excludeNets: [],
+          protectExisting: true,
         },
         { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
       );
