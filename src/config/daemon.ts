@@ -86,7 +86,7 @@ export const ZONE_DEFAULTS = Object.freeze({
   'reserved-names': Object.freeze([] as string[]),
   'allowed-nets': Object.freeze([] as Cidr[]),
   'allow-any-addr': false,
-  'label-syntax': 'hostname' as LabelSyntax,
+  'label-syntax': 'hostname',
 });
 
 /** Where nsregd looks without `-c` (first existing file wins). */

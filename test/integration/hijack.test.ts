@@ -27,7 +27,12 @@ import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
-const OPERATOR = ['taken IN TXT "operator record"', 'shared IN TXT "operator record"', 'shared IN MX 10 mail.example.org.'];
+const OPERATOR = [
+  'taken IN TXT "operator record"',
+  'shared IN TXT "operator record"',
+  'shared IN MX 10 mail.example.org.',
+  'expiring IN TXT "operator record"',
+];
 
 const now = (): number => Math.floor(Date.now() / 1000);
 
@@ -144,6 +149,14 @@ describe('hijack: whole-name removals leave the operator\'s records (protect-exi
     await waitFor('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0);
     assert.deepEqual(await named.query(c.name, 'TXT'), ['"operator record"']);
     assert.deepEqual(await named.query(c.name, 'MX'), ['10 mail.example.org.']);
+  });
+
+  it('key expiry alone (the records outlive the key) removes the A RRset, not the name', async () => {
+    const c = makeClient('expiring', ZONE);
+    assert.equal((await register(d, c, [a(c.name, '192.0.2.72', 3600)])).rcode, Rcode.NOERROR);
+    assert.deepEqual(await named.query(c.name, 'A'), ['192.0.2.72']);
+    await waitFor('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0);
+    assert.deepEqual(await named.query(c.name, 'TXT'), ['"operator record"']);
   });
 });
 
