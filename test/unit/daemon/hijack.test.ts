@@ -104,6 +104,18 @@ describe('hijack: protect-existing', () => {
     assert.equal(l.keys.size + l.keys.tentative.size + u.changes.length, 0);
   });
 
+  it('every upstream is asked; a definite "in use" wins over one that cannot answer', async () => {
+    const l = handlerLab({ upstreams: 2 });
+    const [u0, u1] = l.upstreams;
+    assert.ok(u0 && u1);
+    u0.failChecks = true;
+    u1.inUse.add(`taken.${ZONE}`);
+    const c = makeClient('taken', ZONE);
+    assertRefused(await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now })), Rcode.REFUSED, IN_USE);
+    assert.deepEqual([u0.checked, u1.checked], [[c.name], [c.name]]);
+    assert.equal(u0.changes.length + u1.changes.length + l.keys.size + l.keys.tentative.size, 0);
+  });
+
   it('only first claims are checked: updates with the name\'s key are not', async () => {
     const l = handlerLab();
     const u = l.upstreams[0];
