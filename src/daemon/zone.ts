@@ -89,8 +89,8 @@ export interface UpdatePlan {
  * How applying a plan ended. 'exists': someone else claimed the name first;
  * 'key-store': the key could not be made durable; 'upstream': an upstream
  * did not take the change; 'in-use': an upstream holds records of the name
- * that nsregd did not put there (a first claim only; final). Nothing of a failed plan stays visible: adds
- * that reached an upstream are taken back; removals stay queued (they are
+ * that nsregd did not put there (first claims only; final, not retried).
+ * Nothing of a failed plan stays visible: adds that reached an upstream are taken back; removals stay queued (they are
  * what the client asked for, and a retry asks again).
  */
 export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' };
@@ -221,6 +221,8 @@ export class Zone {
   /**
    * Carries out an accepted update, in an order that a crash at any point
    * leaves either no claim and no records, or both:
+   *   0. a first claim of a name an upstream reports in use is refused
+   *      before anything is stored or sent (nsupdate `protect-existing`);
    *   1. a first claim is written durably as tentative (invisible, and
    *      dropped at the next start unless confirmed);
    *   2. the change goes to every upstream (each outbox writes its
@@ -299,20 +301,20 @@ export class Zone {
    * Nothing is stored or sent before this, so a refusal leaves no trace.
    */
   private async checkUnused(name: string): Promise<'in-use' | 'upstream' | undefined> {
+    const asked = this.upstreamList.filter((u) => u.checkUnused !== undefined);
+    const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
     let outcome: 'in-use' | 'upstream' | undefined;
-    for (const u of this.upstreamList) {
-      if (u.checkUnused === undefined) continue;
-      try {
-        await u.checkUnused(name);
-      } catch (err) {
-        if (err instanceof NameInUseError) {
-          this.logger.info({ name, upstream: u.description }, 'claim refused: the name holds records of the operator');
-          return 'in-use';
-        }
-        this.logger.warn({ name, upstream: u.description, err }, 'cannot tell whether the name is in use upstream');
-        outcome = 'upstream';
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      const upstream = asked[i]?.description;
+      if (r.reason instanceof NameInUseError) {
+        this.logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
+        outcome = 'in-use';
+      } else {
+        this.logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
+        outcome ??= 'upstream';
       }
-    }
+    });
     return outcome;
   }
 
