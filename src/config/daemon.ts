@@ -35,6 +35,10 @@ import { errnoCode } from '../errors.js';
 
 export type { UpstreamConfig } from './upstreams/index.js';
 
+/** `label-syntax`: what a claimed label may hold (checked in src/daemon/labels.ts). */
+export const LABEL_SYNTAXES = ['hostname', 'printable'] as const;
+export type LabelSyntax = (typeof LABEL_SYNTAXES)[number];
+
 export interface ZoneConfig {
   /** Lower-case FQDN with trailing dot. */
   readonly name: string;
@@ -46,6 +50,8 @@ export interface ZoneConfig {
   readonly reservedNames: readonly string[];
   readonly allowedNets: readonly Cidr[];
   readonly allowAnyAddr: boolean;
+  /** Which labels may be claimed (`label-syntax`): host names only, or visible ASCII (never `*`). */
+  readonly labelSyntax: LabelSyntax;
   /** Enabled upstreams in file order (`type: disabled` entries left out). */
   readonly upstreams: readonly UpstreamConfig[];
   /** How many `type: disabled` entries were skipped. */
@@ -84,6 +90,7 @@ export const ZONE_DEFAULTS = Object.freeze({
   'allowed-nets': Object.freeze([] as Cidr[]),
   'allow-any-addr': false,
   'max-records-per-name': 16,
+  'label-syntax': 'hostname',
 });
 
 /**
@@ -125,6 +132,7 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
     reservedNames: r.labelList('reserved-names') ?? [...ZONE_DEFAULTS['reserved-names']],
     allowedNets: r.cidrList('allowed-nets') ?? [...ZONE_DEFAULTS['allowed-nets']],
     allowAnyAddr: r.bool('allow-any-addr') ?? ZONE_DEFAULTS['allow-any-addr'],
+    labelSyntax: r.oneOf('label-syntax', LABEL_SYNTAXES) ?? ZONE_DEFAULTS['label-syntax'],
     upstreams,
     disabledUpstreams: disabled,
     maxRecordsPerName:

@@ -109,6 +109,7 @@ export class Daemon {
     return zc.upstreams.map((uc, i) =>
       createUpstream(uc, {
         zone: zc.name,
+        labelSyntax: zc.labelSyntax,
         logger: zoneLogger.child({ upstream: `${uc.type}#${i}` }),
         clock: this.clock,
         liveRecords: (name) => zone()?.liveRecords(name) ?? [],

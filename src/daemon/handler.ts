@@ -24,6 +24,7 @@ import type { Clock } from '../clock.js';
 import type { RequestGuard } from './guard.js';
 import { recordKey, type AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
+import { claimableName } from './labels.js';
 import type { UpdatePlan, Zone } from './zone.js';
 
 export interface HandlerContext {
@@ -312,6 +313,7 @@ async function processUpdate(
   const now = ctx.clock.now();
   // Again under the lock: an identical message may have been accepted while this one waited.
   if (ctx.guard?.isReplay(sig.sig.signature, now)) throw Refusals.replayed();
+  if (!claimableName(name, zone.name, cfg.labelSyntax)) throw Refusals.labelNotHostname();
   const keyRR = keyRecordOf(req);
   const existing = zone.keyOf(name);
   if (existing !== undefined) {
@@ -348,4 +350,5 @@ const REFUSAL_OF = {
   exists: Refusals.wrongKey,
   'key-store': Refusals.keyStoreFailed,
   upstream: Refusals.upstreamFailed,
+  'in-use': Refusals.nameInUse,
 } as const;

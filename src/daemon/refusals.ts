@@ -49,6 +49,9 @@ const TABLE = {
   replayed: [Rcode.REFUSED, 'Replayed request'],
   // Sent with the zone's limit appended: "Too many records for name (limit 16)".
   tooManyRecords: [Rcode.REFUSED, 'Too many records for name'],
+  // Hijack protection (README "Names and existing records").
+  labelNotHostname: [Rcode.REFUSED, 'Name must be a host name (letters, digits, hyphens)'],
+  nameInUse: [Rcode.REFUSED, 'Name is in use by other records'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

@@ -11,7 +11,7 @@ import type { AddrRecord, UpstreamChange } from './records.js';
 import { isEmptyChange, recordKey } from './records.js';
 import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
-import type { Upstream } from './upstreams/upstream.js';
+import { NameInUseError, type Upstream } from './upstreams/upstream.js';
 import { Outbox, type Op } from './outbox.js';
 import type { ZoneState } from './zonestate.js';
 
@@ -88,11 +88,12 @@ export interface UpdatePlan {
 /**
  * How applying a plan ended. 'exists': someone else claimed the name first;
  * 'key-store': the key could not be made durable; 'upstream': an upstream
- * did not take the change. Nothing of a failed plan stays visible: adds
- * that reached an upstream are taken back; removals stay queued (they are
+ * did not take the change; 'in-use': an upstream holds records of the name
+ * that nsregd did not put there (first claims only; final, not retried).
+ * Nothing of a failed plan stays visible: adds that reached an upstream are taken back; removals stay queued (they are
  * what the client asked for, and a retry asks again).
  */
-export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' };
+export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' };
 
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
@@ -220,6 +221,8 @@ export class Zone {
   /**
    * Carries out an accepted update, in an order that a crash at any point
    * leaves either no claim and no records, or both:
+   *   0. a first claim of a name an upstream reports in use is refused
+   *      before anything is stored or sent (nsupdate `protect-existing`);
    *   1. a first claim is written durably as tentative (invisible, and
    *      dropped at the next start unless confirmed);
    *   2. the change goes to every upstream (each outbox writes its
@@ -249,6 +252,8 @@ export class Zone {
     };
 
     if (plan.newKey !== undefined) {
+      const unused = await this.checkUnused(name);
+      if (unused !== undefined) return { ok: false, failure: unused };
       let claimed: 'claimed' | 'exists';
       try {
         claimed = await this.keys.claim(name, plan.newKey, plan.keyExpiry);
@@ -288,6 +293,29 @@ export class Zone {
     }
     this.scheduleExpiry();
     return { ok: true };
+  }
+
+  /**
+   * Before a first claim: asks every upstream that protects names in use
+   * (nsupdate `protect-existing`). Undefined when the name may be claimed.
+   * Nothing is stored or sent before this, so a refusal leaves no trace.
+   */
+  private async checkUnused(name: string): Promise<'in-use' | 'upstream' | undefined> {
+    const asked = this.upstreamList.filter((u) => u.checkUnused !== undefined);
+    const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
+    let outcome: 'in-use' | 'upstream' | undefined;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      const upstream = asked[i]?.description;
+      if (r.reason instanceof NameInUseError) {
+        this.logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
+        outcome = 'in-use';
+      } else {
+        this.logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
+        outcome ??= 'upstream';
+      }
+    });
+    return outcome;
   }
 
   /** Removes, from every upstream, adds of a request that then failed. */

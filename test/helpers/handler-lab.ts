@@ -25,6 +25,7 @@ export function labZoneConfig(over: Partial<ZoneConfig> = {}): ZoneConfig {
     reservedNames: ['www', 'ns'],
     allowedNets: ['192.0.2.0/24', '2001:db8::/32'].map((c) => Cidr.parse(c) as Cidr),
     allowAnyAddr: false,
+    labelSyntax: 'hostname',
     upstreams: [],
     disabledUpstreams: 0,
     maxRecordsPerName: 16,

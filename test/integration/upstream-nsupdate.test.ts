@@ -12,7 +12,7 @@ import { Cidr } from '../../src/net/address.js';
 import type { NsupdateUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { systemClock } from '../../src/clock.js';
 import { createNsupdateUpstream, UpstreamRcodeError } from '../../src/daemon/upstreams/nsupdate.js';
-import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
+import { NameInUseError, UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
 import { Rcode } from '../../src/dns/constants.js';
 import { TsigError } from '../../src/dns/errors.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
@@ -56,6 +56,7 @@ describe('nsupdate upstream against named', () => {
         tsigAlgorithm: key.algorithm as NsupdateUpstreamConfig['tsigAlgorithm'],
         keepRecords: false,
         excludeNets: [],
+        protectExisting: true,
         ...over,
       },
       { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
@@ -197,6 +198,44 @@ describe('nsupdate upstream against named', () => {
     assert.deepEqual(await lab.query(`h6.${ZONE}`, 'A'), []);
   });
 
+  it('protect-existing: a name holding any record is in use, a free name is not, and asking changes nothing', async () => {
+    const up = upstream();
+    const ask = (u: Upstream, name: string): Promise<void> => {
+      if (u.checkUnused === undefined) return Promise.reject(new Error('nsupdate upstreams can check names'));
+      return u.checkUnused(name);
+    };
+    const op = `op.${ZONE}`;
+    const r = await lab.nsupdate([`update add ${op} 300 IN TXT "operator"`], { key: key256 });
+    assert.equal(r.code, 0, r.stderr);
+    await assert.rejects(ask(up, op), (e: unknown) => e instanceof NameInUseError && e.owner === op);
+    // Our own address records count too: nsregd does not know them at a first claim.
+    await up.apply(change({ add: [A(`addr.${ZONE}`, '192.0.2.80')] }));
+    await assert.rejects(ask(up, `addr.${ZONE}`), NameInUseError);
+    await ask(up, `free.${ZONE}`);
+    assert.deepEqual(await lab.query(`free.${ZONE}`, 'A'), []);
+    assert.deepEqual(await lab.query(op, 'TXT'), ['"operator"']);
+    // Switched off: nothing is asked, every name may be claimed.
+    await ask(upstream({ protectExisting: false }), op);
+    // A server that cannot answer is a failure to retry, not a refusal.
+    const badKey = upstream({ tsigSecret: randomBytes(32).toString('base64') });
+    await assert.rejects(ask(badKey, op), (e: unknown) => e instanceof UpstreamError && !(e instanceof NameInUseError));
+  });
+
+  it('removing a name deletes its A and AAAA RRsets only; the operator\'s TXT and MX stay', async () => {
+    const up = upstream();
+    const h = `mixed.${ZONE}`;
+    const r = await lab.nsupdate([`update add ${h} 300 IN TXT "operator"`, `update add ${h} 300 IN MX 10 mail.example.`], { key: key256 });
+    assert.equal(r.code, 0, r.stderr);
+    const v4 = A(h, '192.0.2.81');
+    await up.apply(change({ add: [v4, A(h, '2001:db8::81')] }));
+    await up.apply(change({ removeNames: [{ name: h, addresses: [v4] }] }));
+    assert.deepEqual(await lab.query(h, 'A'), []);
+    assert.deepEqual(await lab.query(h, 'AAAA'), []);
+    assert.deepEqual(await lab.query('81.2.0.192.in-addr.arpa.', 'PTR'), []);
+    assert.deepEqual(await lab.query(h, 'TXT'), ['"operator"']);
+    assert.deepEqual(await lab.query(h, 'MX'), ['10 mail.example.']);
+  });
+
   it('fails with the rcode when the server refuses the update', async () => {
     const up = upstream({ zone: LOCKED, reverseZones: [] });
     const err = await up.apply(change({ add: [A(`x.${LOCKED}`, '192.0.2.70')] })).then(
@@ -228,6 +267,7 @@ describe('nsupdate upstream against named', () => {
           tsigAlgorithm: 'hmac-sha256',
           keepRecords: false,
           excludeNets: [],
+          protectExisting: true,
         },
         { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
       );

@@ -129,6 +129,25 @@ describe('unbound upstream against unbound', () => {
     assert.deepEqual(await lab.query(g, 'A'), ['192.0.2.9']);
   });
 
+  it('keeps data it does not manage at the names it rewrites: operator TXT/MX, PTRs to other zones', async () => {
+    const cache = new Cache();
+    const up = make(cache);
+    await up.start();
+    const h = `op.${ZONE}`;
+    const rev = '5.2.0.192.in-addr.arpa.';
+    await lab.control(['local_data', `${h} 300 IN TXT "operator"`]);
+    await lab.control(['local_data', `${h} 300 IN MX 10 mail.example.`]);
+    await lab.control(['local_data', `${rev} 300 IN PTR printer.example.`]);
+    const foreign = [`${h} 300 IN MX 10 mail.example.`, `${h} 300 IN TXT "operator"`];
+    await applyAndCommit(up, cache, change({ add: [A(h, '192.0.2.5')] }));
+    assert.deepEqual(await dataOf(h), [`${h} 300 IN A 192.0.2.5`, ...foreign]);
+    assert.deepEqual(await dataOf(rev), [`${rev} 300 IN PTR ${h}`, `${rev} 300 IN PTR printer.example.`]);
+    // A whole-name removal (key expiry) takes only what nsregd put there.
+    await applyAndCommit(up, cache, change({ removeNames: [{ name: h, addresses: cache.live(h) }] }));
+    assert.deepEqual(await dataOf(h), foreign);
+    assert.deepEqual(await dataOf(rev), [`${rev} 300 IN PTR printer.example.`]);
+  });
+
   it('leaves excluded addresses out', async () => {
     const cache = new Cache();
     const net = Cidr.parse('192.0.2.128/25');

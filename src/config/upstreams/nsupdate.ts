@@ -37,6 +37,8 @@ export interface NsupdateUpstreamConfig {
   readonly tsigAlgorithm: TsigAlgorithm;
   readonly keepRecords: boolean;
   readonly excludeNets: readonly Cidr[];
+  /** `protect-existing`: refuse a first claim of a name that already holds any record upstream. */
+  readonly protectExisting: boolean;
 }
 
 const DEFAULTS = {
@@ -45,6 +47,7 @@ const DEFAULTS = {
   'tsig-algorithm': 'hmac-sha256' as TsigAlgorithm,
   'keep-records': false,
   'exclude-nets': [] as Cidr[],
+  'protect-existing': true,
 } as const;
 
 export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
@@ -83,5 +86,6 @@ export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
     tsigAlgorithm,
     keepRecords: r.bool('keep-records') ?? DEFAULTS['keep-records'],
     excludeNets: r.cidrList('exclude-nets') ?? DEFAULTS['exclude-nets'],
+    protectExisting: r.bool('protect-existing') ?? DEFAULTS['protect-existing'],
   };
 }

@@ -12,12 +12,12 @@ import { decodeMessage, encodeMessage, encodingLength, recordLength, type Resour
 import { exchange, MAX_TCP_MESSAGE } from '../../net/transport.js';
 import { signTsig, tsigLength, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
 import { formatHostPort } from '../../net/address.js';
-import { addRecord, buildUpdate, deleteName, deleteRecord } from '../../dns/update.js';
+import { addRecord, buildUpdate, deleteRecord, deleteRRset, prereqNameNotInUse } from '../../dns/update.js';
 import { unixSeconds } from '../../clock.js';
 import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange } from './filter.js';
-import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+import { NameInUseError, UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 
 /**
  * Largest UPDATE we send over UDP. We send no OPT record, so RFC 1035
@@ -74,10 +74,15 @@ export function tsigOverhead(key: TsigKey): number {
   return tsigLength(key);
 }
 
-/** The forward update section of a change: delete-names, then single deletions, then additions. */
+/**
+ * The forward update section of a change: removed names, then single
+ * deletions, then additions. A removed name loses its A and AAAA RRsets
+ * (RFC 2136 §2.5.2), never every RRset (§2.5.3): nsregd manages addresses
+ * only, and the name may hold the operator's TXT, MX or NS records.
+ */
 export function forwardUpdates(change: UpstreamChange): ResourceRecord[] {
   return [
-    ...change.removeNames.map((n) => deleteName(n.name)),
+    ...change.removeNames.flatMap((n) => [deleteRRset(n.name, 'A'), deleteRRset(n.name, 'AAAA')]),
     ...change.remove.map((r) => deleteRecord(toResourceRecord(r))),
     ...change.add.map((r) => addRecord(toResourceRecord(r))),
   ];
@@ -151,6 +156,25 @@ class NsupdateUpstream implements Upstream {
     return Promise.resolve();
   }
 
+  /**
+   * `protect-existing`: a name holding any record at all (RFC 2136 §2.4.5
+   * "name is in use") may not be claimed. Asked as an UPDATE carrying only
+   * that prerequisite, so the primary answers authoritatively, signed, and
+   * changes nothing; YXDOMAIN means in use.
+   */
+  async checkUnused(name: string): Promise<void> {
+    const zone = this.#config.zone;
+    if (!this.#config.protectExisting || zone === null) return;
+    try {
+      await this.#sendOne(zone, [], [prereqNameNotInUse(name)]);
+    } catch (err) {
+      if (err instanceof UpstreamRcodeError && err.rcode === Rcode.YXDOMAIN) {
+        throw new NameInUseError(this.description, name);
+      }
+      throw err;
+    }
+  }
+
   async apply(change: UpstreamChange): Promise<void> {
     const filtered = filterChange(change, this.#config);
     const log = this.#ctx.logger;
@@ -183,9 +207,9 @@ class NsupdateUpstream implements Upstream {
     return groups.length;
   }
 
-  async #sendOne(zone: string, updates: ResourceRecord[]): Promise<void> {
+  async #sendOne(zone: string, updates: ResourceRecord[], prerequisites: ResourceRecord[] = []): Promise<void> {
     const id = randomInt(0, 0x10000);
-    const unsigned = encodeMessage(buildUpdate({ id, zone, updates }));
+    const unsigned = encodeMessage(buildUpdate({ id, zone, prerequisites, updates }));
     const signed = signTsig(unsigned, this.#key, unixSeconds(this.#ctx.clock));
     // A lone RR too big for UDP goes over TCP rather than not at all.
     const tcp = this.#config.tcp || signed.message.length > MAX_UDP_UPDATE;

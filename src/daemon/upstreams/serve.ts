@@ -19,6 +19,8 @@ import { reverseName } from '../reverse.js';
 import type { Authority, NameData } from '../zoneserver/authority.js';
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
+import type { LabelSyntax } from '../../config/daemon.js';
+import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 import { errorMessage } from '../../errors.js';
 
@@ -40,6 +42,7 @@ class ServeUpstream implements Upstream {
   private readonly ttl: number;
   private readonly primary: string;
   private readonly primaryGlue: string | undefined;
+  private readonly labelSyntax: LabelSyntax;
 
   constructor(
     private readonly config: ServeUpstreamConfig,
@@ -49,6 +52,7 @@ class ServeUpstream implements Upstream {
     this.description = `serve ${config.listenAddr}:${config.listenPort}`;
     this.keepRecords = config.keepRecords;
     this.ttl = Math.floor(config.recordTtl / 1000);
+    this.labelSyntax = ctx.labelSyntax ?? 'hostname';
     // With an address to listen on, the primary is ns.<zone> and we serve its glue; a host name is used as it is.
     if (config.primary !== null) {
       this.primary = config.primary;
@@ -98,7 +102,18 @@ class ServeUpstream implements Upstream {
     return !inNets(r.address, this.config.excludeNets);
   }
 
+  /**
+   * Defence in depth: the handler refuses claims of names that are not host
+   * names (./labels.ts), but records stored by an earlier version may still
+   * hold one — a `*` label above all, which would act as a wildcard for
+   * every unclaimed name. Such names are never published.
+   */
+  private publishable(name: string): boolean {
+    return claimableName(name, this.zone, this.labelSyntax);
+  }
+
   private index(added: readonly AddrRecord[], removed: readonly AddrRecord[]): void {
+    const skipped = new Set<string>();
     for (const r of removed) {
       const owner = reverseName(r.address);
       const names = owner === undefined ? undefined : this.ptrIndex.get(owner);
@@ -109,6 +124,10 @@ class ServeUpstream implements Upstream {
       }
     }
     for (const r of added) {
+      if (!this.publishable(r.name)) {
+        skipped.add(r.name);
+        continue;
+      }
       const owner = reverseName(r.address);
       if (owner === undefined || !this.config.reverseZones.some((z) => isSubdomain(owner, z))) continue;
       let names = this.ptrIndex.get(owner);
@@ -119,6 +138,7 @@ class ServeUpstream implements Upstream {
       }
       names.add(r.name);
     }
+    if (skipped.size > 0) this.ctx.logger.warn({ names: [...skipped] }, 'not publishing records of names that are not host names');
   }
 
   private countEnts(owner: string, delta: number): void {
@@ -186,7 +206,7 @@ class ServeUpstream implements Upstream {
         if (name === `_tcp.${zone}`) return { records: [], exists: true };
         const glue = this.glue(name);
         const records: ResourceRecord[] = [...glue];
-        if (childLabel(name, zone) !== undefined) {
+        if (childLabel(name, zone) !== undefined && this.publishable(name)) {
           for (const r of this.ctx.liveRecords(name)) {
             if (!this.visible(r)) continue;
             records.push({ name, type: r.type, class: RRClass.IN, ttl: Math.min(r.ttl, this.ttl), data: r.address });

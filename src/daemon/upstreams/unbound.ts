@@ -8,16 +8,24 @@
  * writes its reply and closes. Failures are reported as lines starting with
  * "error" (for bulk commands, one per bad line before the final count).
  *
- * Unbound cannot delete a single RR of a name, only the whole name, so an
- * update removes every touched name and adds back every record that name
- * should still have: the live ones, minus this change's removals, plus its
- * additions (the original re-added only the change's own records and wiped
- * the name's other addresses).
+ * Unbound cannot delete a single RR or RRset of a name, only the whole name
+ * (`local_data_remove`), so an update removes every touched name and adds
+ * back every record that name should still have: the live ones, minus this
+ * change's removals, plus its additions (the original re-added only the
+ * change's own records and wiped the name's other addresses). Data nsregd
+ * does not manage at those names — anything but A/AAAA at a forward name,
+ * anything but a PTR into the zone at a reverse name, e.g. an operator's
+ * TXT or MX from unbound.conf — is read first (`list_local_data`) and put
+ * back with them. Unbound offers no atomic way to do this: data the
+ * operator adds to one of those names between the listing and the removal
+ * is lost, and an operator's own A/AAAA at a claimed name is replaced by
+ * the claim's (nsupdate's `protect-existing` has no Unbound counterpart).
  */
 import { readFile } from 'node:fs/promises';
 import * as tls from 'node:tls';
 
 import type { UnboundUpstreamConfig } from '../../config/upstreams/index.js';
+import { canonicalName, isSubdomain } from '../../dns/names.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange, filterRecords, type RecordFilter } from './filter.js';
@@ -110,6 +118,40 @@ export function planChange(
   return { removeNames: [...forwardNames, ...reverseNames], addLines };
 }
 
+/**
+ * The lines of a `list_local_data` reply that nsregd did not write but that
+ * sit at names it is about to remove (`owners`): at names inside `zone`
+ * everything but A and AAAA, elsewhere (reverse names) everything but PTRs
+ * pointing into `zone`. Returned as Unbound printed them, to be put back.
+ */
+export function foreignDataLines(listing: string, owners: readonly string[], zone: string): string[] {
+  const wanted = new Set(owners.map((o) => canonicalOrUndefined(o) ?? o));
+  const out: string[] = [];
+  for (const line of listing.split('\n')) {
+    const [owner, , , type, target] = line.trim().split(/\s+/);
+    const name = owner === undefined ? undefined : canonicalOrUndefined(owner);
+    if (name === undefined || type === undefined || !wanted.has(name)) continue;
+    const t = type.toUpperCase();
+    const pointsIn = (): boolean => {
+      const to = target === undefined ? undefined : canonicalOrUndefined(target);
+      return to !== undefined && isSubdomain(to, zone);
+    };
+    const ours = isSubdomain(name, zone) ? t === 'A' || t === 'AAAA' : t === 'PTR' && pointsIn();
+    if (!ours) out.push(line.trim());
+  }
+  return out;
+}
+
+/** The canonical form of a name printed by Unbound, or undefined when it is not one. */
+function canonicalOrUndefined(name: string): string | undefined {
+  if (!name.endsWith('.')) return undefined;
+  try {
+    return canonicalName(name);
+  } catch {
+    return undefined;
+  }
+}
+
 function hostPort(host: string, port: number): string {
   return formatHostPort(host, port);
 }
@@ -164,16 +206,22 @@ class UnboundUpstream implements Upstream {
       return;
     }
     const plan = planChange(filtered, (name) => filterRecords(this.#ctx.liveRecords(name), f), this.#config.reverseZones);
+    const kept = foreignDataLines(await this.command('list_local_data', undefined, { mayBeEmpty: true }), plan.removeNames, this.#ctx.zone);
     await this.command('local_datas_remove', plan.removeNames);
-    if (plan.addLines.length > 0) await this.command('local_datas', plan.addLines);
+    const addLines = [...kept, ...plan.addLines];
+    if (addLines.length > 0) await this.command('local_datas', addLines);
     this.#ctx.logger.debug(
-      { upstream: this.description, removedNames: plan.removeNames.length, added: plan.addLines.length },
+      { upstream: this.description, removedNames: plan.removeNames.length, added: plan.addLines.length, keptForeign: kept.length },
       'unbound update accepted',
     );
   }
 
-  /** Runs one control command; resolves to Unbound's reply, rejects with UpstreamError. */
-  async command(command: string, data?: readonly string[]): Promise<string> {
+  /**
+   * Runs one control command; resolves to Unbound's reply, rejects with
+   * UpstreamError. An empty reply is an error unless `mayBeEmpty` (a
+   * listing of nothing).
+   */
+  async command(command: string, data?: readonly string[], opts: { mayBeEmpty?: boolean } = {}): Promise<string> {
     const payload = formatCommand(command, data);
     const material = await this.#loadMaterial();
     const verb = command.split(' ')[0] ?? command;
@@ -181,7 +229,7 @@ class UnboundUpstream implements Upstream {
     if (isErrorReply(reply)) {
       throw new UpstreamError(this.description, `${verb} failed: ${reply.trim()}`);
     }
-    if (reply.trim() === '') throw new UpstreamError(this.description, `${verb}: empty reply`);
+    if (reply.trim() === '' && opts.mayBeEmpty !== true) throw new UpstreamError(this.description, `${verb}: empty reply`);
     return reply;
   }
 

@@ -6,6 +6,7 @@ import { NsregError } from '../../errors.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
+import type { LabelSyntax } from '../../config/daemon.js';
 
 export interface UpstreamContext {
   /** The registration zone (lower-case FQDN). */
@@ -18,6 +19,8 @@ export interface UpstreamContext {
   allLiveRecords(): readonly AddrRecord[];
   /** The daemon's data directory, for upstreams that keep state on disk. */
   readonly dataDir: string;
+  /** Which claimed labels the zone allows (zone `label-syntax`; default hostname); upstreams that publish names skip the rest. */
+  readonly labelSyntax?: LabelSyntax;
   /** Where clients register (the daemon's listen-addr and bound port). */
   registration(): { readonly host: string; readonly port: number };
 }
@@ -34,6 +37,14 @@ export interface Upstream {
   readonly local?: boolean;
   /** One-time set-up (e.g. create Unbound's local zone). Rejects on failure. */
   start(): Promise<void>;
+  /**
+   * Asked before a name is first claimed (upstreams that can protect names
+   * the operator uses, e.g. nsupdate's `protect-existing`). Resolves when
+   * the name may be claimed; rejects with NameInUseError when it holds
+   * records nsregd did not put there (a refusal, not to be retried), with
+   * UpstreamError when the upstream could not answer.
+   */
+  checkUnused?(name: string): Promise<void>;
   /** Applies a change. Resolves once the upstream accepted it; rejects with UpstreamError otherwise. */
   apply(change: UpstreamChange): Promise<void>;
   /** Releases resources; no further calls follow. */
@@ -49,5 +60,18 @@ export class UpstreamError extends NsregError {
     options?: { cause?: unknown },
   ) {
     super(`${upstream}: ${message}`, options);
+  }
+}
+
+/**
+ * The upstream answered, and the answer is no: the name holds records nsregd
+ * did not put there. Final for this claim; retrying cannot change it.
+ */
+export class NameInUseError extends UpstreamError {
+  constructor(
+    upstream: string,
+    readonly owner: string,
+  ) {
+    super(upstream, `${owner} is in use by other records`);
   }
 }

@@ -64,17 +64,24 @@ describe('splitUpdate', () => {
 });
 
 describe('forwardUpdates', () => {
-  it('maps delete-names, removals and additions to the RFC 2136 forms, deletions first', () => {
+  it('maps removed names, removals and additions to the RFC 2136 forms, deletions first', () => {
     const rrs = forwardUpdates({
       add: [rec(1)],
       remove: [rec(2)],
       removeNames: [{ name: 'gone.dyn.example.', addresses: [] }],
     });
     assert.deepEqual(rrs, [
-      { name: 'gone.dyn.example.', type: 'ANY', class: RRClass.ANY, ttl: 0, data: null },
+      { name: 'gone.dyn.example.', type: 'A', class: RRClass.ANY, ttl: 0, data: null },
+      { name: 'gone.dyn.example.', type: 'AAAA', class: RRClass.ANY, ttl: 0, data: null },
       { name: rec(2).name, type: 'A', class: RRClass.NONE, ttl: 0, data: rec(2).address },
       { name: rec(1).name, type: 'A', class: RRClass.IN, ttl: 300, data: rec(1).address },
     ]);
+  });
+
+  it('never deletes every RRset of a name (type ANY): only the A and AAAA RRsets nsregd manages', () => {
+    const rrs = forwardUpdates({ add: [], remove: [], removeNames: [{ name: 'x.dyn.example.', addresses: [rec(1)] }] });
+    assert.ok(rrs.every((rr) => rr.type === 'A' || rr.type === 'AAAA'), JSON.stringify(rrs));
+    assert.deepEqual(rrs.map((rr) => rr.type).sort(), ['A', 'AAAA']);
   });
 });
 

@@ -31,6 +31,7 @@ describe('upstream registry', () => {
         tsigAlgorithm: 'hmac-sha256',
         keepRecords: true,
         excludeNets: [],
+        protectExisting: true,
       },
       ctx,
     );

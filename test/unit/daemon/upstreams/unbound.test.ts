@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { AddrRecord } from '../../../../src/daemon/records.js';
-import { formatCommand, isErrorReply, planChange } from '../../../../src/daemon/upstreams/unbound.js';
+import { foreignDataLines, formatCommand, isErrorReply, planChange } from '../../../../src/daemon/upstreams/unbound.js';
 
 describe('unbound command formatting', () => {
   it('prefixes UBCT1 and ends with a newline', () => {
@@ -66,5 +66,34 @@ describe('planChange', () => {
     const plan = planChange({ add: [], remove: [], removeNames: [{ name: h, addresses: live }] }, () => live, zones);
     assert.deepEqual(plan.removeNames, [h, '1.2.0.192.in-addr.arpa.']);
     assert.deepEqual(plan.addLines, []);
+  });
+});
+
+describe('foreignDataLines', () => {
+  const zone = 'dyn.example.';
+  const listing = [
+    'h.dyn.example.\t300\tIN\tA\t192.0.2.1',
+    'h.dyn.example.\t300\tIN\tAAAA\t2001:db8::1',
+    'h.dyn.example.\t300\tIN\tTXT\t"v=spf1 -all"',
+    'H.Dyn.Example.\t300\tIN\tMX\t10 mail.example.',
+    'other.dyn.example.\t300\tIN\tTXT\t"not touched"',
+    '1.2.0.192.in-addr.arpa.\t300\tIN\tPTR\th.dyn.example.',
+    '1.2.0.192.in-addr.arpa.\t300\tIN\tPTR\tprinter.example.',
+    'garbage',
+    '',
+  ].join('\n');
+
+  it('keeps what nsregd does not manage at the touched names, as Unbound printed it', () => {
+    const kept = foreignDataLines(listing, ['h.dyn.example.', '1.2.0.192.in-addr.arpa.'], zone);
+    assert.deepEqual(kept, [
+      'h.dyn.example.\t300\tIN\tTXT\t"v=spf1 -all"',
+      'H.Dyn.Example.\t300\tIN\tMX\t10 mail.example.',
+      '1.2.0.192.in-addr.arpa.\t300\tIN\tPTR\tprinter.example.',
+    ]);
+  });
+
+  it('nothing for names that are not touched, or an empty listing', () => {
+    assert.deepEqual(foreignDataLines(listing, ['x.dyn.example.'], zone), []);
+    assert.deepEqual(foreignDataLines('', ['h.dyn.example.'], zone), []);
   });
 });
