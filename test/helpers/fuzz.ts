@@ -162,9 +162,9 @@ export async function fuzzRequestPath(cases: number, seed = 1): Promise<FuzzStat
     }
     // The TCP layer delivers at most a frame's worth; a duplicated slice of a large seed can be longer.
     const input =
-      kind < 0.11
+      kind < 0.105
         ? large[Math.floor(rnd() * large.length)]
-        : mutate(kind < 0.14 ? large[Math.floor(rnd() * large.length)] : seeds[Math.floor(rnd() * seeds.length)], rnd).subarray(0, MAX_TCP_MESSAGE);
+        : mutate(kind < 0.12 ? large[Math.floor(rnd() * large.length)] : seeds[Math.floor(rnd() * seeds.length)], rnd).subarray(0, MAX_TCP_MESSAGE);
     const remote = rnd() < 0.8 ? '192.0.2.7' : '198.51.100.1';
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
