@@ -12,6 +12,9 @@ describe('request path fuzzing (bounded; longer runs: bench/fuzz)', () => {
       assert.ok((stats.byRcode.get(Rcode.FORMERR) ?? 0) > 0);
       assert.ok((stats.byRcode.get(Rcode.NOTAUTH) ?? 0) > 0, 'signature checks were reached');
       assert.ok(stats.replies > stats.closed);
+      // Large echoes (accepted updates of hundreds of records) and large zone answers are reached.
+      assert.ok(stats.largeEchoes > 0, 'large echoes');
+      assert.ok(stats.zoneQueries > 0 && stats.largeZoneAnswers > 0, 'large zone answers');
     });
   }
 });
