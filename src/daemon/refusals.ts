@@ -47,6 +47,10 @@ const TABLE = {
   // SERVFAIL, not REFUSED: a client backs off and retries after SERVFAIL, but gives up after REFUSED.
   rateLimited: [Rcode.SERVFAIL, 'Too many requests from this address, try again later'],
   replayed: [Rcode.REFUSED, 'Replayed request'],
+  // Replay and signature defences (issue 10).
+  sigValidityTooLong: [Rcode.NOTAUTH, 'Signature validity period too long'],
+  keyTooExpensive: [Rcode.REFUSED, 'Key too expensive to verify or too weak (RSA: 2048-4096 bits, exponent at most 2^32)'],
+  prerequisites: [Rcode.REFUSED, 'Prerequisites are not supported'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

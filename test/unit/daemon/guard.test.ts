@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { RequestGuard, sourceKey } from '../../../src/daemon/guard.js';
+import { RequestGuard, replayKey, sourceKey, type CheckSlot } from '../../../src/daemon/guard.js';
 import { RRClass, Rcode } from '../../../src/dns/constants.js';
 import { handlerLab, LAB_ZONE } from '../../helpers/handler-lab.js';
 import { a, makeClient, signedUpdate } from '../../helpers/sig0-client.js';
@@ -8,11 +8,7 @@ import { a, makeClient, signedUpdate } from '../../helpers/sig0-client.js';
 describe('request guard', () => {
   it('limits each source to its bucket, refilled at the rate; other sources are unaffected', () => {
     const g = new RequestGuard({ perSourceRate: 10, perSourceBurst: 3, maxInFlight: 100 });
-    const take = (src: string, t: number): boolean => {
-      const r = g.admit(src, t);
-      if (r.ok) r.release();
-      return r.ok;
-    };
+    const take = (src: string, t: number): boolean => g.withinRate(src, t);
     assert.deepEqual([1, 2, 3, 4].map(() => take('198.51.100.1', 0)), [true, true, true, false]);
     assert.equal(take('198.51.100.2', 0), true);
     assert.equal(take('198.51.100.1', 100), true, '100 ms at 10/s gives one token');
@@ -25,30 +21,80 @@ describe('request guard', () => {
     assert.equal(sourceKey('192.0.2.1'), '192.0.2.1');
   });
 
-  it('caps checks in flight; a release frees a slot', () => {
+  it('caps checks in flight; a release frees a slot', async () => {
     const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 2 });
-    const a1 = g.admit('192.0.2.1', 0);
-    const a2 = g.admit('192.0.2.2', 0);
-    const a3 = g.admit('192.0.2.3', 0);
-    assert.ok(a1.ok && a2.ok);
-    assert.deepEqual(a3, { ok: false, why: 'busy' });
-    if (a1.ok) {
-      a1.release();
-      a1.release();
-    }
-    assert.equal(g.checksInFlight, 1);
-    assert.ok(g.admit('192.0.2.3', 0).ok);
+    const a1 = await g.acquire('192.0.2.1');
+    const a2 = await g.acquire('192.0.2.2');
+    assert.ok(a1 && a2);
+    let third: CheckSlot | null | undefined;
+    const pending = g.acquire('192.0.2.3').then((s) => (third = s));
+    await Promise.resolve();
+    assert.equal(third, undefined, 'the third check waits for a slot');
+    assert.equal(g.checksWaiting, 1);
+    a1.release();
+    a1.release();
+    await pending;
+    assert.ok(third);
+    assert.equal(g.checksInFlight, 2);
+    assert.equal(g.checksWaiting, 0);
   });
 
-  it('remembers accepted signatures until they expire, within a bounded capacity', () => {
+  it('answers busy (null) once a source, or everybody, has too many checks waiting', async () => {
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxQueuedPerSource: 2, maxQueued: 3 });
+    const held = await g.acquire('192.0.2.1');
+    assert.ok(held);
+    // Each waiting check releases its slot once granted.
+    const granted = (src: string): Promise<boolean> =>
+      g.acquire(src).then((s) => {
+        s?.release();
+        return s !== null;
+      });
+    const waits = [granted('192.0.2.9'), granted('192.0.2.9')];
+    assert.equal(await g.acquire('192.0.2.9'), null, 'third waiting check of one source');
+    waits.push(granted('192.0.2.8'));
+    assert.equal(await g.acquire('192.0.2.7'), null, 'queue full for everybody');
+    held.release();
+    assert.deepEqual(await Promise.all(waits), [true, true, true]);
+    assert.equal(g.checksInFlight, 0);
+  });
+
+  it('hands freed slots to waiting sources in turn: a flood from one source delays another by one check', async () => {
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxQueuedPerSource: 100, maxQueued: 1000 });
+    const order: string[] = [];
+    const first = await g.acquire('198.51.100.1');
+    assert.ok(first);
+    const all: Array<Promise<void>> = [];
+    const queue = (src: string): void => {
+      all.push(
+        g.acquire(src).then((s) => {
+          order.push(src);
+          s?.release();
+        }),
+      );
+    };
+    for (let i = 0; i < 5; i++) queue('198.51.100.1');
+    for (let i = 0; i < 5; i++) queue('198.51.100.2');
+    queue('192.0.2.5');
+    first.release();
+    await Promise.all(all);
+    assert.deepEqual(order.slice(0, 3), ['198.51.100.1', '198.51.100.2', '192.0.2.5']);
+    assert.equal(order.length, 11);
+  });
+
+  it('remembers accepted requests until they expire, within a bounded capacity', async () => {
     const g = new RequestGuard({ replayCapacity: 3 });
-    const sig = (n: number): Buffer => Buffer.from([n]);
-    g.remember(sig(1), 1000, 0);
-    assert.ok(g.isReplay(sig(1), 999));
-    assert.ok(!g.isReplay(sig(1), 1000), 'forgotten once expired');
-    for (let i = 0; i < 10; i++) g.remember(sig(i), 5000 + i, 0);
+    const key = (n: number): string => `k${n}`;
+    await g.remember(key(1), 1000, 0);
+    assert.ok(g.isReplay(key(1), 999));
+    assert.ok(!g.isReplay(key(1), 1000), 'forgotten once expired');
+    for (let i = 0; i < 10; i++) await g.remember(key(i), 5000 + i, 0);
     assert.equal(g.remembered, 3);
-    assert.ok(g.isReplay(sig(9), 0));
+    assert.ok(g.isReplay(key(9), 0));
+  });
+
+  it('keys the replay cache on the signed data, not the signature', () => {
+    assert.equal(replayKey(Buffer.from('signed')), replayKey(Buffer.from('signed')));
+    assert.notEqual(replayKey(Buffer.from('signed')), replayKey(Buffer.from('signed!')));
   });
 });
 
