@@ -59,6 +59,8 @@ export interface DaemonConfig {
   /** Absolute. */
   readonly dataDir: string;
   readonly debug: boolean;
+  /** Longest SIG(0) validity (expiration − inception) accepted, ms. */
+  readonly maxSigValidity: number;
   /** Keyed by zone FQDN (lower case, trailing dot). */
   readonly zones: Readonly<Record<string, ZoneConfig>>;
 }
@@ -74,6 +76,7 @@ export const DAEMON_DEFAULTS = Object.freeze({
   'listen-port': 8053,
   'data-dir': '/var/lib/nsregd',
   debug: false,
+  'max-sig-validity': 3600_000,
 });
 
 export const ZONE_DEFAULTS = Object.freeze({
@@ -146,6 +149,7 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
     dataDir: path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']),
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
+    maxSigValidity: top.duration('max-sig-validity') ?? DAEMON_DEFAULTS['max-sig-validity'],
     zones,
   };
   top.finish();

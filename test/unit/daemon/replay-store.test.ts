@@ -1,0 +1,64 @@
+import { strict as assert } from 'node:assert';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { RequestGuard } from '../../../src/daemon/guard.js';
+import { ReplayStore } from '../../../src/daemon/replay-store.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+const fail = (err: unknown): void => assert.fail(String(err));
+
+describe('replay store', () => {
+  it('keeps remembered requests across a reopen until they expire', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(1_000_000);
+      const first = await ReplayStore.open(dir, clock, fail);
+      const g = new RequestGuard();
+      g.persistTo(first.store);
+      await g.remember('a', 1_000_000 + 60_000, clock.now());
+      await g.remember('b', 1_000_000 + 600_000, clock.now());
+      await g.remember('gone', 1_000_000, clock.now()); // already expired: not kept
+      await first.store.close();
+
+      clock.advance(120_000);
+      const second = await ReplayStore.open(dir, clock, fail);
+      assert.deepEqual(second.entries, [{ key: 'b', expiresAtMs: 1_600_000 }]);
+      const g2 = new RequestGuard();
+      g2.loadReplays(second.entries, clock.now());
+      assert.ok(g2.isReplay('b', clock.now()));
+      assert.ok(!g2.isReplay('a', clock.now()));
+      // Opening compacted the file to the live entry.
+      assert.equal((await readFile(ReplayStore.fileFor(dir), 'utf8')).trim().split('\n').length, 1);
+      await second.store.close();
+
+      clock.advance(600_000);
+      const third = await ReplayStore.open(dir, clock, fail);
+      assert.deepEqual(third.entries, []);
+      await third.store.close();
+      await assert.rejects(stat(ReplayStore.fileFor(dir)), 'an empty replay file is removed on close');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stays bounded: compacts once it holds twice what is live', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(0);
+      const { store } = await ReplayStore.open(dir, clock, fail);
+      // 30 batches of 100 (one group commit each); an entry outlives the next 999 only.
+      for (let batch = 0; batch < 30; batch++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => store.add(`k${batch}-${i}`, clock.now() + 10_000)));
+        clock.advance(1000);
+      }
+      assert.ok(store.size <= 2048, `live entries tracked: ${store.size}`);
+      const lines = (await readFile(ReplayStore.fileFor(dir), 'utf8')).trim().split('\n').length;
+      assert.ok(lines <= 2048, `lines in the file: ${lines}`);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
