@@ -9,6 +9,7 @@ import { prereqRRsetExists } from '../../../src/dns/update.js';
 import type { PreparedSig0 } from '../../../src/dns/sig0.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import { handlerLab, LAB_ZONE, type HandlerLab } from '../../helpers/handler-lab.js';
+import { malleate } from '../../helpers/ecdsa-malleate.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../../helpers/sig0-client.js';
 import { signSig0 } from '../../../src/dns/sig0.js';
 import { encodeMessage } from '../../../src/dns/message.js';
@@ -21,27 +22,6 @@ function reasons(m: DecodedMessage): string[] {
 function assertRefused(m: DecodedMessage, rcode: number, reason: string): void {
   assert.equal(m.rcode, rcode, `rcode ${m.rcode}: ${reasons(m).join(' | ')}`);
   assert.deepEqual(reasons(m), [reason]);
-}
-
-/** Curve orders (SEC 2 §2.4.2, §2.5.1). */
-const ORDER = {
-  [Algorithm.ECDSAP256SHA256]: { size: 32, n: BigInt('0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551') },
-  [Algorithm.ECDSAP384SHA384]: {
-    size: 48,
-    n: BigInt('0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973'),
-  },
-} as const;
-
-/** The same message with its ECDSA signature (r, s) turned into (r, n − s): still valid, made without the key. */
-function malleate(msg: Buffer, algorithm: keyof typeof ORDER): Buffer {
-  const { size, n } = ORDER[algorithm];
-  const out = Buffer.from(msg);
-  // The SIG is the last RR and the signature the end of its rdata: r || s.
-  const sAt = out.length - size;
-  const s = BigInt(`0x${out.subarray(sAt).toString('hex')}`);
-  Buffer.from((n - s).toString(16).padStart(2 * size, '0'), 'hex').copy(out, sAt);
-  assert.notDeepEqual(out, msg);
-  return out;
 }
 
 describe('replay cache keyed on what is signed', () => {
