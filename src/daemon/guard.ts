@@ -8,10 +8,13 @@
  *    third party can make a second "different" signature of the same
  *    message without the key),
  *  - check slots, taken just around the signature check (not while the
- *    request waits on its name's lock) and handed out fairly: when every
- *    slot is busy, waiting checks queue per source and freed slots go round
- *    robin over the waiting sources, so a flood from many addresses delays
- *    another source by one round at most instead of taking every slot.
+ *    request waits on its name's lock), at most `maxPerSource` per source,
+ *    and handed out fairly: when every slot is busy, waiting checks are
+ *    served in order of how many checks their source had lately (a count
+ *    decaying with a half-life of `usageHalfLifeMs`), first come first
+ *    served among equals. A source that asks rarely — a real client — goes
+ *    ahead of the sources of a flood however many they are; within a flood
+ *    the checks are shared evenly between its sources.
  * Everything here is O(1) or O(log n) per request and bounded in memory.
  */
 import { createHash } from 'node:crypto';
@@ -26,24 +29,27 @@ export interface GuardOptions {
   perSourceBurst: number;
   /** Checks running at once, all sources together. */
   maxInFlight: number;
-  /** Checks of one source waiting for a slot at most (beyond: "busy" at once). */
-  maxQueuedPerSource: number;
+  /** Checks of one source running or waiting at most (beyond: "busy" at once). */
+  maxPerSource: number;
   /** Checks waiting for a slot at most, all sources together. */
   maxQueued: number;
   /** Remembered requests at most (oldest expiry dropped beyond it). */
   replayCapacity: number;
   /** Sources tracked at most. */
   maxSources: number;
+  /** Half-life of a source's recent-checks count, which orders waiting checks. */
+  usageHalfLifeMs: number;
 }
 
 export const DEFAULT_GUARD: GuardOptions = Object.freeze({
   perSourceRate: 50,
   perSourceBurst: 100,
-  maxInFlight: 64,
-  maxQueuedPerSource: 8,
+  maxInFlight: 4,
+  maxPerSource: 16,
   maxQueued: 4096,
   replayCapacity: 200_000,
   maxSources: 50_000,
+  usageHalfLifeMs: 1000,
 });
 
 /** A check slot; release() is idempotent. */
@@ -71,7 +77,7 @@ export interface ReplayPersistence {
   add(key: string, expiresAtMs: number): Promise<void>;
 }
 
-type Waiter = (slot: CheckSlot) => void;
+type Waiter = () => void;
 
 export class RequestGuard {
   private readonly opts: GuardOptions;
@@ -79,9 +85,13 @@ export class RequestGuard {
   private readonly replays = new ExpiryQueue<true>();
   private persistence: ReplayPersistence | undefined;
   private inFlight = 0;
-  /** Waiting checks per source, and the sources with waiters in round-robin order. */
-  private readonly waiting = new Map<string, Waiter[]>();
-  private queued = 0;
+  /** Waiting checks, keyed by arrival number, ordered by their source's recent checks (then arrival). */
+  private readonly waiting = new ExpiryQueue<Waiter, number>();
+  private arrivals = 0;
+  /** Checks running or waiting, per source (sources with none are left out). */
+  private readonly busyBySource = new Map<string, number>();
+  /** Recent checks per source, decaying; least recently updated first (the first dropped beyond maxSources). */
+  private readonly usage = new Map<string, { count: number; at: number }>();
 
   constructor(opts: Partial<GuardOptions> = {}) {
     this.opts = { ...DEFAULT_GUARD, ...opts };
@@ -95,7 +105,7 @@ export class RequestGuard {
   }
 
   get checksWaiting(): number {
-    return this.queued;
+    return this.waiting.size;
   }
 
   /** May `source` send a request to be checked now (`nowMs` monotonic or wall clock)? Takes a token. */
@@ -105,46 +115,61 @@ export class RequestGuard {
 
   /**
    * A check slot for `source`: at once when one is free and nobody waits,
-   * else after the sources queued before it had their turn. Null ("busy")
-   * when this source or all sources have too many checks waiting.
+   * else in its turn (see the module comment). Null ("busy") when this
+   * source has too many checks running or waiting, or all sources together
+   * too many waiting.
    */
-  acquire(source: string): Promise<CheckSlot | null> {
-    if (this.inFlight < this.opts.maxInFlight && this.queued === 0) return Promise.resolve(this.grant());
+  acquire(source: string, nowMs: number): Promise<CheckSlot | null> {
     const key = sourceKey(source);
-    const queue = this.waiting.get(key);
-    if ((queue?.length ?? 0) >= this.opts.maxQueuedPerSource || this.queued >= this.opts.maxQueued) return Promise.resolve(null);
+    const busy = this.busyBySource.get(key) ?? 0;
+    if (busy >= this.opts.maxPerSource) return Promise.resolve(null);
+    const recent = this.recentChecks(key, nowMs);
+    if (this.inFlight < this.opts.maxInFlight && this.waiting.size === 0) return Promise.resolve(this.grant(key, recent, nowMs));
+    if (this.waiting.size >= this.opts.maxQueued) return Promise.resolve(null);
+    this.busyBySource.set(key, busy + 1);
     return new Promise<CheckSlot>((resolve) => {
-      if (queue === undefined) this.waiting.set(key, [resolve]);
-      else queue.push(resolve);
-      this.queued++;
+      // Its checks already running or waiting count as recent ones: a source's second waiting check goes behind others' first.
+      this.waiting.set(this.arrivals++, recent + busy, () => resolve(this.grant(key, this.recentChecks(key, nowMs), nowMs, true)));
     });
   }
 
-  private grant(): CheckSlot {
+  /** The decayed count of `key`'s recent checks at `nowMs`. */
+  private recentChecks(key: string, nowMs: number): number {
+    const u = this.usage.get(key);
+    if (u === undefined) return 0;
+    return u.count * 2 ** (-Math.max(0, nowMs - u.at) / this.opts.usageHalfLifeMs);
+  }
+
+  /** A slot for `key`; `counted`: its busy count was raised when it started waiting. */
+  private grant(key: string, recent: number, nowMs: number, counted = false): CheckSlot {
     this.inFlight++;
+    if (!counted) this.busyBySource.set(key, (this.busyBySource.get(key) ?? 0) + 1);
+    this.usage.delete(key);
+    this.usage.set(key, { count: recent + 1, at: nowMs });
+    if (this.usage.size > this.opts.maxSources) {
+      const oldest = this.usage.keys().next();
+      if (oldest.done !== true) this.usage.delete(oldest.value);
+    }
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
         this.inFlight--;
+        const n = (this.busyBySource.get(key) ?? 1) - 1;
+        if (n <= 0) this.busyBySource.delete(key);
+        else this.busyBySource.set(key, n);
         this.handOn();
       },
     };
   }
 
-  /** Gives free slots to waiting sources in turn (Map order: the source served goes to the back). */
+  /** Gives free slots to the waiting checks of the least busy sources. */
   private handOn(): void {
-    while (this.inFlight < this.opts.maxInFlight && this.queued > 0) {
-      const next = this.waiting.entries().next();
-      if (next.done === true) return;
-      const [key, queue] = next.value;
-      this.waiting.delete(key);
-      const waiter = queue.shift();
-      if (queue.length > 0) this.waiting.set(key, queue);
-      if (waiter === undefined) continue;
-      this.queued--;
-      waiter(this.grant());
+    while (this.inFlight < this.opts.maxInFlight) {
+      const next = this.waiting.pop();
+      if (next === undefined) return;
+      next.value();
     }
   }
 

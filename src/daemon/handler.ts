@@ -251,7 +251,7 @@ async function checkSignature(
     if (err instanceof Sig0Error) throw Refusals.badSignature();
     throw err;
   }
-  const slot = ctx.guard === undefined ? undefined : await ctx.guard.acquire(remote);
+  const slot = ctx.guard === undefined ? undefined : await ctx.guard.acquire(remote, ctx.clock.now());
   if (slot === null) throw Refusals.busy();
   try {
     await (ctx.verify ?? verifyPreparedSig0)(prepared);

@@ -23,11 +23,11 @@ describe('request guard', () => {
 
   it('caps checks in flight; a release frees a slot', async () => {
     const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 2 });
-    const a1 = await g.acquire('192.0.2.1');
-    const a2 = await g.acquire('192.0.2.2');
+    const a1 = await g.acquire('192.0.2.1', 0);
+    const a2 = await g.acquire('192.0.2.2', 0);
     assert.ok(a1 && a2);
     let third: CheckSlot | null | undefined;
-    const pending = g.acquire('192.0.2.3').then((s) => (third = s));
+    const pending = g.acquire('192.0.2.3', 0).then((s) => (third = s));
     await Promise.resolve();
     assert.equal(third, undefined, 'the third check waits for a slot');
     assert.equal(g.checksWaiting, 1);
@@ -40,45 +40,63 @@ describe('request guard', () => {
   });
 
   it('answers busy (null) once a source, or everybody, has too many checks waiting', async () => {
-    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxQueuedPerSource: 2, maxQueued: 3 });
-    const held = await g.acquire('192.0.2.1');
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxPerSource: 2, maxQueued: 3 });
+    const held = await g.acquire('192.0.2.1', 0);
     assert.ok(held);
     // Each waiting check releases its slot once granted.
     const granted = (src: string): Promise<boolean> =>
-      g.acquire(src).then((s) => {
+      g.acquire(src, 0).then((s) => {
         s?.release();
         return s !== null;
       });
     const waits = [granted('192.0.2.9'), granted('192.0.2.9')];
-    assert.equal(await g.acquire('192.0.2.9'), null, 'third waiting check of one source');
+    assert.equal(await g.acquire('192.0.2.9', 0), null, 'a third check of one source');
     waits.push(granted('192.0.2.8'));
-    assert.equal(await g.acquire('192.0.2.7'), null, 'queue full for everybody');
+    assert.equal(await g.acquire('192.0.2.7', 0), null, 'queue full for everybody');
     held.release();
     assert.deepEqual(await Promise.all(waits), [true, true, true]);
     assert.equal(g.checksInFlight, 0);
   });
 
-  it('hands freed slots to waiting sources in turn: a flood from one source delays another by one check', async () => {
-    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxQueuedPerSource: 100, maxQueued: 1000 });
+  it('hands freed slots to the sources with the fewest recent checks first: a flood cannot crowd out a rare client', async () => {
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxPerSource: 100, maxQueued: 1000 });
+    const use = async (src: string, times: number): Promise<void> => {
+      for (let i = 0; i < times; i++) (await g.acquire(src, 0))?.release();
+    };
+    await use('198.51.100.1', 5);
+    await use('198.51.100.2', 2);
+    const held = await g.acquire('198.51.100.1', 0);
+    assert.ok(held);
     const order: string[] = [];
-    const first = await g.acquire('198.51.100.1');
-    assert.ok(first);
     const all: Array<Promise<void>> = [];
     const queue = (src: string): void => {
       all.push(
-        g.acquire(src).then((s) => {
+        g.acquire(src, 0).then((s) => {
           order.push(src);
           s?.release();
         }),
       );
     };
-    for (let i = 0; i < 5; i++) queue('198.51.100.1');
-    for (let i = 0; i < 5; i++) queue('198.51.100.2');
+    for (let i = 0; i < 3; i++) queue('198.51.100.1');
+    for (let i = 0; i < 3; i++) queue('198.51.100.2');
     queue('192.0.2.5');
-    first.release();
+    held.release();
     await Promise.all(all);
-    assert.deepEqual(order.slice(0, 3), ['198.51.100.1', '198.51.100.2', '192.0.2.5']);
-    assert.equal(order.length, 11);
+    assert.deepEqual(order, ['192.0.2.5', '198.51.100.2', '198.51.100.2', '198.51.100.2', '198.51.100.1', '198.51.100.1', '198.51.100.1']);
+  });
+
+  it('lets a source\'s recent checks count for less as time passes (half-life)', async () => {
+    const g = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, usageHalfLifeMs: 1000 });
+    for (let i = 0; i < 8; i++) (await g.acquire('198.51.100.1', 0))?.release();
+    for (let i = 0; i < 3; i++) (await g.acquire('198.51.100.2', 2500))?.release();
+    // At 5 s: source 1 has 8 / 32 = 0.25 recent checks, source 2 has 3 / 2^2.5 ≈ 0.53.
+    const held = await g.acquire('192.0.2.9', 5000);
+    assert.ok(held);
+    const order: string[] = [];
+    const waits = ['198.51.100.2', '198.51.100.1'].map((src) => g.acquire(src, 5000).then((s) => (order.push(src), s?.release())));
+    held.release();
+    await Promise.all(waits);
+    assert.deepEqual(order, ['198.51.100.1', '198.51.100.2']);
   });
 
   it('remembers accepted requests until they expire, within a bounded capacity', async () => {

@@ -195,7 +195,7 @@ describe('fair signature checks', () => {
 
   it('a flood from many sources queues; a new source is checked within one round, not after the flood', async () => {
     const lab = handlerLab();
-    lab.ctx.guard = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxQueuedPerSource: 4 });
+    lab.ctx.guard = new RequestGuard({ perSourceRate: 0, maxInFlight: 1, maxPerSource: 4 });
     const gate = gatedVerifier();
     lab.ctx.verify = gate.verify;
     // Claimed names whose key the flood knows (public), flooded with checks.
