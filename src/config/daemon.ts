@@ -125,6 +125,17 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
   return zone;
 }
 
+/** Longer SIG(0) windows make captured requests replayable for that long; the replay cache keeps them as long. */
+const MAX_SIG_VALIDITY_LIMIT = 24 * 3600_000;
+
+/** `max-sig-validity`: a duration up to MAX_SIG_VALIDITY_LIMIT. */
+function parseMaxSigValidity(ctx: ParseContext, top: MapReader): number {
+  const v = top.duration('max-sig-validity');
+  if (v === undefined) return DAEMON_DEFAULTS['max-sig-validity'];
+  if (v > MAX_SIG_VALIDITY_LIMIT) fail(ctx, top.at('max-sig-validity'), 'range', 'must be at most 24h', top.raw('max-sig-validity'));
+  return v;
+}
+
 /** Parse configuration text; `file` names it in messages and anchors relative paths. */
 export function parseDaemonConfig(text: string, file: string): LoadedConfig<DaemonConfig> {
   const ctx = newContext(file);
@@ -149,7 +160,7 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
     dataDir: path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']),
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
-    maxSigValidity: top.duration('max-sig-validity') ?? DAEMON_DEFAULTS['max-sig-validity'],
+    maxSigValidity: parseMaxSigValidity(ctx, top),
     zones,
   };
   top.finish();
