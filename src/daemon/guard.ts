@@ -73,7 +73,7 @@ export function replayKey(signedData: Buffer): string {
 
 /** Where remembered requests are also kept, so that a restart does not forget them. */
 export interface ReplayPersistence {
-  /** Records one accepted request; resolves once it is durable. */
+  /** Records one accepted request; resolves once it would survive a restart. */
   add(key: string, expiresAtMs: number): Promise<void>;
 }
 
@@ -189,7 +189,7 @@ export class RequestGuard {
     return this.replays.has(key);
   }
 
-  /** Remembers an accepted request until `expiresAtMs` (the SIG expiration); resolves once persisted. */
+  /** Remembers an accepted request until `expiresAtMs` (the SIG expiration); resolves once persisted (see ReplayPersistence). */
   async remember(key: string, expiresAtMs: number, nowMs: number): Promise<void> {
     if (!this.rememberInMemory(key, expiresAtMs, nowMs)) return;
     await this.persistence?.add(key, expiresAtMs);

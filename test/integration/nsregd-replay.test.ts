@@ -1,7 +1,8 @@
 /**
  * The replay cache survives a restart: a request accepted before SIGTERM,
  * sent again (as it was, or with its ECDSA signature malleated) to the
- * daemon started again on the same data directory, is refused as replayed.
+ * daemon started again on the same data directory, is refused as replayed —
+ * after SIGTERM and after SIGKILL alike.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,33 +27,37 @@ describe('nsregd replay cache across a restart', () => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   });
 
-  it('refuses a request accepted before the restart, and its malleated twin', async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
-    const c = makeClient('host1', ZONE, Algorithm.ECDSAP256SHA256);
-    const now = Math.floor(Date.now() / 1000);
-    const claim = signedUpdate(c, [a(c.name, '127.0.0.5')], { now, id: 1 });
-    const remove = signedUpdate(c, [a(c.name, '127.0.0.5', 0, RRClass.NONE)], { now, id: 2 });
+  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`refuses a request accepted before a restart (${sig}), and its malleated twin`, async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+      const c = makeClient('host1', ZONE, Algorithm.ECDSAP256SHA256);
+      const now = Math.floor(Date.now() / 1000);
+      const claim = signedUpdate(c, [a(c.name, '127.0.0.5')], { now, id: 1 });
+      const remove = signedUpdate(c, [a(c.name, '127.0.0.5', 0, RRClass.NONE)], { now, id: 2 });
 
-    const first = await startNsregd({ zonesYaml: zones, dir });
-    try {
-      assert.equal((await first.send(claim)).rcode, Rcode.NOERROR);
-      assert.equal((await first.send(remove)).rcode, Rcode.NOERROR);
-    } finally {
-      await first.stop();
-    }
-    assert.equal(await first.exited(), 0);
-
-    const second = await startNsregd({ zonesYaml: zones, dir });
-    try {
-      for (const replay of [claim, malleate(claim, Algorithm.ECDSAP256SHA256)]) {
-        const reply = await second.send(replay);
-        assert.equal(reply.rcode, Rcode.REFUSED);
-        assert.deepEqual(reasons(reply), ['Replayed request']);
+      const first = await startNsregd({ zonesYaml: zones, dir });
+      try {
+        assert.equal((await first.send(claim)).rcode, Rcode.NOERROR);
+        assert.equal((await first.send(remove)).rcode, Rcode.NOERROR);
+        first.signal(sig);
+        await first.exited();
+      } finally {
+        await first.stop();
       }
-      // A fresh request of the owner still works.
-      assert.equal((await second.send(signedUpdate(c, [a(c.name, '127.0.0.5')], { now, id: 3 }))).rcode, Rcode.NOERROR);
-    } finally {
-      await second.stop();
-    }
-  });
+
+      const second = await startNsregd({ zonesYaml: zones, dir });
+      try {
+        for (const replay of [claim, malleate(claim, Algorithm.ECDSAP256SHA256)]) {
+          const reply = await second.send(replay);
+          assert.equal(reply.rcode, Rcode.REFUSED);
+          assert.deepEqual(reasons(reply), ['Replayed request']);
+        }
+        // A fresh request of the owner still works.
+        assert.equal((await second.send(signedUpdate(c, [a(c.name, '127.0.0.5')], { now, id: 3 }))).rcode, Rcode.NOERROR);
+      } finally {
+        await second.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
