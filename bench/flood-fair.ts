@@ -5,7 +5,7 @@
  * wrong signatures for claimed names whose P-384 keys they know — the most
  * expensive check the daemon allows — as fast as the daemon answers.
  * Meanwhile one legitimate client from 127.0.0.2 refreshes its name every
- * 200 ms, a new connection each time as nsregc does. Reports the legitimate
+ * 100 ms, a new connection each time as nsregc does. Reports the legitimate
  * client's success rate and latency, and what the flood got.
  *
  *   node dist/bench/flood-fair.js [seconds=20] [sources=200]
@@ -31,7 +31,7 @@ const seconds = Number(process.argv[2] ?? 20);
 const sources = Number(process.argv[3] ?? 200);
 const PIPELINE = 16;
 const VICTIMS = 200;
-const LEGIT_INTERVAL_MS = 200;
+const LEGIT_INTERVAL_MS = 100;
 const WARMUP_MS = 2000;
 const ZONE = 'dynamic.example.org.';
 
