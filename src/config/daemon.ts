@@ -68,6 +68,8 @@ export interface DaemonConfig {
   /** Absolute. */
   readonly dataDir: string;
   readonly debug: boolean;
+  /** Longest SIG(0) validity (expiration − inception) accepted, ms. */
+  readonly maxSigValidity: number;
   /** Keyed by zone FQDN (lower case, trailing dot). */
   readonly zones: Readonly<Record<string, ZoneConfig>>;
 }
@@ -83,6 +85,7 @@ export const DAEMON_DEFAULTS = Object.freeze({
   'listen-port': 8053,
   'data-dir': '/var/lib/nsregd',
   debug: false,
+  'max-sig-validity': 3600_000,
 });
 
 export const ZONE_DEFAULTS = Object.freeze({
@@ -144,6 +147,14 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
   return zone;
 }
 
+/** Longer SIG(0) windows make captured requests replayable for that long; the replay cache keeps them as long. */
+const MAX_SIG_VALIDITY_LIMIT = 24 * 3600_000;
+
+/** `max-sig-validity`: a duration up to MAX_SIG_VALIDITY_LIMIT. */
+function parseMaxSigValidity(top: MapReader): number {
+  return top.duration('max-sig-validity', { ms: MAX_SIG_VALIDITY_LIMIT, why: 'the replay cache keeps every accepted request that long' }) ?? DAEMON_DEFAULTS['max-sig-validity'];
+}
+
 /** Parse configuration text; `file` names it in messages and anchors relative paths. */
 export function parseDaemonConfig(text: string, file: string): LoadedConfig<DaemonConfig> {
   const ctx = newContext(file);
@@ -168,6 +179,7 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
     dataDir: path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']),
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
+    maxSigValidity: parseMaxSigValidity(top),
     zones,
   };
   top.finish();

@@ -11,6 +11,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
 import { KeyStore } from './keydb/keystore.js';
+import { ReplayStore } from './replay-store.js';
 import { RegistrationServer, type ServerLimits } from './server.js';
 import { createUpstream } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
@@ -35,6 +36,8 @@ export class Daemon {
   private readonly clock: Clock;
   /** One guard for the daemon's life: rate state and the replay cache survive reloads. */
   private readonly guard: RequestGuard;
+  /** The replay cache's file (in the data-dir the daemon started with). */
+  private replays: ReplayStore | undefined;
   private reloading: Promise<boolean> | undefined;
 
   private constructor(
@@ -55,6 +58,7 @@ export class Daemon {
   static async startWith(config: DaemonConfig, opts: DaemonOptions): Promise<Daemon> {
     const daemon = new Daemon(config, opts);
     try {
+      await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
     } catch (err) {
@@ -62,6 +66,18 @@ export class Daemon {
       throw err;
     }
     return daemon;
+  }
+
+  /** Requests accepted before a restart stay refused as replays until their signatures expire. */
+  private async openReplays(): Promise<void> {
+    const log = this.opts.logger;
+    const { store, entries, warnings } = await ReplayStore.open(this.config.dataDir, this.clock, (err) =>
+      log.error({ err }, 'replay cache write failed'),
+    );
+    for (const w of warnings) log.warn(w);
+    this.guard.loadReplays(entries, this.clock.now());
+    this.guard.persistTo(store);
+    this.replays = store;
   }
 
   get currentConfig(): DaemonConfig {
@@ -89,6 +105,7 @@ export class Daemon {
       clock: this.clock,
       logger: this.opts.logger,
       guard: this.guard,
+      maxSigValidity: this.config.maxSigValidity,
     };
   }
 
@@ -250,5 +267,7 @@ export class Daemon {
     this.server = undefined;
     await Promise.all(this.retired.map((s) => s.close()));
     this.retired = [];
+    await this.replays?.close();
+    this.replays = undefined;
   }
 }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { Opcode, RRClass, RRType, Rcode } from '../dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../dns/errors.js';
-import { keyTag as computeKeyTag } from '../dns/keys.js';
+import { keyCostProblem, keyTag as computeKeyTag } from '../dns/keys.js';
 import {
   decodeMessage,
   encodeMessage,
@@ -17,11 +17,11 @@ import {
   type ResourceRecord,
 } from '../dns/message.js';
 import { canonicalName, childLabel, fqdn, isSubdomain, nameToLabels } from '../dns/names.js';
-import { extractSig0, prepareSig0, verifyPreparedSig0, type Sig0Extract } from '../dns/sig0.js';
+import { extractSig0, prepareSig0, verifyPreparedSig0, type PreparedSig0, type Sig0Extract } from '../dns/sig0.js';
 import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../net/address.js';
 import type { Clock } from '../clock.js';
-import type { RequestGuard } from './guard.js';
+import { replayKey, type RequestGuard } from './guard.js';
 import { recordKey, type AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
 import { claimableName } from './labels.js';
@@ -36,7 +36,14 @@ export interface HandlerContext {
   logger: Logger;
   /** Rate limits, in-flight cap and replay cache for signature checks (none: unguarded, as in unit tests). */
   guard?: RequestGuard;
+  /** Longest SIG(0) validity (expiration − inception) accepted, ms (default DEFAULT_MAX_SIG_VALIDITY). */
+  maxSigValidity?: number;
+  /** The signature check itself (default verifyPreparedSig0, on libuv's thread pool); tests pass a controllable one. */
+  verify?: (p: PreparedSig0) => Promise<void>;
 }
+
+/** The default `max-sig-validity`: BIND's and nsregc's windows are ±5 minutes. */
+export const DEFAULT_MAX_SIG_VALIDITY = 3600_000;
 
 /** What happened, for the connection's log line. */
 export interface HandlerOutcome {
@@ -133,22 +140,8 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
     const sig = sigOf(req);
     claimed = canonicalName(sig.sig.signerName);
     const name = claimed;
-    // The guard comes before the name lock and every signature check: a flood
-    // from one source is turned away here instead of queueing behind a name.
-    let release = (): void => undefined;
-    if (ctx.guard) {
-      const nowMs = ctx.clock.now();
-      if (ctx.guard.isReplay(sig.sig.signature, nowMs)) throw Refusals.replayed();
-      const admission = ctx.guard.admit(remote, nowMs);
-      if (!admission.ok) throw admission.why === 'rate' ? Refusals.rateLimited() : Refusals.busy();
-      release = () => admission.release();
-    }
-    let answers: ResourceRecord[];
-    try {
-      answers = await zone.withNameLock(name, () => processUpdate(req, sig, name, remote, zone, ctx));
-    } finally {
-      release();
-    }
+    const replay = screenRequest(req, sig, remote, ctx);
+    const answers = await zone.withNameLock(name, () => processUpdate(req, sig, replay, name, remote, zone, ctx));
     const m = replyTo(req, Rcode.NOERROR);
     m.answers = answers;
     return { reply: encodeMessage(m), rcode: Rcode.NOERROR, zone: zone.name, name };
@@ -213,16 +206,61 @@ function sameKey(a: KeyRData, b: KeyRData): boolean {
   return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
 }
 
+/**
+ * The checks that cost next to nothing, before the request waits on its
+ * name's lock: RFC 2136 §2.4 prerequisites (refused: see below), the
+ * signature's validity window, the replay cache and the source's rate.
+ * Returns the request's replay key. Throws a Refusal.
+ */
+function screenRequest(req: DecodedMessage, sig: Sig0Extract, remote: string, ctx: HandlerContext): string {
+  // RFC 2136 §3.2: prerequisites would have to be evaluated against every
+  // RRset of the name, and nsregd knows only the A/AAAA records it manages;
+  // answering for the rest would be guessing, so a request carrying any is
+  // refused rather than applied with them ignored. nsregc sends none.
+  if (req.answers.length > 0) throw Refusals.prerequisites();
+  // A long window makes a captured request replayable for long, and the
+  // replay cache would have to remember it as long (RFC 2931 §3 leaves the
+  // window to the signer).
+  const maxValidity = ctx.maxSigValidity ?? DEFAULT_MAX_SIG_VALIDITY;
+  if ((sig.sig.expiration - sig.sig.inception) * 1000 > maxValidity) throw Refusals.sigValidityTooLong();
+  const key = replayKey(sig.signedData);
+  if (ctx.guard) {
+    const nowMs = ctx.clock.now();
+    if (ctx.guard.isReplay(key, nowMs)) throw Refusals.replayed();
+    // A flood from one source is turned away here instead of queueing behind a name.
+    if (!ctx.guard.withinRate(remote, nowMs)) throw Refusals.rateLimited();
+  }
+  return key;
+}
+
+/**
+ * The signature check, holding one of the guard's check slots only while
+ * it runs: a request waiting on its name's lock holds none, and the slots
+ * are shared fairly between sources (see guard.ts).
+ */
 async function checkSignature(
   sig: Sig0Extract,
   key: { name: string; rdata: KeyRData; keyTag: number; publicKey?: import('node:crypto').KeyObject },
   now: number,
+  remote: string,
+  ctx: HandlerContext,
 ): Promise<void> {
+  let prepared: PreparedSig0;
   try {
-    await verifyPreparedSig0(prepareSig0(sig, key, Math.floor(now / 1000)));
+    prepared = prepareSig0(sig, key, Math.floor(now / 1000));
   } catch (err) {
     if (err instanceof Sig0Error) throw Refusals.badSignature();
     throw err;
+  }
+  const slot = ctx.guard === undefined ? undefined : await ctx.guard.acquire(remote, ctx.clock.now());
+  if (slot === null) throw Refusals.busy();
+  try {
+    await (ctx.verify ?? verifyPreparedSig0)(prepared);
+  } catch (err) {
+    if (err instanceof Sig0Error) throw Refusals.badSignature();
+    throw err;
+  } finally {
+    slot?.release();
   }
 }
 
@@ -304,6 +342,7 @@ function addressAllowed(address: string, zone: Zone): boolean {
 async function processUpdate(
   req: DecodedMessage,
   sig: Sig0Extract,
+  replay: string,
   name: string,
   remote: string,
   zone: Zone,
@@ -312,7 +351,7 @@ async function processUpdate(
   const cfg = zone.config;
   const now = ctx.clock.now();
   // Again under the lock: an identical message may have been accepted while this one waited.
-  if (ctx.guard?.isReplay(sig.sig.signature, now)) throw Refusals.replayed();
+  if (ctx.guard?.isReplay(replay, now)) throw Refusals.replayed();
   if (!claimableName(name, zone.name, cfg.labelSyntax)) throw Refusals.labelNotHostname();
   const keyRR = keyRecordOf(req);
   const existing = zone.keyOf(name);
@@ -320,13 +359,14 @@ async function processUpdate(
     // Cheap comparisons first; the signature check is the expensive part.
     if (sig.sig.keyTag !== existing.keyTag) throw Refusals.wrongKey();
     if (canonicalName(keyRR.name) !== name || !sameKey(keyRR.rdata, existing.rdata)) throw Refusals.wrongKeyRecord();
-    await checkSignature(sig, { name, rdata: existing.rdata, keyTag: existing.keyTag, publicKey: existing.publicKey() }, now);
+    await checkSignature(sig, { name, rdata: existing.rdata, keyTag: existing.keyTag, publicKey: existing.publicKey() }, now, remote, ctx);
   } else {
     if (!inNets(remote, cfg.allowedNets)) throw Refusals.remoteNotAllowed();
     const label = childLabel(name, zone.name);
     if (label === undefined || cfg.reservedNames.includes(label)) throw Refusals.nameDisallowed();
     if (canonicalName(keyRR.name) !== name) throw Refusals.wrongKeyRecord();
-    await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now);
+    refuseCostlyKey(keyRR.rdata, name, remote, zone);
+    await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now, remote, ctx);
   }
   const vetted = vetRecords(req, name, zone);
   checkRecordCap(vetted, name, zone);
@@ -342,8 +382,29 @@ async function processUpdate(
   const result = await zone.applyUpdate(plan, now);
   if (!result.ok) throw REFUSAL_OF[result.failure]();
   if (existing === undefined) zone.logger.info({ name, keyTag: computeKeyTag(keyRR.rdata), remote }, 'new name claimed');
-  ctx.guard?.remember(sig.sig.signature, sig.sig.expiration * 1000, now);
+  await rememberAccepted(replay, sig, now, zone, ctx);
   return vetted.echo;
+}
+
+/** A new claim's key must be cheap to check: every later update of the name is checked with it. */
+function refuseCostlyKey(rdata: KeyRData, name: string, remote: string, zone: Zone): void {
+  const problem = keyCostProblem(rdata);
+  if (problem === undefined) return;
+  zone.logger.info({ name, remote, problem }, 'claim refused: key too expensive to verify');
+  throw Refusals.keyTooExpensive();
+}
+
+/**
+ * Remembers an accepted request until its signature expires, durably when
+ * the guard persists (a restart must not reopen the replay). The update is
+ * applied already, so a failure to persist is logged, not refused.
+ */
+async function rememberAccepted(replay: string, sig: Sig0Extract, now: number, zone: Zone, ctx: HandlerContext): Promise<void> {
+  try {
+    await ctx.guard?.remember(replay, sig.sig.expiration * 1000, now);
+  } catch (err) {
+    zone.logger.error({ err }, 'replay cache could not be written; a restart may accept this request again');
+  }
 }
 
 const REFUSAL_OF = {

@@ -52,6 +52,10 @@ const TABLE = {
   // Hijack protection (README "Names and existing records").
   labelNotHostname: [Rcode.REFUSED, 'Name must be a host name (letters, digits, hyphens)'],
   nameInUse: [Rcode.REFUSED, 'Name is in use by other records'],
+  // Replay and signature defences (issue 10).
+  sigValidityTooLong: [Rcode.NOTAUTH, 'Signature validity period too long'],
+  keyTooExpensive: [Rcode.REFUSED, 'Key too expensive to verify or too weak (RSA: 2048-4096 bits, exponent at most 2^32)'],
+  prerequisites: [Rcode.REFUSED, 'Prerequisites are not supported'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

@@ -1,0 +1,82 @@
+import { strict as assert } from 'node:assert';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { RequestGuard, replayKey } from '../../../src/daemon/guard.js';
+import { ReplayStore } from '../../../src/daemon/replay-store.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+const fail = (err: unknown): void => assert.fail(String(err));
+/** A replay key as the handler makes them. */
+const K = (s: string): string => replayKey(Buffer.from(s));
+
+describe('replay store', () => {
+  it('keeps remembered requests across a reopen until they expire', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(1_000_000);
+      const first = await ReplayStore.open(dir, clock, fail);
+      const g = new RequestGuard();
+      g.persistTo(first.store);
+      await g.remember(K('a'), 1_000_000 + 60_000, clock.now());
+      await g.remember(K('b'), 1_000_000 + 600_000, clock.now());
+      await g.remember(K('gone'), 1_000_000, clock.now()); // already expired: not kept
+      await first.store.close();
+
+      clock.advance(120_000);
+      const second = await ReplayStore.open(dir, clock, fail);
+      assert.deepEqual(second.entries, [{ key: K('b'), expiresAtMs: 1_600_000 }]);
+      const g2 = new RequestGuard();
+      g2.loadReplays(second.entries, clock.now());
+      assert.ok(g2.isReplay(K('b'), clock.now()));
+      assert.ok(!g2.isReplay(K('a'), clock.now()));
+      // Opening compacted the file to the live entry.
+      assert.equal((await readFile(ReplayStore.fileFor(dir), 'utf8')).trim().split('\n').length, 1);
+      await second.store.close();
+
+      clock.advance(600_000);
+      const third = await ReplayStore.open(dir, clock, fail);
+      assert.deepEqual(third.entries, []);
+      await third.store.close();
+      await assert.rejects(stat(ReplayStore.fileFor(dir)), 'an empty replay file is removed on close');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stays bounded: compacts once it holds twice what is live', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(0);
+      const { store } = await ReplayStore.open(dir, clock, fail);
+      // 30 batches of 100 (one group commit each); an entry outlives the next 999 only.
+      for (let batch = 0; batch < 30; batch++) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => store.add(K(`${batch}-${i}`), clock.now() + 10_000)));
+        await store.idle();
+        clock.advance(1000);
+      }
+      assert.ok(store.size <= 2048, `live entries tracked: ${store.size}`);
+      const lines = (await readFile(ReplayStore.fileFor(dir), 'utf8')).trim().split('\n').length;
+      assert.ok(lines <= 2048, `lines in the file: ${lines}`);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ignores a torn last line (a write cut short) with a warning', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const whole = `5000 ${K('a')}\n`;
+      await writeFile(ReplayStore.fileFor(dir), `${whole}6000 ${K('b').slice(0, 20)}`);
+      const { store, entries, warnings } = await ReplayStore.open(dir, new FakeClock(0), fail);
+      assert.deepEqual(entries, [{ key: K('a'), expiresAtMs: 5000 }]);
+      assert.equal(warnings.length, 1);
+      await store.close();
+      assert.equal(await readFile(ReplayStore.fileFor(dir), 'utf8'), whole, 'rewritten without the torn line');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
