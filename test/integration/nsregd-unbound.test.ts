@@ -61,8 +61,9 @@ describe('nsregd with a real unbound upstream', () => {
 
   it('a later address of the same name keeps the earlier ones; removal takes only its own', async () => {
     const c = makeClient('ub2', ZONE);
-    await d.send(signedUpdate(c, [a(c.name, '192.0.2.21')], { now: now() }));
-    await d.send(signedUpdate(c, [a(c.name, '192.0.2.22')], { now: now() }));
+    assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.21')], { now: now() }))).rcode, Rcode.NOERROR);
+    assert.deepEqual(await unbound.query(c.name, 'A'), ['192.0.2.21']);
+    assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.22')], { now: now() }))).rcode, Rcode.NOERROR);
     assert.deepEqual((await unbound.query(c.name, 'A')).sort(), ['192.0.2.21', '192.0.2.22']);
     const r = await d.send(signedUpdate(c, [a(c.name, '192.0.2.21', 0, RRClass.NONE)], { now: now() }));
     assert.equal(r.rcode, Rcode.NOERROR);
@@ -73,7 +74,12 @@ describe('nsregd with a real unbound upstream', () => {
 
   it('shutdown removes the records from unbound', async () => {
     const c = makeClient('ub3', ZONE);
-    await d.send(signedUpdate(c, [a(c.name, '192.0.2.33')], { now: now() }));
+    assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.33')], { now: now() }))).rcode, Rcode.NOERROR);
+    // Both names are published before the stop, so their absence after it is the shutdown's doing.
+    assert.deepEqual(await unbound.query(c.name, 'A'), ['192.0.2.33']);
+    assert.deepEqual(await unbound.query(`ub2.${ZONE}`, 'A'), ['192.0.2.22']);
+    const before = await unbound.localData();
+    assert.ok(before.some((l) => l.includes('192.0.2.33')) && before.some((l) => l.includes('192.0.2.22')), before.join('\n'));
     d.signal('SIGTERM');
     assert.equal(await d.exited(), 0);
     const lines = await unbound.localData();
