@@ -16,6 +16,7 @@ import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';
 import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ZONE = 'dynamic.example.org.';
 const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
@@ -39,16 +40,6 @@ async function zoneA(named: NamedLab): Promise<string[]> {
     .filter((f) => f[3] === 'A' && f[0] !== `ns.${ZONE}`)
     .map((f) => `${f[0]} ${f[4]}`)
     .sort();
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const claim = (d: NsregdLab, c: TestClient, addr: string, ttl = 300, id = 1): Promise<number> =>
@@ -88,7 +79,8 @@ describe('upstream faults and crashes', () => {
       assert.equal(await claim(d, keep, '192.0.2.5', 300, 2), Rcode.SERVFAIL, 'a new address while down fails');
       const removal = await d.send(signedUpdate(gone, [a(gone.name, '192.0.2.2', 0, RRClass.NONE)], { now: now(), id: 3 }));
       assert.equal(removal.rcode, Rcode.SERVFAIL, 'the client hears of the failure, but the removal stays queued');
-      await new Promise((r) => setTimeout(r, 2500)); // "short" expires meanwhile
+      // "short" (TTL 2 s) expires while the upstream is down: its removal is queued too.
+      assert.deepEqual((await d.waitForLog('records expired', 5000))['count'], 1);
       await proxy.restore();
 
       // Live now: keep 192.0.2.1 only. The queued removals and the expiry reach named on retry.

@@ -24,6 +24,7 @@ import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';
 import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ZONE = 'dynamic.example.org.';
 const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
@@ -51,17 +52,6 @@ function zones(named: NamedLab, opts: { maxKeyTtl?: string; upstream?: Record<st
     'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'],
     upstreams: [nsupdateUpstream(ZONE, named.port, key, { timeout: '3s', ...opts.upstream })],
   });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await fn();
-  }
-  return last;
 }
 
 /** dig's status line for `name`/`type` at named. */
@@ -146,7 +136,7 @@ describe('hijack: whole-name removals leave the operator\'s records (protect-exi
     assert.deepEqual(await named.query(c.name, 'A'), ['192.0.2.71']);
     assert.deepEqual(await named.query(c.name, 'TXT'), ['"operator record"']);
     assert.deepEqual(await named.query(c.name, 'MX'), ['10 mail.example.org.']);
-    await waitFor('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0);
+    await eventually('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0, 8000);
     assert.deepEqual(await named.query(c.name, 'TXT'), ['"operator record"']);
     assert.deepEqual(await named.query(c.name, 'MX'), ['10 mail.example.org.']);
   });
@@ -155,7 +145,7 @@ describe('hijack: whole-name removals leave the operator\'s records (protect-exi
     const c = makeClient('expiring', ZONE);
     assert.equal((await register(d, c, [a(c.name, '192.0.2.72', 3600)])).rcode, Rcode.NOERROR);
     assert.deepEqual(await named.query(c.name, 'A'), ['192.0.2.72']);
-    await waitFor('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0);
+    await eventually('key expiry removal', () => named.query(c.name, 'A'), (v) => v.length === 0, 8000);
     assert.deepEqual(await named.query(c.name, 'TXT'), ['"operator record"']);
   });
 });

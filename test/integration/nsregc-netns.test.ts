@@ -17,6 +17,7 @@ import type { TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml } from '../helpers/nsregd-lab.js';
 import { createNetns, LoggedProcess, REPO_ROOT, startNamedInNetns, type Netns, type NetnsNamed } from '../helpers/netns.js';
 import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `e2e.${ZONE}`;
@@ -24,17 +25,6 @@ const NSREGD_PORT = 8053;
 const key: TsigKeySpec = { name: 'nsregd.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
 /** The brief: a new address shows up in named within 2 s. */
 const PROPAGATION_MS = 2000;
-
-async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out (${timeoutMs} ms) waiting for ${what}; last ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    last = await fn();
-  }
-  return last;
-}
 
 describe('nsregc end to end in a network namespace', () => {
   let ns: Netns | undefined;
@@ -122,8 +112,8 @@ describe('nsregc end to end in a network namespace', () => {
     let t0 = Date.now();
     await ns!.ip('addr', 'add', '192.0.2.10/24', 'dev', 'veth0');
     await ns!.ip('addr', 'add', '2001:db8::10/64', 'dev', 'veth0', 'nodad');
-    await waitFor('A 192.0.2.10', a, (v) => v.includes('192.0.2.10'), PROPAGATION_MS - (Date.now() - t0));
-    await waitFor('AAAA 2001:db8::10', aaaa, (v) => v.includes('2001:db8::10'), PROPAGATION_MS - (Date.now() - t0));
+    await eventually('A 192.0.2.10', a, (v) => v.includes('192.0.2.10'), PROPAGATION_MS - (Date.now() - t0));
+    await eventually('AAAA 2001:db8::10', aaaa, (v) => v.includes('2001:db8::10'), PROPAGATION_MS - (Date.now() - t0));
     const reg = await c.waitForMsg('address registered', { address: '192.0.2.10' });
     assert.equal(reg['ttl'], 3600, 'addr-ttl for a permanent address');
 
@@ -132,7 +122,7 @@ describe('nsregc end to end in a network namespace', () => {
     await ns!.ip('addr', 'add', '2001:db8::20/64', 'dev', 'veth0', 'nodad', 'preferred_lft', '0');
     t0 = Date.now();
     await ns!.ip('addr', 'add', '203.0.113.30/24', 'dev', 'veth0');
-    await waitFor('A 203.0.113.30', a, (v) => v.includes('203.0.113.30'), PROPAGATION_MS);
+    await eventually('A 203.0.113.30', a, (v) => v.includes('203.0.113.30'), PROPAGATION_MS);
     await c.waitForMsg('address registered', { address: '203.0.113.30' });
     assert.deepEqual(await a(), ['192.0.2.10', '203.0.113.30']);
     assert.deepEqual(await aaaa(), ['2001:db8::10']);
@@ -143,8 +133,8 @@ describe('nsregc end to end in a network namespace', () => {
     t0 = Date.now();
     await ns!.ip('addr', 'del', '192.0.2.10/24', 'dev', 'veth0');
     await ns!.ip('addr', 'del', '2001:db8::10/64', 'dev', 'veth0');
-    await waitFor('A without 192.0.2.10', a, (v) => !v.includes('192.0.2.10'), PROPAGATION_MS);
-    await waitFor('no AAAA', aaaa, (v) => v.length === 0, PROPAGATION_MS - (Date.now() - t0));
+    await eventually('A without 192.0.2.10', a, (v) => !v.includes('192.0.2.10'), PROPAGATION_MS);
+    await eventually('no AAAA', aaaa, (v) => v.length === 0, PROPAGATION_MS - (Date.now() - t0));
     await c.waitForMsg('record removed', { address: '192.0.2.10' });
     assert.deepEqual(await a(), ['203.0.113.30']);
 
@@ -213,7 +203,7 @@ describe('nsregc end to end in a network namespace', () => {
     const c = nsregc(path.join(work, 'home1'), '--dns-server', `127.0.0.1@${named!.port}`, '--dns-tcp', '-i', 'veth0', '-n', 'e2e');
     await c.waitForMsg('found registration zone', { zone: ZONE, domain: '0.2.0.192.in-addr.arpa.' });
     await c.waitForMsg('found nsregd server for zone', { zone: ZONE, target: '127.0.0.1.', port: NSREGD_PORT });
-    await waitFor('A records', a, (v) => v.length === 2, 5000);
+    await eventually('A records', a, (v) => v.length === 2, 5000);
     assert.deepEqual(await a(), ['192.0.2.10', '203.0.113.30']);
     c.child.kill('SIGTERM');
     assert.equal(await c.exited(), 0, c.dump());

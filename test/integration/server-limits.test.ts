@@ -13,6 +13,7 @@ import { Opcode, RRClass, RRType, Rcode } from '../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
 import { frame, tcpExchange } from '../../src/net/transport.js';
 import { RegistrationServer } from '../../src/daemon/server.js';
+import { letTimePass } from '../helpers/eventually.js';
 
 function query(id: number): Buffer {
   const q = emptyMessage(id, Opcode.QUERY);
@@ -88,10 +89,16 @@ describe('registration server limits', () => {
   it('when full, the longest-idle connection makes room and busy ones are kept', async () => {
     const idle = await Promise.all(['127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9', '127.0.0.10', '127.0.0.11'].map((a) => connect(port, a)));
     const oldest = idle[0];
-    await new Promise((r) => setTimeout(r, 50));
-    // Activity on the others makes the first the longest idle.
-    for (const s of idle.slice(1)) s.write(frame(query(2)));
-    await new Promise((r) => setTimeout(r, 100));
+    // Time passes on purpose: the activity below must be later than the connections' start.
+    await letTimePass(50);
+    // Activity on the others makes the first the longest idle; their echoed replies show the server saw it.
+    await Promise.all(
+      idle.slice(1).map((s) => {
+        const answered = new Promise((r) => s.once('data', r));
+        s.write(frame(query(2)));
+        return answered;
+      }),
+    );
     const reply = await tcpExchange({ host: '127.0.0.1', port, message: query(3), timeoutMs: 2000, localAddress: '127.0.0.12' });
     assert.equal(reply.readUInt16BE(0), 3);
     assert.ok(await closed(oldest, 500), 'the longest-idle connection was evicted');
