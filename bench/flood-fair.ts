@@ -24,6 +24,7 @@ import { decodeMessage } from '../src/dns/message.js';
 import { FrameDecoder, frame, tcpExchange } from '../src/net/transport.js';
 import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../test/helpers/config-yaml.js';
 import { daemonYaml } from '../test/helpers/nsregd-lab.js';
+import { eventually, letTimePass } from '../test/helpers/eventually.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate } from '../test/helpers/sig0-client.js';
 
@@ -57,10 +58,16 @@ async function startDaemon(): Promise<{ port: number; pid: number; stop(): Promi
   const log = await open(logFile, 'w');
   const child = spawn(process.execPath, [path.resolve('bin/nsregd'), '-c', config], { stdio: ['ignore', log.fd, log.fd] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  while (!(await readFile(logFile, 'utf8')).includes('listening for registrations')) {
-    if (child.exitCode !== null) throw new Error(`nsregd exited: ${await readFile(logFile, 'utf8')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    'nsregd to listen',
+    async () => {
+      const text = await readFile(logFile, 'utf8');
+      if (child.exitCode !== null) throw new Error(`nsregd exited: ${text}`);
+      return text;
+    },
+    (text) => text.includes('listening for registrations'),
+    60_000,
+  );
   return {
     port,
     pid: child.pid as number,
@@ -170,7 +177,7 @@ if (!isMainThread) {
     if (Date.now() - t0 >= WARMUP_MS) steady.push(performance.now() - t);
     if (process.env.FLOOD_FAIR_TRACE) console.log(`t+${((Date.now() - t0) / 1000).toFixed(1)} s ${(performance.now() - t).toFixed(1)} ms`);
       legitRcodes.set(outcome, (legitRcodes.get(outcome) ?? 0) + 1);
-      await new Promise((r) => setTimeout(r, LEGIT_INTERVAL_MS));
+      await letTimePass(LEGIT_INTERVAL_MS); // on purpose: the legitimate client refreshes at a steady pace
     }
     const elapsed = (Date.now() - t0) / 1000;
     const cpu = cpuSeconds(d.pid) - cpu0;

@@ -23,6 +23,7 @@ import { decodeMessage, emptyMessage, encodeMessage } from '../src/dns/message.j
 import { frame, tcpExchange } from '../src/net/transport.js';
 import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../test/helpers/config-yaml.js';
 import { daemonYaml } from '../test/helpers/nsregd-lab.js';
+import { letTimePass } from '../test/helpers/eventually.js';
 import { freePort } from '../test/helpers/ports.js';
 
 const seconds = Number(process.argv[2] ?? 20);
@@ -89,7 +90,7 @@ try {
   const samples: number[] = [];
   const t0 = Date.now();
   while (Date.now() - t0 < seconds * 1000 && exited === undefined) {
-    await new Promise((r) => setTimeout(r, 1000));
+    await letTimePass(1000); // on purpose: one RSS sample a second
     if (exited !== undefined) break;
     samples.push(rssMiB(pid));
   }

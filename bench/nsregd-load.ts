@@ -36,6 +36,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatRfc3339 } from '../src/daemon/keydb/rfc3339.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
+import { eventually, letTimePass } from '../test/helpers/eventually.js';
 import { freePort } from '../test/helpers/ports.js';
 import { a, makeClient, signedUpdate } from '../test/helpers/sig0-client.js';
 import { nsupdateUpstream, zoneYaml } from '../test/helpers/config-yaml.js';
@@ -271,14 +272,19 @@ async function startDaemon(named: NamedLab, key: TsigKeySpec, preload: number, c
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('listening for registrations')) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nsregd exited during start-up:\n${out}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`nsregd did not start within 60 s:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  try {
+    await eventually(
+      'nsregd to listen',
+      () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`nsregd exited during start-up:\n${out}`);
+        return out;
+      },
+      (o) => o.includes('listening for registrations'),
+      60_000,
+    );
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
   }
   return {
     child,
@@ -487,7 +493,7 @@ async function main(): Promise<number> {
       const dd = await startDaemon(named, key, preload, undefined);
       try {
         // Let start-up garbage settle before the baseline.
-        await new Promise((r) => setTimeout(r, 1000));
+        await letTimePass(1000); // on purpose: start-up garbage settles
         const startKb = procStats(dd.child.pid!).rssKb;
         const result = await phase(`claim @${preload} names`, dd, s.claims, 32);
         results.push(result);

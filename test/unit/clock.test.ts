@@ -1,6 +1,7 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemClock } from '../../src/clock.js';
+import { letTimePass } from '../helpers/eventually.js';
 
 describe('systemClock', () => {
   // systemClock's timers are unref'd; a ref'd guard keeps the test process alive while waiting.
@@ -18,7 +19,8 @@ describe('systemClock', () => {
     process.on('warning', onWarning);
     let fired = 0;
     const handle = systemClock.schedule(720 * 3_600_000, () => fired++);
-    await new Promise((r) => setTimeout(r, 50));
+    // Real time passes on purpose: an overflowed setTimeout would fire after 1 ms; nothing may fire in 50.
+    await letTimePass(50);
     handle.cancel();
     process.off('warning', onWarning);
     assert.equal(fired, 0);

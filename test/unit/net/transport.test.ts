@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { once } from 'node:events';
 import * as net from 'node:net';
 import { after, describe, it } from 'node:test';
+import { letTimePass } from '../../helpers/eventually.js';
 
 import { TransportError } from '../../../src/dns/errors.js';
 import {
@@ -34,7 +35,6 @@ function assertTransport(reason: string): (err: unknown) => boolean {
   };
 }
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('frame', () => {
   it('prefixes the 16-bit length and round-trips through FrameDecoder', () => {
@@ -206,7 +206,7 @@ describe('tcpExchange', () => {
       void (async (): Promise<void> => {
         for (let i = 0; i < bytes.length; i += 3) {
           socket.write(bytes.subarray(i, i + 3));
-          await delay(2);
+          await letTimePass(2); // on purpose: each piece is its own TCP segment
         }
       })();
     });
