@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TsigKeySpec, ZoneSpec } from './named.js';
 import { requireTool, run, type RunResult } from './tools.js';
+import { errorMessage } from '../../src/errors.js';
+import { eventually } from './eventually.js';
 import { onJsonLines } from './json-lines.js';
 
 /** dist/test/helpers → repository root. */
@@ -250,19 +252,21 @@ export async function startNamedInNetns(ns: Netns, zones: readonly ZoneSpec[], k
       .filter((l) => l !== '');
   };
   try {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (exited) throw new Error(`named exited during start-up:\n${log}`);
-      if (/not loaded due to errors/.test(log)) throw new Error(`named could not load a zone:\n${log}`);
-      let ready = true;
+    // Polled until named answers SOA for every zone, or its log shows it will not.
+    const state = async (): Promise<'ready' | 'waiting' | 'exited' | 'zone not loaded'> => {
+      if (exited) return 'exited';
+      if (/not loaded due to errors/.test(log)) return 'zone not loaded';
       for (const z of zones) {
         const r = await ns.exec(dig, ['@127.0.0.1', '-p', String(port), '+tcp', '+time=1', '+tries=1', '+short', fqdn(z.name), 'SOA']);
-        if (r.code !== 0 || r.stdout.trim() === '') ready = false;
+        if (r.code !== 0 || r.stdout.trim() === '') return 'waiting';
       }
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error(`named did not answer within 10 s:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return 'ready';
+    };
+    const outcome = await eventually('named to answer SOA for every zone', state, (v) => v !== 'waiting', 10_000).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}:\n${log}`);
+    });
+    if (outcome === 'exited') throw new Error(`named exited during start-up:\n${log}`);
+    if (outcome === 'zone not loaded') throw new Error(`named could not load a zone:\n${log}`);
   } catch (err) {
     await stop();
     throw err;
