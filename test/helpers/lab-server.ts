@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { eventually } from './eventually.js';
 import { supervise, type Supervised } from './tools.js';
 
 /** How one start-up attempt ended. */
@@ -60,13 +61,11 @@ export async function startLab<L>(
   }
 }
 
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /**
- * Polls `ready` every 100 ms until it says the server serves. Fails (and
- * kills the process) when it could not spawn, exited, reports `inUse` (then
- * the caller may retry on another port), when `check` finds a fatal line in
- * its log, or at the deadline.
+ * Polls `ready` until it says the server serves. Fails (and kills the
+ * process) when it could not spawn, exited, reports `inUse` (then the caller
+ * may retry on another port), when `check` finds a fatal line in its log,
+ * or at the deadline.
  */
 export async function awaitServing(
   proc: Supervised,
@@ -80,34 +79,34 @@ export async function awaitServing(
     lastOutput?: () => string;
   },
 ): Promise<{ error: Error; retry: boolean } | undefined> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
+  type Outcome = 'serving' | 'waiting' | { error: Error; retry: boolean; kill: boolean };
+  const state = async (): Promise<Outcome> => {
     const log = proc.log();
     const spawnError = proc.spawnError();
     const exited = proc.exited();
-    if (spawnError) return { error: new Error(`cannot start ${what}: ${spawnError.message}`), retry: false };
+    if (spawnError) return { error: new Error(`cannot start ${what}: ${spawnError.message}`), retry: false, kill: false };
     if (exited) {
       return {
         error: new Error(`${what} exited during startup (code ${String(exited.code)}, signal ${String(exited.signal)}):\n${log}`),
         retry: opts.inUse.test(log),
+        kill: false,
       };
     }
-    if (opts.inUse.test(log)) {
-      await proc.kill();
-      return { error: new Error(`${what} could not bind its port:\n${log}`), retry: true };
-    }
+    if (opts.inUse.test(log)) return { error: new Error(`${what} could not bind its port:\n${log}`), retry: true, kill: true };
     const fatal = opts.check?.(log);
-    if (fatal !== undefined) {
-      await proc.kill();
-      return { error: new Error(`${what}: ${fatal}:\n${log}`), retry: false };
-    }
-    if (await opts.ready()) return undefined;
-    if (Date.now() > deadline) {
-      await proc.kill();
-      return { error: new Error(`${what} did not answer within the start timeout:\n${opts.lastOutput?.() ?? ''}${log}`), retry: false };
-    }
-    await delay(100);
-  }
+    if (fatal !== undefined) return { error: new Error(`${what}: ${fatal}:\n${log}`), retry: false, kill: true };
+    return (await opts.ready()) ? 'serving' : 'waiting';
+  };
+  const outcome = await eventually(`${what} to serve`, state, (v) => v !== 'waiting', opts.timeoutMs).catch(
+    (): Outcome => ({
+      error: new Error(`${what} did not answer within the start timeout:\n${opts.lastOutput?.() ?? ''}${proc.log()}`),
+      retry: false,
+      kill: true,
+    }),
+  );
+  if (outcome === 'serving' || outcome === 'waiting') return undefined;
+  if (outcome.kill) await proc.kill();
+  return { error: outcome.error, retry: outcome.retry };
 }
 
 /** stop() for a lab: kills the server and removes its directory, once however often it is called. */
