@@ -398,10 +398,16 @@ describe('Registrar', () => {
 describe('Registrar liveness probe', () => {
   const INTERVAL = 15_000;
 
-  it('probes every interval and sends nothing while the server answers', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+  /** A registrar probing every INTERVAL whose initial update was answered (TTL 3600). */
+  async function probed(addresses: RegistrarAddress[]): Promise<Harness> {
+    const h = new Harness(addresses, { probeIntervalMs: INTERVAL });
     h.behaviour = { ttl: 3600 };
     await h.registrar.start();
+    return h;
+  }
+
+  it('probes every interval and sends nothing while the server answers', async () => {
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.advanceBy(60_000, 1_000);
     assert.deepEqual(
       h.probes.map((t) => t - h.sent[0].at),
@@ -412,15 +418,10 @@ describe('Registrar liveness probe', () => {
   });
 
   it('a failed probe marks the server down (logged once); back → every current address again with its current TTL', async () => {
-    const h = new Harness(
-      [
+    const h = await probed([
         { address: '192.0.2.30', ttl: 3600 },
         { address: '2001:db8::30', ttl: 3600 },
-      ],
-      { probeIntervalMs: INTERVAL },
-    );
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+      ]);
     const t0 = h.clock.now();
     h.probeAnswers = false;
     await h.advanceBy(15_000, 500);
@@ -481,15 +482,10 @@ describe('Registrar liveness probe', () => {
   });
 
   it('a network error on an update also marks the server down; the next answer re-registers everything', async () => {
-    const h = new Harness(
-      [
+    const h = await probed([
         { address: '192.0.2.30', ttl: 3600 },
         { address: '192.0.2.31', ttl: 3600 },
-      ],
-      { probeIntervalMs: INTERVAL },
-    );
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+      ]);
     h.behaviour = 'network-error';
     h.addresses = [...h.addresses, { address: '192.0.2.32', ttl: 3600 }];
     await h.registrar.addressAdded({ address: '192.0.2.32', ttl: 3600 });
@@ -502,9 +498,7 @@ describe('Registrar liveness probe', () => {
   });
 
   it('stops probing on shutdown and after a refusal', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.shutdown(true);
     await h.advanceBy(60_000, 5_000);
     assert.equal(h.probes.length, 0);
@@ -516,15 +510,10 @@ describe('Registrar liveness probe', () => {
   });
 
   it('a restart between two probes (every probe answered): the new identifier re-registers everything at the next probe', async () => {
-    const h = new Harness(
-      [
+    const h = await probed([
         { address: '192.0.2.30', ttl: 3600 },
         { address: '2001:db8::30', ttl: 3600 },
-      ],
-      { probeIntervalMs: INTERVAL },
-    );
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+      ]);
     await h.advanceBy(30_000, 1_000); // two probes answered by the first start
     assert.equal(h.probes.length, 2);
     assert.equal(h.sent.length, 1);
@@ -568,9 +557,7 @@ describe('Registrar liveness probe', () => {
   });
 
   it('after an outage the answering probe sets the identifier: no second re-registration', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.advanceBy(15_000, 1_000);
     h.probeAnswers = false;
     await h.advanceBy(15_000, 500);
