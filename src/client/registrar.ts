@@ -539,6 +539,9 @@ export class Registrar {
   private scheduleKeyRefresh(): void {
     this.keyRefreshDue = false;
     this.keyTimer?.cancel();
+    this.keyTimer = undefined;
+    // A zero key TTL is refused by the server anyway; never a timer that fires at once, again and again.
+    if (this.opts.keyTtl <= 0) return;
     this.keyTimer = this.opts.clock.schedule((this.opts.keyTtl * 1000) / 2, () => {
       this.keyTimer = undefined;
       this.keyRefreshDue = true;
