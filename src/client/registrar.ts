@@ -19,7 +19,9 @@
  * afresh in one update. A restart that completes between two probes is
  * seen too: nsregd's answer carries an identifier that is new at each
  * start, and a different one (or one appearing or disappearing) from the
- * previous probe's triggers the same re-registration. Waiting for the next
+ * previous probe's triggers the same re-registration (the first probe after
+ * start only learns the identifier: a restart before it goes unnoticed
+ * unless that probe finds the server down). Waiting for the next
  * refresh instead could leave the name empty for half a TTL.
  * Key claim: any accepted update refreshes the key's expiry at the server
  * (every update carries the KEY). When no update has been accepted for
@@ -114,7 +116,11 @@ type ServerLink =
    * carried them all and got an answer, just not NOERROR).
    */
   | { readonly kind: 'down'; readonly reRegister: boolean }
-  /** Answered after an outage; the full re-registration is queued and covers whatever waits for a retry. */
+  /**
+   * Answered after an outage, or a probe found it restarted (a new start-up
+   * identifier); the full re-registration is queued and covers whatever
+   * waits for a retry.
+   */
   | { readonly kind: 'back' };
 
 /** The registration as a whole. */
