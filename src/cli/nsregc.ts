@@ -2,7 +2,8 @@
  * `nsregc` command line (README, "Running nsregc"): parse flags, make the
  * logger, run the client until a signal or until every server refused us.
  * SIGTERM exits 0, SIGINT exits 2 (records removed first unless --keep);
- * nothing to register with, or every server refusing, exits 1.
+ * nothing to register with, or every server refusing, exits 1. The
+ * original's Go flag syntax (`-keep`, `--tcp=true`, `-k=false`) is accepted too.
  */
 import * as os from 'node:os';
 import { Command, Option } from 'commander';
@@ -12,7 +13,7 @@ import { loadClientSetup, NsregClient, prepareClientKey, type ClientSetup } from
 import type { ClientKey } from '../client/keys.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './version.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, NsregError } from '../errors.js';
 
 /** Where main() writes and what it takes from the environment (tests replace them). */
 export interface MainIO {
@@ -46,6 +47,84 @@ interface RawOptions {
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/**
+ * Every option by each of its names: the long name it is given to
+ * commander as, whether it is a switch, and (switches) the hidden option
+ * that turns it off.
+ */
+const OPTION_NAMES: ReadonlyMap<string, { readonly long: string; readonly off?: string }> = new Map(
+  (
+    [
+      [['c', 'conffile'], 'conffile'],
+      [['n', 'name'], 'name'],
+      [['i', 'interface'], 'interface'],
+      [['a', 'address'], 'address'],
+      [['dns-server'], 'dns-server'],
+      [['s', 'server'], 'server'],
+      [['dns-tcp'], 'dns-tcp', 'no-dns-tcp'],
+      [['t', 'tcp'], 'tcp', 'no-dns-tcp'],
+      [['k', 'keep'], 'keep', 'no-keep'],
+      [['debug'], 'debug', 'no-debug'],
+      [['print'], 'print', 'no-print'],
+      [['h', 'help'], 'help', ''],
+      [['V', 'version'], 'version', ''],
+    ] as Array<[string[], string, string?]>
+  ).flatMap(([names, long, off]) => names.map((n) => [n, off === undefined ? { long } : { long, off }] as const)),
+);
+
+/** Go's strconv.ParseBool, which its flag package uses for `-flag=value`. */
+const GO_BOOLS: ReadonlyMap<string, boolean> = new Map([
+  ...['1', 't', 'T', 'TRUE', 'true', 'True'].map((v) => [v, true] as const),
+  ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map((v) => [v, false] as const),
+]);
+
+/**
+ * The original client's flag syntax (Go's flag package) in the form
+ * commander reads: `-name` and `--name` alike, `-flag=value` and
+ * `--flag=value` for every option, and a switch given a boolean
+ * (`--keep=false`, `-t=1`). Tokens after `--` and the arguments of options
+ * are left alone. Throws UsageError for a switch given a value Go would
+ * refuse.
+ */
+function goFlagSyntax(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const token = args[i];
+    if (token === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const m = /^(-{1,2})([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$/s.exec(token);
+    const opt = m === null ? undefined : OPTION_NAMES.get(m[2]);
+    if (m === null || opt === undefined) {
+      out.push(token);
+      continue;
+    }
+    const value = m[3];
+    if (opt.off === undefined) {
+      // An option with an argument: the argument goes with it, whatever it looks like.
+      if (value !== undefined) out.push(`--${opt.long}=${value}`);
+      else if (i + 1 < args.length) out.push(`--${opt.long}=${args[++i]}`);
+      else out.push(`--${opt.long}`);
+      continue;
+    }
+    if (value === undefined) {
+      out.push(`--${opt.long}`);
+      continue;
+    }
+    const on = GO_BOOLS.get(value);
+    if (on === undefined) throw new UsageError(`invalid boolean value "${value}" for ${m[1]}${m[2]}`);
+    if (on) out.push(`--${opt.long}`);
+    else if (opt.off !== '') out.push(`--${opt.off}`);
+  }
+  return out;
+}
+
+/** A command line the original's flag parser would refuse too. */
+class UsageError extends NsregError {
+  readonly code = 'ERR_USAGE';
+}
 
 function program(io: MainIO): Command {
   const candidates = clientConfigCandidates(io.home);
@@ -86,6 +165,11 @@ function program(io: MainIO): Command {
     .addOption(new Option('-k, --keep', 'leave the records in DNS on exit (default: the configuration\'s keep-records, else off)'))
     .addOption(new Option('--debug', 'log at debug level (default: the configuration\'s debug, else off)'))
     .addOption(new Option('--print', 'log every update sent and every reply in presentation form (default: off)'))
+    // What `--dns-tcp=false` and the like become (goFlagSyntax).
+    .addOption(new Option('--no-dns-tcp').hideHelp())
+    .addOption(new Option('--no-keep').hideHelp())
+    .addOption(new Option('--no-debug').hideHelp())
+    .addOption(new Option('--no-print').hideHelp())
     .helpOption('-h, --help', 'show this help and exit')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
@@ -103,8 +187,12 @@ function program(io: MainIO): Command {
 export function parseCommandLine(argv: readonly string[], io: MainIO): ParsedCommandLine | { exitCode: number } {
   const cmd = program(io);
   try {
-    cmd.parse(argv);
+    cmd.parse([...argv.slice(0, 2), ...goFlagSyntax(argv.slice(2))]);
   } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`nsregc: ${err.message}\n`);
+      return { exitCode: 1 };
+    }
     return { exitCode: (err as { exitCode?: number }).exitCode ?? 1 };
   }
   const o = cmd.opts<RawOptions>();

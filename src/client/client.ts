@@ -19,7 +19,7 @@ import { formatHostPort } from '../net/address.js';
 import { tcpExchange } from '../net/transport.js';
 import { HostAddresses } from './addresses/host.js';
 import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
-import { discoverZones, findServers, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
+import { daemonInstance, discoverZones, findServers, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
 import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
 import { Registrar, type ProbeFn, type SendFn } from './registrar.js';
@@ -54,6 +54,7 @@ export async function loadClientSetup(opts: LoadClientSetupOptions): Promise<Cli
     ...(opts.conffile === undefined ? {} : { file: opts.conffile }),
     ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
     ...(opts.searchPaths === undefined ? {} : { searchPaths: opts.searchPaths }),
+    nameFlag: opts.flags.name !== undefined,
   });
   return {
     config: mergeClientFlags(loaded.config, opts.flags),
@@ -105,7 +106,7 @@ export interface StartClientOptions {
   readonly resolvConf?: string;
   /** SRV target look-ups (tests); default getaddrinfo. */
   readonly lookup?: LookupFn;
-  /** Time between liveness probes of each server (tests shorten it); default PROBE_INTERVAL_MS. */
+  /** Time between liveness probes of each server; default the configuration's probe-interval. */
   readonly probeIntervalMs?: number;
   /** Aborts start-up between its steps (a signal during discovery). */
   readonly signal?: AbortSignal;
@@ -234,7 +235,7 @@ export class NsregClient {
           addresses,
           send,
           probe,
-          ...(opts.probeIntervalMs === undefined ? {} : { probeIntervalMs: opts.probeIntervalMs }),
+          probeIntervalMs: opts.probeIntervalMs ?? config.probeInterval,
           clock,
           logger: rlog,
           onStateChange,
@@ -278,9 +279,10 @@ export class NsregClient {
  * The liveness question: SRV `_nsreg._tcp.<zone>` over TCP to the server
  * itself. Every nsregd answers it (the original too), it needs no
  * signature, and any reply with our ID counts as alive, whatever its rcode.
+ * Resolves with the daemon's start-up identifier, if the answer has one.
  */
 function srvProbe(server: NsregServer, timeoutMs: number): ProbeFn {
-  return async (): Promise<void> => {
+  return async (): Promise<string | undefined> => {
     const id = randomInt(0, 0x10000);
     const q = emptyMessage(id, Opcode.QUERY);
     q.questions.push({ name: `_nsreg._tcp.${server.zone}`, type: RRType.SRV, class: RRClass.IN });
@@ -288,6 +290,7 @@ function srvProbe(server: NsregServer, timeoutMs: number): ProbeFn {
       await tcpExchange({ host: server.host, port: server.port, message: encodeMessage(q), timeoutMs: Math.min(timeoutMs, 5000) }),
     );
     if (!reply.qr || reply.id !== id) throw new Error('liveness probe: reply does not match the query');
+    return daemonInstance(reply);
   };
 }
 

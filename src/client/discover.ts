@@ -289,3 +289,20 @@ export async function findServers(
   }
   return out;
 }
+
+/** Prefix of nsregd's start-up identifier, a TXT string in the Additional section of its SRV self-answer. */
+const INSTANCE_PREFIX = 'nsregd-instance=';
+
+/**
+ * The start-up identifier in an nsregd SRV self-answer: the text after
+ * `nsregd-instance=` in a TXT record of the Additional section; undefined
+ * when there is none (the original daemon, or another server).
+ */
+export function daemonInstance(reply: DecodedMessage): string | undefined {
+  for (const rr of reply.additionals) {
+    if (rr.type !== 'TXT' || rr.data === null) continue;
+    const text = rr.data.find((t) => t.startsWith(INSTANCE_PREFIX));
+    if (text !== undefined) return text.slice(INSTANCE_PREFIX.length);
+  }
+  return undefined;
+}

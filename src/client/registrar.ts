@@ -11,12 +11,22 @@
  *   1 s doubling up to RETRY_CAP_MS, reset by any success)
  *   any other rcode ──▶ the server refused us: state 'refused', all stops.
  * Liveness (when a probe is given): the server is asked a cheap question
- * (SRV for its own zone) every PROBE_INTERVAL_MS. A daemon that stopped
- * removes our records upstream on its way out, and a restarted one knows
- * nothing of them, so a server that stops answering is marked down (logged
- * once), probed again with the capped back-off, and when it answers again
- * every current address is registered afresh in one update. Waiting for
- * the next refresh instead could leave the name empty for half a TTL.
+ * (SRV for its own zone) every probe interval (PROBE_INTERVAL_MS by
+ * default). A daemon that stopped removes our records upstream on its way
+ * out, and a restarted one may not have them, so a server that stops
+ * answering is marked down (logged once), probed again with the capped
+ * back-off, and when it answers again every current address is registered
+ * afresh in one update. A restart that completes between two probes is
+ * seen too: nsregd's answer carries an identifier that is new at each
+ * start, and a different one (or one appearing or disappearing) from the
+ * previous probe's triggers the same re-registration (the first probe after
+ * start only learns the identifier: a restart before it goes unnoticed
+ * unless that probe finds the server down). Waiting for the next
+ * refresh instead could leave the name empty for half a TTL.
+ * Key claim: any accepted update refreshes the key's expiry at the server
+ * (every update carries the KEY). When no update has been accepted for
+ * half the key TTL (no addresses, or records refreshed less often), one
+ * carrying only the KEY is sent, so the name does not lapse.
  * Updates are sent one at a time, in order, so a removal can never
  * overtake the insert it undoes.
  */
@@ -59,8 +69,12 @@ export interface AddressProvider {
 /** One DNS exchange with the server (over TCP, RFC 7766); rejects on network errors. */
 export type SendFn = (update: Buffer) => Promise<Buffer>;
 
-/** A liveness question to the server; resolves when it answered, rejects when it did not. */
-export type ProbeFn = () => Promise<void>;
+/**
+ * A liveness question to the server; resolves when it answered, with the
+ * server's start-up identifier (undefined when the answer carries none),
+ * rejects when it did not answer.
+ */
+export type ProbeFn = () => Promise<string | undefined>;
 
 export type RegistrarState = 'running' | 'refused' | 'stopped';
 
@@ -102,7 +116,11 @@ type ServerLink =
    * carried them all and got an answer, just not NOERROR).
    */
   | { readonly kind: 'down'; readonly reRegister: boolean }
-  /** Answered after an outage; the full re-registration is queued and covers whatever waits for a retry. */
+  /**
+   * Answered after an outage, or a probe found it restarted (a new start-up
+   * identifier); the full re-registration is queued and covers whatever
+   * waits for a retry.
+   */
   | { readonly kind: 'back' };
 
 /** The registration as a whole. */
@@ -149,6 +167,12 @@ export class Registrar {
   private probeTimer: TimerHandle | undefined;
   /** Delays between probes of a server that is down: capped at the normal interval, so its return is noticed within one. */
   private readonly probeBackoff: Backoff;
+  /** The start-up identifier of the last probe's answer; undefined until a probe answered since the server was last known to change. */
+  private lastInstance: { readonly id: string | undefined } | undefined;
+  /** Fires half a key TTL after the last accepted update. */
+  private keyTimer: TimerHandle | undefined;
+  /** The key-only refresh is due and was not answered with NOERROR yet (a retry sends it again). */
+  private keyRefreshDue = false;
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -296,6 +320,9 @@ export class Registrar {
     this.dueRefresh.clear();
     this.probeTimer?.cancel();
     this.probeTimer = undefined;
+    this.keyTimer?.cancel();
+    this.keyTimer = undefined;
+    this.keyRefreshDue = false;
   }
 
   private cancelRetry(): void {
@@ -315,28 +342,41 @@ export class Registrar {
   private async runProbe(): Promise<void> {
     const probe = this.opts.probe;
     if (probe === undefined || !this.active()) return;
-    let answered: boolean;
+    let answer: { readonly id: string | undefined } | undefined;
     try {
-      await probe();
-      answered = true;
+      answer = { id: await probe() };
     } catch (err) {
-      answered = false;
       this.markDown('liveness probe', err);
     }
     if (this.phase.kind !== 'running') return;
-    if (!answered) this.scheduleProbe(this.probeBackoff.next());
-    else if (this.phase.link.kind === 'down') this.serverAnswered(this.phase.link.reRegister);
-    else this.scheduleProbe(this.probeIntervalMs);
+    if (answer === undefined) {
+      this.scheduleProbe(this.probeBackoff.next());
+      return;
+    }
+    const previous = this.lastInstance;
+    this.lastInstance = answer;
+    if (this.phase.link.kind === 'down') this.serverAnswered(this.phase.link.reRegister, 'back');
+    else if (previous !== undefined && previous.id !== answer.id && this.phase.link.kind === 'up') {
+      this.log.warn(
+        { before: previous.id ?? '(none)', now: answer.id ?? '(none)' },
+        'server restarted since the last probe; will register every address again',
+      );
+      this.serverAnswered(true, 'restarted');
+    } else this.scheduleProbe(this.probeIntervalMs);
   }
 
-  /** A probe or an update got an answer while the server was marked down. */
-  private serverAnswered(reRegister: boolean): void {
+  /**
+   * A probe or an update got an answer while the server was marked down,
+   * or a probe found the server restarted. `reRegister`: send every
+   * current address again.
+   */
+  private serverAnswered(reRegister: boolean, why: 'back' | 'restarted'): void {
     this.setLink(reRegister ? { kind: 'back' } : { kind: 'up' });
     this.probeBackoff.reset();
     this.scheduleProbe(this.probeIntervalMs);
     if (reRegister) {
       this.cancelRetry();
-      void this.enqueue(() => this.reRegister());
+      void this.enqueue(() => this.reRegister(why));
     }
   }
 
@@ -360,7 +400,7 @@ export class Registrar {
    * lost every record, so all current addresses go out in one update
    * (this also covers whatever was waiting for a retry).
    */
-  private async reRegister(): Promise<void> {
+  private async reRegister(why: 'back' | 'restarted'): Promise<void> {
     if (this.phase.kind === 'running' && this.phase.link.kind === 'back') this.setLink({ kind: 'up' });
     if (!this.active()) return;
     this.cancelRetry();
@@ -372,7 +412,7 @@ export class Registrar {
     for (const k of [...this.registered.keys()]) if (!present.has(k)) this.forget(k);
     this.log.info(
       { count: current.length, addresses: current.map((a) => a.address) },
-      `server is back; re-registering ${current.length} addresses`,
+      `server ${why === 'back' ? 'is back' : 'restarted'}; re-registering ${current.length} addresses`,
     );
     const gone = removals.filter((r) => !present.has(r));
     if (gone.length > 0) await this.exchangeUpdate({ removals: gone });
@@ -431,7 +471,12 @@ export class Registrar {
     }
     this.retryBackoff.reset();
     if (this.phase.kind !== 'running') return 'ok';
-    if (this.phase.link.kind === 'down') this.serverAnswered(this.phase.link.reRegister);
+    this.scheduleKeyRefresh();
+    if (this.phase.link.kind === 'down') {
+      // The probe did not see this answer: its next one sets the identifier afresh.
+      this.lastInstance = undefined;
+      this.serverAnswered(this.phase.link.reRegister, 'back');
+    }
     for (const a of removals) this.log.info({ address: a }, 'record removed');
     this.registerEchoed(reply);
     return 'ok';
@@ -496,6 +541,27 @@ export class Registrar {
     await this.exchangeUpdate({ inserts: again });
   }
 
+  /** (Re)arms the key refresh: half the key TTL after this accepted update. */
+  private scheduleKeyRefresh(): void {
+    this.keyRefreshDue = false;
+    this.keyTimer?.cancel();
+    this.keyTimer = undefined;
+    // A zero key TTL is refused by the server anyway; never a timer that fires at once, again and again.
+    if (this.opts.keyTtl <= 0) return;
+    this.keyTimer = this.opts.clock.schedule((this.opts.keyTtl * 1000) / 2, () => {
+      this.keyTimer = undefined;
+      this.keyRefreshDue = true;
+      void this.enqueue(() => this.refreshKey());
+    });
+  }
+
+  /** Half the key TTL without an accepted update: an update carrying only the KEY keeps the claim. */
+  private async refreshKey(): Promise<void> {
+    if (!this.active() || !this.keyRefreshDue) return;
+    this.log.info({ keyTtl: this.opts.keyTtl }, 'refreshing the key claim (no update for half the key TTL)');
+    await this.exchangeUpdate({});
+  }
+
   private transient(inserts: readonly RegistrarAddress[], removals: readonly string[]): void {
     if (this.phase.kind !== 'running') return;
     for (const a of inserts) this.retryInserts.add(addressKey(a.address));
@@ -515,7 +581,7 @@ export class Registrar {
       // The server was unreachable: if this attempt gets through, it may be
       // talking to a restarted server that lost everything, so send it all.
       this.setLink({ kind: 'down', reRegister: false });
-      await this.reRegister();
+      await this.reRegister('back');
       return;
     }
     const inserts = [...this.retryInserts];
@@ -532,6 +598,8 @@ export class Registrar {
       }
     }
     await this.refresh(inserts, 'retry');
+    // A key refresh that failed: nothing else was accepted meanwhile.
+    await this.refreshKey();
   }
 
   private refuse(): void {

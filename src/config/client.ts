@@ -24,6 +24,7 @@ import {
   toFqdn,
   TTL_LIMIT,
   unique,
+  warn,
   type KeyPath,
   type ParseContext,
 } from './validate.js';
@@ -66,6 +67,8 @@ export interface ClientConfig {
   /** ms */
   readonly dnsTimeout: number;
   readonly debug: boolean;
+  /** ms between liveness probes of each nsregd server. */
+  readonly probeInterval: number;
 }
 
 /** The defaults table; `name` defaults to the system host name. */
@@ -84,6 +87,7 @@ export const CLIENT_DEFAULTS = Object.freeze({
   'dns-tcp': false,
   'dns-timeout': 10_000,
   debug: false,
+  'probe-interval': 15_000,
 });
 
 export const DEFAULT_DNS_PORT = 53;
@@ -148,9 +152,27 @@ function toName(ctx: ParseContext, p: KeyPath, text: string): string {
   return n.slice(0, -1);
 }
 
+/**
+ * The default name: the system host name, or its first label when it is a
+ * domain name (`host.example.com` → `host`; the zone supplies the rest, and
+ * a dotted label would be refused by the daemon). Warns when it shortens.
+ */
+function hostnameLabel(ctx: ParseContext, hostname: string, opts: ParseOptions): string {
+  const full = toName(ctx, ['name'], hostname);
+  const dot = full.indexOf('.');
+  if (dot < 0) return full;
+  const label = full.slice(0, dot);
+  if (opts.nameFlag !== true) {
+    warn(ctx, ['name'], `the host name "${full}" is a domain name; registering its first label "${label}"`);
+  }
+  return label;
+}
+
 interface ParseOptions {
   /** Overrides os.hostname() (tests). */
   readonly hostname?: string;
+  /** `--name` was given: the host name is not used, so nothing is said about it. */
+  readonly nameFlag?: boolean;
 }
 
 function buildClientConfig(ctx: ParseContext, raw: unknown, file: string | null, opts: ParseOptions): ClientConfig {
@@ -161,7 +183,7 @@ function buildClientConfig(ctx: ParseContext, raw: unknown, file: string | null,
   const config: ClientConfig = {
     file,
     configDir: dir,
-    name: nameText !== undefined ? toName(ctx, r.at('name'), nameText) : toName(ctx, ['name'], opts.hostname ?? os.hostname()),
+    name: nameText !== undefined ? toName(ctx, r.at('name'), nameText) : hostnameLabel(ctx, opts.hostname ?? os.hostname(), opts),
     zones: unique(r.fqdnList('zones') ?? [...CLIENT_DEFAULTS.zones]),
     discoverZones: r.bool('discover-zones') ?? CLIENT_DEFAULTS['discover-zones'],
     interfaces: unique(r.stringList('interfaces') ?? [...CLIENT_DEFAULTS.interfaces]),
@@ -181,6 +203,7 @@ function buildClientConfig(ctx: ParseContext, raw: unknown, file: string | null,
     dnsTcp: r.bool('dns-tcp') ?? CLIENT_DEFAULTS['dns-tcp'],
     dnsTimeout: r.duration('dns-timeout', TIMER_LIMIT) ?? CLIENT_DEFAULTS['dns-timeout'],
     debug: r.bool('debug') ?? CLIENT_DEFAULTS.debug,
+    probeInterval: r.duration('probe-interval', TIMER_LIMIT) ?? CLIENT_DEFAULTS['probe-interval'],
   };
   r.finish();
   return config;
@@ -195,8 +218,13 @@ export function parseClientConfig(text: string, file: string, opts: ParseOptions
 
 /** The configuration used when no file exists: every default, keys under ~/.nsregc. */
 export function defaultClientConfig(home: string, opts: ParseOptions = {}): ClientConfig {
+  return loadDefaults(home, opts).config;
+}
+
+function loadDefaults(home: string, opts: ParseOptions): LoadedConfig<ClientConfig> {
   const ctx = newContext('<defaults>', userConfigDir(home));
-  return deepFreeze(buildClientConfig(ctx, null, null, opts));
+  const config = deepFreeze(buildClientConfig(ctx, null, null, opts));
+  return { config, warnings: Object.freeze([...ctx.warnings]) };
 }
 
 export interface LoadClientConfigOptions extends ParseOptions {
@@ -246,7 +274,7 @@ export async function loadClientConfig(opts: LoadClientConfigOptions): Promise<L
     }
   }
   if (file === undefined) {
-    return { config: defaultClientConfig(opts.home, opts), warnings: Object.freeze([]), usedDefaults: true };
+    return { ...loadDefaults(opts.home, opts), usedDefaults: true };
   }
   let text: string;
   try {

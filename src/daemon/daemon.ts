@@ -3,6 +3,7 @@
  * upstreams) → handler → TCP server; plus reload and shutdown (README,
  * "Running nsregd"). Signals themselves are wired by the CLI.
  */
+import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
@@ -39,6 +40,8 @@ export class Daemon {
   /** The replay cache's file (in the data-dir the daemon started with). */
   private replays: ReplayStore | undefined;
   private reloading: Promise<boolean> | undefined;
+  /** New at each start (not at a reload): lets clients' liveness probes see a restart. */
+  private readonly instanceId = randomBytes(8).toString('hex');
 
   private constructor(
     private config: DaemonConfig,
@@ -106,6 +109,7 @@ export class Daemon {
       logger: this.opts.logger,
       guard: this.guard,
       maxSigValidity: this.config.maxSigValidity,
+      instanceId: this.instanceId,
     };
   }
 

@@ -40,7 +40,16 @@ export interface HandlerContext {
   maxSigValidity?: number;
   /** The signature check itself (default verifyPreparedSig0, on libuv's thread pool); tests pass a controllable one. */
   verify?: (p: PreparedSig0) => Promise<void>;
+  /**
+   * Identifies this start of the daemon (random, new at each start): sent
+   * with the SRV self-answer so a client's liveness probe notices a restart
+   * it did not see happen. None: the answer carries no identifier.
+   */
+  instanceId?: string;
 }
+
+/** Prefix of the start-up identifier's TXT string in the SRV self-answer (README, "Running nsregc"). */
+export const INSTANCE_TXT_PREFIX = 'nsregd-instance=';
 
 /** The default `max-sig-validity`: BIND's and nsregc's windows are ±5 minutes. */
 export const DEFAULT_MAX_SIG_VALIDITY = 3600_000;
@@ -158,7 +167,13 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
   }
 }
 
-/** Step 1: the SRV self-answer that lets a client pointed at the daemon find it. */
+/**
+ * Step 1: the SRV self-answer that lets a client pointed at the daemon find
+ * it. With an instance id, the Additional section also carries one TXT
+ * record (owner the queried name, TTL 0) `nsregd-instance=<id>`: nsregc
+ * compares it between liveness probes to notice a restart; clients that do
+ * not know it ignore additional data they did not ask for.
+ */
 function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
   const q = req.questions[0];
   const m = replyTo(req, Rcode.NOERROR);
@@ -169,6 +184,9 @@ function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
     ttl: 0,
     data: { priority: 0, weight: 0, port: ctx.listenPort, target: fqdn(ctx.listenAddr) },
   });
+  if (ctx.instanceId !== undefined) {
+    m.additionals.push({ name: fqdn(q.name), type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${INSTANCE_TXT_PREFIX}${ctx.instanceId}`] });
+  }
   return encodeMessage(m);
 }
 

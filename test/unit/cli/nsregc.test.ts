@@ -75,6 +75,53 @@ describe('nsregc command line → configuration', () => {
     },
   ];
 
+  // The original's Go flag syntax: -flag and --flag alike, =value for every option, booleans as Go's ParseBool reads them.
+  const goTable: Array<{ args: string[]; flags: ClientFlags; expect: Partial<ClientConfig> }> = [
+    { args: ['--keep=false'], flags: { keepRecords: false }, expect: { keepRecords: false } },
+    { args: ['--keep=true'], flags: { keepRecords: true }, expect: { keepRecords: true } },
+    { args: ['-keep'], flags: { keepRecords: true }, expect: { keepRecords: true } },
+    { args: ['-k=0'], flags: { keepRecords: false }, expect: { keepRecords: false } },
+    { args: ['--tcp=true'], flags: { dnsTcp: true }, expect: { dnsTcp: true } },
+    { args: ['-tcp=FALSE'], flags: { dnsTcp: false }, expect: { dnsTcp: false } },
+    { args: ['-t=T', '--dns-tcp=f'], flags: { dnsTcp: false }, expect: { dnsTcp: false } },
+    { args: ['--dns-tcp=False', '-dns-tcp=1'], flags: { dnsTcp: true }, expect: { dnsTcp: true } },
+    { args: ['-debug=True', '--keep=F'], flags: { debug: true, keepRecords: false }, expect: { debug: true, keepRecords: false } },
+    { args: ['--debug=t', '-k=TRUE'], flags: { debug: true, keepRecords: true }, expect: { debug: true, keepRecords: true } },
+    { args: ['-name', 'gohost', '-server', '192.0.2.9@5353'], flags: { name: 'gohost', dnsServer: '192.0.2.9@5353' }, expect: { name: 'gohost' } },
+    { args: ['-name=gohost', '--server=::1'], flags: { name: 'gohost', dnsServer: '::1' }, expect: { dnsServer: { host: '::1', port: 53 } } },
+    { args: ['-n=x1', '-s=192.0.2.1', '-a=192.0.2.7', '-i=eth0'], flags: { name: 'x1', dnsServer: '192.0.2.1', addresses: ['192.0.2.7'], interfaces: ['eth0'] }, expect: { extraAddresses: ['192.0.2.7'] } },
+    { args: ['-dns-server', '127.0.0.1@53', '-interface', 'eth1', '-address', '2001:db8::9'], flags: { dnsServer: '127.0.0.1@53', interfaces: ['eth1'], addresses: ['2001:db8::9'] }, expect: { interfaces: ['eth1'] } },
+    { args: ['-name', '-weird-', '--', '-zone.example'], flags: { name: '-weird-', zones: ['-zone.example'] }, expect: {} },
+  ];
+
+  for (const row of goTable) {
+    it(`Go flag syntax: nsregc ${row.args.join(' ')}`, () => {
+      const parsed = parseCommandLine(argv(...row.args), io);
+      assert.ok(!('exitCode' in parsed), 'parsed');
+      assert.deepEqual(parsed.flags, row.flags);
+      if (row.flags.name?.startsWith('-') === true) return;
+      const merged = mergeClientFlags(base, parsed.flags);
+      for (const [k, v] of Object.entries(row.expect)) assert.deepEqual(merged[k as keyof ClientConfig], v, k);
+    });
+  }
+
+  it('--print=false and -print=1', () => {
+    for (const [arg, print] of [['--print=false', false], ['-print=1', true], ['-print', true]] as const) {
+      const parsed = parseCommandLine(argv(arg), io);
+      assert.ok(!('exitCode' in parsed));
+      assert.equal(parsed.print, print, arg);
+    }
+  });
+
+  it('a boolean value Go would refuse: one line on stderr naming the flag, exit 1', () => {
+    for (const bad of ['--keep=yes', '-tcp=', '-k=2']) {
+      const cap = capture('/nonexistent-home');
+      const parsed = parseCommandLine(argv(bad), cap.io);
+      assert.deepEqual(parsed, { exitCode: 1 }, bad);
+      assert.match(cap.stderr(), new RegExp(`^nsregc: invalid boolean value .* for ${bad.split('=')[0]}\n$`));
+    }
+  });
+
   for (const row of table) {
     it(`nsregc ${row.args.join(' ') || '(no arguments)'}`, () => {
       const parsed = parseCommandLine(argv(...row.args), io);

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
   browseDomains,
+  daemonInstance,
   discoverZones,
   findServer,
   findServers,
@@ -244,5 +245,25 @@ describe('makeQuery over UDP', () => {
     assert.equal(first?.type, 'SRV');
     assert.equal(first.type === 'SRV' ? first.data?.port : undefined, 5353);
     await assert.rejects(query('_nsreg._tcp.wrong.example.', 'SRV'), { code: 'ERR_NSREGC_DISCOVERY', reason: 'bad-reply' });
+  });
+});
+
+describe('daemonInstance', () => {
+  const reply = (additionals: ResourceRecord[]): DecodedMessage => {
+    const m = emptyMessage(1, Opcode.QUERY);
+    m.qr = true;
+    m.additionals = additionals;
+    return decodeMessage(encodeMessage(m));
+  };
+  const txt = (texts: string[]): ResourceRecord => ({ name: '_nsreg._tcp.z.example.', type: 'TXT', class: RRClass.IN, ttl: 0, data: texts });
+
+  it('reads nsregd-instance=<id> from a TXT record in Additional', () => {
+    assert.equal(daemonInstance(reply([txt(['nsregd-instance=00ff'])])), '00ff');
+    assert.equal(daemonInstance(reply([txt(['other']), txt(['x', 'nsregd-instance=abc'])])), 'abc');
+  });
+
+  it('undefined without one (the original daemon adds nothing)', () => {
+    assert.equal(daemonInstance(reply([])), undefined);
+    assert.equal(daemonInstance(reply([txt(['nsregd-instance', 'instance=1'])])), undefined);
   });
 });

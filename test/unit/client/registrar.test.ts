@@ -73,8 +73,10 @@ class Harness {
   /** Whether the fake server answers liveness probes; probe times are recorded. */
   probeAnswers = true;
   readonly probes: number[] = [];
+  /** The start-up identifier the fake server's probe answers carry (undefined: none). */
+  instance: string | undefined = 'first-start';
 
-  constructor(addresses: RegistrarAddress[], opts: { clock?: FakeClock; server?: string; probeIntervalMs?: number } = {}) {
+  constructor(addresses: RegistrarAddress[], opts: { clock?: FakeClock; server?: string; probeIntervalMs?: number; keyTtl?: number } = {}) {
     this.clock = opts.clock ?? new FakeClock(Date.UTC(2026, 0, 1));
     this.addresses = addresses;
     const { logger, lines } = sink();
@@ -85,7 +87,7 @@ class Harness {
       name: NAME,
       server: opts.server ?? '192.0.2.53:53',
       key,
-      keyTtl: KEY_TTL,
+      keyTtl: opts.keyTtl ?? KEY_TTL,
       addresses: { list: async () => [...this.addresses] },
       send: async (update: Buffer) => {
         const msg = decodeMessage(update);
@@ -102,9 +104,10 @@ class Harness {
         ? {}
         : {
             probeIntervalMs: opts.probeIntervalMs,
-            probe: async (): Promise<void> => {
+            probe: async (): Promise<string | undefined> => {
               this.probes.push(this.clock.now());
               if (!this.probeAnswers) throw new TransportError('connect', 'connection refused');
+              return this.instance;
             },
           }),
     });
@@ -395,10 +398,16 @@ describe('Registrar', () => {
 describe('Registrar liveness probe', () => {
   const INTERVAL = 15_000;
 
-  it('probes every interval and sends nothing while the server answers', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+  /** A registrar probing every INTERVAL whose initial update was answered (TTL 3600). */
+  async function probed(addresses: RegistrarAddress[]): Promise<Harness> {
+    const h = new Harness(addresses, { probeIntervalMs: INTERVAL });
     h.behaviour = { ttl: 3600 };
     await h.registrar.start();
+    return h;
+  }
+
+  it('probes every interval and sends nothing while the server answers', async () => {
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.advanceBy(60_000, 1_000);
     assert.deepEqual(
       h.probes.map((t) => t - h.sent[0].at),
@@ -409,15 +418,10 @@ describe('Registrar liveness probe', () => {
   });
 
   it('a failed probe marks the server down (logged once); back → every current address again with its current TTL', async () => {
-    const h = new Harness(
-      [
+    const h = await probed([
         { address: '192.0.2.30', ttl: 3600 },
         { address: '2001:db8::30', ttl: 3600 },
-      ],
-      { probeIntervalMs: INTERVAL },
-    );
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+      ]);
     const t0 = h.clock.now();
     h.probeAnswers = false;
     await h.advanceBy(15_000, 500);
@@ -478,15 +482,10 @@ describe('Registrar liveness probe', () => {
   });
 
   it('a network error on an update also marks the server down; the next answer re-registers everything', async () => {
-    const h = new Harness(
-      [
+    const h = await probed([
         { address: '192.0.2.30', ttl: 3600 },
         { address: '192.0.2.31', ttl: 3600 },
-      ],
-      { probeIntervalMs: INTERVAL },
-    );
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+      ]);
     h.behaviour = 'network-error';
     h.addresses = [...h.addresses, { address: '192.0.2.32', ttl: 3600 }];
     await h.registrar.addressAdded({ address: '192.0.2.32', ttl: 3600 });
@@ -499,9 +498,7 @@ describe('Registrar liveness probe', () => {
   });
 
   it('stops probing on shutdown and after a refusal', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
-    h.behaviour = { ttl: 3600 };
-    await h.registrar.start();
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.shutdown(true);
     await h.advanceBy(60_000, 5_000);
     assert.equal(h.probes.length, 0);
@@ -510,5 +507,117 @@ describe('Registrar liveness probe', () => {
     await r.registrar.start();
     await r.advanceBy(60_000, 5_000);
     assert.equal(r.probes.length, 0);
+  });
+
+  it('a restart between two probes (every probe answered): the new identifier re-registers everything at the next probe', async () => {
+    const h = await probed([
+        { address: '192.0.2.30', ttl: 3600 },
+        { address: '2001:db8::30', ttl: 3600 },
+      ]);
+    await h.advanceBy(30_000, 1_000); // two probes answered by the first start
+    assert.equal(h.probes.length, 2);
+    assert.equal(h.sent.length, 1);
+    // The daemon restarts (and loses our records) between the probes at +30 s and +45 s.
+    await h.advance(5_000);
+    h.instance = 'second-start';
+    await h.advanceBy(9_000, 1_000);
+    assert.equal(h.sent.length, 1, 'nothing before the next probe');
+    await h.advanceBy(1_000, 100);
+    assert.equal(h.probes.length, 3);
+    assert.equal(h.sent.length, 2, 'one re-registration at the probe that saw the restart');
+    assert.equal(h.sent[1].at, h.probes[2]);
+    assert.deepEqual(updates(h.last()), [
+      ['A', RRClass.IN, 3600, '192.0.2.30'],
+      ['AAAA', RRClass.IN, 3600, '2001:db8::30'],
+    ]);
+    assert.equal(h.registrar.serverDown, false);
+    assert.ok(h.lines.some((l) => l['msg'] === 'server restarted; re-registering 2 addresses'));
+    const warned = h.lines.find((l) => String(l['msg']).startsWith('server restarted since the last probe'));
+    assert.deepEqual([warned?.['before'], warned?.['now']], ['first-start', 'second-start']);
+    // The same identifier afterwards: nothing more.
+    await h.advanceBy(45_000, 1_000);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('an identifier appearing or disappearing counts as a restart; the same one (or none twice) does not', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }], { probeIntervalMs: INTERVAL });
+    h.behaviour = { ttl: 3600 };
+    h.instance = undefined; // an original daemon
+    await h.registrar.start();
+    await h.advanceBy(30_000, 1_000);
+    assert.equal(h.sent.length, 1, 'no identifier twice: no restart');
+    h.instance = 'nsregd-now'; // replaced by nsregd
+    await h.advanceBy(15_000, 1_000);
+    assert.equal(h.sent.length, 2);
+    h.instance = undefined; // and back
+    await h.advanceBy(15_000, 1_000);
+    assert.equal(h.sent.length, 3);
+    await h.advanceBy(30_000, 1_000);
+    assert.equal(h.sent.length, 3);
+  });
+
+  it('after an outage the answering probe sets the identifier: no second re-registration', async () => {
+    const h = await probed([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.advanceBy(15_000, 1_000);
+    h.probeAnswers = false;
+    await h.advanceBy(15_000, 500);
+    assert.equal(h.registrar.serverDown, true);
+    h.instance = 'after-outage';
+    h.probeAnswers = true;
+    await h.advanceBy(15_000, 500);
+    assert.equal(h.sent.length, 2, 'one re-registration');
+    await h.advanceBy(45_000, 1_000);
+    assert.equal(h.sent.length, 2);
+    assert.equal(h.lines.filter((l) => String(l['msg']).startsWith('server restarted')).length, 0);
+  });
+});
+
+describe('Registrar key claim refresh', () => {
+  const KEY = 3600;
+
+  it('no addresses: a KEY-only update at half the key TTL, again and again', async () => {
+    const h = new Harness([], { keyTtl: KEY });
+    await h.registrar.start();
+    assert.equal(h.sent.length, 1);
+    assert.deepEqual(h.sent[0].msg.authorities, [], 'the claim itself carries no record');
+    await h.advance(KEY * 500 - 1);
+    assert.equal(h.sent.length, 1);
+    await h.advance(1);
+    assert.equal(h.sent.length, 2);
+    const m = h.last();
+    assert.deepEqual(m.authorities, [], 'no record in the refresh');
+    assert.deepEqual(m.additionals.map((rr) => [rr.type, rr.ttl]), [['KEY', KEY], ['SIG', 0]]);
+    assert.equal(keyRecords(m)[0]?.ttl, KEY);
+    assert.equal(verifySig0(m, { name: NAME, rdata: key.rdata }, Math.floor(h.clock.now() / 1000)).sig.signerName, NAME);
+    await h.advance(KEY * 500);
+    assert.equal(h.sent.length, 3);
+    assert.deepEqual(h.sent.map((s) => s.at - h.sent[0].at), [0, KEY * 500, KEY * 1000]);
+    assert.ok(h.lines.some((l) => String(l['msg']).startsWith('refreshing the key claim')));
+  });
+
+  it('record refreshes keep the key alive on their own: no extra update', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 600 }], { keyTtl: KEY });
+    h.behaviour = { ttl: 600 };
+    await h.registrar.start();
+    await h.advanceBy(KEY * 2000, 60_000);
+    // One refresh every 300 s, each with the address; none KEY-only.
+    assert.equal(h.sent.length, 1 + (KEY * 2) / 300);
+    assert.ok(h.sent.every((s) => s.msg.authorities.length === 1));
+  });
+
+  it('a key refresh that fails is retried', async () => {
+    const h = new Harness([], { keyTtl: KEY });
+    await h.registrar.start();
+    h.behaviour = { rcode: Rcode.SERVFAIL };
+    await h.advance(KEY * 500);
+    assert.equal(h.sent.length, 2);
+    h.behaviour = {};
+    await h.advance(1_000);
+    assert.equal(h.sent.length, 3, 'retried after the back-off');
+    assert.deepEqual(h.last().authorities, []);
+    await h.advance(KEY * 500 - 1);
+    assert.equal(h.sent.length, 3, 'the next one half a key TTL after the accepted retry');
+    await h.advance(1);
+    assert.equal(h.sent.length, 4);
   });
 });
