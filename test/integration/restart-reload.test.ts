@@ -1,7 +1,8 @@
 /**
  * Restarts and reloads are non-events for registered hosts: after SIGTERM
  * and a start on the same data directory the names resolve again within
- * 5 s with no client traffic (built-in zone server and real named); an
+ * 5 s with no client traffic (built-in zone server and real named); a
+ * restart after the records' deadlines publishes nothing again; an
  * nsupdate upstream added by SIGHUP receives every live record within 5 s;
  * a changed exclude-nets or record-ttl is applied to the live records.
  */
@@ -13,7 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Rcode } from '../../src/dns/constants.js';
 import { LOOPBACK_ZONE, nsupdateUpstream, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, letTimePass } from '../helpers/eventually.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
@@ -106,20 +107,41 @@ describe('restart and reload with a real named upstream', () => {
     d = undefined;
   });
 
+  it('a restart after the deadline publishes nothing again: the withdrawn record is dropped', async () => {
+    const lapsedDir = path.join(dir, 'lapsed');
+    await mkdir(lapsedDir);
+    const zones = zonesWith([nsupdate()]);
+    d = await startNsregd({ zonesYaml: zones, dir: lapsedDir, port });
+    const c = makeClient('lapsed', ZONE);
+    const r = await d.send(signedUpdate(c, [a(c.name, '192.0.2.2', 1)], { now: now() }));
+    assert.equal(r.rcode, Rcode.NOERROR);
+    assert.deepEqual(await named.query(c.name, 'A'), ['192.0.2.2']);
+    await d.stop();
+    d = undefined;
+    await letTimePass(1500); // on purpose: the record's 1 s deadline passes while the daemon is stopped
+    d = await startNsregd({ zonesYaml: zones, dir: lapsedDir, port });
+    await d.waitForLog('records withdrawn at the last stop have lapsed since; dropped');
+    await d.waitForLog('zone ready');
+    assert.equal(d.logs().filter((l) => l.msg === 'installing again the records withdrawn at the last stop').length, 0);
+    assert.deepEqual(await named.query(c.name, 'A'), []);
+    await d.stop();
+    d = undefined;
+  });
+
   it('SIGHUP adding an nsupdate upstream: every live record appears within 5 s; a changed exclude-nets and record-ttl apply to the live records', async () => {
     const serveOnly = zonesWith([serveUpstream(await freePort())]);
     const reloadDir = path.join(dir, 'reload');
     await mkdir(reloadDir);
     d = await startNsregd({ zonesYaml: serveOnly, dir: reloadDir, port });
-    const hosts = [makeClient('one', ZONE), makeClient('two', ZONE)];
-    await claim(d, hosts[0] as TestClient, ['192.0.2.11', '192.0.2.12']);
-    await claim(d, hosts[1] as TestClient, ['192.0.2.21']);
-    for (const h of hosts) assert.deepEqual(await named.query(h.name, 'A'), [], 'not in named before the reload');
+    const one = makeClient('one', ZONE);
+    const two = makeClient('two', ZONE);
+    await claim(d, one, ['192.0.2.11', '192.0.2.12']);
+    await claim(d, two, ['192.0.2.21']);
+    for (const h of [one, two]) assert.deepEqual(await named.query(h.name, 'A'), [], 'not in named before the reload');
 
     const dataDir = path.join(reloadDir, 'data');
     await d.writeConfig(daemonYaml(port, dataDir, zonesWith([serveUpstream(await freePort()), nsupdate()])));
     d.signal('SIGHUP');
-    const [one, two] = hosts as [TestClient, TestClient];
     await eventually('every live record in named after the reload', async () => [sorted(await named.query(one.name, 'A')), await named.query(two.name, 'A')], (v) => JSON.stringify(v) === JSON.stringify([['192.0.2.11', '192.0.2.12'], ['192.0.2.21']]), CONVERGE_MS);
     await eventually('the PTRs in named', () => named.query(`12.${REV}`, 'PTR'), (v) => v.join() === one.name, CONVERGE_MS);
     const ttl = async (): Promise<string | undefined> => (await named.dig(['+noall', '+answer', two.name, 'A'])).trim().split(/\s+/)[1];
