@@ -517,7 +517,7 @@ export class Zone {
       try {
         await u.start();
       } catch (err) {
-        this.logger.error({ upstream: u.description, err: err }, 'upstream start failed');
+        this.logger.error({ upstream: u.description, err }, 'upstream start failed');
       }
     }
     await this.runExpiry();
