@@ -5,6 +5,7 @@
  * restart after the records' deadlines publishes nothing again; an
  * nsupdate upstream added by SIGHUP receives every live record within 5 s;
  * a changed exclude-nets or record-ttl is applied to the live records.
+ * The same with a real Unbound, plus an upstream removed by SIGHUP.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.j
 import { freePort } from '../helpers/ports.js';
 import { a, makeClient, signedUpdate, type TestClient } from '../helpers/sig0-client.js';
 import { requireTool, run } from '../helpers/tools.js';
+import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
 
 const ZONE = 'dynamic.example.org.';
 const REV = '2.0.192.in-addr.arpa.';
@@ -153,5 +155,66 @@ describe('restart and reload with a real named upstream', () => {
     await eventually('its PTR gone too', () => named.query(`12.${REV}`, 'PTR'), (v) => v.length === 0, CONVERGE_MS);
     await eventually('the new record-ttl on the live records', ttl, (v) => v === '30', CONVERGE_MS);
     assert.deepEqual(await named.query(`11.${REV}`, 'PTR'), [one.name], 'a PTR of an address still published stays');
+  });
+});
+
+describe('reload and restart with a real unbound upstream', () => {
+  let unbound: UnboundLab;
+  let d: NsregdLab | undefined;
+  let dir: string;
+  before(async () => {
+    unbound = await startUnbound();
+    dir = await mkdtemp(path.join(tmpdir(), 'nsregd-reload-unbound-'));
+  });
+  after(async () => {
+    await d?.stop();
+    await unbound?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('an unbound upstream added by SIGHUP gets every live record; exclude-nets applies; a restart puts the records back; removing the upstream removes them', async () => {
+    const unboundUpstream = (settings: Record<string, unknown> = {}): Record<string, unknown> => ({
+      type: 'unbound',
+      hostname: '127.0.0.1',
+      port: unbound.controlPort,
+      'client-cert': unbound.clientCert,
+      'client-key': unbound.clientKey,
+      'server-cert': unbound.serverCert,
+      'server-name': unbound.serverName,
+      'zone-type': 'static',
+      'reverse-zones': [REV],
+      timeout: '3s',
+      'record-ttl': '60s',
+      ...settings,
+    });
+    const serve = serveUpstream(await freePort());
+    const zonesWith = (upstreams: Array<Record<string, unknown>>): string => zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams });
+    const port = await freePort();
+    d = await startNsregd({ zonesYaml: zonesWith([serve]), dir, port });
+    const c = makeClient('ubhost', ZONE);
+    await claim(d, c, ['192.0.2.31', '192.0.2.32']);
+    const dataDir = path.join(dir, 'data');
+    const published = async (): Promise<string[]> => sorted(await unbound.query(c.name, 'A'));
+
+    await d.writeConfig(daemonYaml(port, dataDir, zonesWith([serve, unboundUpstream()])));
+    d.signal('SIGHUP');
+    await eventually('every live record in unbound after the reload', published, (v) => v.join() === '192.0.2.31,192.0.2.32', CONVERGE_MS);
+    await eventually('the PTR in unbound', () => unbound.query(`32.${REV}`, 'PTR'), (v) => v.join() === c.name, CONVERGE_MS);
+
+    const excluding = zonesWith([serve, unboundUpstream({ 'exclude-nets': ['192.0.2.32/32'] })]);
+    await d.writeConfig(daemonYaml(port, dataDir, excluding));
+    d.signal('SIGHUP');
+    await eventually('the newly excluded address gone from unbound', published, (v) => v.join() === '192.0.2.31', CONVERGE_MS);
+    await eventually('its PTR gone too', () => unbound.query(`32.${REV}`, 'PTR'), (v) => v.length === 0, CONVERGE_MS);
+
+    await d.stop();
+    d = undefined;
+    assert.deepEqual(await published(), [], 'a stop removes the records');
+    d = await startNsregd({ zonesYaml: excluding, dir, port });
+    await eventually('the record back in unbound after the restart', published, (v) => v.join() === '192.0.2.31', CONVERGE_MS);
+
+    await d.writeConfig(daemonYaml(port, dataDir, zonesWith([serve])));
+    d.signal('SIGHUP');
+    await eventually('the records of the removed upstream gone from unbound', published, (v) => v.length === 0, CONVERGE_MS);
   });
 });
