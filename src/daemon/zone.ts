@@ -175,9 +175,10 @@ export class Zone {
    *     (unless it keeps records), tried for up to SHUTDOWN_DRAIN_MS;
    *   - an upstream whose settings changed first has, through its old
    *     settings, the records removed that it published differently before
-   *     (an address now excluded, a PTR whose reverse zone changed); the
-   *     old PTRs of a reverse zone no longer configured are reachable only
-   *     that way;
+   *     (an address now excluded, a PTR whose reverse zone changed or went);
+   *     the old PTRs of a reverse zone no longer configured are reachable
+   *     only that way (their forward records go too, for the moment until
+   *     the step below adds them back);
    *   - a new or changed upstream then receives every live record (adds
    *     carry the new `record-ttl`), and the addresses now excluded are
    *     removed through its outbox (journaled and retried).
@@ -203,7 +204,12 @@ export class Zone {
         u.description,
         published.filter((r) => !isForwarded(r, now)),
       );
-      const takeBack = published.filter((r) => !isForwarded(r, now) || reverseZoneFor(r.address, old.reverseZones) !== reverseZoneFor(r.address, now.reverseZones));
+      // A PTR that moves to another reverse zone, or to none, goes first (the new settings cannot reach the old zone).
+      const ptrMoves = (r: AddrRecord): boolean => {
+        const before = reverseZoneFor(r.address, old.reverseZones);
+        return before !== undefined && before !== reverseZoneFor(r.address, now.reverseZones);
+      };
+      const takeBack = published.filter((r) => !isForwarded(r, now) || ptrMoves(r));
       if (takeBack.length > 0 && was.upstream.local !== true) {
         takeBacks.push(
           was.upstream.apply({ add: [], remove: takeBack, removeNames: [] }).catch((err: unknown) => {

@@ -201,4 +201,14 @@ describe('zone: reload', () => {
     assert.deepEqual(a2.changes.map((c) => [c.add.map((r) => r.address), c.remove.map((r) => r.address)]), [[['192.0.2.1'], ['192.0.2.200']]]);
     await zone.shutdown();
   });
+
+  it('a reverse zone added: nothing is taken back, the live records are sent again (their PTRs follow)', async () => {
+    const a = new FakeUpstream('a');
+    const { zone } = await liveZone([a], [nsupdateConfig()]);
+    const a2 = new FakeUpstream('a');
+    await zone.reconfigure(labZoneConfig({ upstreams: [nsupdateConfig({ reverseZones: ['2.0.192.in-addr.arpa.'] })] }), [a2]);
+    assert.deepEqual(sent(a), []);
+    assert.deepEqual(sent(a2), ['+192.0.2.1/600', '+192.0.2.200/600']);
+    await zone.shutdown();
+  });
 });
