@@ -125,7 +125,7 @@ export class Zone {
     /** Durable records and pending upstream operations; none in unit tests. */
     readonly state?: ZoneState,
   ) {
-    this.upstreams = upstreams;
+    this.replaceUpstreams(upstreams);
     state?.setRecordSource(
       () => this.cache.all(),
       () => this.cache.size,
@@ -137,14 +137,11 @@ export class Zone {
   }
 
   /**
-   * Replaces the upstreams (reload). Each gets an outbox; operations still
-   * pending for an upstream that stays (same description) carry over.
+   * Installs the upstreams (construction, reload). Each gets an outbox;
+   * operations still pending for an upstream that stays (same description)
+   * carry over. Returns the outboxes of upstreams no longer configured,
+   * still open (reconfigure() removes the records from them first).
    */
-  set upstreams(list: readonly Upstream[]) {
-    for (const gone of this.replaceUpstreams(list)) this.dropOutbox(gone);
-  }
-
-  /** Installs `list` (see the setter); returns the outboxes of upstreams no longer in it, still open. */
   private replaceUpstreams(list: readonly Upstream[]): Outbox[] {
     const old = new Map(this.outboxes.map((o) => [o.id, o]));
     this.upstreamList = list;
