@@ -68,6 +68,27 @@ describe('restart with the built-in zone server', () => {
     d = await startNsregd({ zonesYaml: zones, dir, port });
     await eventually('the A record after the restart', () => digServe(dnsPort, c.name, 'A'), (v) => v.join() === '192.0.2.1', CONVERGE_MS);
     await eventually('the PTR after the restart', () => digServe(dnsPort, `1.${REV}`, 'PTR'), (v) => v.join() === c.name, CONVERGE_MS);
+    await d.stop();
+    d = undefined;
+  });
+
+  it('SIGHUP adding a second zone server: it answers with the live records; a reverse zone dropped from the first takes its PTRs', async () => {
+    const first = await freePort();
+    const second = await freePort();
+    const port = await freePort();
+    const reloadDir = path.join(dir, 'reload');
+    await mkdir(reloadDir);
+    const zones = (upstreams: Array<Record<string, unknown>>): string => zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams });
+    d = await startNsregd({ zonesYaml: zones([serveUpstream(first, { 'reverse-zones': [REV] })]), dir: reloadDir, port });
+    const c = makeClient('served', ZONE);
+    await claim(d, c, ['192.0.2.5']);
+    assert.deepEqual(await digServe(first, `5.${REV}`, 'PTR'), [c.name]);
+    await d.writeConfig(daemonYaml(port, path.join(reloadDir, 'data'), zones([serveUpstream(first), serveUpstream(second, { 'reverse-zones': [REV] })])));
+    d.signal('SIGHUP');
+    await eventually('the record on the added zone server', () => digServe(second, c.name, 'A'), (v) => v.join() === '192.0.2.5', CONVERGE_MS);
+    await eventually('its PTR there', () => digServe(second, `5.${REV}`, 'PTR'), (v) => v.join() === c.name, CONVERGE_MS);
+    await eventually('no PTR on the first any more', () => digServe(first, `5.${REV}`, 'PTR'), (v) => v.length === 0, CONVERGE_MS);
+    assert.deepEqual(await digServe(first, c.name, 'A'), ['192.0.2.5']);
   });
 });
 
