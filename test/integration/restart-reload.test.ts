@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Rcode } from '../../src/dns/constants.js';
-import { LOOPBACK_ZONE, nsupdateUpstream, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { LOOPBACK_ZONE, nsupdateUpstream, serveUpstream, unboundUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually, letTimePass } from '../helpers/eventually.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
@@ -194,20 +194,7 @@ describe('reload and restart with a real unbound upstream', () => {
   });
 
   it('an unbound upstream added by SIGHUP gets every live record; exclude-nets applies; a restart puts the records back; removing the upstream removes them', async () => {
-    const unboundUpstream = (settings: Record<string, unknown> = {}): Record<string, unknown> => ({
-      type: 'unbound',
-      hostname: '127.0.0.1',
-      port: unbound.controlPort,
-      'client-cert': unbound.clientCert,
-      'client-key': unbound.clientKey,
-      'server-cert': unbound.serverCert,
-      'server-name': unbound.serverName,
-      'zone-type': 'static',
-      'reverse-zones': [REV],
-      timeout: '3s',
-      'record-ttl': '60s',
-      ...settings,
-    });
+    const unboundUp = (settings: Record<string, unknown> = {}): Record<string, unknown> => unboundUpstream(unbound, { 'reverse-zones': [REV], ...settings });
     const serve = serveUpstream(await freePort());
     const zonesWith = (upstreams: Array<Record<string, unknown>>): string => zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams });
     const port = await freePort();
@@ -217,12 +204,12 @@ describe('reload and restart with a real unbound upstream', () => {
     const dataDir = path.join(dir, 'data');
     const published = async (): Promise<string[]> => sorted(await unbound.query(c.name, 'A'));
 
-    await d.writeConfig(daemonYaml(port, dataDir, zonesWith([serve, unboundUpstream()])));
+    await d.writeConfig(daemonYaml(port, dataDir, zonesWith([serve, unboundUp()])));
     d.signal('SIGHUP');
     await eventually('every live record in unbound after the reload', published, (v) => v.join() === '192.0.2.31,192.0.2.32', CONVERGE_MS);
     await eventually('the PTR in unbound', () => unbound.query(`32.${REV}`, 'PTR'), (v) => v.join() === c.name, CONVERGE_MS);
 
-    const excluding = zonesWith([serve, unboundUpstream({ 'exclude-nets': ['192.0.2.32/32'] })]);
+    const excluding = zonesWith([serve, unboundUp({ 'exclude-nets': ['192.0.2.32/32'] })]);
     await d.writeConfig(daemonYaml(port, dataDir, excluding));
     d.signal('SIGHUP');
     await eventually('the newly excluded address gone from unbound', published, (v) => v.join() === '192.0.2.31', CONVERGE_MS);
