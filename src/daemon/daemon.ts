@@ -212,12 +212,8 @@ export class Daemon {
         continue;
       }
       if (isDeepStrictEqual(zone.config, zc)) continue;
-      const old = zone.upstreams;
-      const upstreams = this.makeUpstreams(zc, zone.logger, () => zone);
-      zone.config = zc;
-      zone.upstreams = upstreams;
-      await Promise.allSettled(old.map((u) => u.close()));
-      await zone.start();
+      // New, changed and removed upstreams converge to the live records (Zone.reconfigure).
+      await zone.reconfigure(zc, this.makeUpstreams(zc, zone.logger, () => zone));
       log.info({ zone: zc.name }, 'zone settings changed');
     }
     // listen-addr is resolved again, so a name whose addresses changed takes

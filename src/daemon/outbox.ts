@@ -146,7 +146,7 @@ export class Outbox {
         await this.upstream.apply(change);
         return true;
       } catch (err) {
-        this.logger.warn({ upstream: this.id, err: err }, 'upstream update failed');
+        this.logger.warn({ upstream: this.id, err }, 'upstream update failed');
         return false;
       }
     }
@@ -162,7 +162,7 @@ export class Outbox {
     try {
       await this.persistence.persist(this.id, ops);
     } catch (err) {
-      this.logger.error({ upstream: this.id, err: err }, 'cannot write the state journal; operation not sent');
+      this.logger.error({ upstream: this.id, err }, 'cannot write the state journal; operation not sent');
       return false;
     }
     const result = new Promise<boolean>((resolve) => {

@@ -4,6 +4,7 @@
  * accepted update is made durable and published, what expiry sends, what
  * shutdown removes). The request handler decides; the zone carries out.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { ZoneConfig } from '../config/daemon.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -13,6 +14,8 @@ import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
 import { NameInUseError, type Upstream } from './upstreams/upstream.js';
 import { Outbox, type Op } from './outbox.js';
+import { reverseZoneFor } from './reverse.js';
+import { isForwarded } from './upstreams/filter.js';
 import type { ZoneState } from './zonestate.js';
 
 /** What the zone needs of a stored claim. */
@@ -107,6 +110,10 @@ export class Zone {
   private upstreamList: readonly Upstream[] = [];
   /** The removals restore() queued, until first tried (shutdown waits for them). */
   private restoring: Promise<unknown> | undefined;
+  /** Records withdrawn at the last clean stop, to be installed again once the upstreams have started. */
+  private withdrawnAtStop: AddrRecord[] = [];
+  /** Their re-installation, until first tried (shutdown waits for it). */
+  private reinstalling: Promise<unknown> | undefined;
 
   constructor(
     public config: ZoneConfig,
@@ -118,7 +125,7 @@ export class Zone {
     /** Durable records and pending upstream operations; none in unit tests. */
     readonly state?: ZoneState,
   ) {
-    this.upstreams = upstreams;
+    this.replaceUpstreams(upstreams);
     state?.setRecordSource(
       () => this.cache.all(),
       () => this.cache.size,
@@ -130,10 +137,12 @@ export class Zone {
   }
 
   /**
-   * Replaces the upstreams (reload). Each gets an outbox; operations still
-   * pending for an upstream that stays (same description) carry over.
+   * Installs the upstreams (construction, reload). Each gets an outbox;
+   * operations still pending for an upstream that stays (same description)
+   * carry over. Returns the outboxes of upstreams no longer configured,
+   * still open (reconfigure() removes the records from them first).
    */
-  set upstreams(list: readonly Upstream[]) {
+  private replaceUpstreams(list: readonly Upstream[]): Outbox[] {
     const old = new Map(this.outboxes.map((o) => [o.id, o]));
     this.upstreamList = list;
     this.outboxes = list.map((u) => {
@@ -146,14 +155,93 @@ export class Zone {
       }
       return box;
     });
-    for (const gone of old.values()) {
-      const n = gone.pendingCount;
-      gone.close();
-      if (n > 0) {
-        this.state?.dropUpstream(gone.id);
-        this.logger.warn({ upstream: gone.id, operations: n }, 'upstream no longer configured: its pending operations are dropped');
+    return [...old.values()];
+  }
+
+  private dropOutbox(gone: Outbox): void {
+    const n = gone.pendingCount;
+    gone.close();
+    this.state?.dropUpstream(gone.id);
+    if (n > 0) this.logger.warn({ upstream: gone.id, operations: n }, 'upstream no longer configured: its pending operations are dropped');
+  }
+
+  /**
+   * Applies changed zone settings (reload) so that every upstream converges
+   * to the live records as the new settings publish them:
+   *   - an upstream no longer configured has the live records removed
+   *     (unless it keeps records), tried for up to SHUTDOWN_DRAIN_MS;
+   *   - an upstream whose settings changed first has, through its old
+   *     settings, the records removed that it published differently before
+   *     (an address now excluded, a PTR whose reverse zone changed or went);
+   *     the old PTRs of a reverse zone no longer configured are reachable
+   *     only that way (their forward records go too, for the moment until
+   *     the step below adds them back);
+   *   - a new or changed upstream then receives every live record (adds
+   *     carry the new `record-ttl`), and the addresses now excluded are
+   *     removed through its outbox (journaled and retried).
+   * An upstream whose settings stayed the same is left alone.
+   */
+  async reconfigure(config: ZoneConfig, upstreams: readonly Upstream[]): Promise<void> {
+    const oldList = this.upstreamList;
+    const before = new Map(oldList.map((u, i) => [u.description, { upstream: u, config: this.config.upstreams[i] }]));
+    const live = this.allLiveRecords();
+    const resync = new Map<string, AddrRecord[]>();
+    const takeBacks: Array<Promise<void>> = [];
+    upstreams.forEach((u, i) => {
+      const was = before.get(u.description);
+      const now = config.upstreams[i];
+      if (was === undefined) {
+        resync.set(u.description, []);
+        return;
       }
-    }
+      if (was.config === undefined || now === undefined || isDeepStrictEqual(was.config, now)) return;
+      const old = was.config;
+      const published = live.filter((r) => isForwarded(r, old));
+      resync.set(
+        u.description,
+        published.filter((r) => !isForwarded(r, now)),
+      );
+      // A PTR that moves to another reverse zone, or to none, goes first (the new settings cannot reach the old zone).
+      const ptrMoves = (r: AddrRecord): boolean => {
+        const before = reverseZoneFor(r.address, old.reverseZones);
+        return before !== undefined && before !== reverseZoneFor(r.address, now.reverseZones);
+      };
+      const takeBack = published.filter((r) => !isForwarded(r, now) || ptrMoves(r));
+      if (takeBack.length > 0 && was.upstream.local !== true) {
+        takeBacks.push(
+          was.upstream.apply({ add: [], remove: takeBack, removeNames: [] }).catch((err: unknown) => {
+            this.logger.warn({ upstream: u.description, records: takeBack.length, err }, 'cannot remove what the old settings published; the records not published any more are still removed');
+          }),
+        );
+      }
+    });
+    await Promise.all(takeBacks);
+    this.config = config;
+    const gone = this.replaceUpstreams(upstreams);
+    await Promise.all(
+      gone.map(async (box) => {
+        if (!box.upstream.keepRecords && live.length > 0) {
+          await box.submit({ add: [], remove: live, removeNames: [] }, { request: false });
+          const done = await box.drain(SHUTDOWN_DRAIN_MS);
+          this.logger.info({ upstream: box.id, count: live.length, ok: done }, 'records removed from an upstream no longer configured');
+        }
+        this.dropOutbox(box);
+      }),
+    );
+    await Promise.allSettled(oldList.map((u) => u.close()));
+    await this.start();
+    const current = this.allLiveRecords();
+    await Promise.all(
+      this.outboxes.flatMap((box, i) => {
+        const excluded = resync.get(box.id);
+        if (excluded === undefined) return [];
+        // An add and a removal of one record collapse in the outbox: the excluded ones are only removed.
+        const now = config.upstreams[i];
+        const add = now === undefined ? current : current.filter((r) => isForwarded(r, now));
+        this.logger.info({ upstream: box.id, records: add.length }, 'sending the live records to a new or changed upstream');
+        return [box.submit({ add, remove: excluded, removeNames: [] }, { request: false })];
+      }),
+    );
   }
 
   /**
@@ -161,20 +249,31 @@ export class Zone {
    * A record, or a pending add, of a name that has no confirmed key — a
    * claim interrupted by a crash before it was confirmed — is not restored
    * but removed upstream: a crash leaves a claim with its records, or
-   * neither.
+   * neither. A record withdrawn at a clean stop is installed again by
+   * start() on every upstream that does not keep records, unless its
+   * deadline or its key's has passed meanwhile: then it is dropped (it was
+   * removed at the stop already).
    */
-  restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number }>, ops: ReadonlyMap<string, readonly Op[]>): void {
+  restore(records: ReadonlyArray<{ record: AddrRecord; expiresAt: number; withdrawn?: boolean }>, ops: ReadonlyMap<string, readonly Op[]>): void {
     const orphans = new Map<string, AddrRecord>();
+    const now = this.clock.now();
     let restored = 0;
-    for (const { record, expiresAt } of records) {
-      if (this.keys.get(record.name) === undefined) {
+    let lapsed = 0;
+    for (const { record, expiresAt, withdrawn } of records) {
+      const key = this.keys.get(record.name);
+      if (withdrawn === true && (expiresAt <= now || (key !== undefined && key.expiry <= now))) {
+        this.state?.recordRemoved(record);
+        lapsed++;
+      } else if (key === undefined) {
         orphans.set(recordKey(record), record);
         this.state?.recordRemoved(record);
       } else {
         this.cache.upsert(record, expiresAt);
+        if (withdrawn === true) this.withdrawnAtStop.push(record);
         restored++;
       }
     }
+    if (lapsed > 0) this.logger.info({ records: lapsed }, 'records withdrawn at the last stop have lapsed since; dropped');
     const unclaimed = (op: Op): boolean => op.kind === 'add' && op.record !== undefined && this.keys.get(op.record.name) === undefined;
     for (const box of this.outboxes) {
       // A pending add of an unconfirmed claim is sent as the removal it must become.
@@ -421,26 +520,52 @@ export class Zone {
       try {
         await u.start();
       } catch (err) {
-        this.logger.error({ upstream: u.description, err: err }, 'upstream start failed');
+        this.logger.error({ upstream: u.description, err }, 'upstream start failed');
       }
     }
     await this.runExpiry();
+    this.reinstallWithdrawn();
+  }
+
+  /**
+   * Sends the records withdrawn at the last clean stop (and still live) to
+   * every upstream that does not keep records. Start-up does not wait for
+   * an upstream that is down: the outboxes retry.
+   */
+  private reinstallWithdrawn(): void {
+    const again = this.withdrawnAtStop.filter((r) => this.cache.has(r));
+    this.withdrawnAtStop = [];
+    if (again.length === 0) return;
+    this.logger.info({ records: again.length }, 'installing again the records withdrawn at the last stop');
+    this.reinstalling = this.forward({ add: again, remove: [], removeNames: [] }, { skipKeepRecords: true }).then(() => {
+      // The adds are journaled now; the records are ordinary installed ones again.
+      const deadlines = new Map(this.cache.all().map((c) => [recordKey(c.record), c.expiresAt]));
+      for (const r of again) {
+        const at = deadlines.get(recordKey(r));
+        if (at !== undefined) this.state?.recordInstalled(r, at);
+      }
+    });
   }
 
   /**
    * Shuts the zone down: every cached record is removed from the upstreams
-   * that do not keep records (the original removed them even then); what an
-   * upstream does not take within SHUTDOWN_DRAIN_MS stays in the state file
-   * and is sent at the next start. Then the key database and state are
-   * written and upstreams closed.
+   * that do not keep records (the original removed them even then), so a
+   * daemon stopped for good leaves nothing behind; what an upstream does
+   * not take within SHUTDOWN_DRAIN_MS stays in the state file and is sent
+   * at the next start. The records stay in the state file, marked
+   * withdrawn with their deadlines, so a restart within their TTL publishes
+   * them again (restore()). Then the key database and state are written
+   * and upstreams closed.
    */
   async shutdown(): Promise<void> {
     this.closed = true;
     this.timer?.cancel();
     this.timer = undefined;
     await this.restoring;
-    const records = this.cache.all().map((c) => c.record);
-    for (const r of records) this.uninstall(r);
+    await this.reinstalling;
+    const live = this.cache.all();
+    for (const { record, expiresAt } of live) this.state?.recordWithdrawn(record, expiresAt);
+    const records = live.map((c) => c.record);
     if (records.length > 0) {
       const outcome = await this.forward({ add: [], remove: records, removeNames: [] }, { skipKeepRecords: true });
       this.logger.info({ count: records.length, ok: outcome.ok }, 'records removed at shutdown');

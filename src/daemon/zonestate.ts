@@ -7,7 +7,9 @@
  *
  * The file is a journal (journal.ts: checksummed lines, group commit).
  * Lines: {"r":[name,type,address,ttl,expiresAt]} a record installed or
- * refreshed; {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
+ * refreshed, {"r":[…,expiresAt,1]} one withdrawn from the upstreams at a
+ * clean stop (installed again at the next start while its deadline has not
+ * passed); {"d":key} a record gone; {"o":[upstream,seq,kind,key,payload]}
  * an operation about to be sent (written durably first); {"a":[upstream,seq]}
  * that operation applied. Record lines are written lazily: a crash can lose
  * the last refreshes (those records then expire up to one refresh early)
@@ -26,7 +28,7 @@ import type { Op, OpKind, OutboxPersistence } from './outbox.js';
 import { recordKey, type AddrRecord, type AddrType } from './records.js';
 
 type Line =
-  | { r: [string, AddrType, string, number, number] }
+  | { r: [string, AddrType, string, number, number] | [string, AddrType, string, number, number, 1] }
   | { d: string }
   | { o: [string, number, OpKind, string, unknown] }
   | { a: [string, number] };
@@ -34,10 +36,10 @@ type Line =
 function parseLine(v: unknown): Line | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  if (Array.isArray(o.r) && o.r.length === 5) {
+  if (Array.isArray(o.r) && (o.r.length === 5 || (o.r.length === 6 && o.r[5] === 1))) {
     const [name, type, address, ttl, exp] = o.r as unknown[];
     if (typeof name === 'string' && (type === 'A' || type === 'AAAA') && typeof address === 'string' && typeof ttl === 'number' && typeof exp === 'number') {
-      return { r: [name, type, address, ttl, exp] };
+      return { r: o.r.length === 6 ? [name, type, address, ttl, exp, 1] : [name, type, address, ttl, exp] };
     }
     return undefined;
   }
@@ -55,8 +57,8 @@ function parseLine(v: unknown): Line | undefined {
   return undefined;
 }
 
-function recordLine(r: AddrRecord, expiresAt: number): Line {
-  return { r: [r.name, r.type, r.address, r.ttl, expiresAt] };
+function recordLine(r: AddrRecord, expiresAt: number, withdrawn = false): Line {
+  return { r: withdrawn ? [r.name, r.type, r.address, r.ttl, expiresAt, 1] : [r.name, r.type, r.address, r.ttl, expiresAt] };
 }
 
 function opPayload(op: Op): unknown {
@@ -83,8 +85,15 @@ function opFrom(kind: OpKind, key: string, seq: number, payload: unknown): Op | 
   return record === undefined ? undefined : { key, kind, seq, record };
 }
 
+/** A record as loaded: `withdrawn` when a clean stop removed it from the upstreams that do not keep records. */
+export interface LoadedRecord {
+  record: AddrRecord;
+  expiresAt: number;
+  withdrawn?: true;
+}
+
 export interface LoadedState {
-  records: Array<{ record: AddrRecord; expiresAt: number }>;
+  records: LoadedRecord[];
   /** Unapplied operations per upstream id, oldest first. */
   ops: Map<string, Op[]>;
   /** Highest operation sequence number seen (new ones continue above it). */
@@ -106,6 +115,8 @@ export class ZoneState implements OutboxPersistence {
   private readonly ops = new Map<string, Map<string, Op>>();
   private compacting: Promise<void> | undefined;
   private seq: number;
+  /** Keys of the records withdrawn at a clean stop and not installed again since. */
+  private readonly withdrawn = new Set<string>();
 
   private constructor(
     private readonly journal: Journal<Line>,
@@ -115,6 +126,7 @@ export class ZoneState implements OutboxPersistence {
     const initial = loaded.records;
     this.recordSource = () => initial;
     this.recordCount = () => initial.length;
+    for (const r of initial) if (r.withdrawn === true) this.withdrawn.add(recordKey(r.record));
     for (const [up, list] of loaded.ops) this.ops.set(up, new Map(list.map((op) => [op.key, op])));
     this.seq = loaded.lastSeq;
   }
@@ -140,7 +152,7 @@ export class ZoneState implements OutboxPersistence {
       if (d.torn) warnings.push(`${describeDamage(d)}: an incomplete last line (interrupted write), dropped`);
       else errors.push(`${describeDamage(d)}: damaged line dropped; the records or operations it held are lost`);
     }
-    const records = new Map<string, { record: AddrRecord; expiresAt: number }>();
+    const records = new Map<string, LoadedRecord>();
     const ops = new Map<string, Map<string, Op>>();
     const bySeq = new Map<string, Map<number, string>>();
     let lastSeq = 0;
@@ -148,7 +160,7 @@ export class ZoneState implements OutboxPersistence {
       if ('r' in line) {
         const [name, type, address, ttl, expiresAt] = line.r;
         const record = { name, type, address, ttl };
-        records.set(recordKey(record), { record, expiresAt });
+        records.set(recordKey(record), line.r.length === 6 ? { record, expiresAt, withdrawn: true } : { record, expiresAt });
       } else if ('d' in line) {
         records.delete(line.d);
       } else if ('o' in line) {
@@ -201,10 +213,21 @@ export class ZoneState implements OutboxPersistence {
   }
 
   recordInstalled(r: AddrRecord, expiresAt: number): void {
+    this.withdrawn.delete(recordKey(r));
     this.write(recordLine(r, expiresAt));
   }
 
+  /**
+   * A record removed from the upstreams at a clean stop but kept, with its
+   * deadline, so that the next start installs it again.
+   */
+  recordWithdrawn(r: AddrRecord, expiresAt: number): void {
+    this.withdrawn.add(recordKey(r));
+    this.write(recordLine(r, expiresAt, true));
+  }
+
   recordRemoved(r: AddrRecord): void {
+    this.withdrawn.delete(recordKey(r));
     this.write({ d: recordKey(r) });
   }
 
@@ -256,7 +279,7 @@ export class ZoneState implements OutboxPersistence {
   }
 
   private *lines(): Generator<Line> {
-    for (const { record, expiresAt } of this.recordSource()) yield recordLine(record, expiresAt);
+    for (const { record, expiresAt } of this.recordSource()) yield recordLine(record, expiresAt, this.withdrawn.has(recordKey(record)));
     for (const [up, m] of this.ops) {
       for (const op of m.values()) yield { o: [up, op.seq, op.kind, op.key, opPayload(op)] };
     }

@@ -3,6 +3,7 @@
  * written with js-yaml, so each test states only what it sets.
  */
 import { dump } from 'js-yaml';
+import type { UnboundLab } from './unbound.js';
 
 type Settings = Record<string, unknown>;
 
@@ -33,6 +34,23 @@ export function nsupdateUpstream(zone: string, port: number, key: { name: string
     'record-ttl': '60s',
     'tsig-name': key.name,
     'tsig-secret': key.secret,
+    ...settings,
+  };
+}
+
+/** An unbound upstream on `lab`'s remote-control port, zone-type static, over its TLS files. */
+export function unboundUpstream(lab: UnboundLab, settings: Settings = {}): Settings {
+  return {
+    type: 'unbound',
+    hostname: '127.0.0.1',
+    port: lab.controlPort,
+    'client-cert': lab.clientCert,
+    'client-key': lab.clientKey,
+    'server-cert': lab.serverCert,
+    'server-name': lab.serverName,
+    'zone-type': 'static',
+    timeout: '3s',
+    'record-ttl': '60s',
     ...settings,
   };
 }

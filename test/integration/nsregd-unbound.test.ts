@@ -10,7 +10,7 @@ import { RRClass, Rcode } from '../../src/dns/constants.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, aaaa, makeClient, signedUpdate } from '../helpers/sig0-client.js';
 import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
-import { LOOPBACK_ZONE, zoneYaml } from '../helpers/config-yaml.js';
+import { LOOPBACK_ZONE, unboundUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 
@@ -23,21 +23,7 @@ describe('nsregd with a real unbound upstream', () => {
     d = await startNsregd({
       zonesYaml: zoneYaml(ZONE, {
         ...LOOPBACK_ZONE,
-        upstreams: [
-          {
-            type: 'unbound',
-            hostname: '127.0.0.1',
-            port: unbound.controlPort,
-            'client-cert': unbound.clientCert,
-            'client-key': unbound.clientKey,
-            'server-cert': unbound.serverCert,
-            'server-name': unbound.serverName,
-            'zone-type': 'static',
-            'reverse-zones': ['2.0.192.in-addr.arpa'],
-            timeout: '3s',
-            'record-ttl': '60s',
-          },
-        ],
+        upstreams: [unboundUpstream(unbound, { 'reverse-zones': ['2.0.192.in-addr.arpa'] })],
       }),
     });
   });

@@ -1,8 +1,8 @@
 /**
  * What every upstream does to records before sending them: TTLs clamped to
- * the upstream's `record-ttl`, records inside `exclude-nets` dropped (the
- * client is still told they were accepted; they just never leave the daemon
- * for this upstream).
+ * the upstream's `record-ttl`, added records inside `exclude-nets` dropped
+ * (the client is still told they were accepted; they just never leave the
+ * daemon for this upstream). Removals are never filtered.
  */
 import type { Cidr } from '../../net/address.js';
 import { inNets } from '../../net/address.js';
@@ -36,14 +36,17 @@ export function filterRecords(records: readonly AddrRecord[], f: RecordFilter): 
 }
 
 /**
- * A change as this upstream sees it. Delete-name entries always stay (the
- * name itself is not excluded), but their address lists are filtered too:
- * they only drive PTR removal, and excluded addresses never had PTRs here.
+ * A change as this upstream sees it: additions are filtered and clamped;
+ * removals and delete-name entries are passed on whole. An address may have
+ * been published here before `exclude-nets` came to cover it (a reload), so
+ * filtering its removal would leave it published for good; removing what
+ * is not there is harmless (RFC 2136 §3.4.2.4: a delete of an absent RR is
+ * ignored).
  */
 export function filterChange(change: UpstreamChange, f: RecordFilter): UpstreamChange {
   return {
     add: filterRecords(change.add, f),
-    remove: filterRecords(change.remove, f),
-    removeNames: change.removeNames.map((n) => ({ name: n.name, addresses: filterRecords(n.addresses, f) })),
+    remove: change.remove,
+    removeNames: change.removeNames,
   };
 }

@@ -41,13 +41,18 @@ describe('record filter', () => {
     );
   });
 
-  it('keeps delete-names but filters their addresses', () => {
+  it('filters additions but passes removals and delete-names whole (an address excluded after it was published must still go)', () => {
     const c = filterChange(
-      { add: [a('10.0.0.1', 60)], remove: [], removeNames: [{ name: 'x.dyn.example.', addresses: [a('10.0.0.1', 60), a('192.0.2.9', 9000)] }] },
+      {
+        add: [a('10.0.0.1', 60)],
+        remove: [a('10.0.0.2', 60)],
+        removeNames: [{ name: 'x.dyn.example.', addresses: [a('10.0.0.1', 60), a('192.0.2.9', 9000)] }],
+      },
       f,
     );
     assert.equal(c.add.length, 0);
+    assert.deepEqual(c.remove, [a('10.0.0.2', 60)]);
     assert.equal(c.removeNames.length, 1);
-    assert.deepEqual(c.removeNames[0].addresses, [a('192.0.2.9', 600)]);
+    assert.deepEqual(c.removeNames[0].addresses, [a('10.0.0.1', 60), a('192.0.2.9', 9000)]);
   });
 });
