@@ -57,6 +57,7 @@ describe('nsupdate upstream against named', () => {
         keepRecords: false,
         excludeNets: [],
         protectExisting: true,
+        reconcileInterval: 0,
         ...over,
       },
       { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
@@ -268,6 +269,7 @@ describe('nsupdate upstream against named', () => {
           keepRecords: false,
           excludeNets: [],
           protectExisting: true,
+          reconcileInterval: 0,
         },
         { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
       );
