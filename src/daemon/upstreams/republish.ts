@@ -51,6 +51,11 @@ export class RepublishGuard {
     const names = new Set(live.map((r) => r.name));
     for (const k of this.#removed) if (!keys.has(k)) this.#removed.delete(k);
     for (const n of this.#removedNames) if (!names.has(n)) this.#removedNames.delete(n);
-    return live.filter((r) => !this.#removed.has(recordKey(r)) && !this.#removedNames.has(r.name));
+    return this.notRemoved(live);
+  }
+
+  /** The records of a part of the live records whose removal the upstream has not applied (no notes dropped). */
+  notRemoved(records: readonly AddrRecord[]): AddrRecord[] {
+    return records.filter((r) => !this.#removed.has(recordKey(r)) && !this.#removedNames.has(r.name));
   }
 }
