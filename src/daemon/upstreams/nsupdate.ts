@@ -8,8 +8,7 @@
  * the server (RFC 2136 §3.4.2.2: an RR already present is not added twice)
  * — in batches of at most RECONCILE_BATCH records spread evenly over the
  * interval, through the same update path (split to the message size), so a
- * zone restored from an old file converges (README, "Upstreams that lose
- * their data").
+ * zone restored from an old file converges (README, "Running nsregd").
  */
 import { randomInt } from 'node:crypto';
 

@@ -27,7 +27,7 @@
  * time, or any failed command (including the `local_zone` at start-up),
  * means data may be lost, and the upstream publishes everything again —
  * the local zone first, then every live record — retrying with back-off
- * while Unbound is down (README, "Unbound").
+ * while Unbound is down (README, "Running nsregd").
  */
 import { readFile } from 'node:fs/promises';
 import * as tls from 'node:tls';
