@@ -4,12 +4,13 @@
  * ephemeral ports, everything in a temporary directory removed by stop().
  */
 
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
+import type { UnboundUpstreamConfig } from '../../src/config/upstreams/index.js';
 import { freePort } from './ports.js';
-import { awaitServing, spawnLabServer, startLab, stopOnce, type LaunchResult } from './lab-server.js';
-import { requireTool, run } from './tools.js';
+import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
+import { requireTool, run, type Supervised } from './tools.js';
 
 export interface UnboundOptions {
   /** Raw lines added inside `server:` (indented for you). */
@@ -41,6 +42,12 @@ export interface UnboundLab {
   localZones(): Promise<string[]>;
   /** `dig +short name type` against this server. */
   query(name: string, type: string): Promise<string[]>;
+  /** Stops Unbound (SIGTERM) but keeps its directory and ports, for start(). */
+  halt(): Promise<void>;
+  /** Starts Unbound again on the same ports (after halt(); halts first if it runs), waiting until it serves. */
+  start(): Promise<void>;
+  /** Unbound's pid. */
+  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -75,6 +82,47 @@ function conf(dir: string, port: number, controlPort: number, opts: UnboundOptio
     `  control-cert-file: ${q(path.join(dir, 'unbound_control.pem'))}`,
     '',
   ].join('\n');
+}
+
+/**
+ * An unbound upstream's configuration for this lab: local zone `static`,
+ * record-ttl 600 s, no status polling unless `over` sets it.
+ */
+export function unboundUpstreamConfig(lab: UnboundLab, over: Partial<UnboundUpstreamConfig> = {}): UnboundUpstreamConfig {
+  return {
+    type: 'unbound',
+    hostname: lab.host,
+    port: lab.controlPort,
+    clientCert: lab.clientCert,
+    clientKey: lab.clientKey,
+    serverCert: lab.serverCert,
+    serverName: lab.serverName,
+    zoneType: 'static',
+    reverseZones: [],
+    timeout: 5000,
+    recordTtl: 600_000,
+    keepRecords: false,
+    excludeNets: [],
+    statusInterval: 0,
+    ...over,
+  };
+}
+
+/** The same as YAML keys, for an nsregd configuration (config-yaml.ts's zoneYaml). */
+export function unboundUpstreamYaml(lab: UnboundLab, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: 'unbound',
+    hostname: lab.host,
+    port: lab.controlPort,
+    'client-cert': lab.clientCert,
+    'client-key': lab.clientKey,
+    'server-cert': lab.serverCert,
+    'server-name': lab.serverName,
+    'zone-type': 'static',
+    timeout: '3s',
+    'record-ttl': '60s',
+    ...over,
+  };
 }
 
 /** Starts Unbound; rejects with its log if the control channel does not answer in time. */
@@ -117,23 +165,33 @@ function normalise(out: string): string[] {
     .filter((l) => l !== '');
 }
 
-async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
+/** Spawns Unbound and waits until its control channel answers. */
+async function spawnServing(a: LaunchArgs): Promise<{ proc: Supervised } | { error: Error; retry: boolean }> {
   // -d: stay in the foreground; logging goes to stderr (logfile "" and no syslog).
   const proc = spawnLabServer(a.unbound, ['-d', '-c', a.confPath], a.dir, ['ignore', 'pipe', 'pipe']);
-  const controlRun = (args: string[]): ReturnType<typeof run> => run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
-
   let last = '';
   const failed = await awaitServing(proc, 'unbound', {
     timeoutMs: a.opts.startTimeoutMs ?? 15_000,
     inUse: /address (already )?in use/i,
     ready: async () => {
-      const r = await controlRun(['status']);
+      const r = await controlRun(a, ['status']);
       last = `${r.stderr}${r.stdout}\n`;
       return r.code === 0 && /is running/.test(r.stdout);
     },
     lastOutput: () => last,
   });
-  if (failed !== undefined) return failed;
+  return failed ?? { proc };
+}
+
+function controlRun(a: LaunchArgs, args: string[]): ReturnType<typeof run> {
+  return run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
+}
+
+async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
+  const first = await spawnServing(a);
+  if ('error' in first) return first;
+  let proc = first.proc;
+  let stopped: Promise<void> | undefined;
 
   const lab: UnboundLab = {
     host: '127.0.0.1',
@@ -148,7 +206,7 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
     serverName: 'unbound',
     log: () => proc.log(),
     async control(args: string[]): Promise<string> {
-      const r = await controlRun(args);
+      const r = await controlRun(a, args);
       if (r.code !== 0) throw new Error(`unbound-control ${args.join(' ')} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
       return r.stdout;
     },
@@ -163,7 +221,21 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
       if (r.code !== 0) throw new Error(`dig ${name} ${type} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
       return normalise(r.stdout);
     },
-    stop: stopOnce(proc, a.dir),
+    async halt(): Promise<void> {
+      await proc.kill();
+    },
+    async start(): Promise<void> {
+      await proc.kill();
+      const next = await spawnServing(a);
+      if ('error' in next) throw next.error;
+      proc = next.proc;
+    },
+    pid: () => proc.pid,
+    stop: () =>
+      (stopped ??= (async (): Promise<void> => {
+        await proc.kill();
+        await rm(a.dir, { recursive: true, force: true });
+      })()),
   };
   return { lab };
 }

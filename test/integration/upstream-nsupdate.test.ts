@@ -16,6 +16,7 @@ import { NameInUseError, UpstreamError, type Upstream } from '../../src/daemon/u
 import { Rcode } from '../../src/dns/constants.js';
 import { TsigError } from '../../src/dns/errors.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../helpers/named.js';
+import { nsupdateUpstreamConfig } from '../helpers/nsupdate-upstream.js';
 import { logSink } from '../helpers/log-sink.js';
 import { addr, change } from '../helpers/records.js';
 
@@ -42,23 +43,7 @@ describe('nsupdate upstream against named', () => {
 
   const upstream = (over: Partial<NsupdateUpstreamConfig> = {}, key: TsigKeySpec = key256): Upstream =>
     createNsupdateUpstream(
-      {
-        type: 'nsupdate',
-        hostname: lab.host,
-        port: lab.port,
-        tcp: true,
-        timeout: 5000,
-        zone: ZONE,
-        reverseZones: [REV4, REV6],
-        recordTtl: 600_000,
-        tsigName: key.name,
-        tsigSecret: key.secret,
-        tsigAlgorithm: key.algorithm as NsupdateUpstreamConfig['tsigAlgorithm'],
-        keepRecords: false,
-        excludeNets: [],
-        protectExisting: true,
-        ...over,
-      },
+      nsupdateUpstreamConfig(lab, key, { reverseZones: [REV4, REV6], ...over }),
       { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
     );
 
@@ -268,6 +253,7 @@ describe('nsupdate upstream against named', () => {
           keepRecords: false,
           excludeNets: [],
           protectExisting: true,
+          reconcileInterval: 0,
         },
         { zone: ZONE, logger: sink.logger, clock: systemClock, liveRecords: () => [], allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
       );

@@ -18,7 +18,7 @@ import { recordKey, type AddrRecord, type UpstreamChange } from '../../src/daemo
 import { createUnboundUpstream } from '../../src/daemon/upstreams/unbound.js';
 import { UpstreamError, type Upstream } from '../../src/daemon/upstreams/upstream.js';
 import { requireTool, run } from '../helpers/tools.js';
-import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
+import { startUnbound, unboundUpstreamConfig, type UnboundLab } from '../helpers/unbound.js';
 import { addr, change } from '../helpers/records.js';
 
 const ZONE = 'dyn.example.';
@@ -51,22 +51,7 @@ describe('unbound upstream against unbound', () => {
 
   const make = (cache: Cache, over: Partial<UnboundUpstreamConfig> = {}): Upstream =>
     createUnboundUpstream(
-      {
-        type: 'unbound',
-        hostname: lab.host,
-        port: lab.controlPort,
-        clientCert: lab.clientCert,
-        clientKey: lab.clientKey,
-        serverCert: lab.serverCert,
-        serverName: lab.serverName,
-        zoneType: 'static',
-        reverseZones: [REV4],
-        timeout: 5000,
-        recordTtl: 600_000,
-        keepRecords: false,
-        excludeNets: [],
-        ...over,
-      },
+      unboundUpstreamConfig(lab, { reverseZones: [REV4], ...over }),
       { zone: ZONE, logger: pino({ level: 'silent' }), clock: systemClock, liveRecords: (n) => cache.live(n), allLiveRecords: () => [], dataDir: '/nonexistent', registration: () => ({ host: '127.0.0.1', port: 8053 }) },
     );
 

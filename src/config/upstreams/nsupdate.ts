@@ -39,6 +39,8 @@ export interface NsupdateUpstreamConfig {
   readonly excludeNets: readonly Cidr[];
   /** `protect-existing`: refuse a first claim of a name that already holds any record upstream. */
   readonly protectExisting: boolean;
+  /** ms; `reconcile-interval`: every live record is sent again once per interval; 0 is off. */
+  readonly reconcileInterval: number;
 }
 
 const DEFAULTS = {
@@ -48,7 +50,18 @@ const DEFAULTS = {
   'keep-records': false,
   'exclude-nets': [] as Cidr[],
   'protect-existing': true,
+  'reconcile-interval': 3_600_000,
 } as const;
+
+/**
+ * A duration key where 0 (`0`, `0s`, `0h`…) switches the feature off; any
+ * other value is a duration bounded by TIMER_LIMIT.
+ */
+export function intervalOrOff(r: MapReader, key: string): number | undefined {
+  const v = r.raw(key);
+  if (v === 0 || (typeof v === 'string' && /^\s*0+(\.0*)?\s*(ms|s|m|h)?\s*$/.test(v))) return 0;
+  return r.duration(key, TIMER_LIMIT);
+}
 
 export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
   const reverseZones = r.fqdnList('reverse-zones') ?? DEFAULTS['reverse-zones'];
@@ -87,5 +100,6 @@ export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
     keepRecords: r.bool('keep-records') ?? DEFAULTS['keep-records'],
     excludeNets: r.cidrList('exclude-nets') ?? DEFAULTS['exclude-nets'],
     protectExisting: r.bool('protect-existing') ?? DEFAULTS['protect-existing'],
+    reconcileInterval: intervalOrOff(r, 'reconcile-interval') ?? DEFAULTS['reconcile-interval'],
   };
 }

@@ -10,6 +10,7 @@
  */
 import type { Cidr } from '../../net/address.js';
 import { fail, TIMER_LIMIT, TTL_LIMIT, type MapReader } from '../validate.js';
+import { intervalOrOff } from './nsupdate.js';
 
 export interface UnboundUpstreamConfig {
   readonly type: 'unbound';
@@ -28,6 +29,12 @@ export interface UnboundUpstreamConfig {
   readonly recordTtl: number;
   readonly keepRecords: boolean;
   readonly excludeNets: readonly Cidr[];
+  /**
+   * ms; how often Unbound's `status` is asked whether it restarted (and so
+   * forgot its runtime local data); 0 switches the polling off (failed
+   * commands still trigger re-publishing).
+   */
+  readonly statusInterval: number;
 }
 
 const DEFAULTS = {
@@ -35,6 +42,7 @@ const DEFAULTS = {
   'reverse-zones': [] as string[],
   'keep-records': false,
   'exclude-nets': [] as Cidr[],
+  'status-interval': 10_000,
 } as const;
 
 export function parseUnboundUpstream(r: MapReader): UnboundUpstreamConfig {
@@ -57,5 +65,6 @@ export function parseUnboundUpstream(r: MapReader): UnboundUpstreamConfig {
     recordTtl: r.require('record-ttl', r.duration('record-ttl', TTL_LIMIT)),
     keepRecords: r.bool('keep-records') ?? DEFAULTS['keep-records'],
     excludeNets: r.cidrList('exclude-nets') ?? DEFAULTS['exclude-nets'],
+    statusInterval: intervalOrOff(r, 'status-interval') ?? DEFAULTS['status-interval'],
   };
 }

@@ -2,6 +2,13 @@
  * `type: nsupdate`: RFC 2136 UPDATEs, signed with TSIG (RFC 8945), sent to
  * an authoritative server; PTRs for configured reverse zones follow in
  * separate UPDATEs once the forward update succeeded.
+ *
+ * Reconciliation (`reconcile-interval`, default 1 h, 0 off): once per
+ * interval every live record is sent again as an addition — idempotent at
+ * the server (RFC 2136 §3.4.2.2: an RR already present is not added twice)
+ * — in batches of at most RECONCILE_BATCH records spread evenly over the
+ * interval, through the same update path (split to the message size), so a
+ * zone restored from an old file converges (README, "Running nsregd").
  */
 import { randomInt } from 'node:crypto';
 
@@ -14,9 +21,11 @@ import { signTsig, tsigLength, verifyTsigResponse, type TsigKey } from '../../dn
 import { formatHostPort } from '../../net/address.js';
 import { addRecord, buildUpdate, deleteRecord, deleteRRset, prereqNameNotInUse } from '../../dns/update.js';
 import { unixSeconds } from '../../clock.js';
-import { toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
+import { recordKey, toResourceRecord, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
-import { filterChange } from './filter.js';
+import { filterChange, filterRecords } from './filter.js';
+import { RepublishGuard } from './republish.js';
+import type { TimerHandle } from '../../clock.js';
 import { NameInUseError, UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 
 /**
@@ -27,6 +36,12 @@ import { NameInUseError, UpstreamError, type Upstream, type UpstreamContext } fr
  * either way, it only costs more round trips.
  */
 export const MAX_UDP_UPDATE = 512;
+
+/** Records per reconciliation batch (one apply: a few UPDATE messages). */
+export const RECONCILE_BATCH = 100;
+
+/** How an UPDATE reaches the server (src/net/transport.ts's exchange; tests capture it). */
+export type UpdateTransport = typeof exchange;
 
 /** RFC 1035 §4.2.2: the TCP length prefix caps a message at 65535 octets. */
 export const MAX_TCP_UPDATE = MAX_TCP_MESSAGE;
@@ -134,10 +149,15 @@ class NsupdateUpstream implements Upstream {
   readonly #ctx: UpstreamContext;
   readonly #key: TsigKey;
   readonly #overhead: number;
+  readonly #send: UpdateTransport;
+  readonly #guard: RepublishGuard;
+  #timer: TimerHandle | undefined;
+  #closed = false;
 
-  constructor(config: NsupdateUpstreamConfig, ctx: UpstreamContext) {
+  constructor(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send: UpdateTransport) {
     this.#config = config;
     this.#ctx = ctx;
+    this.#send = send;
     this.keepRecords = config.keepRecords;
     this.description = `nsupdate ${hostPort(config.hostname, config.port)} (zone ${config.zone ?? '-'})`;
     this.#key = {
@@ -146,14 +166,70 @@ class NsupdateUpstream implements Upstream {
       secret: Buffer.from(config.tsigSecret, 'base64'),
     };
     this.#overhead = tsigOverhead(this.#key);
+    this.#guard = new RepublishGuard(() => ctx.allLiveRecords());
   }
 
   start(): Promise<void> {
+    if (this.#config.reconcileInterval > 0) this.#later(this.#config.reconcileInterval, () => this.#round());
     return Promise.resolve();
   }
 
   close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
     return Promise.resolve();
+  }
+
+  #later(ms: number, fn: () => void): void {
+    if (this.#closed) return;
+    this.#timer = this.#ctx.clock.schedule(ms, () => {
+      this.#timer = undefined;
+      if (!this.#closed) fn();
+    });
+  }
+
+  /** One reconciliation round: the live records now, in batches spaced interval / batches apart. */
+  #round(): void {
+    const records = filterRecords(this.#ctx.allLiveRecords(), this.#config);
+    const batches: AddrRecord[][] = [];
+    for (let i = 0; i < records.length; i += RECONCILE_BATCH) batches.push(records.slice(i, i + RECONCILE_BATCH));
+    const interval = this.#config.reconcileInterval;
+    const spacing = Math.max(1, Math.floor(interval / Math.max(1, batches.length)));
+    const tally = { records: 0, batches: batches.length, failed: 0, started: this.#ctx.clock.now() };
+    const next = (i: number): void => {
+      if (i >= batches.length) {
+        const fields = { upstream: this.description, records: tally.records, batches: tally.batches, failedBatches: tally.failed, ms: this.#ctx.clock.now() - tally.started };
+        if (tally.failed > 0) this.#ctx.logger.warn(fields, 'reconciliation round done; failed batches are sent again next round');
+        else this.#ctx.logger.info(fields, 'reconciliation round done');
+        this.#later(batches.length === 0 ? interval : spacing, () => this.#round());
+        return;
+      }
+      void this.#reconcile(batches[i] ?? []).then(
+        (sent) => {
+          tally.records += sent;
+        },
+        (err: unknown) => {
+          tally.failed++;
+          this.#ctx.logger.debug({ upstream: this.description, err }, 'reconciliation batch failed');
+        },
+      ).then(() => {
+        if (i + 1 >= batches.length) next(i + 1);
+        else this.#later(spacing, () => next(i + 1));
+      });
+    };
+    next(0);
+  }
+
+  /** Sends a batch again, minus what stopped being live since the round began; resolves to the records sent. */
+  #reconcile(batch: readonly AddrRecord[]): Promise<number> {
+    return this.#guard.serial(async () => {
+      const live = new Set<string>();
+      for (const name of new Set(batch.map((r) => r.name))) for (const r of this.#ctx.liveRecords(name)) live.add(recordKey(r));
+      const add = this.#guard.notRemoved(batch.filter((r) => live.has(recordKey(r))));
+      if (add.length > 0) await this.#update({ add, remove: [], removeNames: [] });
+      return add.length;
+    });
   }
 
   /**
@@ -175,7 +251,14 @@ class NsupdateUpstream implements Upstream {
     }
   }
 
-  async apply(change: UpstreamChange): Promise<void> {
+  apply(change: UpstreamChange): Promise<void> {
+    return this.#guard.serial(async () => {
+      await this.#update(change);
+      this.#guard.applied(change);
+    });
+  }
+
+  async #update(change: UpstreamChange): Promise<void> {
     const filtered = filterChange(change, this.#config);
     const log = this.#ctx.logger;
     if (filtered.add.length === 0 && filtered.remove.length === 0 && filtered.removeNames.length === 0) {
@@ -215,7 +298,7 @@ class NsupdateUpstream implements Upstream {
     const tcp = this.#config.tcp || signed.message.length > MAX_UDP_UPDATE;
     let reply: Buffer;
     try {
-      ({ reply } = await exchange({
+      ({ reply } = await this.#send({
         host: this.#config.hostname,
         port: this.#config.port,
         message: signed.message,
@@ -245,6 +328,6 @@ class NsupdateUpstream implements Upstream {
   }
 }
 
-export function createNsupdateUpstream(config: NsupdateUpstreamConfig, ctx: UpstreamContext): Upstream {
-  return new NsupdateUpstream(config, ctx);
+export function createNsupdateUpstream(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send: UpdateTransport = exchange): Upstream {
+  return new NsupdateUpstream(config, ctx, send);
 }

@@ -20,15 +20,26 @@
  * operator adds to one of those names between the listing and the removal
  * is lost, and an operator's own A/AAAA at a claimed name is replaced by
  * the claim's (nsupdate's `protect-existing` has no Unbound counterpart).
+ *
+ * Unbound keeps runtime local data in memory only: a restart (or reload)
+ * forgets the zone and every record. Every `status-interval` the upstream
+ * asks `status` for Unbound's pid and uptime; a new pid or a later start
+ * time, or any failed command (including the `local_zone` at start-up),
+ * means data may be lost, and the upstream publishes everything again —
+ * the local zone first, then every live record — retrying with back-off
+ * while Unbound is down (README, "Running nsregd").
  */
 import { readFile } from 'node:fs/promises';
 import * as tls from 'node:tls';
 
 import type { UnboundUpstreamConfig } from '../../config/upstreams/index.js';
+import { Backoff } from '../../backoff.js';
+import type { TimerHandle } from '../../clock.js';
 import { canonicalName, isSubdomain } from '../../dns/names.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import { reverseName, reverseZoneFor } from '../reverse.js';
 import { filterChange, filterRecords, type RecordFilter } from './filter.js';
+import { RepublishGuard } from './republish.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 import { errorMessage } from '../../errors.js';
 import { formatHostPort } from '../../net/address.js';
@@ -64,6 +75,52 @@ export function addressDataLine(r: AddrRecord): string {
 
 export function ptrDataLine(owner: string, r: AddrRecord): string {
   return `${owner} ${r.ttl} IN PTR ${r.name}`;
+}
+
+/** Data lines sent per `local_datas` when publishing everything again. */
+export const REPUBLISH_BATCH = 1000;
+
+/** Retrying a re-publish while Unbound is down: 1 s, doubling, at most 30 s. */
+const REPAIR_BACKOFF = { initialMs: 1_000, capMs: 30_000, jitter: 0.2 } as const;
+
+/** A start time this much later than the last one seen is a restart, not rounding of the uptime. */
+const RESTART_SLACK_MS = 5_000;
+
+/** What `status` says about the running Unbound. */
+export interface UnboundStatus {
+  readonly pid: number | undefined;
+  /** Seconds. */
+  readonly uptime: number | undefined;
+}
+
+/** Reads the pid ("unbound (pid 123) is running...") and uptime ("uptime: 42 seconds") of a `status` reply. */
+export function parseStatus(reply: string): UnboundStatus {
+  const pid = /\(pid (\d+)\)/.exec(reply)?.[1];
+  const uptime = /^uptime: (\d+) seconds/m.exec(reply)?.[1];
+  return { pid: pid === undefined ? undefined : Number(pid), uptime: uptime === undefined ? undefined : Number(uptime) };
+}
+
+/**
+ * Whether Unbound restarted between two `status` replies read at `prevAt`
+ * and `nowAt` (ms): another pid, an uptime that went backwards, or a start
+ * time (read time minus uptime) that moved forward by more than the slack.
+ */
+export function restartedBetween(prev: UnboundStatus, prevAt: number, cur: UnboundStatus, nowAt: number): boolean {
+  if (prev.pid !== undefined && cur.pid !== undefined && prev.pid !== cur.pid) return true;
+  if (prev.uptime === undefined || cur.uptime === undefined) return false;
+  if (cur.uptime < prev.uptime) return true;
+  return nowAt - cur.uptime * 1000 > prevAt - prev.uptime * 1000 + RESTART_SLACK_MS;
+}
+
+/** The `local_data` lines of records as published: each address, then its PTR when it falls in a reverse zone. */
+export function recordLines(records: readonly AddrRecord[], reverseZones: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const r of records) {
+    lines.push(addressDataLine(r));
+    const owner = reverseZoneFor(r.address, reverseZones) === undefined ? undefined : reverseName(r.address);
+    if (owner !== undefined) lines.push(ptrDataLine(owner, r));
+  }
+  return lines;
 }
 
 export interface UnboundPlan {
@@ -179,26 +236,57 @@ class UnboundUpstream implements Upstream {
   readonly keepRecords: boolean;
   readonly #config: UnboundUpstreamConfig;
   readonly #ctx: UpstreamContext;
+  readonly #guard: RepublishGuard;
+  readonly #backoff = new Backoff(REPAIR_BACKOFF);
   #material: Promise<TlsMaterial> | undefined;
+  /** Data may be missing upstream: publish everything again at the next check. */
+  #lost = false;
+  #seen: { status: UnboundStatus; at: number } | undefined;
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  #closed = false;
 
   constructor(config: UnboundUpstreamConfig, ctx: UpstreamContext) {
     this.#config = config;
     this.#ctx = ctx;
     this.keepRecords = config.keepRecords;
     this.description = `unbound ${hostPort(config.hostname, config.port)}`;
+    this.#guard = new RepublishGuard(() => ctx.allLiveRecords());
   }
 
   async start(): Promise<void> {
-    if (this.#config.zoneType === 'none') return;
-    await this.command(`local_zone ${this.#ctx.zone} ${this.#config.zoneType}`);
-    this.#ctx.logger.debug({ upstream: this.description, zone: this.#ctx.zone, type: this.#config.zoneType }, 'local zone created');
+    try {
+      await this.#guard.serial(async () => {
+        await this.#createZone();
+        await this.#observe();
+      });
+    } catch (err) {
+      this.#dataLost(err);
+      throw err;
+    }
+    this.#checkIn(this.#config.statusInterval);
   }
 
   close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
     return Promise.resolve();
   }
 
-  async apply(change: UpstreamChange): Promise<void> {
+  apply(change: UpstreamChange): Promise<void> {
+    return this.#guard.serial(async () => {
+      try {
+        await this.#apply(change);
+      } catch (err) {
+        this.#dataLost(err);
+        throw err;
+      }
+      this.#guard.applied(change);
+    });
+  }
+
+  async #apply(change: UpstreamChange): Promise<void> {
     const f: RecordFilter = this.#config;
     const filtered = filterChange(change, f);
     if (filtered.add.length === 0 && filtered.remove.length === 0 && filtered.removeNames.length === 0) {
@@ -214,6 +302,77 @@ class UnboundUpstream implements Upstream {
       { upstream: this.description, removedNames: plan.removeNames.length, added: plan.addLines.length, keptForeign: kept.length },
       'unbound update accepted',
     );
+  }
+
+  async #createZone(): Promise<void> {
+    if (this.#config.zoneType === 'none') return;
+    await this.command(`local_zone ${this.#ctx.zone} ${this.#config.zoneType}`);
+    this.#ctx.logger.debug({ upstream: this.description, zone: this.#ctx.zone, type: this.#config.zoneType }, 'local zone created');
+  }
+
+  /** Reads `status`; marks the data lost when Unbound restarted since the last reading. */
+  async #observe(): Promise<void> {
+    const status = parseStatus(await this.command('status'));
+    const at = this.#ctx.clock.now();
+    const prev = this.#seen;
+    this.#seen = { status, at };
+    if (prev !== undefined && restartedBetween(prev.status, prev.at, status, at)) {
+      this.#ctx.logger.warn({ upstream: this.description, pid: status.pid, uptime: status.uptime }, 'unbound restarted: publishing every live record again');
+      this.#lost = true;
+    }
+  }
+
+  /** A command failed: Unbound may have lost data (or never got the zone); repair soon. */
+  #dataLost(err: unknown): void {
+    if (this.#closed) return;
+    if (!this.#lost) this.#ctx.logger.debug({ upstream: this.description, err }, 'unbound command failed: every live record will be published again');
+    this.#lost = true;
+    this.#checkIn(this.#backoff.peek());
+  }
+
+  /** Runs the next check in `ms` (0: no periodic check), unless one is due sooner. */
+  #checkIn(ms: number): void {
+    if (this.#closed || ms <= 0) return;
+    const at = this.#ctx.clock.now() + ms;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    this.#timer?.cancel();
+    this.#timerAt = at;
+    this.#timer = this.#ctx.clock.schedule(ms, () => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      void this.#check();
+    });
+  }
+
+  async #check(): Promise<void> {
+    try {
+      await this.#guard.serial(async () => {
+        if (!this.#lost) await this.#observe();
+        if (this.#lost) await this.#republish();
+      });
+      this.#backoff.reset();
+      this.#checkIn(this.#config.statusInterval);
+    } catch (err) {
+      if (this.#closed) return;
+      this.#lost = true;
+      const delay = this.#backoff.next();
+      const fields = { upstream: this.description, retryInMs: delay, err };
+      if (this.#backoff.attempts === 1) this.#ctx.logger.warn(fields, 'unbound unreachable: live records are published again once it answers');
+      else this.#ctx.logger.debug(fields, 'unbound still unreachable');
+      this.#checkIn(delay);
+    }
+  }
+
+  /** The local zone, then every live record (with its PTR), in batches. */
+  async #republish(): Promise<void> {
+    await this.#createZone();
+    const records = this.#guard.stillLive(filterRecords(this.#ctx.allLiveRecords(), this.#config));
+    const lines = recordLines(records, this.#config.reverseZones);
+    for (let i = 0; i < lines.length; i += REPUBLISH_BATCH) await this.command('local_datas', lines.slice(i, i + REPUBLISH_BATCH));
+    // A fresh reading, so the restart just repaired is not taken for another.
+    await this.#observe();
+    this.#lost = false;
+    this.#ctx.logger.info({ upstream: this.description, records: records.length }, 'unbound: every live record published again');
   }
 
   /**

@@ -32,6 +32,7 @@ describe('upstream registry', () => {
         keepRecords: true,
         excludeNets: [],
         protectExisting: true,
+        reconcileInterval: 0,
       },
       ctx,
     );
@@ -52,6 +53,7 @@ describe('upstream registry', () => {
         recordTtl: 60_000,
         keepRecords: false,
         excludeNets: [],
+        statusInterval: 0,
       },
       ctx,
     );

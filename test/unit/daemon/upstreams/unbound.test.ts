@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { AddrRecord } from '../../../../src/daemon/records.js';
-import { foreignDataLines, formatCommand, isErrorReply, planChange } from '../../../../src/daemon/upstreams/unbound.js';
+import { foreignDataLines, formatCommand, isErrorReply, parseStatus, planChange, recordLines, restartedBetween, type UnboundStatus } from '../../../../src/daemon/upstreams/unbound.js';
 
 describe('unbound command formatting', () => {
   it('prefixes UBCT1 and ends with a newline', () => {
@@ -95,5 +95,44 @@ describe('foreignDataLines', () => {
   it('nothing for names that are not touched, or an empty listing', () => {
     assert.deepEqual(foreignDataLines(listing, ['x.dyn.example.'], zone), []);
     assert.deepEqual(foreignDataLines('', ['h.dyn.example.'], zone), []);
+  });
+});
+
+describe('unbound status', () => {
+  const reply = 'version: 1.17.1\nverbosity: 1\nthreads: 1\nmodules: 1 [ iterator ]\nuptime: 42 seconds\noptions: control(ssl)\nunbound (pid 1234) is running...\n';
+
+  it('reads pid and uptime', () => {
+    assert.deepEqual(parseStatus(reply), { pid: 1234, uptime: 42 });
+    assert.deepEqual(parseStatus('garbage'), { pid: undefined, uptime: undefined });
+  });
+
+  it('tells a restart from time passing', () => {
+    const t0 = 1_000_000;
+    const s = (pid: number | undefined, uptime: number | undefined): UnboundStatus => ({ pid, uptime });
+    // Ten seconds later, ten seconds more uptime: the same process.
+    assert.equal(restartedBetween(s(1, 100), t0, s(1, 110), t0 + 10_000), false);
+    // Rounding of whole seconds is no restart.
+    assert.equal(restartedBetween(s(1, 100), t0, s(1, 110), t0 + 10_999), false);
+    // Another pid, an uptime going backwards, or a later start time (restarted between two polls).
+    assert.equal(restartedBetween(s(1, 100), t0, s(2, 200), t0 + 100_000), true);
+    assert.equal(restartedBetween(s(1, 100), t0, s(1, 3), t0 + 10_000), true);
+    assert.equal(restartedBetween(s(undefined, 5), t0, s(undefined, 15), t0 + 60_000), true);
+    // Nothing to compare.
+    assert.equal(restartedBetween(s(undefined, undefined), t0, s(undefined, 3), t0 + 10_000), false);
+  });
+});
+
+describe('recordLines', () => {
+  it('gives each address and, inside a reverse zone, its PTR', () => {
+    const h = 'h.dyn.example.';
+    const records: AddrRecord[] = [
+      { name: h, type: 'A', address: '192.0.2.1', ttl: 60 },
+      { name: h, type: 'A', address: '198.51.100.1', ttl: 60 },
+    ];
+    assert.deepEqual(recordLines(records, ['2.0.192.in-addr.arpa.']), [
+      `${h} 60 IN A 192.0.2.1`,
+      `1.2.0.192.in-addr.arpa. 60 IN PTR ${h}`,
+      `${h} 60 IN A 198.51.100.1`,
+    ]);
   });
 });
