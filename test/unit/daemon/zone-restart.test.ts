@@ -145,6 +145,7 @@ function nsupdateConfig(over: Partial<Extract<UpstreamConfig, { type: 'nsupdate'
     keepRecords: false,
     excludeNets: [],
     protectExisting: false,
+    reconcileInterval: 0,
     ...over,
   };
 }
