@@ -142,7 +142,7 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
       r.integer('max-records-per-name', 1, MAX_RECORDS_PER_NAME_LIMIT) ?? ZONE_DEFAULTS['max-records-per-name'],
   };
   r.finish('zone key');
-  if (upstreams.length === 0) warn(ctx, r.path, 'no upstreams: accepted records go nowhere');
+  if (upstreams.length === 0) warn(ctx, r.path, 'no upstreams: updates are refused (SERVFAIL)');
   if (zone.allowedNets.length === 0) warn(ctx, r.path, 'allowed-nets is empty: no new names can be claimed');
   return zone;
 }

@@ -144,6 +144,10 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
     const r = Refusals.notZoneApex();
     return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, refusal: r.id, zone: zone.name };
   }
+  if (zone.upstreams.length === 0) {
+    const r = Refusals.noUpstreams();
+    return { reply: refusalReply(req, r, zone.name), rcode: r.rcode, reason: r.reason, refusal: r.id, zone: zone.name };
+  }
   let claimed: string | undefined;
   try {
     const sig = sigOf(req);

@@ -56,6 +56,9 @@ const TABLE = {
   sigValidityTooLong: [Rcode.NOTAUTH, 'Signature validity period too long'],
   keyTooExpensive: [Rcode.REFUSED, 'Key too expensive to verify or too weak (RSA: 2048-4096 bits, exponent at most 2^32)'],
   prerequisites: [Rcode.REFUSED, 'Prerequisites are not supported'],
+  // A zone with no enabled upstream (`upstreams: []`, or every entry `type: disabled`) would accept
+  // records that go nowhere; SERVFAIL, as the original answered.
+  noUpstreams: [Rcode.SERVFAIL, 'No upstream servers configured for zone'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

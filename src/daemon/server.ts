@@ -79,6 +79,10 @@ export class RegistrationServer {
     return this.tcp.port || this.opts.port;
   }
 
+  /**
+   * Listens on every address of `host`; one that cannot be bound is skipped
+   * with a warning (the TCP layer's), and only none bound is an error.
+   */
   async listen(): Promise<void> {
     await this.tcp.listen(this.opts.host, this.opts.port);
     this.opts.logger.info({ addresses: this.addresses }, 'listening for registrations (TCP)');

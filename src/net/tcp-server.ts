@@ -232,13 +232,18 @@ export class TcpDnsServer {
   /**
    * Listens on every address `host` stands for (see resolveListenAddresses;
    * or on the addresses given), all on one port: with port 0, the port the
-   * first address got.
+   * first address bound got. An address that cannot be bound (`::1` in a
+   * container without IPv6) is skipped with a warning naming it, as the
+   * original did; only when no address at all can be bound does this throw
+   * (the first address's error). Returns the addresses bound.
    */
-  async listen(host: string | readonly string[], port: number): Promise<void> {
+  async listen(host: string | readonly string[], port: number): Promise<string[]> {
     const addresses = typeof host === 'string' ? await resolveListenAddresses(host) : host;
-    try {
-      for (const address of addresses) {
-        const server = net.createServer((s) => this.accept(s));
+    const bound: string[] = [];
+    let firstError: Error | undefined;
+    for (const address of addresses) {
+      const server = net.createServer((s) => this.accept(s));
+      try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
           server.listen({ host: address, port, ipv6Only: net.isIPv6(address) }, () => {
@@ -246,14 +251,21 @@ export class TcpDnsServer {
             resolve();
           });
         });
-        server.on('error', (err) => this.opts.log.error({ err }, 'TCP listener error'));
-        this.servers.push(server);
-        if (port === 0) port = (server.address() as net.AddressInfo).port;
+      } catch (err) {
+        if (err instanceof Error) firstError ??= err;
+        this.opts.log.warn({ err, address: formatHostPort(address, port) }, 'cannot listen on this address (TCP); carrying on without it');
+        continue;
       }
-    } catch (err) {
-      await this.close();
-      throw err;
+      server.on('error', (err) => this.opts.log.error({ err }, 'TCP listener error'));
+      this.servers.push(server);
+      bound.push(address);
+      if (port === 0) port = (server.address() as net.AddressInfo).port;
     }
+    if (bound.length === 0) {
+      await this.close();
+      throw firstError ?? new RangeError('no address to listen on');
+    }
+    return bound;
   }
 
   /** Addresses actually bound, as host:port strings. */

@@ -83,7 +83,7 @@ describe('registration server: a 3,899-record update with pointer owners', () =>
   ] as const) {
     it(`max-records-per-name ${cap ?? 'default (16)'}: ${expect}, well-formed, and the daemon keeps serving`, async () => {
       const d = await startNsregd({
-        zonesYaml: zoneYaml(ZONE, { ...LOOPBACK_ZONE, ...(cap === undefined ? {} : { 'max-records-per-name': cap }), upstreams: [] }),
+        zonesYaml: zoneYaml(ZONE, { ...LOOPBACK_ZONE, ...(cap === undefined ? {} : { 'max-records-per-name': cap }), upstreams: [serveUpstream(await freePort())] }),
       });
       try {
         const c = makeClient('big', ZONE);

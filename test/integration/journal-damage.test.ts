@@ -10,12 +10,13 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { Rcode } from '../../src/dns/constants.js';
 import type { DecodedMessage } from '../../src/dns/message.js';
-import { zoneYaml } from '../helpers/config-yaml.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { freePort } from '../helpers/ports.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, makeClient, type TestClient, signedUpdate } from '../helpers/sig0-client.js';
 
 const ZONE = 'dynamic.example.org.';
-const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [] });
+const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [serveUpstream(await freePort())] });
 
 function reasons(m: DecodedMessage): string[] {
   return m.additionals.flatMap((rr) => (rr.type === 'TXT' && rr.data ? rr.data : []));

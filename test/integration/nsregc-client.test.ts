@@ -18,8 +18,9 @@ import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddr
 import { defaultClientConfig, mergeClientFlags, type ClientConfig } from '../../src/config/client.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { logSink as sink } from '../helpers/log-sink.js';
-import { zoneYaml } from '../helpers/config-yaml.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 
 const ZONE = 'dynamic.example.org.';
 
@@ -79,7 +80,7 @@ describe('NsregClient against nsregd on loopback', () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'nsregc-client-'));
     d = await startNsregd({
-      zonesYaml: zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '10m', 'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'], upstreams: [] }),
+      zonesYaml: zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '10m', 'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'], upstreams: [serveUpstream(await freePort())] }),
     });
   });
   after(async () => {

@@ -8,11 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { Opcode, RRClass, RRType, Rcode } from '../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
 import { tcpExchange } from '../../src/net/transport.js';
-import { zoneYaml } from '../helpers/config-yaml.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { freePort } from '../helpers/ports.js';
 import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 
 const ZONE = 'dynamic.example.org.';
-const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [] });
+const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [serveUpstream(await freePort())] });
 
 /** The SRV self-answer, asked of host:port; the rcode, or the error's code when nothing answers. */
 async function ask(host: string, port: number): Promise<number | string> {

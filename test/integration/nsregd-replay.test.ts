@@ -11,13 +11,14 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Algorithm, RRClass, Rcode } from '../../src/dns/constants.js';
 import type { DecodedMessage } from '../../src/dns/message.js';
-import { zoneYaml } from '../helpers/config-yaml.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { freePort } from '../helpers/ports.js';
 import { malleate } from '../helpers/ecdsa-malleate.js';
 import { startNsregd } from '../helpers/nsregd-lab.js';
 import { a, makeClient, signedUpdate } from '../helpers/sig0-client.js';
 
 const ZONE = 'dynamic.example.org.';
-const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [] });
+const zones = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '1h', 'allowed-nets': ['127.0.0.0/8'], upstreams: [serveUpstream(await freePort())] });
 
 const reasons = (m: DecodedMessage): string[] => m.additionals.flatMap((rr) => (rr.type === 'TXT' && rr.data) || []);
 

@@ -169,12 +169,20 @@ export class KeyStore {
         throw new KeyStoreError('read-failed', file, errorMessage(err), { cause: err });
       }
     }
-    const state: ReplayState = {
-      keys: text === undefined ? new Map<string, KeyEntry>() : parseSnapshot(text, file, warnings),
-      tentative: new Map<string, KeyEntry>(),
-    };
     const lockFile = `${file}.locked`;
     const locks = await readLocks(lockFile);
+    let caseLocks = false;
+    const lockName = (name: string, why: string): void => {
+      if (locks.has(name)) return;
+      locks.set(name, why);
+      caseLocks = true;
+    };
+    const state: ReplayState = {
+      keys: text === undefined ? new Map<string, KeyEntry>() : parseSnapshot(text, file, warnings, lockName),
+      tentative: new Map<string, KeyEntry>(),
+    };
+    // On disk before a compaction rewrites the snapshot without the colliding entries.
+    if (caseLocks) await writeLocks(lockFile, locks);
     const errors: string[] = [];
     let damagedBeforeGood = false;
     // Runs before a torn tail is cut off: the locks are on disk first.

@@ -46,12 +46,31 @@ function field(obj: Record<string, unknown>, name: string): unknown {
 
 /**
  * Parses a snapshot's text. Names are lower-cased. Oddities that lose
- * nothing (an empty file, a stale Name or KeyTag field, two names differing
- * only in case) go to `warnings`; anything else throws KeyStoreError
- * 'corrupt' naming `file`.
+ * nothing (an empty file, a stale Name or KeyTag field) go to `warnings`;
+ * anything else throws KeyStoreError 'corrupt' naming `file`.
+ *
+ * Names differing only in case. The original daemon compared names
+ * case-sensitively, so `victim.zone.` and `VICTIM.zone.` could be two
+ * entries with two keys. Here they are one name, and which key keeps it
+ * must never depend on what a later claimant chose (keeping the
+ * later-expiring key would hand `victim` to whoever claimed `VICTIM`):
+ *  - the entry spelled all in lower case keeps the name — it is the name
+ *    every resolver asks for, and the one the original gave to its owner;
+ *  - with no such entry (`Victim` and `VICTIM`), neither key keeps it: any
+ *    rule picking one of them (by spelling, sort order or expiry) could be
+ *    met by an attacker's choice of spelling, so the name is handed to
+ *    `lock` (locks.ts: refused to every key until an operator releases it).
+ * Every collision is reported in `warnings` with the key tags of both sides.
  */
-export function parseSnapshot(text: string, file: string, warnings: string[]): Map<string, KeyEntry> {
+export function parseSnapshot(
+  text: string,
+  file: string,
+  warnings: string[],
+  lock: (name: string, why: string) => void,
+): Map<string, KeyEntry> {
   const out = new Map<string, KeyEntry>();
+  /** Every spelling seen of each name, in file order. */
+  const spellings = new Map<string, { spelling: string; entry: KeyEntry }[]>();
   if (text.trim() === '') {
     warnings.push(`${file}: empty file, starting with no keys`);
     return out;
@@ -91,14 +110,31 @@ export function parseSnapshot(text: string, file: string, warnings: string[]): M
     if (storedTag !== undefined && storedTag !== keyTag(rdata)) {
       warnings.push(`${file}: entry ${JSON.stringify(mapName)} has KeyTag ${JSON.stringify(storedTag)}, computed ${keyTag(rdata)}; using the computed one`);
     }
-    const prior = out.get(name);
-    if (prior !== undefined) {
-      // The original stored names as sent, so VICTIM.zone and victim.zone
-      // could both be present; keep the one that was refreshed last.
-      warnings.push(`${file}: names differing only in case collapse to ${name}; kept the later-expiring key`);
-      if (prior.expiry >= expiry) continue;
+    const seen = spellings.get(name);
+    if (seen === undefined) spellings.set(name, [{ spelling: mapName, entry: { name, rdata, expiry } }]);
+    else seen.push({ spelling: mapName, entry: { name, rdata, expiry } });
+  }
+  for (const [name, seen] of spellings) {
+    if (seen.length === 1) {
+      out.set(name, seen[0].entry);
+      continue;
     }
-    out.set(name, { name, rdata, expiry });
+    const lower = seen.filter((s) => s.spelling === s.spelling.toLowerCase());
+    const keeper = lower.length === 1 ? lower[0] : undefined;
+    const tags = seen.map((s) => `${JSON.stringify(s.spelling)} (key tag ${keyTag(s.entry.rdata)})`).join(', ');
+    if (keeper !== undefined) {
+      out.set(name, keeper.entry);
+      for (const s of seen) {
+        if (s === keeper) continue;
+        warnings.push(
+          `${file}: ${JSON.stringify(s.spelling)} (key tag ${keyTag(s.entry.rdata)}) differs from ${JSON.stringify(keeper.spelling)} ` +
+            `(key tag ${keyTag(keeper.entry.rdata)}) only in case; the lower-case entry keeps ${name}, the other key is dropped`,
+        );
+      }
+    } else {
+      warnings.push(`${file}: ${tags} differ only in case and none is the lower-case form; ${name} is locked, no key kept`);
+      lock(name, `entries differing only in case in ${file}: ${tags}`);
+    }
   }
   return out;
 }

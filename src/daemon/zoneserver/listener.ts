@@ -59,7 +59,8 @@ export function truncatedReply(reply: Buffer): Buffer | null {
 
 class SharedListener {
   readonly authorities = new Set<Authority>();
-  private readonly udp: dgram.Socket[] = [];
+  /** UDP sockets by the address they are bound to. */
+  private readonly udp = new Map<string, dgram.Socket>();
   private readonly tcp: TcpDnsServer;
   private readonly limiter: ResponseRateLimiter;
 
@@ -79,12 +80,19 @@ class SharedListener {
     });
   }
 
-  async open(): Promise<void> {
-    const addresses = await resolveListenAddresses(this.host);
-    try {
-      for (const address of addresses) {
-        const v6 = net.isIPv6(address);
-        const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+  /**
+   * Binds UDP and TCP on every address the host stands for. An address
+   * that cannot be bound (`::1` without IPv6) is skipped with a warning, as
+   * the original did; an address is served on both transports or neither.
+   * Throws only when no address can be bound.
+   */
+  async open(resolved?: readonly string[]): Promise<void> {
+    const addresses = resolved ?? (await resolveListenAddresses(this.host));
+    let firstError: Error | undefined;
+    for (const address of addresses) {
+      const v6 = net.isIPv6(address);
+      const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+      try {
         await new Promise<void>((resolve, reject) => {
           sock.once('error', reject);
           sock.bind(this.port, address, () => {
@@ -92,17 +100,32 @@ class SharedListener {
             resolve();
           });
         });
-        sock.on('error', (err) => this.logger.warn({ err }, 'zone server UDP error'));
-        sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
-        this.udp.push(sock);
+      } catch (err) {
+        sock.close();
+        if (err instanceof Error) firstError ??= err;
+        this.logger.warn({ err, address: formatHostPort(address, this.port) }, 'cannot listen on this address (UDP); carrying on without it');
+        continue;
       }
-      await this.tcp.listen(addresses, this.port);
+      sock.on('error', (err) => this.logger.warn({ err }, 'zone server UDP error'));
+      sock.on('message', (msg, rinfo) => this.onDatagram(sock, msg, rinfo));
+      this.udp.set(address, sock);
+    }
+    if (this.udp.size === 0) throw firstError ?? new RangeError(`${this.host} stands for no address`);
+    let bound: string[];
+    try {
+      bound = await this.tcp.listen([...this.udp.keys()], this.port);
     } catch (err) {
       await this.close();
       throw err;
     }
+    // An address TCP could not bind (already warned about) is not served over UDP alone.
+    for (const [address, sock] of this.udp) {
+      if (bound.includes(address)) continue;
+      this.udp.delete(address);
+      await new Promise<void>((resolve) => sock.close(() => resolve()));
+    }
     this.logger.info(
-      { addresses: addresses.map((a) => formatHostPort(a, this.port)) },
+      { addresses: bound.map((a) => formatHostPort(a, this.port)) },
       'zone server answering DNS queries (UDP and TCP)',
     );
   }
@@ -120,8 +143,8 @@ class SharedListener {
 
   async close(): Promise<void> {
     await this.tcp.close();
-    await Promise.all(this.udp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.udp.length = 0;
+    await Promise.all([...this.udp.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.udp.clear();
   }
 }
 
@@ -140,13 +163,19 @@ export async function attachAuthorities(
   host: string,
   port: number,
   authorities: readonly Authority[],
-  opts: { rateLimit: number; tcp: ZoneTcpLimits; logger: Logger },
+  opts: {
+    rateLimit: number;
+    tcp: ZoneTcpLimits;
+    logger: Logger;
+    /** The addresses `host` stands for, when already known (tests); default: resolved. */
+    addresses?: readonly string[];
+  },
 ): Promise<ListenerLease> {
   const key = `${host}|${port}`;
   let entry = listeners.get(key);
   if (entry === undefined) {
     const listener = new SharedListener(host, port, opts.rateLimit, opts.tcp, opts.logger);
-    entry = { listener, opening: listener.open() };
+    entry = { listener, opening: listener.open(opts.addresses) };
     listeners.set(key, entry);
     entry.opening.catch(() => listeners.delete(key));
   }

@@ -428,3 +428,19 @@ describe('handler: expiry', () => {
     assert.deepEqual(last?.removeNames.map((n) => [n.name, n.addresses.map((x) => x.address)]), [[c.name, ['192.0.2.1']]]);
   });
 });
+
+describe('handler: a zone with no upstream', () => {
+  it('refuses updates with SERVFAIL and a reason, stores no key, and still answers SRV', async () => {
+    const l = lab({ upstreams: 0 });
+    const c = makeClient('host1', ZONE);
+    const r = await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now }));
+    assertRefused(r, Rcode.SERVFAIL, 'No upstream servers configured for zone', ZONE);
+    assert.equal(l.keys.get(c.name), undefined);
+    assert.equal(l.cache.size, 0);
+    const q = emptyMessage(78, Opcode.QUERY);
+    q.questions.push({ name: `_nsreg._tcp.${ZONE}`, type: RRType.SRV, class: RRClass.IN });
+    const srv = await l.send(encodeMessage(q));
+    assert.equal(srv.rcode, Rcode.NOERROR);
+    assert.equal(srv.answers[0]?.type, 'SRV');
+  });
+});

@@ -160,36 +160,40 @@ describe('KeyStore: the original daemon file', () => {
     assert.equal(statSync(path.join(dir, KEYDB)).mode & 0o777, 0o600);
   });
 
-  it('lower-cases names; of two entries differing in case it keeps the later expiry and warns', async () => {
+  it('of entries differing only in case the lower-case one keeps the name, whatever the expiries; each collision warned with both key tags', async () => {
+    // victim (bravo's key) expires first; the later claims VICTIM (delta's key) and Victim (alpha's key) must not take it.
     const dir = tempDir();
-    const k1 = newKey();
-    const k2 = newKey();
-    const entry = (name: string, k: KeyRData, expiry: string): object => ({
-      Name: name,
-      Flags: k.flags,
-      Protocol: k.protocol,
-      Algorithm: k.algorithm,
-      KeyTag: 0,
-      PublicKey: k.publicKey.toString('base64'),
-      Expiry: expiry,
-    });
-    writeFileSync(
-      path.join(dir, KEYDB),
-      JSON.stringify({
-        'VICTIM.dynamic.example.org.': entry('VICTIM.dynamic.example.org.', k1, '2027-01-01T00:00:00Z'),
-        'victim.dynamic.example.org.': entry('victim.dynamic.example.org.', k2, '2026-06-01T00:00:00.000000001Z'),
-      }),
-    );
+    copyFileSync(anyFixture('keydb-case/lower-kept.keydb'), path.join(dir, KEYDB));
+    const { store, warnings } = await KeyStore.open(dir, ZONE, new FakeClock());
+    assert.equal(store.size, 2);
+    const k = store.get('VICTIM.dynamic.example.org');
+    assert.equal(k?.name, 'victim.dynamic.example.org.');
+    assert.equal(k?.keyTag, 3740);
+    assert.equal(k?.expiry, Date.parse('2026-12-22T01:54:15.837Z'));
+    const collisions = warnings.filter((w) => w.includes('only in case'));
+    assert.equal(collisions.length, 2);
+    assert.ok(collisions.some((w) => w.includes('"VICTIM.dynamic.example.org."') && w.includes('key tag 21468') && w.includes('key tag 3740')), collisions.join('\n'));
+    assert.ok(collisions.some((w) => w.includes('"Victim.dynamic.example.org."') && w.includes('key tag 32957') && w.includes('key tag 3740')), collisions.join('\n'));
+    assert.equal(existsSync(path.join(dir, `${KEYDB}.locked`)), false);
+    await store.close();
+  });
+
+  it('entries differing only in case with no lower-case one: the name is locked (no key keeps it), on disk before compaction', async () => {
+    const dir = tempDir();
+    copyFileSync(anyFixture('keydb-case/no-lower.keydb'), path.join(dir, KEYDB));
     const { store, warnings } = await KeyStore.open(dir, ZONE, new FakeClock());
     assert.equal(store.size, 1);
-    const k = store.get('victim.dynamic.example.org.');
-    assert.ok(k);
-    assert.ok(isKey(k, k1));
-    assert.equal(k.name, 'victim.dynamic.example.org.');
-    assert.equal(k.expiry, Date.UTC(2027, 0, 1));
-    assert.ok(warnings.length >= 1);
-    assert.deepEqual(store.warnings, warnings);
+    assert.equal(store.has('victim.dynamic.example.org.'), false);
+    // The stand-in of a locked name: key tag -1, which no signature carries.
+    assert.equal(store.get('victim.dynamic.example.org.')?.keyTag, -1);
+    assert.ok(warnings.some((w) => w.includes('key tag 21468') && w.includes('key tag 3740') && w.includes('locked')), warnings.join('\n'));
+    assert.match(readFileSync(path.join(dir, `${KEYDB}.locked`), 'utf8'), /^victim\.dynamic\.example\.org\.\t.*key tag 21468.*key tag 3740/m);
     await store.close();
+    // Reopened after the snapshot was rewritten without the entries: still locked.
+    assert.doesNotMatch(readFileSync(path.join(dir, KEYDB), 'utf8'), /victim/i);
+    const again = await KeyStore.open(dir, ZONE, new FakeClock());
+    assert.equal(again.store.get('victim.dynamic.example.org.')?.keyTag, -1);
+    await again.store.close();
   });
 
   it('a missing file is an empty database; the data directory is created', async () => {

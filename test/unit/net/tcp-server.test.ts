@@ -442,6 +442,34 @@ describe('TCP layer: listening and shutdown', () => {
     assert.equal(lab.server.stats.closed.shutdown, 1);
   });
 
+  it('an address that cannot be bound is skipped with a warning; the others listen', async () => {
+    // 203.0.113.1 (TEST-NET-3) is not configured here: binding it fails with EADDRNOTAVAIL. Nothing is sent to it.
+    const sink = logSink('warn');
+    const server = new TcpDnsServer({ handler: echo, log: sink.logger });
+    try {
+      const bound = await server.listen(['203.0.113.1', '127.0.0.1'], 0);
+      assert.deepEqual(bound, ['127.0.0.1']);
+      assert.deepEqual(server.addresses, [`127.0.0.1:${server.port}`]);
+      const warned = sink.lines.filter((l) => l.level === 40);
+      assert.equal(warned.length, 1);
+      assert.match(String(warned[0].address), /^203\.0\.113\.1:/);
+      assert.equal((warned[0].err as { code?: string }).code, 'EADDRNOTAVAIL');
+      const s = await connect(server.port, '127.0.0.1');
+      const got = replies(s, 1);
+      s.write(frame(query(7)));
+      assert.equal((await got)[0].readUInt16BE(0), 7);
+      s.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('fails only when no address can be bound', async () => {
+    const server = new TcpDnsServer({ handler: echo, log: pino({ level: 'silent' }) });
+    await assert.rejects(server.listen(['203.0.113.1', '203.0.113.2'], 0), { code: 'EADDRNOTAVAIL' });
+    assert.deepEqual(server.addresses, []);
+  });
+
   it('rejects limits that are not positive integers or exceed a TCP frame', () => {
     assert.throws(() => new TcpDnsServer({ handler: echo, log: pino({ level: 'silent' }), limits: { maxPerSource: 0 } }), /maxPerSource/);
     assert.throws(() => new TcpDnsServer({ handler: echo, log: pino({ level: 'silent' }), limits: { maxMessageSize: 70_000 } }), /maxMessageSize/);

@@ -9,9 +9,10 @@ import { answerQuery, findAuthority, type Authority } from '../../../../src/daem
 import { attachAuthorities, respond } from '../../../../src/daemon/zoneserver/listener.js';
 import { networkKey, ResponseRateLimiter } from '../../../../src/daemon/zoneserver/ratelimit.js';
 import { SerialCounter } from '../../../../src/daemon/zoneserver/serial.js';
-import { tcpExchange } from '../../../../src/net/transport.js';
+import { tcpExchange, udpExchange } from '../../../../src/net/transport.js';
 import { pino } from 'pino';
 import { freePort } from '../../../helpers/ports.js';
+import { logSink } from '../../../helpers/log-sink.js';
 
 const ZONE = 'z.example.';
 const soa: ResourceRecord = {
@@ -142,6 +143,39 @@ describe('zone server over TCP', () => {
     } finally {
       await lease.release();
     }
+  });
+});
+
+describe('zone server listening', () => {
+  const tcp = { maxConnections: 8, maxPerSource: 4, idleTimeoutMs: 10_000 };
+
+  it('an address of the name that cannot be bound is skipped with a warning; the others answer (UDP and TCP)', async () => {
+    // 203.0.113.1 (TEST-NET-3) is not configured here: binding fails with EADDRNOTAVAIL. Nothing is sent to it.
+    const port = await freePort();
+    const sink = logSink('warn');
+    const lease = await attachAuthorities('listen-test.invalid', port, [authority], { rateLimit: 0, tcp, logger: sink.logger, addresses: ['127.0.0.1', '203.0.113.1'] });
+    try {
+      const warned = sink.lines.filter((l) => l.level === 40);
+      assert.equal(warned.length, 1);
+      assert.equal(warned[0].address, `203.0.113.1:${port}`);
+      const q = emptyMessage(41, Opcode.QUERY);
+      q.questions.push({ name: ZONE, type: RRType.SOA, class: RRClass.IN });
+      const overTcp = decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message: encodeMessage(q), timeoutMs: 5000 }));
+      assert.equal(overTcp.answers[0]?.type, 'SOA');
+      const overUdp = await udpExchange({ host: '127.0.0.1', port, message: encodeMessage(q), timeoutMs: 5000 });
+      assert.equal(overUdp.transport, 'udp');
+      assert.equal(decodeMessage(overUdp.reply).answers[0]?.type, 'SOA');
+    } finally {
+      await lease.release();
+    }
+  });
+
+  it('fails when no address of the name can be bound', async () => {
+    const port = await freePort();
+    await assert.rejects(
+      attachAuthorities('listen-test.invalid', port, [authority], { rateLimit: 0, tcp, logger: pino({ level: 'silent' }), addresses: ['203.0.113.1', '203.0.113.2'] }),
+      { code: 'EADDRNOTAVAIL' },
+    );
   });
 });
 
