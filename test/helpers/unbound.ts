@@ -108,23 +108,6 @@ export function unboundUpstreamConfig(lab: UnboundLab, over: Partial<UnboundUpst
   };
 }
 
-/** The same as YAML keys, for an nsregd configuration (config-yaml.ts's zoneYaml). */
-export function unboundUpstreamYaml(lab: UnboundLab, over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    type: 'unbound',
-    hostname: lab.host,
-    port: lab.controlPort,
-    'client-cert': lab.clientCert,
-    'client-key': lab.clientKey,
-    'server-cert': lab.serverCert,
-    'server-name': lab.serverName,
-    'zone-type': 'static',
-    timeout: '3s',
-    'record-ttl': '60s',
-    ...over,
-  };
-}
-
 /** Starts Unbound; rejects with its log if the control channel does not answer in time. */
 export async function startUnbound(opts: UnboundOptions = {}): Promise<UnboundLab> {
   const unbound = requireTool('unbound');

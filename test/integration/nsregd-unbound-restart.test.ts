@@ -9,8 +9,8 @@ import { Rcode } from '../../src/dns/constants.js';
 import { eventually } from '../helpers/eventually.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { a, makeClient, signedUpdate } from '../helpers/sig0-client.js';
-import { startUnbound, unboundUpstreamYaml, type UnboundLab } from '../helpers/unbound.js';
-import { LOOPBACK_ZONE, zoneYaml } from '../helpers/config-yaml.js';
+import { startUnbound, type UnboundLab } from '../helpers/unbound.js';
+import { LOOPBACK_ZONE, unboundUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const REPAIR_MS = 30_000;
@@ -24,7 +24,7 @@ describe('nsregd repairs a restarted unbound', () => {
     const d = await startNsregd({
       zonesYaml: zoneYaml(ZONE, {
         ...LOOPBACK_ZONE,
-        upstreams: [unboundUpstreamYaml(unbound, { 'reverse-zones': ['2.0.192.in-addr.arpa'], 'status-interval': '1s' })],
+        upstreams: [unboundUpstream(unbound, { 'reverse-zones': ['2.0.192.in-addr.arpa'], 'status-interval': '1s' })],
       }),
     });
     labs.unshift(d);
@@ -54,7 +54,7 @@ describe('nsregd repairs a restarted unbound', () => {
     labs.push(unbound);
     await unbound.halt();
     const d = await startNsregd({
-      zonesYaml: zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams: [unboundUpstreamYaml(unbound, { 'status-interval': '1s' })] }),
+      zonesYaml: zoneYaml(ZONE, { ...LOOPBACK_ZONE, upstreams: [unboundUpstream(unbound, { 'status-interval': '1s' })] }),
     });
     labs.unshift(d);
     await unbound.start();
