@@ -3,32 +3,12 @@ import assert from 'node:assert/strict';
 import { parseClientConfig } from '../../../src/config/client.js';
 import { parseDaemonConfig } from '../../../src/config/daemon.js';
 import { ConfigError } from '../../../src/config/errors.js';
+import { MINIMAL_UPSTREAMS } from '../../helpers/upstream-trees.js';
 
 const FILE = '/etc/nsregd/nsregd.yaml';
 type Tree = Record<string, unknown>;
 
-const UPSTREAMS: Record<string, Tree> = {
-  nsupdate: {
-    type: 'nsupdate',
-    hostname: '127.0.0.1',
-    port: 53,
-    timeout: '10s',
-    zone: 'example.org',
-    'record-ttl': '60s',
-    'tsig-name': 'nsregd',
-    'tsig-secret': 'c2VjcmV0LWZvci10aGUtZXhhbXBsZS1vbmx5IQ==',
-  },
-  unbound: {
-    type: 'unbound',
-    hostname: 'localhost',
-    ...Object.fromEntries(['client-cert', 'client-key', 'server-cert'].map((k) => [k, `/etc/unbound/${k}.pem`])),
-    'server-name': 'unbound',
-    'zone-type': 'typetransparent',
-    timeout: '1s',
-    'record-ttl': '60s',
-  },
-  serve: { type: 'serve', 'listen-port': 5300 },
-};
+const UPSTREAMS: Record<string, Tree> = MINIMAL_UPSTREAMS;
 
 function daemon(zone: Tree, upstream: Tree): string {
   return JSON.stringify({

@@ -4,29 +4,11 @@ import { describe, it } from 'node:test';
 import { parseDaemonConfig } from '../../../src/config/daemon.js';
 import { ConfigError } from '../../../src/config/errors.js';
 import type { NsupdateUpstreamConfig, UnboundUpstreamConfig } from '../../../src/config/upstreams/index.js';
+import { MINIMAL_UPSTREAMS } from '../../helpers/upstream-trees.js';
 
 const FILE = '/etc/nsregd/nsregd.yaml';
-const NSUPDATE = {
-  type: 'nsupdate',
-  hostname: '127.0.0.1',
-  port: 53,
-  timeout: '10s',
-  zone: 'example.org',
-  'record-ttl': '60s',
-  'tsig-name': 'nsregd',
-  'tsig-secret': 'c2VjcmV0LWZvci10aGUtZXhhbXBsZS1vbmx5IQ==',
-};
-const UNBOUND = {
-  type: 'unbound',
-  hostname: 'localhost',
-  'client-cert': '/c.pem',
-  'client-key': '/k.pem',
-  'server-cert': '/s.pem',
-  'server-name': 'unbound',
-  'zone-type': 'static',
-  timeout: '1s',
-  'record-ttl': '60s',
-};
+const NSUPDATE = MINIMAL_UPSTREAMS.nsupdate;
+const UNBOUND = MINIMAL_UPSTREAMS.unbound;
 
 function upstream(u: Record<string, unknown>): unknown {
   const text = JSON.stringify({
