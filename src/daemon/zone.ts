@@ -275,9 +275,13 @@ export class Zone {
     }
     if (lapsed > 0) this.logger.info({ records: lapsed }, 'records withdrawn at the last stop have lapsed since; dropped');
     const unclaimed = (op: Op): boolean => op.kind === 'add' && op.record !== undefined && this.keys.get(op.record.name) === undefined;
+    // The stop's removal of a record start() installs again is superseded by
+    // that add: sending it first would make the name vanish for a moment.
+    const reinstalled = new Set(this.withdrawnAtStop.map(recordKey));
+    const superseded = (op: Op): boolean => op.kind === 'remove' && op.record !== undefined && reinstalled.has(recordKey(op.record));
     for (const box of this.outboxes) {
       // A pending add of an unconfirmed claim is sent as the removal it must become.
-      box.restore((ops.get(box.id) ?? []).map((op) => (unclaimed(op) ? { ...op, kind: 'remove' as const } : op)));
+      box.restore((ops.get(box.id) ?? []).filter((op) => !superseded(op)).map((op) => (unclaimed(op) ? { ...op, kind: 'remove' as const } : op)));
     }
     for (const [id, list] of ops) {
       if (!this.outboxes.some((b) => b.id === id) && list.length > 0) {
