@@ -42,6 +42,13 @@ export interface AddressSource {
    */
   subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Calls `listener` whenever a default route (0.0.0.0/0 or ::/0 in the
+   * main table) appears, goes away or changes gateway or interface: the
+   * host may have moved to another network. Repeats are possible;
+   * consumers debounce. Sources that cannot see routes leave it out.
+   */
+  onDefaultRouteChange?(listener: () => void): void;
   readonly kind: 'netlink' | 'poll';
 }
 
