@@ -301,24 +301,26 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
   }
   const client = first.client;
 
-  // The client's own timers do not hold the process open (they are unref'd); this does, until the end.
+  // The client's own timers do not hold the process open (they are unref'd); this does, until shutdown is over.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const outcome = await Promise.race([stopped, client.allRefused.then(() => 'refused' as const)]);
-  clearInterval(keepAlive);
   if (outcome === 'refused') {
     unhook();
     const message = 'every nsregd server refused the registration; giving up';
     logger.error(message);
     await client.shutdown(true);
+    clearInterval(keepAlive);
     io.stderr.write(`nsregc: ${message}\n`);
     return 1;
   }
   logger.info({ signal: outcome.signal, keepRecords: config.keepRecords }, 'shutting down');
   try {
+    // Removals are retried until the stop timeout; their back-off timers must not let the process end first.
     await client.shutdown(config.keepRecords);
   } catch (err) {
     logger.error({ err: err }, 'shutdown failed');
   }
+  clearInterval(keepAlive);
   unhook();
   logger.info('stopped');
   return client.refusedEverywhere ? 1 : outcome.code;

@@ -27,6 +27,20 @@
  * (every update carries the KEY). When no update has been accepted for
  * half the key TTL (no addresses, or records refreshed less often), one
  * carrying only the KEY is sent, so the name does not lapse.
+ * Address events: a burst (NetworkManager re-adding an address with new
+ * lifetimes, add/del/add within a second) is coalesced. The first event
+ * starts a COALESCE_MS window; at its end the addresses the events named
+ * are compared with the host's list and what differs from what is
+ * registered goes out in one update, so events give at most one update
+ * per server per window. An address that is registered and still present
+ * sends nothing (a new lifetime rides on the refresh at half the
+ * registered TTL, which is always before that TTL runs out).
+ * Shutdown: removals (every record, or with keep only those of addresses
+ * that left) are retried with the back-off until STOP_TIMEOUT_MS, then
+ * given up with a log line naming them.
+ * Network change (the client saw the host move): the server is probed at
+ * once, so one that became reachable or restarted is noticed within a
+ * round trip.
  * Updates are sent one at a time, in order, so a removal can never
  * overtake the insert it undoes.
  */
@@ -55,6 +69,18 @@ export const RETRY_CAP_MS = 300_000;
  * connection and one small query per server.
  */
 export const PROBE_INTERVAL_MS = 15_000;
+/**
+ * Window over which address events are gathered into one update. One
+ * second: a NetworkManager reconfiguration or a DHCP renewal sends its
+ * events within it, and a new address is still registered about a second
+ * after it appears.
+ */
+export const COALESCE_MS = 1_000;
+/**
+ * How long shutdown keeps trying to remove records (with the back-off)
+ * before giving up: well inside systemd's default stop timeout (90 s).
+ */
+export const STOP_TIMEOUT_MS = 10_000;
 
 /**
  * The registrar's view of the host's addresses: the ones eligible for
@@ -101,6 +127,10 @@ export interface RegistrarOptions {
   readonly probe?: ProbeFn;
   /** Default PROBE_INTERVAL_MS. */
   readonly probeIntervalMs?: number;
+  /** Default COALESCE_MS. */
+  readonly coalesceMs?: number;
+  /** Default STOP_TIMEOUT_MS. */
+  readonly stopTimeoutMs?: number;
   /** Called once when the state leaves 'running'. */
   readonly onStateChange?: (state: RegistrarState) => void;
 }
@@ -173,6 +203,10 @@ export class Registrar {
   private keyTimer: TimerHandle | undefined;
   /** The key-only refresh is due and was not answered with NOERROR yet (a retry sends it again). */
   private keyRefreshDue = false;
+  /** Addresses named by events since the last flush. */
+  private readonly touched = new Set<string>();
+  /** Ends the current coalescing window. */
+  private flushTimer: TimerHandle | undefined;
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -221,41 +255,32 @@ export class Registrar {
     });
   }
 
-  /** An address appeared (address event). Inserted unless already registered or queued. */
-  addressAdded(addr: RegistrarAddress): Promise<void> {
-    const key = addressKey(addr.address);
-    if (!this.active() || this.registered.has(key) || this.retryInserts.has(key)) return Promise.resolve();
-    this.retryRemovals.delete(key);
-    this.log.info({ address: addr.address }, 'new address');
-    return this.enqueue(() => this.sendInserts([addr]));
+  /** An address appeared, or was announced again (address event): looked at when the coalescing window ends. */
+  addressAdded(addr: RegistrarAddress): void {
+    this.touch(addr.address);
+  }
+
+  /** An address went away (address event): looked at when the coalescing window ends. */
+  addressRemoved(address: string): void {
+    this.touch(address);
   }
 
   /**
-   * An address went away (address event). If it is still on some
-   * interface (the provider still lists it) nothing happens; otherwise its
-   * record is removed and forgotten.
+   * The host's networks changed (another default route, prefixes came or
+   * went): probe the server now instead of at the next interval.
    */
-  addressRemoved(address: string): Promise<void> {
-    const key = addressKey(address);
-    if (!this.active()) return Promise.resolve();
-    return this.enqueue(async () => {
-      if (!this.active()) return;
-      const wasQueued = this.retryInserts.delete(key);
-      if (!this.registered.has(key) && !wasQueued) return;
-      const still = (await this.opts.addresses.list()).some((a) => addressKey(a.address) === key);
-      if (still) {
-        if (wasQueued) this.retryInserts.add(key);
-        return;
-      }
-      this.forget(key);
-      this.log.info({ address }, 'address lost; removing its record');
-      await this.sendRemovals([address]);
-    });
+  networkChanged(): void {
+    if (!this.active() || this.opts.probe === undefined) return;
+    this.probeBackoff.reset();
+    this.scheduleProbe(0);
   }
 
   /**
-   * Stops all timers and, unless `keep`, removes every registered record
-   * (one update, not retried). A refused registrar stays 'refused'.
+   * Stops all timers and removes records: unless `keep`, every one
+   * registered or waiting for a retry; with `keep`, only those of
+   * addresses that left the host (removals waiting for a retry, or events
+   * not flushed yet). Transient failures are retried with the back-off
+   * until the stop timeout. A refused registrar stays 'refused'.
    */
   async shutdown(keep: boolean): Promise<void> {
     if (this.phase.kind !== 'running') return this.queue;
@@ -264,18 +289,91 @@ export class Registrar {
     await this.queue;
     // An update that was in flight may have been refused meanwhile.
     if (this.state === 'refused') return;
-    const all = [...new Set([...this.registered.keys(), ...this.retryInserts])];
+    const removals = await this.removalsAtExit(keep);
+    const kept = keep ? [...this.registered.keys()].filter((k) => !removals.includes(k)) : [];
     this.retryInserts.clear();
     this.retryRemovals.clear();
-    if (!keep && all.length > 0) {
-      this.log.info({ count: all.length, addresses: all }, 'removing records before exit');
-      const outcome = await this.exchangeUpdate({ removals: all });
-      if (outcome === 'ok') this.log.info({ count: all.length }, 'records removed');
-    } else if (keep && all.length > 0) {
-      this.log.info({ count: all.length }, 'keeping records on exit');
-    }
+    this.touched.clear();
+    if (kept.length > 0) this.log.info({ count: kept.length }, 'keeping records on exit');
+    if (removals.length > 0) await this.removeBeforeExit(removals);
     for (const k of [...this.registered.keys()]) this.forget(k);
     this.setPhase({ kind: 'stopped' });
+  }
+
+  private async removalsAtExit(keep: boolean): Promise<string[]> {
+    const out = new Set(this.retryRemovals);
+    if (!keep) {
+      for (const k of this.registered.keys()) out.add(k);
+      for (const k of this.retryInserts) out.add(k);
+    } else if (this.touched.size > 0) {
+      const present = new Set((await this.opts.addresses.list()).map((a) => addressKey(a.address)));
+      for (const k of this.touched) if (!present.has(k) && (this.registered.has(k) || this.retryInserts.has(k))) out.add(k);
+    }
+    return [...out];
+  }
+
+  /** One removal update, retried with the back-off while the stop timeout allows. */
+  private async removeBeforeExit(removals: readonly string[]): Promise<void> {
+    const deadline = this.opts.clock.now() + (this.opts.stopTimeoutMs ?? STOP_TIMEOUT_MS);
+    this.log.info({ count: removals.length, addresses: removals }, 'removing records before exit');
+    // Waits before this point belonged to the server's earlier trouble; the stop timeout gets a fresh start.
+    this.retryBackoff.reset();
+    for (;;) {
+      const outcome = await this.exchangeUpdate({ removals });
+      if (outcome === 'ok') this.log.info({ count: removals.length }, 'records removed');
+      if (outcome !== 'transient') return;
+      const wait = this.retryBackoff.next();
+      if (this.opts.clock.now() + wait >= deadline) {
+        this.log.warn(
+          { addresses: removals, stopTimeoutMs: this.opts.stopTimeoutMs ?? STOP_TIMEOUT_MS },
+          'could not remove records before the stop timeout; they expire with their TTL',
+        );
+        return;
+      }
+      await new Promise<void>((resolve) => this.opts.clock.schedule(wait, resolve));
+    }
+  }
+
+  /** Opens a coalescing window unless one is open. */
+  private touch(address: string): void {
+    if (!this.active()) return;
+    this.touched.add(addressKey(address));
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = this.opts.clock.schedule(this.opts.coalesceMs ?? COALESCE_MS, () => {
+      this.flushTimer = undefined;
+      void this.enqueue(() => this.flushTouched());
+    });
+  }
+
+  /**
+   * The end of a coalescing window: every address the events named is
+   * compared with the host's list now. Present and not registered (nor
+   * waiting for a retry): inserted. Gone and registered (or waiting):
+   * removed and forgotten. Anything else (a lifetime-only change, an
+   * add/del/add that ended where it began) sends nothing.
+   */
+  private async flushTouched(): Promise<void> {
+    if (!this.active() || this.touched.size === 0) return;
+    const keys = [...this.touched];
+    this.touched.clear();
+    const current = new Map((await this.opts.addresses.list()).map((a) => [addressKey(a.address), a]));
+    const inserts: RegistrarAddress[] = [];
+    const removals: string[] = [];
+    for (const k of keys) {
+      const a = current.get(k);
+      if (a !== undefined) {
+        this.retryRemovals.delete(k);
+        if (this.registered.has(k) || this.retryInserts.has(k)) continue;
+        this.log.info({ address: a.address, ttl: a.ttl }, 'new address; registering it');
+        inserts.push(a);
+      } else if (this.retryInserts.delete(k) || this.registered.has(k)) {
+        this.forget(k);
+        this.log.info({ address: k }, 'address lost; removing its record');
+        removals.push(k);
+      }
+    }
+    if (inserts.length === 0 && removals.length === 0) return;
+    await this.exchangeUpdate({ inserts, removals });
   }
 
   private active(): boolean {
@@ -315,6 +413,8 @@ export class Registrar {
       r.timer = undefined;
     }
     this.cancelRetry();
+    this.flushTimer?.cancel();
+    this.flushTimer = undefined;
     this.dueTimer?.cancel();
     this.dueTimer = undefined;
     this.dueRefresh.clear();
@@ -424,11 +524,6 @@ export class Registrar {
     if (!this.active()) return;
     for (const a of addrs) this.log.info({ address: a.address, ttl: a.ttl }, 'registering address');
     await this.exchangeUpdate({ inserts: addrs });
-  }
-
-  private async sendRemovals(addresses: readonly string[]): Promise<void> {
-    if (!this.active()) return;
-    await this.exchangeUpdate({ removals: addresses });
   }
 
   /** Signs, sends and interprets one update; schedules refreshes or retries. */
@@ -604,6 +699,7 @@ export class Registrar {
 
   private refuse(): void {
     this.cancelTimers();
+    this.touched.clear();
     this.retryInserts.clear();
     this.retryRemovals.clear();
     for (const k of [...this.registered.keys()]) this.forget(k);

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
-import { RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/client/registrar.js';
+import { COALESCE_MS, RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/client/registrar.js';
 import { buildRegistration, type RegistrarAddress } from '../../../src/client/update-message.js';
 import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
@@ -274,8 +274,11 @@ describe('Registrar', () => {
     assert.equal(a.registrar.nextRetryDelayMs, 32_000);
     b.behaviour = 'network-error';
     b.addresses = [...b.addresses, { address: '192.0.2.99', ttl: 60 }];
-    await b.registrar.addressAdded({ address: '192.0.2.99', ttl: 60 });
+    b.registrar.addressAdded({ address: '192.0.2.99', ttl: 60 });
+    clock.advance(COALESCE_MS);
+    await b.registrar.idle();
     const before = b.sent.length;
+    assert.equal(updates(b.last()).length, 1, 'the coalesced insert went out and failed');
     clock.advance(1_000);
     await b.registrar.idle();
     assert.equal(b.sent.length, before + 1, 'the other server retries after 1 s');
@@ -295,7 +298,8 @@ describe('Registrar', () => {
     assert.equal(line['level'], 50);
     assert.equal(line['zone'], ZONE);
     assert.equal(h.clock.pendingTimers, 0);
-    await h.registrar.addressAdded({ address: '192.0.2.40', ttl: 60 });
+    h.registrar.addressAdded({ address: '192.0.2.40', ttl: 60 });
+    await h.advance(COALESCE_MS);
     await h.registrar.shutdown(false);
     assert.equal(h.sent.length, 1, 'nothing more is sent');
     assert.equal(h.registrar.state, 'refused');
@@ -316,24 +320,85 @@ describe('Registrar', () => {
     const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.start();
     h.addresses = [...h.addresses, { address: '2001:db8::1', ttl: 900 }];
-    await h.registrar.addressAdded({ address: '2001:DB8::1', ttl: 900 });
+    h.registrar.addressAdded({ address: '2001:DB8::1', ttl: 900 });
+    await h.advance(COALESCE_MS - 1);
+    assert.equal(h.sent.length, 1, 'nothing before the window ends');
+    await h.advance(1);
     assert.equal(h.sent.length, 2);
     assert.deepEqual(updates(h.last()), [['AAAA', RRClass.IN, 900, '2001:db8::1']]);
-    await h.registrar.addressAdded({ address: '2001:db8::1', ttl: 800 });
+    h.registrar.addressAdded({ address: '2001:db8::1', ttl: 800 });
+    await h.advance(COALESCE_MS);
     assert.equal(h.sent.length, 2, 'lifetime-only repeat is noise');
 
-    await h.registrar.addressRemoved('2001:db8::1');
+    h.registrar.addressRemoved('2001:db8::1');
+    await h.advance(COALESCE_MS);
     assert.equal(h.sent.length, 2, 'still on another interface');
 
     h.addresses = [{ address: '192.0.2.30', ttl: 3600 }];
-    await h.registrar.addressRemoved('2001:db8::1');
+    h.registrar.addressRemoved('2001:db8::1');
+    await h.advance(COALESCE_MS);
     assert.equal(h.sent.length, 3);
     assert.deepEqual(updates(h.last()), [['AAAA', RRClass.NONE, 0, '2001:db8::1']]);
     assert.deepEqual(h.registrar.registeredAddresses(), ['192.0.2.30']);
     assert.ok(h.lines.some((l) => l['msg'] === 'address lost; removing its record'));
 
-    await h.registrar.addressRemoved('198.51.100.1');
+    h.registrar.addressRemoved('198.51.100.1');
+    await h.advance(COALESCE_MS);
     assert.equal(h.sent.length, 3, 'never registered: nothing to remove');
+  });
+
+  it('a burst of events within the window: one update with the net change; add/del/add of a registered address sends nothing', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    const v6 = Array.from({ length: 10 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+    h.addresses = [{ address: '192.0.2.31', ttl: 3600 }, ...v6.map((address) => ({ address, ttl: 1800 }))];
+    // 50 events in one window: each new address announced several times, the old one
+    // lost, and NetworkManager-style del/add pairs for addresses that end up present.
+    for (let round = 0; round < 4; round++) {
+      for (const address of v6) {
+        h.registrar.addressAdded({ address, ttl: 1800 - round });
+      }
+      await h.advance(200);
+    }
+    for (let i = 0; i < 4; i++) h.registrar.addressRemoved(v6[i]);
+    h.registrar.addressRemoved('192.0.2.30');
+    h.registrar.addressAdded({ address: '192.0.2.31', ttl: 3600 });
+    assert.equal(h.sent.length, 1, 'nothing sent within the window');
+    await h.advance(COALESCE_MS);
+    assert.equal(h.sent.length, 2, 'one update for the whole burst');
+    const u = updates(h.last());
+    assert.deepEqual(
+      u.filter((x) => x[1] === RRClass.NONE).map((x) => x[3]),
+      ['192.0.2.30'],
+      'the lost address is removed',
+    );
+    assert.deepEqual(
+      u.filter((x) => x[1] === RRClass.IN).map((x) => x[3]).sort(),
+      ['192.0.2.31', ...v6].sort(),
+      'every present address is inserted once',
+    );
+
+    // add/del/add of registered addresses within one window, and a lifetime-only change: no update.
+    h.registrar.addressRemoved('192.0.2.31');
+    h.registrar.addressAdded({ address: '192.0.2.31', ttl: 3600 });
+    h.registrar.addressAdded({ address: v6[0], ttl: 600 });
+    await h.advance(COALESCE_MS * 3);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('events in consecutive windows: at most one update per window', async () => {
+    const h = new Harness([]);
+    await h.registrar.start();
+    for (let i = 1; i <= 5; i++) {
+      h.addresses = [...h.addresses, { address: `192.0.2.${i}`, ttl: 3600 }];
+      h.registrar.addressAdded({ address: `192.0.2.${i}`, ttl: 3600 });
+      await h.advance(COALESCE_MS / 2);
+    }
+    await h.advance(COALESCE_MS);
+    const times = h.sent.slice(1).map((x) => x.at);
+    assert.equal(times.length, 3);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i] - times[i - 1] >= COALESCE_MS, 'at least a window apart');
+    assert.equal(h.registrar.registeredAddresses().length, 5);
   });
 
   it('shutdown sends removals for every registered record, then stops', async () => {
@@ -381,12 +446,77 @@ describe('Registrar', () => {
     assert.equal(h.clock.pendingTimers, 0);
   });
 
+  it('shutdown(keep) still removes what left the host: a removal waiting for its retry, and a loss not flushed yet', async () => {
+    const h = new Harness([
+      { address: '192.0.2.30', ttl: 3600 },
+      { address: '192.0.2.31', ttl: 3600 },
+      { address: '192.0.2.32', ttl: 3600 },
+    ]);
+    await h.registrar.start();
+    h.addresses = [{ address: '192.0.2.30', ttl: 3600 }, { address: '192.0.2.32', ttl: 3600 }];
+    h.behaviour = 'network-error';
+    h.registrar.addressRemoved('192.0.2.31');
+    await h.advance(COALESCE_MS);
+    assert.equal(h.sent.length, 2, 'the removal failed and waits for its retry');
+    h.addresses = [{ address: '192.0.2.30', ttl: 3600 }];
+    h.registrar.addressRemoved('192.0.2.32');
+    h.behaviour = {};
+    await h.registrar.shutdown(true);
+    assert.equal(h.sent.length, 3);
+    assert.deepEqual(
+      updates(h.last()).map((u) => [u[1], u[3]]),
+      [
+        [RRClass.NONE, '192.0.2.31'],
+        [RRClass.NONE, '192.0.2.32'],
+      ],
+    );
+    assert.equal(h.clock.pendingTimers, 0);
+  });
+
+  it('shutdown retries a failing removal with the back-off until the stop timeout, then gives up saying so', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.behaviour = 'network-error';
+    let done = false;
+    const stopping = h.registrar.shutdown(false).then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 200 && !done; i++) await h.advance(100);
+    await stopping;
+    // Attempts at 0, 1, 3 and 7 s; the next (15 s) would pass the 10 s stop timeout.
+    assert.deepEqual(
+      h.sent.slice(1).map((x) => x.at - h.sent[1].at),
+      [0, 1_000, 3_000, 7_000],
+    );
+    assert.ok(h.lines.some((l) => l['msg'] === 'could not remove records before the stop timeout; they expire with their TTL'));
+    assert.equal(h.registrar.state, 'stopped');
+  });
+
+  it('shutdown: a removal that fails once is sent again and succeeds', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.behaviour = 'network-error';
+    let done = false;
+    const stopping = h.registrar.shutdown(false).then(() => {
+      done = true;
+    });
+    await h.advance(0);
+    assert.equal(h.sent.length, 2);
+    h.behaviour = {};
+    for (let i = 0; i < 50 && !done; i++) await h.advance(100);
+    await stopping;
+    assert.equal(h.sent.length, 3);
+    assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
+    assert.ok(h.lines.some((l) => l['msg'] === 'records removed'));
+  });
+
   it('a removal that fails on the network is retried if the address is still gone', async () => {
     const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.start();
     h.addresses = [];
     h.behaviour = 'network-error';
-    await h.registrar.addressRemoved('192.0.2.30');
+    h.registrar.addressRemoved('192.0.2.30');
+    await h.advance(COALESCE_MS);
     assert.equal(h.sent.length, 2);
     h.behaviour = {};
     await h.advance(1_000);
@@ -488,7 +618,8 @@ describe('Registrar liveness probe', () => {
       ]);
     h.behaviour = 'network-error';
     h.addresses = [...h.addresses, { address: '192.0.2.32', ttl: 3600 }];
-    await h.registrar.addressAdded({ address: '192.0.2.32', ttl: 3600 });
+    h.registrar.addressAdded({ address: '192.0.2.32', ttl: 3600 });
+    await h.advance(COALESCE_MS);
     assert.equal(h.registrar.serverDown, true);
     h.behaviour = { ttl: 3600 };
     await h.advanceBy(1_500, 100); // the probe at +1 s answers
