@@ -275,8 +275,8 @@ export async function main(argv: readonly string[], io: MainIO = defaultIO()): P
     process.off('SIGINT', onInt);
   };
 
-  // Discovery can wait a whole dns-timeout before its retry: a signal meanwhile ends the run at
-  // once. Nothing is registered before start() resolves, so there is nothing to remove.
+  // Opening the address source can take a moment: a signal meanwhile ends the run at once.
+  // Nothing is registered before start() resolves, so there is nothing to remove.
   const starting = NsregClient.start({ config, key, logger, print: parsed.print, signal: abort.signal });
   const first = await Promise.race([
     starting.then(

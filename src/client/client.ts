@@ -1,7 +1,8 @@
 /**
  * nsregc's composition root: configuration and key, the address
- * source, zone discovery, one SRV lookup per zone, and one Registrar per
- * nsregd server, fed with the host's address changes.
+ * source, the zone locator (discovery and one SRV look-up per zone, kept
+ * current as the host moves), and one Registrar per zone's nsregd server,
+ * fed with the host's address changes.
  *
  * The command line (src/cli/nsregc.ts) only parses flags, owns the signals
  * and turns outcomes into exit codes; everything between lives here so it
@@ -10,7 +11,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { loadClientConfig, mergeClientFlags, type ClientConfig, type ClientFlags, type DnsServer } from '../config/client.js';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { randomInt } from 'node:crypto';
 import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../dns/message.js';
@@ -19,9 +20,10 @@ import { formatHostPort } from '../net/address.js';
 import { tcpExchange } from '../net/transport.js';
 import { HostAddresses } from './addresses/host.js';
 import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
-import { daemonInstance, discoverZones, findServers, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
+import { daemonInstance, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
 import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
+import { ZoneLocator } from './locator.js';
 import { Registrar, type ProbeFn, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
 
@@ -102,48 +104,103 @@ export interface StartClientOptions {
   readonly openSource?: (logger: Logger) => Promise<AddressSource>;
   /** Replaces a source that failed while running; default the polled interface list. */
   readonly fallbackSource?: () => AddressSource;
-  /** resolv.conf consulted when `dns-server` is unset. */
+  /** resolv.conf consulted when `dns-server` is unset (read again at each look-up round). */
   readonly resolvConf?: string;
   /** SRV target look-ups (tests); default getaddrinfo. */
   readonly lookup?: LookupFn;
   /** Time between liveness probes of each server; default the configuration's probe-interval. */
   readonly probeIntervalMs?: number;
-  /** Aborts start-up between its steps (a signal during discovery). */
+  /** Look-up retry bounds (tests); default the locator's. */
+  readonly lookupRetryInitialMs?: number;
+  readonly lookupRetryCapMs?: number;
+  /** Aborts start-up (a signal while the address source opens). */
   readonly signal?: AbortSignal;
 }
 
+/**
+ * Network events within this window start one new look-up round: a move
+ * to another network brings several (addresses, routes) within a second.
+ */
+export const NETWORK_SETTLE_MS = 1_000;
+
 function serverText(s: { host: string; port: number }): string {
   return formatHostPort(s.host, s.port);
+}
+
+function sameServer(a: NsregServer, b: NsregServer): boolean {
+  return a.host === b.host && a.port === b.port && a.name === b.name;
 }
 
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new ClientStartError('aborted', 'start-up interrupted', { cause: signal.reason });
 }
 
-/** A running nsregc: one Registrar per nsregd server found. */
+/** A zone with a server: the registrar keeping the name there. */
+interface ZoneSlot {
+  readonly server: NsregServer;
+  readonly registrar: Registrar;
+}
+
+/**
+ * A running nsregc: the zone locator, and one Registrar per zone whose
+ * nsregd server was found. A zone whose server changes (the host moved,
+ * the SRV record changed) gets a new registrar; the old one is stopped
+ * keeping its records, apart from removals of addresses that left.
+ */
 export class NsregClient {
-  /** Resolves once every server has refused us (nothing is left to do). */
+  /** Resolves once every zone known has refused us (nothing is left to do). */
   readonly allRefused: Promise<void>;
+  private resolveAllRefused: () => void = () => undefined;
+  private readonly slots = new Map<string, ZoneSlot>();
+  private readonly locator: ZoneLocator;
+  /** Shutdowns of registrars replaced while running. */
+  private readonly retiring = new Set<Promise<void>>();
+  private networkTimer: TimerHandle | undefined;
   private stopping: Promise<void> | undefined;
+  private dnsServerSeen: string | undefined;
 
   private constructor(
-    readonly servers: readonly NsregServer[],
-    readonly registrars: readonly Registrar[],
+    private readonly opts: StartClientOptions,
+    private readonly clock: Clock,
     private readonly addresses: HostAddresses,
-    allRefused: Promise<void>,
   ) {
-    this.allRefused = allRefused;
+    this.allRefused = new Promise<void>((resolve) => {
+      this.resolveAllRefused = resolve;
+    });
+    const { config, logger } = opts;
+    this.locator = new ZoneLocator({
+      zones: config.zones,
+      discover: config.discoverZones,
+      label: config.name,
+      query: () => this.currentQuery(),
+      networks: () => this.addresses.networks(),
+      ...(opts.lookup === undefined ? {} : { lookup: opts.lookup }),
+      clock,
+      logger: logger.child({ part: 'discovery' }),
+      discoveryRetryDelayMs: config.dnsTimeout,
+      ...(opts.lookupRetryInitialMs === undefined ? {} : { retryInitialMs: opts.lookupRetryInitialMs }),
+      ...(opts.lookupRetryCapMs === undefined ? {} : { retryCapMs: opts.lookupRetryCapMs }),
+      onServer: (server) => this.serverFound(server),
+    });
   }
 
   /**
-   * Opens the address source, finds zones and servers, and starts
-   * registering. Throws ClientStartError('no-zones' | 'no-servers') when
-   * there is nothing to register with, ResolvConfError when no DNS server
-   * is known. The initial updates run in the background: watch
-   * `allRefused`, or `idle()` for tests.
+   * Opens the address source and starts looking for zones and servers in
+   * the background; registration follows as servers are found. Throws
+   * ClientStartError('no-zones') when no zone is configured and discovery
+   * is off. Nothing else ends the run early: zones whose look-up fails are
+   * retried for as long as the client runs. Watch `allRefused`, or
+   * `idle()` in tests.
    */
   static async start(opts: StartClientOptions): Promise<NsregClient> {
     const { config, logger: log } = opts;
+    if (config.zones.length === 0 && !config.discoverZones) {
+      throw new ClientStartError(
+        'no-zones',
+        'no zone to register in: name one on the command line or in `zones`, or turn on `discover-zones` ' +
+          '(PTR at r._dns-sd._udp.<domain>, RFC 6763 section 11)',
+      );
+    }
     const clock = opts.clock ?? systemClock;
     const source = await (opts.openSource ?? ((l: Logger): Promise<AddressSource> => openAddressSource(l)))(log);
     const addresses = new HostAddresses(
@@ -157,121 +214,127 @@ export class NsregClient {
     try {
       await addresses.open();
       checkAborted(opts.signal);
-      const dnsServer: DnsServer = config.dnsServer ?? (await systemNameserver(opts.resolvConf));
-      log.info(
-        { dnsServer: serverText(dnsServer), transport: config.dnsTcp ? 'tcp' : 'udp' },
-        'looking up zones and servers through this DNS server',
-      );
-      const query: QueryFn = makeQuery({ server: dnsServer, tcp: config.dnsTcp, timeoutMs: config.dnsTimeout });
-      const zones = [...config.zones];
-      if (config.discoverZones) {
-        const found = await discoverZones({
-          query,
-          networks: addresses.networks(),
-          clock,
-          retryDelayMs: config.dnsTimeout,
-          logger: log.child({ part: 'discovery' }),
-        });
-        for (const z of found) if (!zones.includes(z)) zones.push(z);
-        checkAborted(opts.signal);
-      }
-      if (zones.length === 0) {
-        throw new ClientStartError(
-          'no-zones',
-          'no zone to register in: name one on the command line or in `zones`, or publish one for ' +
-            'discovery (PTR at r._dns-sd._udp.<domain>, RFC 6763 section 11)',
-        );
-      }
-      log.info({ zones, label: config.name }, 'zones to register in');
-      const servers = await findServers(zones, config.name, {
-        query,
-        logger: log.child({ part: 'discovery' }),
-        ...(opts.lookup === undefined ? {} : { lookup: opts.lookup }),
-      });
-      checkAborted(opts.signal);
-      if (servers.length === 0) {
-        throw new ClientStartError(
-          'no-servers',
-          `no nsregd server found for ${zones.join(', ')} (no usable SRV record at _nsreg._tcp.<zone> ` +
-            `from DNS server ${serverText(dnsServer)})`,
-        );
-      }
-      return NsregClient.launch(opts, clock, servers, addresses);
     } catch (err) {
       await addresses.close().catch(() => undefined);
       throw err;
     }
-  }
-
-  private static launch(
-    opts: StartClientOptions,
-    clock: Clock,
-    servers: readonly NsregServer[],
-    addresses: HostAddresses,
-  ): NsregClient {
-    const { config, logger: log } = opts;
-    let resolveAllRefused: () => void = () => undefined;
-    const allRefused = new Promise<void>((resolve) => {
-      resolveAllRefused = resolve;
-    });
-    const registrars: Registrar[] = [];
-    const onStateChange = (): void => {
-      if (registrars.length > 0 && registrars.every((r) => r.state === 'refused')) resolveAllRefused();
-    };
-    for (const server of servers) {
-      const where = serverText(server);
-      const rlog = log.child({ registering: server.name });
-      const exchange: SendFn = (update) =>
-        tcpExchange({ host: server.host, port: server.port, message: update, timeoutMs: config.dnsTimeout });
-      const send: SendFn = opts.print === true ? printing(exchange, rlog, where) : exchange;
-      const probe = srvProbe(server, config.dnsTimeout);
-      registrars.push(
-        new Registrar({
-          zone: server.zone,
-          name: server.name,
-          server: where,
-          key: opts.key,
-          keyTtl: Math.floor(config.keyTtl / 1000),
-          addresses,
-          send,
-          probe,
-          probeIntervalMs: opts.probeIntervalMs ?? config.probeInterval,
-          clock,
-          logger: rlog,
-          onStateChange,
-        }),
-      );
-    }
+    const client = new NsregClient(opts, clock, addresses);
     addresses.onChange((kind, address, ttl) => {
-      for (const r of registrars) {
-        if (kind === 'new') void r.addressAdded({ address, ttl });
-        else void r.addressRemoved(address);
+      for (const { registrar } of client.slots.values()) {
+        if (kind === 'new') registrar.addressAdded({ address, ttl });
+        else registrar.addressRemoved(address);
       }
     });
-    for (const r of registrars) void r.start();
-    return new NsregClient(servers, registrars, addresses, allRefused);
+    addresses.onNetworkChange(() => client.networkEvent());
+    if (config.zones.length > 0) log.info({ zones: config.zones, label: config.name }, 'zones to register in');
+    client.locator.start();
+    return client;
   }
 
-  /** Resolves once every registrar has finished the updates queued so far (tests). */
+  /** The servers registered with now, one per zone. */
+  get servers(): NsregServer[] {
+    return [...this.slots.values()].map((s) => s.server);
+  }
+
+  /** The registrars now, one per zone with a server. */
+  get registrars(): Registrar[] {
+    return [...this.slots.values()].map((s) => s.registrar);
+  }
+
+  /** Resolves once the look-ups under way and every registrar's queued updates are done (tests). */
   async idle(): Promise<void> {
-    await Promise.all(this.registrars.map((r) => r.idle()));
+    await this.locator.idle();
+    await Promise.all([...this.registrars.map((r) => r.idle()), ...this.retiring]);
   }
 
-  /** True when every server refused us. */
+  /** True when every zone known refused us. */
   get refusedEverywhere(): boolean {
-    return this.registrars.every((r) => r.state === 'refused');
+    const zones = this.locator.zones;
+    return zones.length > 0 && zones.every((z) => this.slots.get(z)?.registrar.state === 'refused');
   }
 
   /**
-   * Stops following addresses and, unless `keep`, removes every
-   * registered record from every server.
+   * Stops looking and following addresses and, unless `keep`, removes
+   * every registered record from every server.
    */
   shutdown(keep: boolean): Promise<void> {
     this.stopping ??= (async (): Promise<void> => {
-      await Promise.all(this.registrars.map((r) => r.shutdown(keep)));
+      this.locator.close();
+      this.networkTimer?.cancel();
+      this.networkTimer = undefined;
+      await Promise.all([...this.registrars.map((r) => r.shutdown(keep)), ...this.retiring]);
       await this.addresses.close();
     })();
     return this.stopping;
+  }
+
+  /** The DNS server for this round: `dns-server`, or resolv.conf read now. */
+  private async currentQuery(): Promise<QueryFn> {
+    const { config, logger } = this.opts;
+    const dnsServer: DnsServer = config.dnsServer ?? (await systemNameserver(this.opts.resolvConf));
+    const where = serverText(dnsServer);
+    if (where !== this.dnsServerSeen) {
+      this.dnsServerSeen = where;
+      logger.info({ dnsServer: where, transport: config.dnsTcp ? 'tcp' : 'udp' }, 'looking up zones and servers through this DNS server');
+    }
+    return makeQuery({ server: dnsServer, tcp: config.dnsTcp, timeoutMs: config.dnsTimeout });
+  }
+
+  /** Prefixes or default routes changed: after the settle window, probe every server and look everything up again. */
+  private networkEvent(): void {
+    if (this.stopping !== undefined || this.networkTimer !== undefined) return;
+    this.networkTimer = this.clock.schedule(NETWORK_SETTLE_MS, () => {
+      this.networkTimer = undefined;
+      if (this.stopping !== undefined) return;
+      this.opts.logger.info('the host\'s networks changed; looking up zones and servers again');
+      for (const r of this.registrars) r.networkChanged();
+      this.locator.networkChanged();
+    });
+  }
+
+  /** A look-up found `server` for its zone: new, changed, or the one in use. */
+  private serverFound(server: NsregServer): void {
+    if (this.stopping !== undefined) return;
+    const slot = this.slots.get(server.zone);
+    if (slot !== undefined && sameServer(slot.server, server) && slot.registrar.state === 'running') return;
+    if (slot !== undefined) {
+      const wasRunning = slot.registrar.state === 'running';
+      this.opts.logger.info(
+        { zone: server.zone, before: serverText(slot.server), now: serverText(server), previous: slot.registrar.state },
+        wasRunning ? 'the zone\'s nsregd server changed; registering with the new one' : 'trying the zone\'s nsregd server again',
+      );
+      // Only removals of addresses that left go to the old server: the new one may be the same
+      // daemon under another address, and a removal must never undo the new registration.
+      const done = slot.registrar.shutdown(true).finally(() => this.retiring.delete(done));
+      this.retiring.add(done);
+    }
+    const registrar = this.makeRegistrar(server);
+    this.slots.set(server.zone, { server, registrar });
+    void registrar.start();
+  }
+
+  private makeRegistrar(server: NsregServer): Registrar {
+    const { config, logger: log } = this.opts;
+    const where = serverText(server);
+    const rlog = log.child({ registering: server.name });
+    const exchange: SendFn = (update) =>
+      tcpExchange({ host: server.host, port: server.port, message: update, timeoutMs: config.dnsTimeout });
+    return new Registrar({
+      zone: server.zone,
+      name: server.name,
+      server: where,
+      key: this.opts.key,
+      keyTtl: Math.floor(config.keyTtl / 1000),
+      addresses: this.addresses,
+      send: this.opts.print === true ? printing(exchange, rlog, where) : exchange,
+      probe: srvProbe(server, config.dnsTimeout),
+      probeIntervalMs: this.opts.probeIntervalMs ?? config.probeInterval,
+      clock: this.clock,
+      logger: rlog,
+      onStateChange: () => {
+        if (this.refusedEverywhere) this.resolveAllRefused();
+      },
+    });
   }
 }
 

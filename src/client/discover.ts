@@ -169,15 +169,22 @@ function sleep(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.schedule(ms, resolve));
 }
 
+/** What one discovery found. */
+export interface DiscoveredZones {
+  /** Lower-cased FQDNs, deduplicated, in answer order. */
+  readonly zones: string[];
+  /** Every browse domain answered (possibly with nothing); false when some query failed twice. */
+  readonly complete: boolean;
+}
+
 /**
  * Zone discovery (RFC 6763 §11): PTR queries at `r._dns-sd._udp.<d>` for
  * each browse domain; each PTR target is a zone. Queries that fail
  * (network error, timeout, SERVFAIL) are retried once after
  * `retryDelayMs`; unlike the original, which gave up on the whole round
  * at the first error, the other domains' answers are kept.
- * Returns the zones found, lower-cased FQDNs, deduplicated, in answer order.
  */
-export async function discoverZones(opts: DiscoverZonesOptions): Promise<string[]> {
+export async function discoverZones(opts: DiscoverZonesOptions): Promise<DiscoveredZones> {
   const domains = browseDomains(opts.networks);
   opts.logger.debug({ domains }, 'discovering registration zones');
   const found: string[] = [];
@@ -186,16 +193,13 @@ export async function discoverZones(opts: DiscoverZonesOptions): Promise<string[
   };
   const first = await browseRound(domains, opts);
   add(first.zones);
-  if (first.failed.length > 0) {
-    opts.logger.info({ retryInMs: opts.retryDelayMs, domains: first.failed }, 'zone discovery failed; retrying once');
-    await sleep(opts.clock, opts.retryDelayMs);
-    const second = await browseRound(first.failed, opts);
-    add(second.zones);
-    if (second.failed.length > 0) {
-      opts.logger.warn({ domains: second.failed }, 'zone discovery failed again; giving up on these domains');
-    }
-  }
-  return found;
+  if (first.failed.length === 0) return { zones: found, complete: true };
+  opts.logger.info({ retryInMs: opts.retryDelayMs, domains: first.failed }, 'zone discovery failed; retrying once');
+  await sleep(opts.clock, opts.retryDelayMs);
+  const second = await browseRound(first.failed, opts);
+  add(second.zones);
+  if (second.failed.length > 0) opts.logger.warn({ domains: second.failed }, 'zone discovery failed again for these domains');
+  return { zones: found, complete: second.failed.length === 0 };
 }
 
 /** Address lookup for SRV targets that are host names; /etc/hosts included. */
@@ -252,12 +256,12 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
   try {
     reply = await opts.query(qname, 'SRV');
   } catch (err) {
-    opts.logger.warn({ zone: z, err: err }, 'cannot look up nsregd server; skipping zone');
+    opts.logger.warn({ zone: z, err: err }, 'cannot look up the nsregd server of the zone');
     return null;
   }
   const srv = reply.answers.find((rr) => rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname));
   if (srv === undefined || srv.type !== 'SRV' || srv.data === null) {
-    opts.logger.info({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone; skipping zone');
+    opts.logger.warn({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone (no SRV record)');
     return null;
   }
   const target = fqdn(srv.data.target);
@@ -265,7 +269,7 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
   try {
     host = await resolveTarget(target, opts.lookup);
   } catch (err) {
-    opts.logger.warn({ zone: z, target, err: err }, 'nsregd server address unknown; skipping zone');
+    opts.logger.warn({ zone: z, target, err: err }, 'nsregd server address unknown');
     return null;
   }
   const server: NsregServer = Object.freeze({ zone: z, name: canonicalName(`${name}.${z}`), target, host, port: srv.data.port });
@@ -274,20 +278,6 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
     'found nsregd server for zone',
   );
   return server;
-}
-
-/** findServer for each zone in turn; the zones without a server are left out. */
-export async function findServers(
-  zones: readonly string[],
-  name: string,
-  opts: FindServerOptions,
-): Promise<NsregServer[]> {
-  const out: NsregServer[] = [];
-  for (const zone of zones) {
-    const s = await findServer(zone, name, opts);
-    if (s !== null) out.push(s);
-  }
-  return out;
 }
 
 /** Prefix of nsregd's start-up identifier, a TXT string in the Additional section of its SRV self-answer. */

@@ -49,10 +49,8 @@ export class DiscoveryError extends ReasonedError<DiscoveryFailureReason> {
 }
 
 export type ClientStartFailureReason =
-  /** No zone configured, given or discovered. */
+  /** No zone configured or given, and discovery is off. */
   | 'no-zones'
-  /** No zone has an nsregd server (no SRV answer, or its target does not resolve). */
-  | 'no-servers'
   /** A signal arrived while starting. */
   | 'aborted';
 

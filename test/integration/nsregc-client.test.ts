@@ -4,7 +4,8 @@
  * zone discovery queries it refuses (not fatal), extra addresses, address
  * events fanned out to the registrar, a source that fails mid-run replaced
  * by its fallback (what went away removed, what appeared added), and
- * shutdown removing everything. The address sources are in-memory stand-ins
+ * shutdown removing everything. A zone whose server cannot be found is
+ * looked up again until the daemon serves it. The address sources are in-memory stand-ins
  * for the kernel, which the namespace test (nsregc-netns) covers for real.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ import { NsregClient } from '../../src/client/client.js';
 import { loadClientKey } from '../../src/client/keys.js';
 import { LIFETIME_FOREVER, type AddressEvent, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
 import { defaultClientConfig, mergeClientFlags, type ClientConfig } from '../../src/config/client.js';
-import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
+import { daemonYaml, startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { logSink as sink } from '../helpers/log-sink.js';
 import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually } from '../helpers/eventually.js';
@@ -76,12 +77,12 @@ class MemorySource implements AddressSource {
 describe('NsregClient against nsregd on loopback', () => {
   let d: NsregdLab;
   let dir: string;
+  let zonesYaml: string;
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'nsregc-client-'));
-    d = await startNsregd({
-      zonesYaml: zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '10m', 'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'], upstreams: [serveUpstream(await freePort())] }),
-    });
+    zonesYaml = zoneYaml(ZONE, { 'max-key-ttl': '720h', 'max-addr-ttl': '10m', 'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'], upstreams: [serveUpstream(await freePort())] });
+    d = await startNsregd({ zonesYaml });
   });
   after(async () => {
     await d?.stop();
@@ -112,6 +113,7 @@ describe('NsregClient against nsregd on loopback', () => {
       fallbackSource: () => fallback,
     });
     try {
+      await client.idle();
       assert.equal(client.servers.length, 1);
       const server = client.servers[0];
       assert.deepEqual(
@@ -121,28 +123,26 @@ describe('NsregClient against nsregd on loopback', () => {
       // Browse queries went to the daemon, which refuses them: logged as nothing found, not fatal.
       assert.ok(!lines.some((l) => l['msg'] === 'zone discovery query failed'), 'REFUSED is an answer, not a failure');
 
-      await client.idle();
       const registrar = client.registrars[0];
       assert.ok(registrar);
       assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.1', '192.0.2.99']);
+      const registered = (want: readonly string[]): Promise<string[]> =>
+        eventually(`registered ${want.join(', ')}`, () => registrar.registeredAddresses().sort(), (l) => l.join() === want.join(), 5000);
       const echoed = lines.find((l) => l['msg'] === 'address registered' && l['address'] === '192.0.2.1');
       assert.equal(echoed?.['ttl'], 600, 'the server clamps to its max-addr-ttl; the echoed TTL counts');
 
       kernel.add(local('192.0.2.2', 24));
-      await client.idle();
-      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.1', '192.0.2.2', '192.0.2.99']);
+      await registered(['192.0.2.1', '192.0.2.2', '192.0.2.99']);
 
       // The source dies; the fallback sees .2 and .3 but no longer .1.
       kernel.onFailure?.(new Error('netlink socket closed'));
       await eventually('the subscription to the fallback', () => fallback.onEvent, (f) => f !== undefined, 1000);
       assert.ok(kernel.closed);
-      await client.idle();
-      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.2', '192.0.2.3', '192.0.2.99']);
+      await registered(['192.0.2.2', '192.0.2.3', '192.0.2.99']);
       assert.ok(lines.some((l) => l['msg'] === 'record removed' && l['address'] === '192.0.2.1'));
 
       fallback.remove('192.0.2.3');
-      await client.idle();
-      assert.deepEqual(registrar.registeredAddresses().sort(), ['192.0.2.2', '192.0.2.99']);
+      await registered(['192.0.2.2', '192.0.2.99']);
     } finally {
       await client.shutdown(false);
     }
@@ -153,19 +153,43 @@ describe('NsregClient against nsregd on loopback', () => {
     assert.equal(client.refusedEverywhere, false);
   });
 
-  it('a zone the daemon does not serve: ClientStartError no-servers, and the source is closed', async () => {
-    const { logger } = sink();
-    const cfg = { ...config(), zones: ['elsewhere.example.'] };
+  it('a zone whose server cannot be found yet: looked up again with back-off, registered once the daemon serves it', async () => {
+    const OTHER = 'elsewhere.example.';
+    const { logger, lines } = sink();
+    const cfg = { ...config(), zones: [OTHER], discoverZones: false };
     const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'lab' });
-    const kernel = new MemorySource([]);
-    await assert.rejects(
-      NsregClient.start({ config: cfg, key, logger, openSource: () => Promise.resolve(kernel) }),
-      (err: unknown) => {
-        assert.equal((err as { code?: string }).code, 'ERR_NSREGC_START');
-        assert.equal((err as { reason?: string }).reason, 'no-servers');
-        return true;
-      },
-    );
+    const kernel = new MemorySource([local('192.0.2.5', 24)]);
+    const client = await NsregClient.start({
+      config: cfg,
+      key,
+      logger,
+      openSource: () => Promise.resolve(kernel),
+      lookupRetryInitialMs: 100,
+      lookupRetryCapMs: 400,
+    });
+    try {
+      const retries = (): number => lines.filter((l) => l['msg'] === 'looking for nsregd servers again').length;
+      await eventually('two look-ups that found no server', retries, (n) => n >= 2, 5000);
+      assert.equal(client.servers.length, 0);
+      assert.equal(kernel.closed, false, 'the client keeps running');
+      await d.writeConfig(
+        daemonYaml(
+          d.port,
+          d.dataDir,
+          zonesYaml + zoneYaml(OTHER, { 'max-key-ttl': '720h', 'max-addr-ttl': '10m', 'allowed-nets': ['127.0.0.0/8', '192.0.2.0/24'], upstreams: [serveUpstream(await freePort())] }),
+        ),
+      );
+      d.signal('SIGHUP');
+      await eventually(
+        'the registration in the zone added by the reload',
+        () => client.registrars[0]?.registeredAddresses(),
+        (l) => l?.join() === '192.0.2.5',
+        10_000,
+      );
+      assert.equal(client.servers[0]?.zone, OTHER);
+    } finally {
+      await client.shutdown(false);
+    }
     assert.ok(kernel.closed);
   });
 

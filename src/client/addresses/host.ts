@@ -5,6 +5,10 @@
  * from the source each time, so TTLs are the lifetimes remaining now, not
  * at the last event. When the source fails, the polled interface list
  * takes over.
+ *
+ * It also says when the host may have moved to another network: the set
+ * of usable prefixes changed, or a default route came, went or changed
+ * (sources that see routes report those). Consumers debounce.
  */
 import type { Logger } from 'pino';
 import type { NetworkPrefix } from '../discover.js';
@@ -19,6 +23,7 @@ export class HostAddresses implements AddressProvider {
   private source: AddressSource;
   private set: AddressSet;
   private listener: AddressListener | undefined;
+  private networkListener: (() => void) | undefined;
   private closed = false;
 
   constructor(
@@ -46,6 +51,11 @@ export class HostAddresses implements AddressProvider {
     this.listener = listener;
   }
 
+  /** Called when the usable prefixes or the default routes change (repeats possible). */
+  onNetworkChange(listener: () => void): void {
+    this.networkListener = listener;
+  }
+
   async list(): Promise<readonly RegistrarAddress[]> {
     const found = registrableAddresses(await this.source.list(), this.policy, this.addrTtl, this.extras);
     return found.map((a) => ({ address: a.address, ttl: a.ttl }));
@@ -66,7 +76,19 @@ export class HostAddresses implements AddressProvider {
     return this.set.instances().filter((a) => isUsable(a, this.policy));
   }
 
+  private networkChanged(): void {
+    if (!this.closed) this.networkListener?.();
+  }
+
+  /** The usable prefixes, as one comparable text. */
+  private prefixes(): string {
+    return [...new Set(this.networks().map((n) => `${n.address}/${n.prefixLength}`))].sort().join(' ');
+  }
+
   private subscribe(source: AddressSource): Promise<void> {
+    source.onDefaultRouteChange?.(() => {
+      if (source === this.source) this.networkChanged();
+    });
     return source.subscribe(
       (e) => {
         if (source === this.source) this.handle(e);
@@ -79,10 +101,12 @@ export class HostAddresses implements AddressProvider {
 
   private handle(e: AddressEvent): void {
     if (this.closed) return;
+    const before = this.prefixes();
     const change = this.set.apply(e);
     if (change === 'unchanged') return;
     this.log.debug({ address: e.address.address, ifname: e.address.ifname, change }, 'address change');
     this.listener?.(change, e.address.address, ttlFor(e.address, this.addrTtl));
+    if (this.prefixes() !== before) this.networkChanged();
   }
 
   /**
@@ -113,6 +137,8 @@ export class HostAddresses implements AddressProvider {
         }
       }
       await this.subscribe(poll);
+      // Changes in between were not seen: the network may be another one now.
+      this.networkChanged();
     } catch (e) {
       this.log.error({ err: e }, 'polling the interface list failed too; address changes are no longer followed');
     }

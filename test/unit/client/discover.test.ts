@@ -8,7 +8,6 @@ import {
   daemonInstance,
   discoverZones,
   findServer,
-  findServers,
   makeQuery,
   resolveTarget,
   reverseNetworkDomain,
@@ -97,7 +96,7 @@ describe('discoverZones', () => {
       retryDelayMs: 10_000,
       logger,
     });
-    assert.deepEqual(zones, ['home.arpa.', 'dynamic.example.org.', 'lab.example.net.']);
+    assert.deepEqual(zones, { zones: ['home.arpa.', 'dynamic.example.org.', 'lab.example.net.'], complete: true });
     assert.deepEqual(asked.sort(), [
       'r._dns-sd._udp.0.2.0.192.in-addr.arpa. PTR',
       'r._dns-sd._udp.home.arpa. PTR',
@@ -129,7 +128,8 @@ describe('discoverZones', () => {
     assert.equal(done, false);
     assert.equal(attempts.get('r._dns-sd._udp.local.'), 1);
     clock.advance(1);
-    assert.deepEqual(await result, ['found.example.']);
+    // home.arpa. failed twice: what was found is returned, marked incomplete.
+    assert.deepEqual(await result, { zones: ['found.example.'], complete: false });
     assert.equal(attempts.get('r._dns-sd._udp.local.'), 2);
     // SERVFAIL counts as failed: retried once, then given up on (no third try).
     assert.equal(attempts.get('r._dns-sd._udp.home.arpa.'), 2);
@@ -188,7 +188,7 @@ describe('findServer', () => {
     );
   });
 
-  it('skips zones without SRV, with a failed lookup, or an unresolvable target, with a log line each', async () => {
+  it('null for zones without SRV, with a failed lookup, or an unresolvable target, with a warning each', async () => {
     const query: QueryFn = async (name, type) => {
       if (name.endsWith('.none.example.')) return answer(name, type, [], Rcode.NXDOMAIN);
       if (name.endsWith('.down.example.')) throw new TransportError('timeout', 'no reply');
@@ -200,17 +200,16 @@ describe('findServer', () => {
       if (h === 'localhost') return '127.0.0.1';
       throw new Error('ENOTFOUND');
     };
-    const servers = await findServers(['none.example.', 'down.example.', 'bad.example.', 'ok.example.'], 'pc', {
-      query,
-      lookup,
-      logger,
-    });
+    const found = [];
+    for (const zone of ['none.example.', 'down.example.', 'bad.example.', 'ok.example.']) {
+      found.push(await findServer(zone, 'pc', { query, lookup, logger }));
+    }
     assert.deepEqual(
-      servers.map((s) => [s.zone, s.host, s.port, s.name]),
-      [['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']],
+      found.map((s) => (s === null ? null : [s.zone, s.host, s.port, s.name])),
+      [null, null, null, ['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']],
     );
-    const skipped = lines.filter((l) => typeof l['msg'] === 'string' && (l['msg']).includes('skipping zone'));
-    assert.deepEqual(skipped.map((l) => l['zone']), ['none.example.', 'down.example.', 'bad.example.']);
+    const warned = lines.filter((l) => l['level'] === 40);
+    assert.deepEqual(warned.map((l) => l['zone']), ['none.example.', 'down.example.', 'bad.example.']);
   });
 });
 
