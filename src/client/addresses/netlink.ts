@@ -121,14 +121,29 @@ function addressText(family: 4 | 6, raw: Buffer): string | null {
   return formatIp({ family, value });
 }
 
-/** Decode an ifaddrmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
-export function parseIfAddrMessage(payload: Buffer, le: boolean = HOST_LE): IfAddrMessage | null {
-  if (payload.length < IFADDRMSG_LEN) return null;
+/**
+ * The address family (first byte of ifaddrmsg and rtmsg alike) and the
+ * attributes after a fixed header of `headerLen` bytes; null if the payload
+ * is malformed or not IPv4/IPv6.
+ */
+function familyAndAttributes(
+  payload: Buffer,
+  headerLen: number,
+  le: boolean,
+): { family: 4 | 6; attrs: Map<number, Buffer> } | null {
+  if (payload.length < headerLen) return null;
   const familyCode = payload.readUInt8(0);
   const family = familyCode === AF_INET ? 4 : familyCode === AF_INET6 ? 6 : null;
   if (family === null) return null;
-  const attrs = parseAttributes(payload, IFADDRMSG_LEN, le);
-  if (attrs === null) return null;
+  const attrs = parseAttributes(payload, headerLen, le);
+  return attrs === null ? null : { family, attrs };
+}
+
+/** Decode an ifaddrmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
+export function parseIfAddrMessage(payload: Buffer, le: boolean = HOST_LE): IfAddrMessage | null {
+  const parsed = familyAndAttributes(payload, IFADDRMSG_LEN, le);
+  if (parsed === null) return null;
+  const { family, attrs } = parsed;
   // IFA_LOCAL is the address of this end. IFA_ADDRESS is the same for a
   // broadcast interface, but the peer's address on a point-to-point link;
   // IPv6 sends IFA_LOCAL only in that peer case.
@@ -187,12 +202,9 @@ export interface RouteMessage {
 /** Decode an rtmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
 export function parseRouteMessage(payload: Buffer, le: boolean = HOST_LE): RouteMessage | null {
   // struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
-  if (payload.length < RTMSG_LEN) return null;
-  const familyCode = payload.readUInt8(0);
-  const family = familyCode === AF_INET ? 4 : familyCode === AF_INET6 ? 6 : null;
-  if (family === null) return null;
-  const attrs = parseAttributes(payload, RTMSG_LEN, le);
-  if (attrs === null) return null;
+  const parsed = familyAndAttributes(payload, RTMSG_LEN, le);
+  if (parsed === null) return null;
+  const { family, attrs } = parsed;
   const tableAttr = attrs.get(RTA_TABLE);
   const gatewayRaw = attrs.get(RTA_GATEWAY);
   const oifRaw = attrs.get(RTA_OIF);

@@ -217,13 +217,10 @@ describe('toLocalAddress', () => {
   });
 });
 
-// linux/rtnetlink.h values the tests use as noise.
-const RT_TABLE_LOCAL = 255;
+/** RT_TABLE_COMPAT: the header's table when the real id (above 255) is in RTA_TABLE. */
 const RT_TABLE_COMPAT = 252;
-const RTN_LOCAL = 2;
-const RTN_BROADCAST = 3;
-const RTN_UNREACHABLE = 7;
-const RTN_MULTICAST = 5;
+/** The rtmsg of a main-table IPv4 default route. */
+const mainDefault4 = (): Buffer => rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST });
 
 describe('parseRouteMessage', () => {
   it('decodes an IPv4 default route: gateway, output interface, table from the header', () => {
@@ -289,7 +286,7 @@ describe('parseRouteMessage', () => {
     ['not IPv4/IPv6 (AF_MPLS)', rtmsg({ family: 28, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST })],
     [
       'attribute running past the end',
-      Buffer.concat([rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST }), attr(RTA_OIF, u32(2, true)).subarray(0, 6)]),
+      Buffer.concat([mainDefault4(), attr(RTA_OIF, u32(2, true)).subarray(0, 6)]),
     ],
   ];
   for (const [name, payload] of bad) {
@@ -297,7 +294,7 @@ describe('parseRouteMessage', () => {
   }
 
   it('gives a null gateway for one of the wrong width', () => {
-    const payload = Buffer.concat([rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST }), attr(RTA_GATEWAY, Buffer.alloc(16))]);
+    const payload = Buffer.concat([mainDefault4(), attr(RTA_GATEWAY, Buffer.alloc(16))]);
     assert.equal(parseRouteMessage(payload, true)?.gateway, null);
   });
 });
@@ -318,12 +315,13 @@ describe('isDefaultRoute', () => {
     assert.ok(isDefaultRoute(main));
     assert.ok(isDefaultRoute({ ...main, family: 6, gateway: 'fe80::1' }));
   });
+  // Table 255 is RT_TABLE_LOCAL; types 2, 3, 5, 7 are RTN_LOCAL, RTN_BROADCAST, RTN_MULTICAST, RTN_UNREACHABLE.
   const noise: [string, RouteMessage][] = [
     ['a prefix route (198.51.100.0/24)', { ...main, dstLen: 24, gateway: null }],
-    ['a local-table host route', { ...main, dstLen: 32, table: RT_TABLE_LOCAL, type: RTN_LOCAL }],
-    ['a local-table broadcast route', { ...main, dstLen: 32, table: RT_TABLE_LOCAL, type: RTN_BROADCAST }],
-    ['IPv6 multicast (ff00::/8)', { ...main, family: 6, dstLen: 8, table: RT_TABLE_LOCAL, type: RTN_MULTICAST }],
-    ['an unreachable default', { ...main, type: RTN_UNREACHABLE, gateway: null }],
+    ['a local-table host route', { ...main, dstLen: 32, table: 255, type: 2 }],
+    ['a local-table broadcast route', { ...main, dstLen: 32, table: 255, type: 3 }],
+    ['IPv6 multicast (ff00::/8)', { ...main, family: 6, dstLen: 8, table: 255, type: 5 }],
+    ['an unreachable default', { ...main, type: 7, gateway: null }],
     ['a cloned entry', { ...main, flags: RTM_F_CLONED }],
     ['a default route of another table', { ...main, table: 100 }],
   ];
