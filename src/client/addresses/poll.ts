@@ -70,8 +70,10 @@ export function parseIpv4Routes(text: string): DefaultRoute[] {
  * The default routes in /proc/net/ipv6_route text: per route, no header,
  * `dest dest_plen src src_plen next_hop metric refcnt use flags iface`
  * (hex fields); default is dest of 32 zeros with prefix length 00. The
- * file has no table column; the kernel's reject route for "no route"
- * (flagged RTF_REJECT) is left out.
+ * file lists every table's routes without naming the table, so a default
+ * route of a policy-routing table counts here too (at worst a needless
+ * notification). The kernel's reject route for "no route" (RTF_REJECT) is
+ * left out.
  */
 export function parseIpv6Routes(text: string): DefaultRoute[] {
   const out: DefaultRoute[] = [];
