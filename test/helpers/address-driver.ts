@@ -1,18 +1,22 @@
 /**
  * A tiny program the netlink integration test runs inside a network
  * namespace (`ip netns exec NS node dist/test/helpers/address-driver.js
- * netlink [recvBufferSize] | child [recvBufferSize] | poll [intervalMs]`). `child` is the
- * supervised watcher (netlink-supervisor.ts); its log lines come out as {"type":"log",...}. It opens an address source and writes one
- * JSON object per line on stdout:
+ * netlink [recvBufferSize] | child [recvBufferSize] | poll [intervalMs] | open | open-poll [intervalMs]`).
+ * `child` is the supervised watcher (netlink-supervisor.ts); `open` and `open-poll` go through
+ * openAddressSource, as nsregc does (the latter with forcePoll); their log lines come out as
+ * {"type":"log",...}. It opens an address source and writes one JSON object per line on stdout:
  *   {"type":"list","addresses":[...]}   the initial listing, and after each "list" command
  *   {"type":"ready"}                    subscribed; changes from now on are reported
  *   {"type":"event","event":{...}}      one AddressEvent
  *   {"type":"failure","message":"..."}  the source gave up
- * Commands on stdin, one per line: `list`; `pid` ({"type":"pid","pid":N}, the watcher child's). End of stdin closes the source and exits.
+ *   {"type":"route"}                    the source's default-route listener was called
+ * Commands on stdin, one per line: `list`; `pid` ({"type":"pid","pid":N}, the
+ * watcher child's). End of stdin closes the source and exits.
  */
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { openAddressSource } from '../../src/client/addresses/index.js';
 import { openChildNetlinkSource, type ChildNetlinkSource } from '../../src/client/addresses/netlink-supervisor.js';
 import { openNetlinkSource } from '../../src/client/addresses/netlink.js';
 import { PollAddressSource } from '../../src/client/addresses/poll.js';
@@ -26,24 +30,33 @@ async function main(argv: readonly string[]): Promise<number> {
   const kind = argv[0];
   let source: AddressSource;
   let supervised: ChildNetlinkSource | undefined;
+  const logs = new Writable({
+    write(chunk: Buffer, _enc, cb): void {
+      for (const l of chunk.toString().split('\n')) if (l !== '') emit({ type: 'log', ...(JSON.parse(l) as object) });
+      cb();
+    },
+  });
+  const logger = pino({ level: 'debug' }, logs);
+  const bufferOpts = argv[1] === undefined ? {} : { recvBufferSize: Number(argv[1]) };
+  const intervalMs = Number(argv[1] ?? '200');
   if (kind === 'child') {
-    const logs = new Writable({
-      write(chunk: Buffer, _enc, cb): void {
-        for (const l of chunk.toString().split('\n')) if (l !== '') emit({ type: 'log', ...(JSON.parse(l) as object) });
-        cb();
-      },
-    });
-    supervised = await openChildNetlinkSource({
-      logger: pino({ level: 'debug' }, logs),
-      ...(argv[1] === undefined ? {} : { recvBufferSize: Number(argv[1]) }),
-    });
+    supervised = await openChildNetlinkSource({ logger, ...bufferOpts });
     source = supervised;
-  } else if (kind === 'netlink') source = await openNetlinkSource(argv[1] === undefined ? {} : { recvBufferSize: Number(argv[1]) });
-  else if (kind === 'poll') source = new PollAddressSource({ intervalMs: Number(argv[1] ?? '200') });
-  else {
-    process.stderr.write('usage: address-driver netlink [recvBufferSize] | child [recvBufferSize] | poll [intervalMs]\n');
+  } else if (kind === 'open') {
+    source = await openAddressSource(logger);
+  } else if (kind === 'open-poll') {
+    source = await openAddressSource(logger, { forcePoll: true, poll: { intervalMs } });
+  } else if (kind === 'netlink') {
+    source = await openNetlinkSource(bufferOpts);
+  } else if (kind === 'poll') {
+    source = new PollAddressSource({ intervalMs });
+  } else {
+    process.stderr.write(
+      'usage: address-driver netlink [recvBufferSize] | child [recvBufferSize] | poll [intervalMs] | open | open-poll [intervalMs]\n',
+    );
     return 2;
   }
+  source.onDefaultRouteChange?.(() => emit({ type: 'route' }));
   emit({ type: 'list', kind: source.kind, addresses: await source.list() });
   await source.subscribe(
     (event) => emit({ type: 'event', event }),

@@ -1,7 +1,7 @@
 /**
  * The address sources against a real kernel: a throw-away network
  * namespace with a veth pair, the driver (test/helpers/address-driver.ts)
- * running inside it, and `ip` changing addresses from outside.
+ * running inside it, and `ip` changing addresses and routes from outside.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -26,6 +26,7 @@ import {
   type AddressPolicy,
 } from '../../src/client/addresses/policy.js';
 import { LIFETIME_FOREVER, type AddressEvent, type LocalAddress } from '../../src/client/addresses/source.js';
+import { eventually } from '../helpers/eventually.js';
 import { requireTool, run } from '../helpers/tools.js';
 
 const DRIVER = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'address-driver.js');
@@ -35,7 +36,8 @@ type DriverLine =
   | { type: 'list'; kind: string; addresses: LocalAddress[] }
   | { type: 'ready' }
   | { type: 'event'; event: AddressEvent }
-  | { type: 'failure'; message: string };
+  | { type: 'failure'; message: string }
+  | { type: 'route' };
 
 /** The driver process and the lines it has written, consumed in order. */
 class Driver {
@@ -97,6 +99,11 @@ class Driver {
     ).then((l) => l.event.address);
   }
 
+  /** How often the source's default-route listener has been called so far. */
+  routeCalls(): number {
+    return this.lines.filter((l) => l.type === 'route').length;
+  }
+
   async list(): Promise<LocalAddress[]> {
     this.child.stdin.write('list\n');
     const l = await this.take((x): x is Extract<DriverLine, { type: 'list' }> => x.type === 'list', 'a listing');
@@ -129,13 +136,13 @@ describe('address sources in a network namespace', () => {
     return r.stdout;
   }
 
-  async function startDriver(...args: string[]): Promise<{ driver: Driver; initial: LocalAddress[] }> {
+  async function startDriver(...args: string[]): Promise<{ driver: Driver; initial: LocalAddress[]; kind: string }> {
     const child = spawn(ip, ['netns', 'exec', ns, nodeBin, DRIVER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const driver = new Driver(child);
     drivers.push(driver);
     const first = await driver.take((l): l is Extract<DriverLine, { type: 'list' }> => l.type === 'list', 'the first listing');
     await driver.take((l): l is { type: 'ready' } => l.type === 'ready', 'ready');
-    return { driver, initial: first.addresses };
+    return { driver, initial: first.addresses, kind: first.kind };
   }
 
   before(async () => {
@@ -302,6 +309,76 @@ describe('address sources in a network namespace', () => {
       await driver.event('removed', '198.51.100.7');
       await sh('addr', 'del', '2001:db8:2::7/64', 'dev', 'veth0');
       await driver.event('removed', '2001:db8:2::7');
+    });
+  });
+
+  /**
+   * Default routes coming, going and changing (roaming) reach the listener
+   * of the source nsregc gets from openAddressSource; other routes do not.
+   * A non-event is asserted through order, not time: the source reports
+   * in order, so once an address added later has been reported (twice over,
+   * for the poller: the poll that reported the first one may still be
+   * writing), every route notification caused before it has been seen.
+   */
+  async function defaultRoutes(driver: Driver): Promise<void> {
+    const fired = async (what: string, before: number): Promise<void> => {
+      await eventually(`the route listener to hear ${what}`, () => driver.routeCalls(), (n) => n > before, WAIT_MS);
+    };
+    const settle = async (): Promise<void> => {
+      for (const a of ['203.0.113.98', '203.0.113.99']) {
+        await sh('addr', 'add', `${a}/24`, 'dev', 'veth1');
+        await driver.event('added', a);
+      }
+      for (const a of ['203.0.113.98', '203.0.113.99']) {
+        await sh('addr', 'del', `${a}/24`, 'dev', 'veth1');
+        await driver.event('removed', a);
+      }
+    };
+
+    let n = driver.routeCalls();
+    await sh('route', 'add', 'default', 'via', '203.0.113.1', 'dev', 'veth1');
+    await fired('an IPv4 default route added', n);
+
+    n = driver.routeCalls();
+    await sh('route', 'add', '198.51.100.0/24', 'via', '203.0.113.1', 'dev', 'veth1');
+    await sh('route', 'replace', 'default', 'via', '203.0.113.2', 'dev', 'veth1');
+    await fired('the default gateway changed', n);
+    await settle();
+    assert.equal(driver.routeCalls(), n + 1, 'the gateway change once; nothing for 198.51.100.0/24 nor for the address routes');
+
+    n = driver.routeCalls();
+    await sh('-6', 'route', 'add', 'default', 'via', '2001:db8:5::1', 'dev', 'veth1');
+    await fired('an IPv6 default route added', n);
+
+    n = driver.routeCalls();
+    await sh('route', 'del', 'default');
+    await fired('the IPv4 default route deleted', n);
+    n = driver.routeCalls();
+    await sh('-6', 'route', 'del', 'default');
+    await fired('the IPv6 default route deleted', n);
+
+    n = driver.routeCalls();
+    await sh('route', 'del', '198.51.100.0/24');
+    await settle();
+    assert.equal(driver.routeCalls(), n, 'deleting a non-default route is not news');
+  }
+
+  describe('default routes', () => {
+    before(async () => {
+      await sh('addr', 'add', '203.0.113.10/24', 'dev', 'veth1');
+      await sh('addr', 'add', '2001:db8:5::10/64', 'dev', 'veth1', 'nodad');
+    });
+
+    it('rtnetlink, through the supervised watcher openAddressSource starts', async () => {
+      const { driver, kind } = await startDriver('open');
+      assert.equal(kind, 'netlink');
+      await defaultRoutes(driver);
+    });
+
+    it('the poll fallback, from /proc/net/route and /proc/net/ipv6_route', async () => {
+      const { driver, kind } = await startDriver('open-poll', '100');
+      assert.equal(kind, 'poll');
+      await defaultRoutes(driver);
     });
   });
 });

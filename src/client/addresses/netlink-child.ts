@@ -11,6 +11,7 @@
  * Protocol, one JSON object per line:
  *   stdout  {"type":"ready"}                      subscribed; events follow
  *           {"type":"event","event":AddressEvent}
+ *           {"type":"route"}                      a default route appeared, went away or changed
  *           {"type":"list","id":N,"addresses":[…]}  answer to a list request
  *           {"type":"error","message":"…","code":"…"}  could not start (then exit 1)
  *   stdin   {"id":N}                              list request
@@ -34,6 +35,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  source.onDefaultRouteChange(() => emit({ type: 'route' }));
   // Subscribe before the first listing, so nothing between them is lost.
   await source.subscribe(
     (event) => emit({ type: 'event', event }),

@@ -7,9 +7,11 @@
  * When the watcher dies the supervisor logs it, starts a new one after a
  * short, doubling delay, re-reads the full address list and reports the
  * difference to what its consumer last heard — so a change made while no
- * watcher was running is still seen. After `maxDeaths` deaths within
- * `deathWindowMs` it gives up and reports a failure; the client then
- * falls back to polling the interface list (and logs that).
+ * watcher was running is still seen; the default-route listeners are told
+ * once too, since a route change may have been missed the same way. After
+ * `maxDeaths` deaths within `deathWindowMs` it gives up and reports a
+ * failure; the client then falls back to polling the interface list (and
+ * logs that).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -39,6 +41,7 @@ export interface ChildNetlinkOptions {
 type ChildLine =
   | { type: 'ready' }
   | { type: 'event'; event: AddressEvent }
+  | { type: 'route' }
   | { type: 'list'; id: number; addresses: LocalAddress[] }
   | { type: 'error'; message: string; code: string | null };
 
@@ -60,6 +63,7 @@ class Watcher {
   constructor(
     readonly child: ChildProcessWithoutNullStreams,
     onEvent: (w: Watcher, e: AddressEvent) => void,
+    onRoute: (w: Watcher) => void,
     timeoutMs: number,
   ) {
     let markReady: () => void = () => undefined;
@@ -85,6 +89,8 @@ class Watcher {
         markReady();
       } else if (msg.type === 'event') {
         onEvent(this, msg.event);
+      } else if (msg.type === 'route') {
+        onRoute(this);
       } else if (msg.type === 'list') {
         const r = this.#requests.get(msg.id);
         this.#requests.delete(msg.id);
@@ -246,6 +252,11 @@ export class ChildNetlinkSource implements AddressSource {
     });
   }
 
+  /** Forwards the watcher's default-route notifications; also called once after each restart. */
+  onDefaultRouteChange(listener: () => void): void {
+    this.#relay.onRouteChange(listener);
+  }
+
   async close(): Promise<void> {
     if (!this.#relay.close()) return;
     const w = this.#watcher;
@@ -260,7 +271,12 @@ export class ChildNetlinkSource implements AddressSource {
     const args = [CHILD_SCRIPT];
     if (this.#opts.recvBufferSize !== undefined) args.push(String(this.#opts.recvBufferSize));
     const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const w = new Watcher(child, (from, e) => this.#fromWatcher(from, e), this.#timeoutMs);
+    const w = new Watcher(
+      child,
+      (from, e) => this.#fromWatcher(from, e),
+      (from) => this.#routeFromWatcher(from),
+      this.#timeoutMs,
+    );
     w.ref(this.#referenced);
     return w;
   }
@@ -282,6 +298,11 @@ export class ChildNetlinkSource implements AddressSource {
     if (this.#relay.closed || from !== this.#watcher) return;
     if (this.#held !== null) this.#held.push(e);
     else this.#relay.deliver(e);
+  }
+
+  #routeFromWatcher(from: Watcher): void {
+    if (this.#relay.closed || from !== this.#watcher) return;
+    this.#relay.routeChanged();
   }
 
   #died(w: Watcher, how: string): void {
@@ -342,6 +363,10 @@ export class ChildNetlinkSource implements AddressSource {
     for (const e of changes) this.#relay.deliver(e);
     // Repeats of what the listing showed are no-ops for the consumer.
     for (const e of held) this.#relay.deliver(e);
+    // No watcher heard the kernel's route notifications while this one was
+    // starting: a default route may have changed meanwhile (the host may have
+    // roamed), so the route listeners are told once, as if it had.
+    this.#relay.routeChanged();
     return w;
   }
 }

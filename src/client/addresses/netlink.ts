@@ -1,9 +1,13 @@
 /**
  * Addresses from rtnetlink (rtnetlink(7)): one dump at start, then the
- * kernel's RTNLGRP_IPV4_IFADDR / RTNLGRP_IPV6_IFADDR notifications.
+ * kernel's RTNLGRP_IPV4_IFADDR / RTNLGRP_IPV6_IFADDR notifications. The
+ * route groups (RTNLGRP_IPV4_ROUTE / RTNLGRP_IPV6_ROUTE) are joined too, to
+ * notice a default route appearing, going away or changing: the host may
+ * have moved to another network (roaming), which addresses alone do not
+ * always show.
  *
  * The npm `netlink` package frames messages and runs requests; the
- * ifaddrmsg / ifinfomsg payloads are decoded here, because its high-level
+ * ifaddrmsg / ifinfomsg / rtmsg payloads are decoded here, because its high-level
  * address objects drop the message type (RTM_NEWADDR vs RTM_DELADDR) and the
  * 32-bit IFA_FLAGS attribute is what carries the flags that matter.
  *
@@ -24,11 +28,15 @@ export const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
 
 // linux/rtnetlink.h multicast groups (numbers, not bit masks: used with NETLINK_ADD_MEMBERSHIP).
 export const RTNLGRP_LINK = 1;
 export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV6_IFADDR = 9;
+export const RTNLGRP_IPV4_ROUTE = 7;
+export const RTNLGRP_IPV6_ROUTE = 11;
 
 // linux/if_addr.h attribute types.
 export const IFA_ADDRESS = 1;
@@ -38,6 +46,14 @@ export const IFA_CACHEINFO = 6;
 export const IFA_FLAGS = 8;
 // linux/if_link.h
 export const IFLA_IFNAME = 3;
+// linux/rtnetlink.h route attributes, table ids, route types and flags.
+export const RTA_OIF = 4;
+export const RTA_GATEWAY = 5;
+export const RTA_TABLE = 15;
+export const RT_TABLE_MAIN = 254;
+export const RTN_UNICAST = 1;
+/** A route the kernel cloned for one destination (a cache entry), not a configured one. */
+export const RTM_F_CLONED = 0x200;
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -46,6 +62,7 @@ export const AF_INET6 = 10;
 const NLM_F_DUMP_INTR = 0x10;
 const IFADDRMSG_LEN = 8;
 const IFINFOMSG_LEN = 16;
+const RTMSG_LEN = 12;
 const NLA_HDRLEN = 4;
 const REQUEST_TIMEOUT_MS = 5000;
 const DUMP_ATTEMPTS = 5;
@@ -104,14 +121,29 @@ function addressText(family: 4 | 6, raw: Buffer): string | null {
   return formatIp({ family, value });
 }
 
-/** Decode an ifaddrmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
-export function parseIfAddrMessage(payload: Buffer, le: boolean = HOST_LE): IfAddrMessage | null {
-  if (payload.length < IFADDRMSG_LEN) return null;
+/**
+ * The address family (first byte of ifaddrmsg and rtmsg alike) and the
+ * attributes after a fixed header of `headerLen` bytes; null if the payload
+ * is malformed or not IPv4/IPv6.
+ */
+function familyAndAttributes(
+  payload: Buffer,
+  headerLen: number,
+  le: boolean,
+): { family: 4 | 6; attrs: Map<number, Buffer> } | null {
+  if (payload.length < headerLen) return null;
   const familyCode = payload.readUInt8(0);
   const family = familyCode === AF_INET ? 4 : familyCode === AF_INET6 ? 6 : null;
   if (family === null) return null;
-  const attrs = parseAttributes(payload, IFADDRMSG_LEN, le);
-  if (attrs === null) return null;
+  const attrs = parseAttributes(payload, headerLen, le);
+  return attrs === null ? null : { family, attrs };
+}
+
+/** Decode an ifaddrmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
+export function parseIfAddrMessage(payload: Buffer, le: boolean = HOST_LE): IfAddrMessage | null {
+  const parsed = familyAndAttributes(payload, IFADDRMSG_LEN, le);
+  if (parsed === null) return null;
+  const { family, attrs } = parsed;
   // IFA_LOCAL is the address of this end. IFA_ADDRESS is the same for a
   // broadcast interface, but the peer's address on a point-to-point link;
   // IPv6 sends IFA_LOCAL only in that peer case.
@@ -147,6 +179,56 @@ export function parseIfInfoMessage(payload: Buffer, le: boolean = HOST_LE): { in
   if (name === undefined) return null;
   const index = le ? payload.readInt32LE(4) : payload.readInt32BE(4);
   return { index, name: name.toString('latin1').replace(/\0.*$/s, '') };
+}
+
+/** One RTM_NEWROUTE / RTM_DELROUTE payload, decoded (the fields default-route detection needs). */
+export interface RouteMessage {
+  readonly family: 4 | 6;
+  readonly dstLen: number;
+  /** RTA_TABLE when present (ids above 255 only travel there), else rtm_table. */
+  readonly table: number;
+  readonly protocol: number;
+  readonly scope: number;
+  /** RTN_* route type. */
+  readonly type: number;
+  /** RTM_F_* flags. */
+  readonly flags: number;
+  /** RTA_GATEWAY as text; null for a route without a gateway. */
+  readonly gateway: string | null;
+  /** RTA_OIF; null when absent (e.g. a multipath route). */
+  readonly oif: number | null;
+}
+
+/** Decode an rtmsg payload (no nlmsghdr); null if malformed or not IPv4/IPv6. */
+export function parseRouteMessage(payload: Buffer, le: boolean = HOST_LE): RouteMessage | null {
+  // struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }
+  const parsed = familyAndAttributes(payload, RTMSG_LEN, le);
+  if (parsed === null) return null;
+  const { family, attrs } = parsed;
+  const tableAttr = attrs.get(RTA_TABLE);
+  const gatewayRaw = attrs.get(RTA_GATEWAY);
+  const oifRaw = attrs.get(RTA_OIF);
+  return {
+    family,
+    dstLen: payload.readUInt8(1),
+    table: tableAttr !== undefined && tableAttr.length >= 4 ? u32(tableAttr, 0, le) : payload.readUInt8(4),
+    protocol: payload.readUInt8(5),
+    scope: payload.readUInt8(6),
+    type: payload.readUInt8(7),
+    flags: u32(payload, 8, le),
+    gateway: gatewayRaw === undefined ? null : addressText(family, gatewayRaw),
+    oif: oifRaw !== undefined && oifRaw.length >= 4 ? u32(oifRaw, 0, le) : null,
+  };
+}
+
+/**
+ * A default route of the main table (0.0.0.0/0 or ::/0, unicast): the kind
+ * whose coming, going or change means the host may be on another network.
+ * Everything else the route groups carry is noise here: local and broadcast
+ * routes (table local), multicast and unreachable routes, cloned entries.
+ */
+export function isDefaultRoute(r: RouteMessage): boolean {
+  return r.dstLen === 0 && r.table === RT_TABLE_MAIN && r.type === RTN_UNICAST && (r.flags & RTM_F_CLONED) === 0;
 }
 
 /** The interface name for an address: the link's name, else the IPv4 label without its alias suffix. */
@@ -215,7 +297,9 @@ export class NetlinkAddressSource implements AddressSource {
     }
     const source = new NetlinkAddressSource(events, query);
     try {
-      for (const group of [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR]) events.addMembership(group);
+      for (const group of [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE]) {
+        events.addMembership(group);
+      }
       await source.#loadNames();
     } catch (err) {
       await source.close();
@@ -233,6 +317,16 @@ export class NetlinkAddressSource implements AddressSource {
 
   async subscribe(onEvent: (e: AddressEvent) => void, onFailure: (err: Error) => void): Promise<void> {
     this.#relay.subscribe(onEvent, onFailure, () => this.#events.ref(true));
+  }
+
+  /**
+   * Route notifications arrive on the events socket with the address ones,
+   * from open() on; the listener hears those that follow its registration.
+   * (The kernel does not announce every IPv4 route it drops with an
+   * interface or address; the address events show those moves.)
+   */
+  onDefaultRouteChange(listener: () => void): void {
+    this.#relay.onRouteChange(listener);
   }
 
   async close(): Promise<void> {
@@ -261,6 +355,13 @@ export class NetlinkAddressSource implements AddressSource {
           this.#relay.deliver({ kind: msg.type === RTM_NEWADDR ? 'added' : 'removed', address: toLocalAddress(parsed, this.#names) });
           return;
         }
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE: {
+          // Route messages never touch the address state: they only wake the route listeners.
+          const route = parseRouteMessage(msg.data);
+          if (route !== null && isDefaultRoute(route)) this.#relay.routeChanged();
+          return;
+        }
         default:
           return;
       }
@@ -274,6 +375,8 @@ export class NetlinkAddressSource implements AddressSource {
     try {
       const fresh = snapshotOf(await this.#dumpAddresses());
       for (const e of this.#relay.difference(fresh)) this.#relay.deliver(e);
+      // Route notifications were dropped with the rest: one of them may have been a default route's.
+      this.#relay.routeChanged();
     } catch (err) {
       this.#relay.fail(err);
     }

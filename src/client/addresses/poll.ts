@@ -4,6 +4,10 @@
  * flags and no lifetimes, so every address counts as permanent and
  * preferred; temporary and deprecated IPv6 addresses cannot be told apart
  * here, and the log says so (the caller does).
+ *
+ * Each poll also reads the default routes from /proc/net/route and
+ * /proc/net/ipv6_route and tells the route listeners when they differ from
+ * the previous poll's: the host may have moved to another network (roaming).
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
@@ -22,6 +26,79 @@ export interface PollSourceOptions {
   readonly readInterfaces?: InterfaceReader;
   /** Interface name → index; default reads /sys/class/net/NAME/ifindex, 0 when unknown. */
   readonly ifindexOf?: (name: string) => number;
+  /** The IPv4 routing table as procfs shows it; default /proc/net/route. */
+  readonly ipv4RoutesPath?: string;
+  /** The IPv6 routing table as procfs shows it; default /proc/net/ipv6_route. */
+  readonly ipv6RoutesPath?: string;
+}
+
+/** One default route as procfs shows it; the gateway is kept as the file's hex text. */
+export interface DefaultRoute {
+  readonly family: 4 | 6;
+  readonly iface: string;
+  readonly gateway: string;
+}
+
+// linux/route.h (IPv4) and linux/ipv6_route.h flags, as procfs prints them.
+const RTF_UP = 0x1;
+const RTF_REJECT = 0x200;
+
+function routeUsable(flagsHex: string): boolean {
+  const flags = parseInt(flagsHex, 16);
+  return Number.isInteger(flags) && (flags & RTF_UP) !== 0 && (flags & RTF_REJECT) === 0;
+}
+
+/**
+ * The default routes in /proc/net/route text: a header line, then
+ * `Iface Destination Gateway Flags RefCnt Use Metric Mask MTU Window IRTT`
+ * (hex fields) per route of the main table; default is Destination and
+ * Mask 00000000, and only routes flagged up count.
+ */
+export function parseIpv4Routes(text: string): DefaultRoute[] {
+  const out: DefaultRoute[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    const [iface, destination, gateway, flags, , , , mask] = f;
+    if (destination !== '00000000' || mask !== '00000000' || !routeUsable(flags)) continue;
+    out.push({ family: 4, iface, gateway: gateway.toLowerCase() });
+  }
+  return out;
+}
+
+/**
+ * The default routes in /proc/net/ipv6_route text: per route, no header,
+ * `dest dest_plen src src_plen next_hop metric refcnt use flags iface`
+ * (hex fields); default is dest of 32 zeros with prefix length 00. The
+ * file lists every table's routes without naming the table, so a default
+ * route of a policy-routing table counts here too (at worst a needless
+ * notification). The kernel's reject route for "no route" (RTF_REJECT) is
+ * left out.
+ */
+export function parseIpv6Routes(text: string): DefaultRoute[] {
+  const out: DefaultRoute[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const [dest, destLen, , , nextHop, , , , flags, iface] = f;
+    if (!/^0{32}$/.test(dest) || destLen !== '00' || !routeUsable(flags)) continue;
+    out.push({ family: 6, iface, gateway: nextHop.toLowerCase() });
+  }
+  return out;
+}
+
+/** A file's text; a missing or unreadable one reads as empty (a container without IPv6 has no ipv6_route). */
+function readOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** An order-independent identity of a set of default routes. */
+function routeSetKey(routes: readonly DefaultRoute[]): string {
+  return [...new Set(routes.map((r) => `${r.family} ${r.iface} ${r.gateway}`))].sort().join('\n');
 }
 
 function sysIfindex(name: string): number {
@@ -75,6 +152,9 @@ export class PollAddressSource implements AddressSource {
   readonly #read: InterfaceReader;
   readonly #ifindexOf: (name: string) => number;
   readonly #relay = new EventRelay(() => this.close());
+  readonly #routePaths: readonly [string, string];
+  /** The default routes at the last poll; null until a route listener is added. */
+  #routes: string | null = null;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(opts: PollSourceOptions = {}) {
@@ -83,6 +163,7 @@ export class PollAddressSource implements AddressSource {
     this.intervalMs = interval;
     this.#read = opts.readInterfaces ?? networkInterfaces;
     this.#ifindexOf = opts.ifindexOf ?? sysIfindex;
+    this.#routePaths = [opts.ipv4RoutesPath ?? '/proc/net/route', opts.ipv6RoutesPath ?? '/proc/net/ipv6_route'];
   }
 
   async list(): Promise<LocalAddress[]> {
@@ -107,6 +188,27 @@ export class PollAddressSource implements AddressSource {
       return;
     }
     for (const e of this.#relay.difference(fresh)) this.#relay.deliver(e);
+    this.#pollRoutes();
+  }
+
+  /** Changes are measured from the routes read now; polls run once subscribed. */
+  onDefaultRouteChange(listener: () => void): void {
+    if (this.#relay.closed) return;
+    this.#routes ??= this.#readRoutes();
+    this.#relay.onRouteChange(listener);
+  }
+
+  #readRoutes(): string {
+    const [v4, v6] = this.#routePaths;
+    return routeSetKey([...parseIpv4Routes(readOrEmpty(v4)), ...parseIpv6Routes(readOrEmpty(v6))]);
+  }
+
+  #pollRoutes(): void {
+    if (this.#routes === null) return;
+    const fresh = this.#readRoutes();
+    if (fresh === this.#routes) return;
+    this.#routes = fresh;
+    this.#relay.routeChanged();
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,9 @@
  * source.ts): one subscriber; events heard before it subscribes are held
  * and replayed then; what the consumer knows — the last listing plus every
  * event since — is tracked, so a re-read can report just the difference;
- * a failure is reported once, after the source has closed.
+ * a failure is reported once, after the source has closed. It also keeps
+ * the default-route listeners (AddressSource.onDefaultRouteChange), which
+ * are told nothing once the source has closed.
  */
 import { errorMessage } from '../../errors.js';
 import { diffSnapshots, instanceKey, snapshotOf, type AddressEvent, type LocalAddress } from './source.js';
@@ -17,6 +19,7 @@ export class EventRelay {
   #onFailure: ((err: Error) => void) | null = null;
   #failure: Error | null = null;
   #closed = false;
+  #routeListeners: Array<() => void> = [];
 
   /** `closeSource` closes the source this relay serves; a failure is reported once it has. */
   constructor(closeSource: () => Promise<void>) {
@@ -73,6 +76,16 @@ export class EventRelay {
     else this.#pending.push(e);
   }
 
+  /** Adds a listener for default-route changes (AddressSource.onDefaultRouteChange). */
+  onRouteChange(listener: () => void): void {
+    if (!this.#closed) this.#routeListeners.push(listener);
+  }
+
+  /** A default route appeared, went away or changed: tells every route listener. */
+  routeChanged(): void {
+    for (const listener of this.#routeListeners) listener();
+  }
+
   /** The source can no longer report changes: closes it and tells the subscriber (now, or when it subscribes). */
   fail(err: unknown): void {
     if (this.#closed || this.#failure !== null) return;
@@ -87,6 +100,7 @@ export class EventRelay {
     this.#closed = true;
     this.#onEvent = null;
     this.#onFailure = null;
+    this.#routeListeners = [];
     return true;
   }
 

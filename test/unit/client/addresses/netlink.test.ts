@@ -10,10 +10,19 @@ import {
   IFA_LABEL,
   IFA_LOCAL,
   IFLA_IFNAME,
+  isDefaultRoute,
   parseAttributes,
   parseIfAddrMessage,
   parseIfInfoMessage,
+  parseRouteMessage,
+  RT_TABLE_MAIN,
+  RTA_GATEWAY,
+  RTA_OIF,
+  RTA_TABLE,
+  RTM_F_CLONED,
+  RTN_UNICAST,
   toLocalAddress,
+  type RouteMessage,
 } from '../../../../src/client/addresses/netlink.js';
 import { IFA_F_PERMANENT, IFA_F_SECONDARY } from '../../../../src/client/addresses/policy.js';
 import { LIFETIME_FOREVER } from '../../../../src/client/addresses/source.js';
@@ -42,6 +51,16 @@ function ifaddrmsg(family: number, prefixLen: number, flags: number, scope: numb
 }
 function cacheinfo(preferred: number, valid: number, le = true): Buffer {
   return Buffer.concat([u32(preferred, le), u32(valid, le), u32(1234, le), u32(5678, le)]);
+}
+/** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, then u32 flags. */
+function rtmsg(
+  f: { family: number; dstLen: number; table: number; type: number; protocol?: number; scope?: number; flags?: number },
+  le = true,
+): Buffer {
+  return Buffer.concat([
+    Buffer.from([f.family, f.dstLen, 0, 0, f.table, f.protocol ?? 3, f.scope ?? 0, f.type]),
+    u32(f.flags ?? 0, le),
+  ]);
 }
 const v4 = (s: string): Buffer => Buffer.from(s.split('.').map(Number));
 const cstr = (s: string): Buffer => Buffer.from(`${s}\0`, 'latin1');
@@ -196,4 +215,117 @@ describe('toLocalAddress', () => {
       preferredLifetime: 5,
     });
   });
+});
+
+/** RT_TABLE_COMPAT: the header's table when the real id (above 255) is in RTA_TABLE. */
+const RT_TABLE_COMPAT = 252;
+/** The rtmsg of a main-table IPv4 default route. */
+const mainDefault4 = (): Buffer => rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST });
+
+describe('parseRouteMessage', () => {
+  it('decodes an IPv4 default route: gateway, output interface, table from the header', () => {
+    const payload = Buffer.concat([
+      rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST, protocol: 4 }),
+      attr(RTA_GATEWAY, v4('192.0.2.1')),
+      attr(RTA_OIF, u32(3, true)),
+    ]);
+    const r = parseRouteMessage(payload, true);
+    assert.deepEqual(r, {
+      family: 4,
+      dstLen: 0,
+      table: RT_TABLE_MAIN,
+      protocol: 4,
+      scope: 0,
+      type: RTN_UNICAST,
+      flags: 0,
+      gateway: '192.0.2.1',
+      oif: 3,
+    });
+    assert.ok(r !== null && isDefaultRoute(r));
+  });
+
+  it('decodes an IPv6 default route, RTA_TABLE overriding the header table', () => {
+    const payload = Buffer.concat([
+      rtmsg({ family: AF_INET6, dstLen: 0, table: RT_TABLE_COMPAT, type: RTN_UNICAST }),
+      attr(RTA_TABLE, u32(RT_TABLE_MAIN, true)),
+      attr(RTA_GATEWAY, Buffer.from('fe800000000000000000000000000001', 'hex')),
+      attr(RTA_OIF, u32(2, true)),
+    ]);
+    const r = parseRouteMessage(payload, true);
+    assert.equal(r?.family, 6);
+    assert.equal(r?.table, RT_TABLE_MAIN);
+    assert.equal(r?.gateway, 'fe80::1');
+    assert.equal(r?.oif, 2);
+    assert.ok(r !== null && isDefaultRoute(r));
+  });
+
+  it('reads a table id above 255 from RTA_TABLE (big-endian host too)', () => {
+    const payload = Buffer.concat([
+      rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_COMPAT, type: RTN_UNICAST, flags: 0x01020304 }, false),
+      attr(RTA_TABLE, u32(51820, false), false),
+      attr(RTA_OIF, u32(0x0a0b0c0d, false), false),
+    ]);
+    const r = parseRouteMessage(payload, false);
+    assert.equal(r?.table, 51820);
+    assert.equal(r?.flags, 0x01020304);
+    assert.equal(r?.oif, 0x0a0b0c0d);
+    assert.equal(r?.gateway, null);
+    assert.ok(r !== null && !isDefaultRoute(r), 'a default route of another table is policy routing, not the main default');
+  });
+
+  it('leaves gateway and interface null when absent (a device route without gateway)', () => {
+    const r = parseRouteMessage(rtmsg({ family: AF_INET, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST, scope: 253 }), true);
+    assert.equal(r?.gateway, null);
+    assert.equal(r?.oif, null);
+    assert.equal(r?.scope, 253);
+    assert.ok(r !== null && isDefaultRoute(r));
+  });
+
+  const bad: [string, Buffer][] = [
+    ['shorter than rtmsg', Buffer.from([AF_INET, 0, 0, 0, RT_TABLE_MAIN, 3, 0, RTN_UNICAST])],
+    ['not IPv4/IPv6 (AF_MPLS)', rtmsg({ family: 28, dstLen: 0, table: RT_TABLE_MAIN, type: RTN_UNICAST })],
+    [
+      'attribute running past the end',
+      Buffer.concat([mainDefault4(), attr(RTA_OIF, u32(2, true)).subarray(0, 6)]),
+    ],
+  ];
+  for (const [name, payload] of bad) {
+    it(`rejects: ${name}`, () => assert.equal(parseRouteMessage(payload, true), null));
+  }
+
+  it('gives a null gateway for one of the wrong width', () => {
+    const payload = Buffer.concat([mainDefault4(), attr(RTA_GATEWAY, Buffer.alloc(16))]);
+    assert.equal(parseRouteMessage(payload, true)?.gateway, null);
+  });
+});
+
+describe('isDefaultRoute', () => {
+  const main: RouteMessage = {
+    family: 4,
+    dstLen: 0,
+    table: RT_TABLE_MAIN,
+    protocol: 3,
+    scope: 0,
+    type: RTN_UNICAST,
+    flags: 0,
+    gateway: '192.0.2.1',
+    oif: 2,
+  };
+  it('accepts a unicast /0 of the main table, either family', () => {
+    assert.ok(isDefaultRoute(main));
+    assert.ok(isDefaultRoute({ ...main, family: 6, gateway: 'fe80::1' }));
+  });
+  // Table 255 is RT_TABLE_LOCAL; types 2, 3, 5, 7 are RTN_LOCAL, RTN_BROADCAST, RTN_MULTICAST, RTN_UNREACHABLE.
+  const noise: [string, RouteMessage][] = [
+    ['a prefix route (198.51.100.0/24)', { ...main, dstLen: 24, gateway: null }],
+    ['a local-table host route', { ...main, dstLen: 32, table: 255, type: 2 }],
+    ['a local-table broadcast route', { ...main, dstLen: 32, table: 255, type: 3 }],
+    ['IPv6 multicast (ff00::/8)', { ...main, family: 6, dstLen: 8, table: 255, type: 5 }],
+    ['an unreachable default', { ...main, type: 7, gateway: null }],
+    ['a cloned entry', { ...main, flags: RTM_F_CLONED }],
+    ['a default route of another table', { ...main, table: 100 }],
+  ];
+  for (const [name, r] of noise) {
+    it(`ignores ${name}`, () => assert.equal(isDefaultRoute(r), false));
+  }
 });

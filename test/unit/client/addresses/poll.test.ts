@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import type { NetworkInterfaceInfo } from 'node:os';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
 
 import { openAddressSource } from '../../../../src/client/addresses/index.js';
-import { fromNetworkInterfaces, PollAddressSource } from '../../../../src/client/addresses/poll.js';
+import { fromNetworkInterfaces, parseIpv4Routes, parseIpv6Routes, PollAddressSource } from '../../../../src/client/addresses/poll.js';
 import { LIFETIME_FOREVER, type AddressEvent, type AddressSource } from '../../../../src/client/addresses/source.js';
 import { logSink } from '../../../helpers/log-sink.js';
 
@@ -90,6 +92,161 @@ describe('PollAddressSource', () => {
 
   it('rejects a non-positive interval', () => {
     assert.throws(() => new PollAddressSource({ intervalMs: 0 }), RangeError);
+  });
+});
+
+/** /proc/net/route as the kernel writes it: a header, tab-separated hex fields, trailing blanks. */
+const ROUTE4_HEADER = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT';
+function route4(iface: string, dest: string, gateway: string, flags: string, mask: string, metric = '0'): string {
+  return `${[iface, dest, gateway, flags, '0', '0', metric, mask, '0', '0', '0'].join('\t')}   `;
+}
+/** One /proc/net/ipv6_route line: dest plen src plen next_hop metric refcnt use flags iface. */
+function route6(dest: string, plen: string, nextHop: string, flags: string, iface: string): string {
+  return [dest, plen, '0'.repeat(32), '00', nextHop, '00000400', '00000001', '00000000', flags, iface.padStart(8)].join(' ');
+}
+const ZERO6 = '0'.repeat(32);
+const GW6 = 'fe800000000000000000000000000001';
+
+describe('parseIpv4Routes', () => {
+  it('finds the default routes that are up, gateway kept as the file shows it', () => {
+    const text = [
+      ROUTE4_HEADER,
+      route4('eth0', '00000000', '010200C0', '0003', '00000000'),
+      route4('eth0', '000200C0', '00000000', '0001', '00FFFFFF'),
+      route4('wlan0', '00000000', '00000000', '0001', '00000000'),
+      // A default with mask /0 but flagged down, a rejecting one, a /1 half of a VPN's split default.
+      route4('eth1', '00000000', '01020304', '0002', '00000000'),
+      route4('*', '00000000', '00000000', '0201', '00000000'),
+      route4('tun0', '00000000', '00000000', '0001', '00000080'),
+      '',
+    ].join('\n');
+    assert.deepEqual(parseIpv4Routes(text), [
+      { family: 4, iface: 'eth0', gateway: '010200c0' },
+      { family: 4, iface: 'wlan0', gateway: '00000000' },
+    ]);
+  });
+
+  it('reads a header-only or empty file as no routes', () => {
+    assert.deepEqual(parseIpv4Routes(`${ROUTE4_HEADER}\n`), []);
+    assert.deepEqual(parseIpv4Routes(''), []);
+  });
+});
+
+describe('parseIpv6Routes', () => {
+  it('finds ::/0 routes that are up, leaving out the kernel reject route and other prefixes', () => {
+    const text = [
+      route6('fd000000000000000000000000000000', '40', ZERO6, '00000001', 'eth0'),
+      route6(ZERO6, '00', GW6, '00000003', 'eth0'),
+      route6('00000000000000000000000000000001', '80', ZERO6, '80200001', 'lo'),
+      route6(ZERO6, '00', ZERO6, '00200200', 'lo'),
+      route6('ff000000000000000000000000000000', '08', ZERO6, '00000001', 'eth0'),
+      '',
+    ].join('\n');
+    assert.deepEqual(parseIpv6Routes(text), [{ family: 6, iface: 'eth0', gateway: GW6 }]);
+  });
+});
+
+describe('PollAddressSource default routes', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nsregc-routes-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+
+  /** A poll source over temp route files, subscribed, with a counting route listener. */
+  async function routed(v4: string[], v6: string[] | null): Promise<{
+    source: PollAddressSource;
+    calls: () => number;
+    write4: (lines: string[]) => void;
+    write6: (lines: string[] | null) => void;
+  }> {
+    n++;
+    const p4 = path.join(dir, `route-${n}`);
+    const p6 = path.join(dir, `ipv6_route-${n}`);
+    const write4 = (lines: string[]): void => writeFileSync(p4, [ROUTE4_HEADER, ...lines, ''].join('\n'));
+    const write6 = (lines: string[] | null): void => {
+      if (lines === null) rmSync(p6, { force: true });
+      else writeFileSync(p6, [...lines, ''].join('\n'));
+    };
+    write4(v4);
+    write6(v6);
+    const source = new PollAddressSource({
+      intervalMs: 3_600_000,
+      readInterfaces: () => ({}),
+      ipv4RoutesPath: p4,
+      ipv6RoutesPath: p6,
+    });
+    let count = 0;
+    source.onDefaultRouteChange(() => count++);
+    await source.subscribe(() => assert.fail('no address events expected'), (err) => assert.fail(err));
+    return { source, calls: () => count, write4, write6 };
+  }
+
+  const def4 = (iface: string, gw: string): string => route4(iface, '00000000', gw, '0003', '00000000');
+  const def6 = (iface: string, gw: string): string => route6(ZERO6, '00', gw, '00000003', iface);
+
+  it('tells the listener when a default route appears, changes gateway or interface, or goes away', async () => {
+    const { source, calls, write4, write6 } = await routed([], null);
+    try {
+      source.pollOnce();
+      assert.equal(calls(), 0, 'nothing changed since the listener was added');
+      write4([def4('eth0', '010200C0')]);
+      source.pollOnce();
+      assert.equal(calls(), 1, 'IPv4 default appeared');
+      source.pollOnce();
+      assert.equal(calls(), 1, 'the same routes again');
+      write4([def4('eth0', '020200C0')]);
+      source.pollOnce();
+      assert.equal(calls(), 2, 'gateway changed');
+      write4([def4('wlan0', '020200C0')]);
+      source.pollOnce();
+      assert.equal(calls(), 3, 'interface changed');
+      write6([def6('wlan0', GW6)]);
+      source.pollOnce();
+      assert.equal(calls(), 4, 'IPv6 default appeared');
+      write4([]);
+      source.pollOnce();
+      assert.equal(calls(), 5, 'IPv4 default went away');
+      write6(null);
+      source.pollOnce();
+      assert.equal(calls(), 6, 'a missing ipv6_route reads as no routes');
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('ignores non-default routes, metrics and order', async () => {
+    const { source, calls, write4, write6 } = await routed([def4('eth0', '010200C0')], [def6('eth0', GW6)]);
+    try {
+      write4([route4('eth0', '006433C6', '00000000', '0001', '00FFFFFF'), def4('eth0', '010200C0')]);
+      write6([route6('20010db8000000000000000000000000', '40', ZERO6, '00000001', 'eth0'), def6('eth0', GW6)]);
+      source.pollOnce();
+      write4([route4('eth0', '00000000', '010200C0', '0003', '00000000', '600')]);
+      source.pollOnce();
+      assert.equal(calls(), 0);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('treats unreadable route files as no routes, not as a failure', async () => {
+    const { source, calls, write4 } = await routed([def4('eth0', '010200C0')], null);
+    try {
+      unlinkSync(path.join(dir, `route-${n}`));
+      source.pollOnce();
+      assert.equal(calls(), 1, 'the default route is gone');
+      write4([def4('eth0', '010200C0')]);
+      source.pollOnce();
+      assert.equal(calls(), 2);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('tells nobody once closed', async () => {
+    const { source, calls, write4 } = await routed([], null);
+    await source.close();
+    write4([def4('eth0', '010200C0')]);
+    source.pollOnce();
+    assert.equal(calls(), 0);
   });
 });
 

@@ -115,3 +115,21 @@ describe('EventRelay', () => {
     assert.equal(late.closes(), 1);
   });
 });
+
+describe('EventRelay default-route listeners', () => {
+  it('tells every listener, before and after subscribe, and none once closed', () => {
+    const { relay: r } = relay();
+    const heard: string[] = [];
+    r.onRouteChange(() => heard.push('a'));
+    r.routeChanged();
+    r.subscribe(() => undefined, () => undefined);
+    r.onRouteChange(() => heard.push('b'));
+    r.routeChanged();
+    assert.deepEqual(heard, ['a', 'a', 'b']);
+    r.close();
+    r.routeChanged();
+    r.onRouteChange(() => heard.push('c'));
+    r.routeChanged();
+    assert.deepEqual(heard, ['a', 'a', 'b']);
+  });
+});
