@@ -142,7 +142,8 @@ export class ZoneLocator {
       this.scheduleRetry();
       return;
     }
-    if (this.opts.discover && !this.discovered) {
+    // With no zone at all, discovery is what a retry is for, even if it last answered completely.
+    if (this.opts.discover && (!this.discovered || this.zoneList.length === 0)) {
       const found = await discoverZones({
         query,
         networks: this.opts.networks(),

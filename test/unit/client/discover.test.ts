@@ -12,9 +12,8 @@ import {
   resolveTarget,
   reverseNetworkDomain,
   type QueryFn,
-  type QueryType,
 } from '../../../src/client/discover.js';
-import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
+import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
 import {
   decodeMessage,
@@ -25,25 +24,8 @@ import {
 } from '../../../src/dns/message.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { logSink as sink } from '../../helpers/log-sink.js';
+import { answer, ptr, srv } from '../../helpers/dns-answers.js';
 
-
-function answer(name: string, type: QueryType, answers: ResourceRecord[], rcode: number = Rcode.NOERROR): DecodedMessage {
-  const m = emptyMessage(1, Opcode.QUERY);
-  m.qr = true;
-  m.rcode = rcode;
-  m.questions.push({ name, type: RRType[type], class: RRClass.IN });
-  m.answers.push(...answers);
-  return decodeMessage(encodeMessage(m));
-}
-
-const ptr = (name: string, target: string): ResourceRecord => ({ name, type: 'PTR', class: RRClass.IN, ttl: 60, data: target });
-const srv = (name: string, target: string, port: number): ResourceRecord => ({
-  name,
-  type: 'SRV',
-  class: RRClass.IN,
-  ttl: 60,
-  data: { priority: 0, weight: 0, port, target },
-});
 
 describe('reverseNetworkDomain (RFC 6763 §11: reverse name of the network address)', () => {
   const cases: Array<[string, number, string | null]> = [

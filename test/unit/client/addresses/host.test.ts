@@ -7,6 +7,7 @@ import { type AddressEvent, type AddressSource, type LocalAddress } from '../../
 import { Cidr } from '../../../../src/net/address.js';
 import { localAddress } from '../../../helpers/local-address.js';
 import { logSink } from '../../../helpers/log-sink.js';
+import { eventually } from '../../../helpers/eventually.js';
 
 function addr(address: string, opts: Partial<LocalAddress> = {}): LocalAddress {
   return localAddress(address, 0, opts);
@@ -39,6 +40,11 @@ class FakeSource implements AddressSource {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  routeListener: (() => void) | undefined;
+  onDefaultRouteChange(listener: () => void): void {
+    this.routeListener = listener;
   }
 }
 
@@ -117,5 +123,35 @@ describe('HostAddresses', () => {
     assert.deepEqual((await h.list()).map((a) => a.address), ['192.0.2.2', '192.0.2.3'], 'lists come from the fallback now');
     await h.close();
     assert.equal(fallback.closed, true);
+  });
+
+  it('network changes: the usable prefixes changed, or the source saw a default route change; not other events', async () => {
+    const source = new FakeSource([addr('192.0.2.1', { prefixLen: 24 })]);
+    const fallback = new FakeSource([addr('192.0.2.1', { prefixLen: 24 })]);
+    const { host: h } = host(source, fallback);
+    let changes = 0;
+    h.onNetworkChange(() => changes++);
+    await h.open();
+    // A lifetime-only repeat of a known address, and an excluded address: the prefixes stay.
+    source.onEvent?.({ kind: 'added', address: addr('192.0.2.1', { prefixLen: 24, validLifetime: 100 }) });
+    source.onEvent?.({ kind: 'added', address: addr('198.51.100.7', { prefixLen: 24 }) });
+    assert.equal(changes, 0);
+    source.onEvent?.({ kind: 'added', address: addr('203.0.113.5', { prefixLen: 24 }) });
+    assert.equal(changes, 1, 'a new prefix');
+    source.onEvent?.({ kind: 'removed', address: addr('203.0.113.5', { prefixLen: 24 }) });
+    assert.equal(changes, 2, 'a prefix went away');
+    source.routeListener?.();
+    assert.equal(changes, 3, 'a default route changed');
+    // After a fail-over the old source's routes no longer count, the fallback's do, and the switch itself is one.
+    source.onFailure?.(new Error('netlink closed'));
+    await fallback.subscribed;
+    const afterFailover = await eventually('the fail-over counted as a change', () => changes, (c) => c === 4, 1000);
+    source.routeListener?.();
+    assert.equal(changes, afterFailover);
+    fallback.routeListener?.();
+    assert.equal(changes, afterFailover + 1);
+    await h.close();
+    fallback.routeListener?.();
+    assert.equal(changes, afterFailover + 1, 'nothing after close');
   });
 });
