@@ -79,14 +79,12 @@ async function published(lookup: Lookup, zone: string): Promise<string> {
   return parts.join('; ');
 }
 
-function everything(): string {
-  return HOSTS.flatMap((h) => [`${h} A ${ADDRESSES.A.join(',')}`, `${h} AAAA ${ADDRESSES.AAAA.join(',')}`]).join('; ');
-}
+/** What published() returns once every host's records are there. */
+const EVERYTHING = HOSTS.flatMap((h) => [`${h} A ${ADDRESSES.A.join(',')}`, `${h} AAAA ${ADDRESSES.AAAA.join(',')}`]).join('; ');
 
 /** Waits until `lookup` shows every host's addresses; returns the ms since `since`, asserted ≤ `boundMs`. */
 async function allPublishedWithin(what: string, lookup: Lookup, zone: string, since: number, boundMs: number): Promise<number> {
-  const want = everything();
-  await eventually(what, () => published(lookup, zone), (v) => v === want, boundMs - (Date.now() - since));
+  await eventually(what, () => published(lookup, zone), (v) => v === EVERYTHING, boundMs - (Date.now() - since));
   const took = Date.now() - since;
   assert.ok(took <= boundMs, `${what}: took ${took} ms, bound ${boundMs} ms`);
   return took;
@@ -172,7 +170,7 @@ class Daemon {
     if (signal === 'SIGTERM') assert.equal(code, 0, p.dump());
   }
 
-  /** nsregc for `host` in this daemon's zone, straight to the daemon (no discovery), keeping its records on exit. */
+  /** nsregc for `host` in this daemon's zone, asking the daemon itself for its SRV record (no zone discovery). */
   client(host: string, ...extra: string[]): LoggedProcess {
     const args = ['--dns-server', `127.0.0.1@${this.port}`, '--dns-tcp', '-n', host, ...extra, this.zone];
     return spawnLogged(`nsregc ${host}.${this.zone}`, 'nsregc', args, { HOME: path.join(work, `home-${this.id}-${host}`) });
@@ -250,6 +248,7 @@ for (const kind of kinds) {
 
     /** Stops the daemon with `signal`, starts it again; every name resolves ≤ RESOLVE_MS after the spawn. */
     async function restart(t: TestContext, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+      assert.equal(await published(kind.lookup, d.zone), EVERYTHING, 'every name published before the stop');
       await d.stop(signal);
       const gone = await published(kind.lookup, d.zone);
       const { spawned, listening } = await d.start();
@@ -257,12 +256,16 @@ for (const kind of kinds) {
       t.diagnostic(`${kind.id} ${signal}: while stopped: ${gone}; listening ${listening - spawned} ms after the spawn, resolvable ${took} ms after it`);
     }
 
+    const alphaRunning = (): boolean => alpha !== undefined && alpha.child.exitCode === null && alpha.child.signalCode === null;
+
     it('nsregc running: SIGTERM + start on the same data directory, every name resolves ≤ 5 s after the new process is spawned', async (t) => {
       await restart(t, 'SIGTERM');
+      assert.ok(alphaRunning(), alpha?.dump());
     });
 
     it('nsregc running: kill -9 + start, every name resolves ≤ 5 s after the new process is spawned', async (t) => {
       await restart(t, 'SIGKILL');
+      assert.ok(alphaRunning(), alpha?.dump());
     });
 
     it('no client running (nsregc stopped with --keep): SIGTERM + start, then kill -9 + start, every name resolves ≤ 5 s each time', async (t) => {
@@ -270,14 +273,14 @@ for (const kind of kinds) {
       alpha.child.kill('SIGTERM');
       assert.equal(await alpha.exited(), 0, alpha.dump());
       await alpha.waitForMsg('keeping records on exit');
-      assert.equal(await published(kind.lookup, d.zone), everything(), 'the records stay after nsregc --keep exits');
+      assert.equal(await published(kind.lookup, d.zone), EVERYTHING, 'the records stay after nsregc --keep exits');
       await restart(t, 'SIGTERM');
       await restart(t, 'SIGKILL');
     });
 
     it('SIGHUP adding upstreams: every live record on each ≤ 5 s after the signal', async (t) => {
       const added = kind.added();
-      for (const a of added) assert.notEqual(await published(a.lookup, d.zone), everything(), `${a.what} has nothing before the reload`);
+      for (const a of added) assert.notEqual(await published(a.lookup, d.zone), EVERYTHING, `${a.what} has nothing before the reload`);
       await d.configure([...kind.upstreams(), ...added.map((a) => a.upstream)]);
       const signalled = Date.now();
       d.proc!.child.kill('SIGHUP');
@@ -285,7 +288,7 @@ for (const kind of kinds) {
         const took = await allPublishedWithin(`every live record on ${a.what}`, a.lookup, d.zone, signalled, RESOLVE_MS);
         t.diagnostic(`${kind.id} SIGHUP: ${a.what} complete ${took} ms after the signal`);
       }
-      assert.equal(await published(kind.lookup, d.zone), everything(), 'still published on the first upstream');
+      assert.equal(await published(kind.lookup, d.zone), EVERYTHING, 'still published on the first upstream');
     });
   });
 }
