@@ -21,6 +21,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface Netns {
   readonly name: string;
+  /** The command line that runs `cmd args` inside the namespace (`ip netns exec NS cmd args`). */
+  command(cmd: string, args: readonly string[]): [string, string[]];
   /** `ip -n NS …`; rejects on a non-zero exit. */
   ip(...args: string[]): Promise<string>;
   /** Runs a program inside the namespace to completion. */
@@ -40,17 +42,18 @@ export async function createNetns(prefix: string): Promise<Netns> {
   let destroyed = false;
   const ns: Netns = {
     name,
+    command: (cmd, args) => [ipBin, ['netns', 'exec', name, cmd, ...args]],
     async ip(...args) {
       const res = await run(ipBin, ['-n', name, ...args]);
       if (res.code !== 0) throw new Error(`ip -n ${name} ${args.join(' ')}: exit ${String(res.code)}: ${res.stderr}`);
       return res.stdout;
     },
     exec(cmd, args, opts = {}) {
-      return run(ipBin, ['netns', 'exec', name, cmd, ...args], opts.env === undefined ? {} : { env: opts.env });
+      return run(...ns.command(cmd, args), opts.env === undefined ? {} : { env: opts.env });
     },
     spawn(cmd, args, opts = {}) {
       // `ip netns exec` execs the program, so signals sent to this child reach it directly.
-      return spawn(ipBin, ['netns', 'exec', name, cmd, ...args], {
+      return spawn(...ns.command(cmd, args), {
         stdio: ['ignore', 'pipe', 'pipe'],
         ...(opts.env === undefined ? {} : { env: opts.env }),
       });
@@ -68,6 +71,14 @@ export async function createNetns(prefix: string): Promise<Netns> {
     throw err;
   }
   return ns;
+}
+
+/** A veth pair `name`/`peer` inside `ns`, both ends up unless `up` is false (then no address at all, not even link-local). */
+export async function addVeth(ns: Netns, name: string, peer: string, opts: { up?: boolean } = {}): Promise<void> {
+  await ns.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', peer);
+  if (opts.up === false) return;
+  await ns.ip('link', 'set', name, 'up');
+  await ns.ip('link', 'set', peer, 'up');
 }
 
 export type LogLine = Record<string, unknown>;
@@ -172,6 +183,20 @@ export interface NetnsNamed {
   stop(): Promise<void>;
 }
 
+/**
+ * `dig +short name type` inside `ns` against 127.0.0.1@`port` (one try, 2 s),
+ * answer lines trimmed; rejects when dig gets no answer (exit code not 0).
+ */
+export async function digInNetns(ns: Netns, port: number, name: string, type: string, opts: { tcp?: boolean } = {}): Promise<string[]> {
+  const args = ['@127.0.0.1', '-p', String(port), ...(opts.tcp === true ? ['+tcp'] : []), '+time=2', '+tries=1', '+norecurse', '+short', name, type];
+  const r = await ns.exec(requireTool('dig'), args);
+  if (r.code !== 0) throw new Error(`dig ${name} ${type}: exit ${String(r.code)}: ${r.stderr}${r.stdout}`);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+}
+
 function fqdn(name: string): string {
   return name.endsWith('.') ? name : `${name}.`;
 }
@@ -243,14 +268,7 @@ export async function startNamedInNetns(ns: Netns, zones: readonly ZoneSpec[], k
     }
     await rm(dir, { recursive: true, force: true });
   };
-  const query = async (name: string, type: string): Promise<string[]> => {
-    const r = await ns.exec(dig, ['@127.0.0.1', '-p', String(port), '+tcp', '+time=2', '+tries=1', '+short', name, type]);
-    if (r.code !== 0) throw new Error(`dig ${name} ${type}: exit ${String(r.code)}: ${r.stderr}${r.stdout}`);
-    return r.stdout
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '');
-  };
+  const query = (name: string, type: string): Promise<string[]> => digInNetns(ns, port, name, type, { tcp: true });
   try {
     // Polled until named answers SOA for every zone, or its log shows it will not.
     const state = async (): Promise<'ready' | 'waiting' | 'exited' | 'zone not loaded'> => {

@@ -2,12 +2,15 @@
  * A real Unbound on loopback for integration tests: remote control enabled
  * with certificates from unbound-control-setup, DNS and control on
  * ephemeral ports, everything in a temporary directory removed by stop().
+ * With `netns`, Unbound and every command talking to it (unbound-control,
+ * dig) run inside that network namespace, on its loopback.
  */
 
 import { rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import type { UnboundUpstreamConfig } from '../../src/config/upstreams/index.js';
+import type { Netns } from './netns.js';
 import { freePort } from './ports.js';
 import { awaitServing, spawnLabServer, startLab, type LaunchResult } from './lab-server.js';
 import { requireTool, run, type Supervised } from './tools.js';
@@ -17,6 +20,8 @@ export interface UnboundOptions {
   serverLines?: string[];
   /** How long to wait for the control channel to answer. Default 15 s. */
   startTimeoutMs?: number;
+  /** Run inside this network namespace (its loopback) instead of the host's. */
+  netns?: Netns;
 }
 
 export interface UnboundLab {
@@ -141,6 +146,11 @@ interface LaunchArgs {
   opts: UnboundOptions;
 }
 
+/** The command line running `cmd args` where the lab runs: here, or inside its namespace. */
+function placed(a: LaunchArgs, cmd: string, args: readonly string[]): [string, string[]] {
+  return a.opts.netns?.command(cmd, args) ?? [cmd, [...args]];
+}
+
 function normalise(out: string): string[] {
   return out
     .split('\n')
@@ -151,7 +161,7 @@ function normalise(out: string): string[] {
 /** Spawns Unbound and waits until its control channel answers. */
 async function spawnServing(a: LaunchArgs): Promise<{ proc: Supervised } | { error: Error; retry: boolean }> {
   // -d: stay in the foreground; logging goes to stderr (logfile "" and no syslog).
-  const proc = spawnLabServer(a.unbound, ['-d', '-c', a.confPath], a.dir, ['ignore', 'pipe', 'pipe']);
+  const proc = spawnLabServer(...placed(a, a.unbound, ['-d', '-c', a.confPath]), a.dir, ['ignore', 'pipe', 'pipe']);
   let last = '';
   const failed = await awaitServing(proc, 'unbound', {
     timeoutMs: a.opts.startTimeoutMs ?? 15_000,
@@ -167,7 +177,7 @@ async function spawnServing(a: LaunchArgs): Promise<{ proc: Supervised } | { err
 }
 
 function controlRun(a: LaunchArgs, args: string[]): ReturnType<typeof run> {
-  return run(a.control, ['-c', a.confPath, ...args], { timeoutMs: 10_000 });
+  return run(...placed(a, a.control, ['-c', a.confPath, ...args]), { timeoutMs: 10_000 });
 }
 
 async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
@@ -200,7 +210,7 @@ async function launch(a: LaunchArgs): Promise<LaunchResult<UnboundLab>> {
       return normalise(await lab.control(['list_local_zones']));
     },
     async query(name: string, type: string): Promise<string[]> {
-      const r = await run(a.dig, ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', '+short', name, type]);
+      const r = await run(...placed(a, a.dig, ['@127.0.0.1', '-p', String(a.port), '+time=2', '+tries=1', '+short', name, type]));
       if (r.code !== 0) throw new Error(`dig ${name} ${type} exited ${String(r.code)}: ${r.stderr}${r.stdout}`);
       return normalise(r.stdout);
     },

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TsigKeySpec } from '../helpers/named.js';
 import { daemonYaml } from '../helpers/nsregd-lab.js';
-import { createNetns, LoggedProcess, REPO_ROOT, startNamedInNetns, type Netns, type NetnsNamed } from '../helpers/netns.js';
+import { addVeth, createNetns, LoggedProcess, REPO_ROOT, startNamedInNetns, type Netns, type NetnsNamed } from '../helpers/netns.js';
 import { nsupdateUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually } from '../helpers/eventually.js';
 import { errorMessage } from '../../src/errors.js';
@@ -55,9 +55,7 @@ describe('nsregc end to end in a network namespace', () => {
   before(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'nsregc-e2e-'));
     ns = await createNetns('nsregc-e2e');
-    await ns.ip('link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1');
-    await ns.ip('link', 'set', 'veth0', 'up');
-    await ns.ip('link', 'set', 'veth1', 'up');
+    await addVeth(ns, 'veth0', 'veth1');
     named = await startNamedInNetns(
       ns,
       [
