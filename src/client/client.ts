@@ -144,8 +144,14 @@ interface ZoneSlot {
 /**
  * A running nsregc: the zone locator, and one Registrar per zone whose
  * nsregd server was found. A zone whose server changes (the host moved,
- * the SRV record changed) gets a new registrar; the old one is stopped
- * keeping its records, apart from removals of addresses that left.
+ * the SRV record changed) gets a new registrar at once, and the old one
+ * is retired: both servers are asked for their start-up identifiers, and
+ * only when both answer with different ones (two daemons for certain)
+ * are our records removed from the old one. Otherwise it may be the same
+ * daemon under another address, where a removal could undo the new
+ * registration, or it is out of reach: then only the records of addresses
+ * that left the host are removed there, and the rest expire with their
+ * TTL.
  */
 export class NsregClient {
   /** Resolves once every zone known has refused us (nothing is left to do). */
@@ -303,14 +309,27 @@ export class NsregClient {
         { zone: server.zone, before: serverText(slot.server), now: serverText(server), previous: slot.registrar.state },
         wasRunning ? 'the zone\'s nsregd server changed; registering with the new one' : 'trying the zone\'s nsregd server again',
       );
-      // Only removals of addresses that left go to the old server: the new one may be the same
-      // daemon under another address, and a removal must never undo the new registration.
-      const done = slot.registrar.shutdown(true).finally(() => this.retiring.delete(done));
+      const done = (wasRunning ? this.retire(slot, server) : slot.registrar.shutdown(true)).finally(() => this.retiring.delete(done));
       this.retiring.add(done);
     }
     const registrar = this.makeRegistrar(server);
     this.slots.set(server.zone, { server, registrar });
     void registrar.start();
+  }
+
+  /** Stops the registrar of a server that was replaced by `next` (see the class comment). */
+  private async retire(old: ZoneSlot, next: NsregServer): Promise<void> {
+    const timeoutMs = this.opts.config.dnsTimeout;
+    const [before, now] = await Promise.allSettled([srvProbe(old.server, timeoutMs)(), srvProbe(next, timeoutMs)()]);
+    const distinct =
+      before.status === 'fulfilled' && now.status === 'fulfilled' && before.value !== undefined && now.value !== undefined && before.value !== now.value;
+    this.opts.logger.info(
+      { zone: next.zone, server: serverText(old.server) },
+      distinct
+        ? 'the previous nsregd server is another daemon; removing our records there'
+        : 'the previous nsregd server may be the same daemon or is out of reach; only records of addresses that left are removed there',
+    );
+    await old.registrar.shutdown(!distinct);
   }
 
   private makeRegistrar(server: NsregServer): Registrar {
