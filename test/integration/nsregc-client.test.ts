@@ -193,6 +193,34 @@ describe('NsregClient against nsregd on loopback', () => {
     assert.ok(kernel.closed);
   });
 
+  it('refused in one zone while another has no server yet: still running; refused in every zone: allRefused', async () => {
+    const { logger } = sink();
+    // Another key for `lab`, which the first test claimed: the daemon refuses it.
+    const intruder = await loadClientKey({ keyFile: path.join(dir, 'i.key'), privateKeyFile: path.join(dir, 'i.private'), genKey: true, name: 'lab' });
+    const kernel = (): Promise<MemorySource> => Promise.resolve(new MemorySource([local('192.0.2.7', 24)]));
+    const both = await NsregClient.start({
+      config: { ...config(), zones: [ZONE, 'nowhere.example.'], discoverZones: false },
+      key: intruder,
+      logger,
+      openSource: kernel,
+    });
+    try {
+      await eventually('the refusal', () => both.registrars[0]?.state, (st) => st === 'refused', 5000);
+      assert.equal(both.refusedEverywhere, false, 'nowhere.example. may still find a server');
+      const settled = await Promise.race([both.allRefused.then(() => 'refused'), both.idle().then(() => 'running')]);
+      assert.equal(settled, 'running');
+    } finally {
+      await both.shutdown(false);
+    }
+    const one = await NsregClient.start({ config: { ...config(), discoverZones: false }, key: intruder, logger, openSource: kernel });
+    try {
+      await one.allRefused;
+      assert.equal(one.refusedEverywhere, true);
+    } finally {
+      await one.shutdown(false);
+    }
+  });
+
   it('no zone at all: ClientStartError no-zones', async () => {
     const { logger } = sink();
     const cfg = { ...config(), zones: [], discoverZones: false };
