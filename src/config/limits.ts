@@ -78,7 +78,7 @@ const MAX_MESSAGE_SIZE = 65_535;
 const IDLE_TIMEOUT_LIMIT: DurationLimit = Object.freeze({ ms: 3600_000, why: 'an idle connection holds a file descriptor' });
 const MESSAGE_TIMEOUT_LIMIT: DurationLimit = Object.freeze({ ms: 600_000, why: 'a message trickling in holds a connection' });
 /** Longer SIG(0) windows make captured requests replayable for that long. */
-export const REPLAY_WINDOW_LIMIT: DurationLimit = Object.freeze({ ms: 24 * 3600_000, why: 'the replay cache keeps every accepted request that long' });
+const REPLAY_WINDOW_LIMIT: DurationLimit = Object.freeze({ ms: 24 * 3600_000, why: 'the replay cache keeps every accepted request that long' });
 
 /** A timeout of the TCP layer: a whole number of milliseconds (timers take no less). */
 function timeout(r: MapReader, key: string, limit: DurationLimit): number | undefined {
