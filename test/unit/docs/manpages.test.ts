@@ -198,6 +198,14 @@ describe('manual pages', () => {
     assert.ok(pkg.files?.includes('man/'), 'man/ is in "files"');
   });
 
+  it('every page names this version of the package in its title line', async () => {
+    const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const name of await readdir(path.join(ROOT, 'man'))) {
+      const th = (await page(name)).text.split('\n').find((l) => l.startsWith('.TH '));
+      assert.ok(th?.includes(`"nsregd ${version}"`), `${name}: ${th ?? 'no .TH line'} does not name nsregd ${version}`);
+    }
+  });
+
   it('every page is ASCII (man-db reads a page without an encoding declaration as ISO-8859-1)', async () => {
     for (const name of await readdir(path.join(ROOT, 'man'))) {
       const text = await readFile(path.join(ROOT, 'man', name), 'latin1');
