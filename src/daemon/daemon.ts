@@ -8,7 +8,9 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { limitEntries, type Limits } from '../config/limits.js';
+import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
+import { ControlServer } from './control.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
@@ -28,6 +30,8 @@ export interface DaemonOptions {
   print?: boolean;
   /** Overrides the guard settings of `limits:` (bench/nsregd-child.ts; configuration is the way). */
   guard?: Partial<GuardOptions>;
+  /** What `nsregd status` reports as the version. */
+  version?: string;
 }
 
 /** The signature-check settings of the `limits:` section (README, "Limits"). */
@@ -53,6 +57,8 @@ export class Daemon {
   private reloading: Promise<boolean> | undefined;
   /** New at each start (not at a reload): lets clients' liveness probes see a restart. */
   private readonly instanceId = randomBytes(8).toString('hex');
+  private control: ControlServer | undefined;
+  private startedAt = 0;
 
   private constructor(
     private config: DaemonConfig,
@@ -75,7 +81,12 @@ export class Daemon {
 
   static async startWith(config: DaemonConfig, opts: DaemonOptions): Promise<Daemon> {
     const daemon = new Daemon(config, opts);
+    daemon.startedAt = daemon.clock.now();
     try {
+      // First: a daemon already running on this socket (most likely on the same data directory) stops this one
+      // before it touches a key database, a state file or an upstream.
+      daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
+      opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
       await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
@@ -113,6 +124,30 @@ export class Daemon {
 
   zone(name: string): Zone | undefined {
     return this.zones.get(name);
+  }
+
+  /** What the control channel sees of this daemon. */
+  private adminView(): { zones: ReadonlyMap<string, Zone>; status: () => StatusReport } {
+    return { zones: this.zones, status: () => this.status() };
+  }
+
+  /** `nsregd status`. */
+  status(): StatusReport {
+    const now = this.clock.now();
+    return {
+      version: this.opts.version ?? 'unknown',
+      instance: this.instanceId,
+      started: new Date(this.startedAt).toISOString(),
+      uptimeSeconds: Math.round((now - this.startedAt) / 1000),
+      listening: this.listening,
+      zones: [...this.zones.values()].map((z) => ({
+        zone: z.name,
+        names: z.keyCount,
+        records: z.recordCount,
+        upstreams: z.upstreamStates().map((u) => ({ upstream: u.upstream, state: u.failing ? ('failing' as const) : ('up' as const), pending: u.pending })),
+      })),
+      limits: Object.fromEntries(limitEntries(this.config.limits)),
+    };
   }
 
   private handlerContext(): HandlerContext {
@@ -206,6 +241,9 @@ export class Daemon {
     if (next.dataDir !== this.config.dataDir) {
       log.warn({ old: this.config.dataDir, new: next.dataDir }, 'data-dir changed: running zones keep their key databases until restart');
     }
+    if (next.controlSocket !== this.config.controlSocket) {
+      log.warn({ old: this.config.controlSocket, new: next.controlSocket }, 'control-socket changed: takes effect at the next start');
+    }
     const previous = this.config;
     this.config = next;
     this.applyLimits(previous.limits);
@@ -292,6 +330,8 @@ export class Daemon {
    * where keep-records, key databases written) and closes connections.
    */
   async shutdown(): Promise<void> {
+    await this.control?.close();
+    this.control = undefined;
     await this.server?.stopAccepting();
     const zones = [...this.zones.values()];
     this.zones.clear();

@@ -129,6 +129,11 @@ export class Outbox {
     return this.failures > 0;
   }
 
+  /** Whether an operation for `record` (or its whole name) waits to be applied. */
+  isPending(record: AddrRecord): boolean {
+    return this.pending.has(recordKey(record)) || this.pending.has(nameKey(record.name));
+  }
+
   /** Operations waiting, oldest first (for the state snapshot). */
   pendingOps(): Op[] {
     return [...this.pending.values()];

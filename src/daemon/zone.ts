@@ -44,9 +44,11 @@ export interface KeyStorePort {
   /** Drops a tentative claim. */
   abandon(name: string): void;
   refresh(name: string, expiry: number): unknown;
-  remove(name: string): unknown;
+  remove(name: string): boolean;
   expireDue(now: number): ClaimedKey[];
   nextExpiry(): number | undefined;
+  /** Every confirmed key, in no particular order (the control channel's listings). */
+  claimedKeys(): Iterable<ClaimedKey>;
   readonly size: number;
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export interface KeyStorePort {
 /** The record cache as the zone uses it (implemented by RecordCache). */
 export interface RecordCachePort {
   has(rec: AddrRecord): boolean;
+  get(rec: AddrRecord): { readonly expiresAt: number } | undefined;
   upsert(rec: AddrRecord, expiresAt: number): 'new' | 'refreshed';
   remove(rec: AddrRecord): boolean;
   removeName(name: string): AddrRecord[];
@@ -476,6 +479,60 @@ export class Zone {
   /** Live records of a name (what whole-name upstreams such as Unbound re-add). */
   liveRecords(name: string): readonly AddrRecord[] {
     return this.cache.recordsOf(name);
+  }
+
+  /** Claimed names. */
+  get keyCount(): number {
+    return this.keys.size;
+  }
+
+  /** Live records. */
+  get recordCount(): number {
+    return this.cache.size;
+  }
+
+  /** Every claimed name's key (the control channel). */
+  claims(): Iterable<ClaimedKey> {
+    return this.keys.claimedKeys();
+  }
+
+  /** A name's live records with their deadlines (ms), and for each upstream whether the record is installed there or still pending. */
+  recordStates(name: string): Array<{ record: AddrRecord; expiresAt: number; upstreams: Array<{ upstream: string; pending: boolean }> }> {
+    return this.cache.recordsOf(name).map((record) => ({
+      record,
+      expiresAt: this.cache.get(record)?.expiresAt ?? NaN,
+      upstreams: this.outboxes.map((b) => ({ upstream: b.id, pending: b.isPending(record) })),
+    }));
+  }
+
+  /** Each upstream's health and queue (the control channel's status). */
+  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number }> {
+    return this.outboxes.map((b) => ({ upstream: b.id, failing: b.failing, pending: b.pendingCount }));
+  }
+
+  /**
+   * An operator frees `name` (`nsregd names release`, for a lost key or a
+   * retired host): its key is forgotten, durably before this resolves, so
+   * the next claim is a new first claim. Unless `keepRecords`, its records
+   * leave the cache and are removed from every upstream as at key expiry
+   * (through the outboxes, journaled first; keep-records upstreams keep
+   * theirs). With `keepRecords` they stay published until their own
+   * deadlines, a new owner's update, or the next start of the daemon,
+   * which removes records of names without a key (restore()).
+   * Returns the records removed, or null when the name has no key.
+   */
+  async release(name: string, keepRecords: boolean): Promise<AddrRecord[] | null> {
+    return this.withNameLock(name, async () => {
+      if (!this.keys.remove(name)) return null;
+      await this.keys.flush();
+      if (keepRecords) return [];
+      const addresses = this.cache.removeName(name);
+      for (const r of addresses) this.state?.recordRemoved(r);
+      this.logger.info({ name, records: addresses.length }, 'name released by the operator');
+      this.scheduleExpiry();
+      await this.forward({ add: [], remove: [], removeNames: [{ name, addresses }] }, { skipKeepRecords: true });
+      return addresses;
+    });
   }
 
   /** Arms the single expiry timer for the earliest record or key deadline. */
