@@ -70,6 +70,8 @@ export interface DaemonConfig {
   readonly dataDir: string;
   /** The control channel's Unix socket (`nsregd status`, `nsregd names …`); absolute. */
   readonly controlSocket: string;
+  /** Where Prometheus metrics are served (`metrics-listen`); undefined: not served. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
   readonly debug: boolean;
   /** The `limits:` section, defaults filled in (`max-sig-validity` is its `replay-window`). */
   readonly limits: Limits;
@@ -82,6 +84,14 @@ export interface LoadedConfig<T> {
   readonly warnings: readonly string[];
 }
 
+/** `HOST:PORT` or `[IPv6]:PORT`, the port 1-65535; null when it is not that. */
+function parseHostPort(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) return null;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
 /** sockaddr_un's sun_path holds 108 octets, the terminating NUL included (unix(7)). */
 const MAX_SOCKET_PATH = 107;
 
@@ -92,6 +102,8 @@ export const DAEMON_DEFAULTS = Object.freeze({
   'data-dir': '/var/lib/nsregd',
   /** In the data directory unless set. */
   'control-socket': 'control.sock',
+  /** Empty: no metrics endpoint. */
+  'metrics-listen': '',
   debug: false,
   /** The other name of `limits.replay-window`. */
   'max-sig-validity': LIMITS_DEFAULTS['replay-window'],
@@ -182,8 +194,12 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
       socketSetting ?? controlSocket,
     );
   }
+  const metricsText = top.string('metrics-listen') ?? DAEMON_DEFAULTS['metrics-listen'];
+  const metricsListen = metricsText === '' ? undefined : parseHostPort(metricsText);
+  if (metricsListen === null) fail(ctx, ['metrics-listen'], 'invalid', 'must be ADDRESS:PORT, e.g. 127.0.0.1:9253 or [::1]:9253', metricsText);
   const config: DaemonConfig = {
     file: path.resolve(file),
+    metricsListen,
     listenAddr: top.nonEmptyString('listen-addr') ?? DAEMON_DEFAULTS['listen-addr'],
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
     dataDir,

@@ -11,6 +11,7 @@ import { limitEntries, type Limits } from '../config/limits.js';
 import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
 import { ControlServer } from './control.js';
+import { DaemonMetrics } from './metrics.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
@@ -58,6 +59,9 @@ export class Daemon {
   /** New at each start (not at a reload): lets clients' liveness probes see a restart. */
   private readonly instanceId = randomBytes(8).toString('hex');
   private control: ControlServer | undefined;
+  private metrics: DaemonMetrics | undefined;
+  /** Connection counters of listeners replaced by reloads, so the metrics' totals never go backwards. */
+  private readonly closedListenerStats = { accepted: 0, refusedPerSource: 0, refusedFull: 0, evicted: 0 };
   private startedAt = 0;
 
   private constructor(
@@ -87,9 +91,14 @@ export class Daemon {
       // before it touches a key database, a state file or an upstream.
       daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
       opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
+      if (config.metricsListen !== undefined) daemon.metrics = new DaemonMetrics(daemon.metricsSource());
       await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
+      if (config.metricsListen !== undefined) {
+        const bound = await daemon.metrics!.listen(config.metricsListen.host, config.metricsListen.port, opts.logger);
+        opts.logger.info({ address: formatHostPort(bound.address, bound.port) }, 'serving metrics at /metrics');
+      }
     } catch (err) {
       await daemon.shutdown();
       throw err;
@@ -131,6 +140,25 @@ export class Daemon {
     return { zones: this.zones, status: () => this.status() };
   }
 
+  /** Where the metrics read the daemon's state at each scrape. */
+  private metricsSource(): import('./metrics.js').MetricsSource {
+    return {
+      zones: () => this.zones.values(),
+      connections: () => {
+        const listeners = [this.server, ...this.retired].filter((s): s is RegistrationServer => s !== undefined);
+        const sum = (f: (s: RegistrationServer) => number): number => listeners.reduce((n, s) => n + f(s), 0);
+        const c = this.closedListenerStats;
+        return {
+          open: sum((s) => s.connectionCount),
+          accepted: c.accepted + sum((s) => s.stats.accepted),
+          refusedPerSource: c.refusedPerSource + sum((s) => s.stats.refusedPerSource),
+          refusedFull: c.refusedFull + sum((s) => s.stats.refusedFull),
+          evicted: c.evicted + sum((s) => s.stats.evicted),
+        };
+      },
+    };
+  }
+
   /** `nsregd status`. */
   status(): StatusReport {
     const now = this.clock.now();
@@ -167,7 +195,13 @@ export class Daemon {
     const server = new RegistrationServer({
       host: this.config.listenAddr,
       port: this.config.listenPort,
-      handler: (raw, remote) => handleMessage(raw, remote, this.handlerContext()),
+      handler: this.metrics === undefined
+        ? (raw, remote) => handleMessage(raw, remote, this.handlerContext())
+        : async (raw, remote) => {
+            const outcome = await handleMessage(raw, remote, this.handlerContext());
+            this.metrics?.observeOutcome(outcome);
+            return outcome;
+          },
       logger: this.opts.logger,
       print: this.opts.print ?? false,
       limits: serverLimits(this.config.limits),
@@ -208,6 +242,7 @@ export class Daemon {
     for (const w of loaded.warnings) logger.warn(w);
     for (const e of loaded.errors) logger.error(e);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
+    if (this.metrics !== undefined) zone.observeAttempts(this.metrics.upstreamAttempt(zc.name));
     ref.zone = zone;
     zone.restore(loaded.records, loaded.ops);
     this.zones.set(zc.name, zone);
@@ -240,6 +275,9 @@ export class Daemon {
     }
     if (next.dataDir !== this.config.dataDir) {
       log.warn({ old: this.config.dataDir, new: next.dataDir }, 'data-dir changed: running zones keep their key databases until restart');
+    }
+    if (!isDeepStrictEqual(next.metricsListen, this.config.metricsListen)) {
+      log.warn('metrics-listen changed: takes effect at the next start');
     }
     if (next.controlSocket !== this.config.controlSocket) {
       log.warn({ old: this.config.controlSocket, new: next.controlSocket }, 'control-socket changed: takes effect at the next start');
@@ -289,6 +327,7 @@ export class Daemon {
       await this.listen();
     }
     if (old !== undefined) this.retired.push(old);
+    for (const s of this.retired.filter((r) => r.connectionCount === 0)) this.retireStats(s);
     this.retired = this.retired.filter((s) => s.connectionCount > 0);
     log.info('configuration reloaded');
     return true;
@@ -309,6 +348,14 @@ export class Daemon {
     this.guard.reconfigure(this.guardSettings());
     this.server?.setLimits(serverLimits(this.config.limits));
     this.opts.logger.info({ changed }, 'limits changed');
+  }
+
+  private retireStats(s: RegistrationServer): void {
+    const c = this.closedListenerStats;
+    c.accepted += s.stats.accepted;
+    c.refusedPerSource += s.stats.refusedPerSource;
+    c.refusedFull += s.stats.refusedFull;
+    c.evicted += s.stats.evicted;
   }
 
   /** Whether the bound listeners are exactly what the new listen-addr and listen-port ask for. */
@@ -332,6 +379,7 @@ export class Daemon {
   async shutdown(): Promise<void> {
     await this.control?.close();
     this.control = undefined;
+    await this.metrics?.close();
     await this.server?.stopAccepting();
     const zones = [...this.zones.values()];
     this.zones.clear();

@@ -13,7 +13,7 @@ import { isEmptyChange, recordKey } from './records.js';
 import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
 import { NameInUseError, type Upstream } from './upstreams/upstream.js';
-import { Outbox, type Op } from './outbox.js';
+import { Outbox, type AttemptObserver, type Op } from './outbox.js';
 import { reverseZoneFor } from './reverse.js';
 import { isForwarded } from './upstreams/filter.js';
 import type { ZoneState } from './zonestate.js';
@@ -104,8 +104,18 @@ export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonl
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
 
+/** What happened to a zone's names and records since it opened (metrics). */
+export interface ZoneCounters {
+  claims: number;
+  releases: number;
+  keyExpiries: number;
+  recordExpiries: number;
+}
+
 export class Zone {
+  readonly counters: ZoneCounters = { claims: 0, releases: 0, keyExpiries: 0, recordExpiries: 0 };
   private readonly locks = new Map<string, Promise<unknown>>();
+  private attemptObserver: AttemptObserver | undefined;
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
   private closed = false;
@@ -150,6 +160,7 @@ export class Zone {
     this.upstreamList = list;
     this.outboxes = list.map((u) => {
       const box = new Outbox(u, this.clock, this.logger, this.state, () => this.state?.nextSeq() ?? nextLocalSeq());
+      box.onAttempt = this.attemptObserver;
       const previous = old.get(u.description);
       if (previous !== undefined) {
         box.restore(previous.pendingOps());
@@ -394,6 +405,7 @@ export class Zone {
         this.keys.abandon(name);
         return { ok: false, failure: 'key-store' };
       }
+      this.counters.claims++;
     } else {
       this.keys.refresh(name, plan.keyExpiry);
     }
@@ -506,8 +518,15 @@ export class Zone {
   }
 
   /** Each upstream's health and queue (the control channel's status). */
-  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number }> {
-    return this.outboxes.map((b) => ({ upstream: b.id, failing: b.failing, pending: b.pendingCount }));
+  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number; oldestPendingMs: number }> {
+    const now = this.clock.now();
+    return this.outboxes.map((b) => ({ upstream: b.id, failing: b.failing, pending: b.pendingCount, oldestPendingMs: b.oldestPendingMs(now) }));
+  }
+
+  /** Tells `observer` of every attempt to apply a batch upstream, now and after reloads (metrics). */
+  observeAttempts(observer: AttemptObserver): void {
+    this.attemptObserver = observer;
+    for (const b of this.outboxes) b.onAttempt = observer;
   }
 
   /**
@@ -524,6 +543,7 @@ export class Zone {
   async release(name: string, keepRecords: boolean): Promise<AddrRecord[] | null> {
     return this.withNameLock(name, async () => {
       if (!this.keys.remove(name)) return null;
+      this.counters.releases++;
       await this.keys.flush();
       if (keepRecords) return [];
       const addresses = this.cache.removeName(name);
@@ -561,6 +581,8 @@ export class Zone {
     const records = this.cache.expireDue(now);
     const keys = this.keys.expireDue(now);
     const removeNames = keys.map((k) => ({ name: k.name, addresses: this.cache.removeName(k.name) }));
+    this.counters.recordExpiries += records.length;
+    this.counters.keyExpiries += keys.length;
     for (const r of records) this.state?.recordRemoved(r);
     for (const n of removeNames) for (const r of n.addresses) this.state?.recordRemoved(r);
     const jobs: Array<Promise<unknown>> = [];
