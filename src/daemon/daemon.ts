@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { limitEntries, type Limits } from '../config/limits.js';
+import { verifyPreparedSig0, type PreparedSig0 } from '../dns/sig0.js';
 import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
 import { ControlServer } from './control.js';
@@ -60,6 +61,8 @@ export class Daemon {
   private readonly instanceId = randomBytes(8).toString('hex');
   private control: ControlServer | undefined;
   private metrics: DaemonMetrics | undefined;
+  /** The signature check, timed for the metrics (when they are served). */
+  private timedVerify: ((p: PreparedSig0) => Promise<void>) | undefined;
   /** Connection counters of listeners replaced by reloads, so the metrics' totals never go backwards. */
   private readonly closedListenerStats = { accepted: 0, refusedPerSource: 0, refusedFull: 0, evicted: 0 };
   private startedAt = 0;
@@ -91,7 +94,10 @@ export class Daemon {
       // before it touches a key database, a state file or an upstream.
       daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
       opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
-      if (config.metricsListen !== undefined) daemon.metrics = new DaemonMetrics(daemon.metricsSource());
+      if (config.metricsListen !== undefined) {
+        daemon.metrics = new DaemonMetrics(daemon.metricsSource());
+        daemon.timedVerify = daemon.metrics.timedCheck(verifyPreparedSig0);
+      }
       await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
@@ -188,6 +194,7 @@ export class Daemon {
       guard: this.guard,
       maxSigValidity: this.config.limits.replayWindow,
       instanceId: this.instanceId,
+      ...(this.timedVerify === undefined ? {} : { verify: this.timedVerify }),
     };
   }
 

@@ -9,6 +9,7 @@
  * counted as it happens.
  */
 import * as http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -70,6 +71,7 @@ export class DaemonMetrics {
   private readonly guardRejections: Counter<'kind'>;
   private readonly upstreamUpdates: Counter<'zone' | 'upstream' | 'result'>;
   private readonly upstreamLatency: Histogram<'zone' | 'upstream'>;
+  private readonly sigChecks: Histogram<'result'>;
   private server: http.Server | undefined;
 
   constructor(source: MetricsSource) {
@@ -88,6 +90,13 @@ export class DaemonMetrics {
       name: 'nsregd_guard_rejections_total',
       help: 'Requests turned away before their signature check: per-source rate, no check slot, replay.',
       labelNames: ['kind'],
+      registers: [r],
+    });
+    this.sigChecks = new Histogram({
+      name: 'nsregd_signature_check_duration_seconds',
+      help: 'SIG(0) signature checks (the count is the number of checks) and how long each took, by result.',
+      labelNames: ['result'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers: [r],
     });
     this.upstreamUpdates = new Counter({
@@ -143,6 +152,20 @@ export class DaemonMetrics {
     this.requests.inc({ rcode: rcodeName(outcome.rcode), reason });
     const kind = GUARD_KINDS[reason];
     if (kind !== undefined) this.guardRejections.inc({ kind });
+  }
+
+  /** Wraps a signature check so each is counted and timed; its outcome (resolve or reject) passes through. */
+  timedCheck<A>(check: (arg: A) => Promise<void>): (arg: A) => Promise<void> {
+    return async (arg: A): Promise<void> => {
+      const started = performance.now();
+      let result = 'invalid';
+      try {
+        await check(arg);
+        result = 'valid';
+      } finally {
+        this.sigChecks.observe({ result }, (performance.now() - started) / 1000);
+      }
+    };
   }
 
   /** An upstream attempt of `zone` (Outbox.onAttempt). */
