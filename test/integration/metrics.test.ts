@@ -90,6 +90,13 @@ describe('nsregd metrics', () => {
     await eventually('no registration connection open', scrape, (m) => m.get('nsregd_connections_open') === 0, 5000);
     // Two signatures checked: the other key is refused by its key tag before any check.
     assert.equal(s.get('nsregd_signature_check_duration_seconds_count{result="valid"}'), 2);
+    // A signature damaged in its last octet: checked, and counted as invalid.
+    const forged = signedUpdate(host, [a(host.name, '192.0.2.10', 300)], { now: Math.floor(Date.now() / 1000), id: id++ });
+    forged[forged.length - 1] = (forged[forged.length - 1] ?? 0) ^ 0xff;
+    assert.equal((await d!.send(forged)).rcode, Rcode.NOTAUTH);
+    const after = await scrape();
+    assert.equal(after.get('nsregd_signature_check_duration_seconds_count{result="invalid"}'), 1);
+    assert.equal(after.get('nsregd_requests_total{rcode="NOTAUTH",reason="badSignature"}'), 1);
 
     // The upstream goes down: a new address cannot be published, its take-back waits in the outbox and ages.
     await named.stop();
