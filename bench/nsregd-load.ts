@@ -22,6 +22,8 @@
  *   npx tsc -p tsconfig.json && node dist/bench/nsregd-load.js [--quick]
  *     [--claims N] [--refreshes N] [--scale-claims N] [--big N] [--small N]
  *     [--cpu-prof DIR]   (runs the daemon under node --cpu-prof)
+ *     [--fresh-conns]    (each request on a new connection from its own
+ *                         127.2.x.y address, as hosts register)
  *
  * Exits non-zero on errors (a refused request, a daemon that does not start),
  * never on missed targets: those are reported.
@@ -325,10 +327,25 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
 }
 
-/** One connection: sends `messages[i]` for its share of indices, one outstanding at a time. */
-function drive(port: number, messages: Buffer[], next: () => number, latencies: Float64Array, onError: (what: string) => void): Promise<void> {
+/** With --fresh-conns: one request per connection, each request from its own loopback address. */
+let freshConns = false;
+
+/** A request's source address with --fresh-conns (127.2.0.1 onwards). */
+const sourceOf = (i: number): string => `127.${2 + (((i + 1) >> 16) & 63)}.${((i + 1) >> 8) & 255}.${(i + 1) & 255}`;
+
+/** One client: sends `messages[i]` for its share of indices, one outstanding at a time. */
+async function drive(port: number, messages: Buffer[], next: () => number, latencies: Float64Array, onError: (what: string) => void): Promise<void> {
+  if (!freshConns) return driveOne(port, messages, next, latencies, onError);
+  for (let i = next(); i >= 0; i = next()) {
+    let sent = false;
+    await driveOne(port, messages, () => (sent ? -1 : ((sent = true), i)), latencies, onError, sourceOf(i));
+  }
+}
+
+function driveOne(port: number, messages: Buffer[], next: () => number, latencies: Float64Array, onError: (what: string) => void, localAddress?: string): Promise<void> {
+  const opened = performance.now();
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) });
     sock.setNoDelay(true);
     let pending: Buffer = Buffer.alloc(0);
     let current = -1;
@@ -343,7 +360,8 @@ function drive(port: number, messages: Buffer[], next: () => number, latencies: 
       const framed = Buffer.allocUnsafe(m.length + 2);
       framed.writeUInt16BE(m.length, 0);
       m.copy(framed, 2);
-      sentAt = performance.now();
+      // A fresh connection's set-up counts in its request's latency.
+      sentAt = localAddress === undefined ? performance.now() : opened;
       sock.write(framed);
     };
     sock.setTimeout(30_000, () => sock.destroy(new Error('no reply within 30 s')));
@@ -438,6 +456,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--small') args.small = num();
     else if (a === '--big') args.big = num();
     else if (a === '--cpu-prof') args.cpuProf = path.resolve(argv[++i] ?? 'prof');
+    else if (a === '--fresh-conns') freshConns = true;
     else throw new Error(`unknown argument ${String(a)}`);
   }
   return args;

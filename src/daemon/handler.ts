@@ -17,7 +17,7 @@ import {
   type ResourceRecord,
 } from '../dns/message.js';
 import { canonicalName, childLabel, fqdn, isSubdomain, nameToLabels } from '../dns/names.js';
-import { extractSig0, prepareSig0, verifyPreparedSig0, type PreparedSig0, type Sig0Extract } from '../dns/sig0.js';
+import { extractSig0, prepareSig0, verifyPreparedSig0, type PreparedSig0, type Sig0Extract, type Sig0Key } from '../dns/sig0.js';
 import type { KeyRData } from '../dns/types.js';
 import { inNets } from '../net/address.js';
 import type { Clock } from '../clock.js';
@@ -25,6 +25,7 @@ import { replayKey, type RequestGuard } from './guard.js';
 import { recordKey, type AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
 import { claimableName } from './labels.js';
+import { keyObjects } from './keydb/stored-key.js';
 import type { UpdatePlan, Zone } from './zone.js';
 
 export interface HandlerContext {
@@ -262,7 +263,7 @@ function screenRequest(req: DecodedMessage, sig: Sig0Extract, remote: string, ct
  */
 async function checkSignature(
   sig: Sig0Extract,
-  key: { name: string; rdata: KeyRData; keyTag: number; publicKey?: import('node:crypto').KeyObject },
+  key: Sig0Key,
   now: number,
   remote: string,
   ctx: HandlerContext,
@@ -380,15 +381,18 @@ async function processUpdate(
   if (existing !== undefined) {
     // Cheap comparisons first; the signature check is the expensive part.
     if (sig.sig.keyTag !== existing.keyTag) throw Refusals.wrongKey();
-    if (canonicalName(keyRR.name) !== name || !sameKey(keyRR.rdata, existing.rdata)) throw Refusals.wrongKeyRecord();
-    await checkSignature(sig, { name, rdata: existing.rdata, keyTag: existing.keyTag, publicKey: existing.publicKey() }, now, remote, ctx);
+    const stored = existing.rdata;
+    if (canonicalName(keyRR.name) !== name || !sameKey(keyRR.rdata, stored)) throw Refusals.wrongKeyRecord();
+    await checkSignature(sig, { name, rdata: stored, keyTag: existing.keyTag, importKey: () => existing.publicKey() }, now, remote, ctx);
   } else {
     if (!inNets(remote, cfg.allowedNets)) throw Refusals.remoteNotAllowed();
     const label = childLabel(name, zone.name);
     if (label === undefined || cfg.reservedNames.includes(label)) throw Refusals.nameDisallowed();
     if (canonicalName(keyRR.name) !== name) throw Refusals.wrongKeyRecord();
     refuseCostlyKey(keyRR.rdata, name, remote, zone);
-    await checkSignature(sig, { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata) }, now, remote, ctx);
+    // Through the shared cache: the name's first refresh will find the key imported.
+    const key = { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata), importKey: (k: KeyRData) => keyObjects.get(k) };
+    await checkSignature(sig, key, now, remote, ctx);
   }
   const vetted = vetRecords(req, name, zone);
   checkRecordCap(vetted, name, zone);

@@ -12,6 +12,13 @@
  * - write()/writeDurable(): lines queued in one tick go out in one write;
  *   if any of them is durable, one fdatasync covers them all before any
  *   durable promise resolves (group commit).
+ * - writeDeferred(): a lazy line that may also wait up to
+ *   LAZY_WRITE_DELAY_MS for company — for lines that only move a deadline,
+ *   so that a burst of refreshes costs one write() every few milliseconds
+ *   rather than one per request (each write is a round trip through libuv's
+ *   thread pool, which the signature checks keep busy). Any other line,
+ *   idle() and close() send them at once. The order of lines in the file is
+ *   always the order of the calls.
  * - Reading: a crash mid-write can leave a torn last line (or, on some file
  *   systems, a tail of zeros). Bad lines after the last good one are
  *   dropped and cut off when the journal is opened (`torn`); a bad line
@@ -169,6 +176,8 @@ export interface OpenedJournal<T> {
 interface Queued {
   readonly line: string;
   readonly durable: boolean;
+  /** May wait LAZY_WRITE_DELAY_MS for company. */
+  readonly deferred?: boolean;
   /** Runs synchronously once the line is on disk, before anyone else can look. */
   readonly onWritten?: () => void;
   readonly resolve?: () => void;
@@ -176,6 +185,14 @@ interface Queued {
 }
 
 const ignore = (): void => undefined;
+
+/**
+ * How long deferred lines may wait to be written with others. A crash loses
+ * what is queued (a lazy line may always be lost: module comment), so this
+ * bounds how much more than before it can be: the last few milliseconds of
+ * refreshes, each of which only moves a deadline.
+ */
+export const LAZY_WRITE_DELAY_MS = 5;
 
 export class Journal<T> {
   readonly file: string;
@@ -194,7 +211,11 @@ export class Journal<T> {
   #hasOld = false;
   #oldLines = 0;
   #queue: Queued[] = [];
+  /** Lines in #queue that are not deferred: when there are any, the queue is written at once. */
+  #urgentQueued = 0;
   #scheduled = false;
+  /** While deferred lines alone wait (see LAZY_WRITE_DELAY_MS). */
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #writing = false;
   /** During a compaction's hand-over lines wait in the queue (they go to the fresh file). */
   #held = false;
@@ -257,6 +278,11 @@ export class Journal<T> {
     this.#enqueue({ line: encodeLine(entry), durable: false });
   }
 
+  /** write() that may wait up to LAZY_WRITE_DELAY_MS to share a write() with other lines (module comment). */
+  writeDeferred(entry: T): void {
+    this.#enqueue({ line: encodeLine(entry), durable: false, deferred: true });
+  }
+
   /**
    * Writes `entry` and resolves once it is on disk (fdatasync). `onWritten`
    * runs synchronously as soon as it is, before any other code — a
@@ -268,8 +294,9 @@ export class Journal<T> {
     });
   }
 
-  /** Resolves once no line is queued or being written. */
+  /** Resolves once no line is queued or being written (deferred lines waiting are sent now). */
   async idle(): Promise<void> {
+    this.#hurry();
     while (this.#writing || this.#scheduled || this.#queue.length > 0 || this.#compacting !== undefined) {
       if (this.#compacting !== undefined) await this.#compacting.catch(ignore);
       else await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
@@ -312,6 +339,16 @@ export class Journal<T> {
     this.#held = true;
     try {
       while (this.#writing) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+      // Lines queued before the hand-over (deferred ones waiting for company) go to the file being retired.
+      if (this.#queue.length > 0) {
+        const early = this.#takeQueue();
+        this.#writing = true;
+        try {
+          await this.#writeBatch(early);
+        } finally {
+          this.#writing = false;
+        }
+      }
       if (!this.#hasOld) {
         await this.#cutTail();
         await this.#dropHandle();
@@ -368,51 +405,93 @@ export class Journal<T> {
       return;
     }
     this.#queue.push(q);
+    if (q.deferred !== true) this.#urgentQueued++;
     this.#schedule();
   }
 
-  /** Starts the writer after the current tick, so that lines queued in it share one write. */
+  /**
+   * Starts the writer after the current tick, so that lines queued in it
+   * share one write; when only deferred lines are queued, after
+   * LAZY_WRITE_DELAY_MS.
+   */
   #schedule(): void {
-    if (this.#scheduled || this.#writing || this.#held || this.#queue.length === 0) return;
+    if (this.#writing || this.#held || this.#queue.length === 0) return;
+    if (this.#scheduled) {
+      if (this.#lazyTimer !== undefined && this.#urgentQueued > 0) this.#hurry();
+      return;
+    }
     this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      void this.#drain();
-    });
+    if (this.#urgentQueued > 0) {
+      queueMicrotask(() => this.#run());
+    } else {
+      this.#lazyTimer = setTimeout(() => this.#run(), LAZY_WRITE_DELAY_MS);
+    }
+  }
+
+  /** Deferred lines waiting for company go out now. */
+  #hurry(): void {
+    if (this.#lazyTimer === undefined) return;
+    clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
+    queueMicrotask(() => this.#run());
+  }
+
+  #run(): void {
+    if (this.#lazyTimer !== undefined) {
+      clearTimeout(this.#lazyTimer);
+      this.#lazyTimer = undefined;
+    }
+    if (!this.#scheduled) return;
+    this.#scheduled = false;
+    void this.#drain();
   }
 
   async #drain(): Promise<void> {
     if (this.#writing || this.#held) return;
     this.#writing = true;
     try {
-      while (this.#queue.length > 0 && !this.#held) {
-        const batch = this.#queue;
-        this.#queue = [];
-        let failure: unknown;
-        let failed = false;
-        try {
-          await this.#writeLines(
-            batch.map((q) => q.line).join(''),
-            batch.length,
-            batch.some((q) => q.durable),
-          );
-        } catch (err) {
-          failure = err;
-          failed = true;
-        }
-        if (failed) {
-          for (const q of batch) q.reject?.(failure);
-          if (batch.some((q) => q.reject === undefined)) this.#onError?.(failure);
-        } else {
-          for (const q of batch) q.onWritten?.();
-          for (const q of batch) q.resolve?.();
-        }
-      }
+      while (this.#queue.length > 0 && !this.#held) await this.#writeBatch(this.#takeQueue());
     } finally {
       this.#writing = false;
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const w of waiters) w();
+    }
+  }
+
+  /** Empties the queue (a waiting writer start is called off), returning what it held. */
+  #takeQueue(): Queued[] {
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#urgentQueued = 0;
+    if (this.#lazyTimer !== undefined) {
+      clearTimeout(this.#lazyTimer);
+      this.#lazyTimer = undefined;
+      this.#scheduled = false;
+    }
+    return batch;
+  }
+
+  /** Writes one batch in one write (one fdatasync if any line is durable) and settles its lines. */
+  async #writeBatch(batch: readonly Queued[]): Promise<void> {
+    let failure: unknown;
+    let failed = false;
+    try {
+      await this.#writeLines(
+        batch.map((q) => q.line).join(''),
+        batch.length,
+        batch.some((q) => q.durable),
+      );
+    } catch (err) {
+      failure = err;
+      failed = true;
+    }
+    if (failed) {
+      for (const q of batch) q.reject?.(failure);
+      if (batch.some((q) => q.reject === undefined)) this.#onError?.(failure);
+    } else {
+      for (const q of batch) q.onWritten?.();
+      for (const q of batch) q.resolve?.();
     }
   }
 

@@ -317,8 +317,9 @@ export class Zone {
 
   /** A record the upstreams accepted: cached (and journaled) until `expiresAt`. */
   private install(r: AddrRecord, expiresAt: number): void {
+    const ttlBefore = this.cache.recordsOf(r.name).find((x) => x.type === r.type && x.address === r.address)?.ttl;
     this.cache.upsert(r, expiresAt);
-    this.state?.recordInstalled(r, expiresAt);
+    this.state?.recordInstalled(r, expiresAt, ttlBefore === r.ttl);
   }
 
   private uninstall(r: AddrRecord): void {

@@ -212,9 +212,20 @@ export class ZoneState implements OutboxPersistence {
     return ++this.seq;
   }
 
-  recordInstalled(r: AddrRecord, expiresAt: number): void {
+  /**
+   * `r` is installed until `expiresAt`. `deadlineOnly`: it was installed
+   * already with the same TTL, only its deadline moves — the line may then
+   * wait a few milliseconds to share a write (journal.ts, writeDeferred);
+   * losing it in a crash only makes the record expire at its old deadline.
+   */
+  recordInstalled(r: AddrRecord, expiresAt: number, deadlineOnly = false): void {
     this.withdrawn.delete(recordKey(r));
-    this.write(recordLine(r, expiresAt));
+    if (deadlineOnly) {
+      this.journal.writeDeferred(recordLine(r, expiresAt));
+      this.maybeCompact();
+    } else {
+      this.write(recordLine(r, expiresAt));
+    }
   }
 
   /**

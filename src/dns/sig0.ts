@@ -110,6 +110,12 @@ export interface Sig0Key {
   rdata: KeyRData;
   /** Cached KeyObject; made from `rdata` when absent. */
   publicKey?: KeyObject;
+  /**
+   * Where to get the KeyObject when `publicKey` is absent (a cache, say),
+   * called only after the cheap checks passed; default publicKeyFromRData.
+   * Throws what publicKeyFromRData throws.
+   */
+  importKey?: (rdata: KeyRData) => KeyObject;
   /** Cached key tag; computed from `rdata` when absent. */
   keyTag?: number;
 }
@@ -141,7 +147,7 @@ export function prepareSig0(extract: Sig0Extract, key: Sig0Key, now: number): Pr
   let publicKey = key.publicKey;
   if (publicKey === undefined) {
     try {
-      publicKey = publicKeyFromRData(key.rdata);
+      publicKey = (key.importKey ?? publicKeyFromRData)(key.rdata);
     } catch (err) {
       if (err instanceof UnsupportedAlgorithmError) {
         throw new Sig0Error('unsupported-algorithm', `algorithm ${key.rdata.algorithm} is not supported`);

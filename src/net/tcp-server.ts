@@ -55,6 +55,52 @@ export interface ConnectionLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
   child(bindings: Record<string, unknown>): ConnectionLog;
+  /** Whether lines of `level` are written at all (pino's); absent: assume so. */
+  isLevelEnabled?(level: string): boolean;
+}
+
+/**
+ * A connection's logger with its fields (`conn`, `remote`), made only when
+ * the connection logs something at a level that is written: a pino child
+ * logger costs microseconds and an allocation per connection, and most
+ * connections (one request, one reply) never log anything.
+ */
+class ConnLog implements ConnectionLog {
+  #log: ConnectionLog | undefined;
+
+  constructor(
+    private readonly parent: ConnectionLog,
+    private readonly conn: number,
+    private readonly remote: string,
+  ) {}
+
+  private get log(): ConnectionLog {
+    return (this.#log ??= this.parent.child({ conn: this.conn, remote: this.remote }));
+  }
+
+  debug(obj: object, msg: string): void {
+    if (this.parent.isLevelEnabled?.('debug') !== false) this.log.debug(obj, msg);
+  }
+
+  info(obj: object, msg: string): void {
+    if (this.parent.isLevelEnabled?.('info') !== false) this.log.info(obj, msg);
+  }
+
+  warn(obj: object, msg: string): void {
+    this.log.warn(obj, msg);
+  }
+
+  error(obj: object, msg: string): void {
+    this.log.error(obj, msg);
+  }
+
+  child(bindings: Record<string, unknown>): ConnectionLog {
+    return this.log.child(bindings);
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return this.parent.isLevelEnabled?.(level) !== false;
+  }
 }
 
 /** What a handler is told about the connection a request came on. */
@@ -155,7 +201,8 @@ interface Slot {
   failed: boolean;
 }
 
-class Connection {
+/** One open connection; it is also the context its requests are handled in. */
+class Connection implements RequestContext {
   readonly decoder: FrameDecoder;
   /** Requests read but not yet handed to the handler (at most one read's worth). */
   readonly backlog: Buffer[] = [];
@@ -329,7 +376,7 @@ export class TcpDnsServer {
   private accept(socket: net.Socket): void {
     const remote = plainAddress(socket.remoteAddress);
     const source = prefixKey(remote, HOST_PREFIX);
-    const log = this.opts.log.child({ conn: ++this.connectionSeq, remote });
+    const log = new ConnLog(this.opts.log, ++this.connectionSeq, remote);
     socket.on('error', (err) => log.debug({ err }, 'connection error'));
     if ((this.perSource.get(source) ?? 0) >= this.limits.maxPerSource) {
       log.debug({ limit: this.limits.maxPerSource, source }, 'too many connections from this source, closing new connection');
@@ -479,8 +526,7 @@ export class TcpDnsServer {
     c.slots.push(slot);
     c.inFlight++;
     this.counters.peakInFlight = Math.max(this.counters.peakInFlight, c.inFlight);
-    const ctx: RequestContext = { remote: c.remote, log: c.log };
-    new Promise<Buffer | null>((resolve) => resolve(this.opts.handler(request, ctx))).then(
+    new Promise<Buffer | null>((resolve) => resolve(this.opts.handler(request, c))).then(
       (reply) => {
         slot.reply = reply;
         this.settle(c, slot);

@@ -361,7 +361,8 @@ export class KeyStore {
     if (key === undefined) return false;
     key[SET_EXPIRY](expiry);
     this.#keys.set(canonical, expiry, key);
-    this.#journal.write({ op: 'refresh', name: canonical, expiry });
+    // Only a deadline moves: the line may wait a few ms to share a write (journal.ts).
+    this.#journal.writeDeferred({ op: 'refresh', name: canonical, expiry });
     this.#maybeCompact();
     return true;
   }

@@ -1,7 +1,18 @@
 import type { KeyObject } from 'node:crypto';
-import { keyTag, publicKeyFromRData } from '../../dns/keys.js';
+import { KeyObjectCache } from '../../dns/key-cache.js';
+import { keyTag } from '../../dns/keys.js';
 import { canonicalName } from '../../dns/names.js';
 import type { KeyRData } from '../../dns/types.js';
+
+/**
+ * Keys imported for signature checks, shared by every zone: a key used
+ * lately is found here (src/dns/key-cache.ts). A P-384 key holds ~4 KB of
+ * OpenSSL memory once it has checked a signature, so 4,096 keys hold
+ * ~16 MB: ~170 B per name at 100,000 names, inside the ≤ 1 KB per name
+ * budget (bench/memory.ts; bench/README.md, "Hot path (issue 12)").
+ */
+export const KEY_CACHE_CAPACITY = 4096;
+export const keyObjects = new KeyObjectCache(KEY_CACHE_CAPACITY);
 
 /** Lets the key store move a key's expiry; nobody else can. */
 export const SET_EXPIRY = Symbol('setExpiry');
@@ -21,7 +32,6 @@ export class StoredKey {
   /** The key bytes as a latin1 string: a third of a small Buffer's memory. */
   readonly #publicKey: string;
   #expiry: number;
-  #keyObject: KeyObject | undefined;
 
   constructor(name: string, rdata: KeyRData, expiry: number, tag: number = keyTag(rdata)) {
     this.name = canonicalName(name);
@@ -56,13 +66,13 @@ export class StoredKey {
   }
 
   /**
-   * The key imported into node:crypto, imported once and then kept, so that
-   * verifying a request does not parse the key again. Throws
-   * UnsupportedAlgorithmError / InvalidKeyError for a key that cannot be used.
+   * The key imported into node:crypto, from the shared cache of keys used
+   * lately (not kept per name: an imported key costs more memory than the
+   * rest of the name). Throws UnsupportedAlgorithmError / InvalidKeyError
+   * for a key that cannot be used.
    */
   publicKey(): KeyObject {
-    this.#keyObject ??= publicKeyFromRData(this.rdata);
-    return this.#keyObject;
+    return keyObjects.lookup(this.#header & 0xff, this.#publicKey, () => this.rdata);
   }
 
   [SET_EXPIRY](ms: number): void {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { handleMessage } from '../../../src/daemon/handler.js';
+import { StoredKey, keyObjects } from '../../../src/daemon/keydb/stored-key.js';
 import { handlerLab, LAB_REMOTE, LAB_ZONE, type HandlerLab } from '../../helpers/handler-lab.js';
 import { Algorithm, Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, type DecodedMessage, type ResourceRecord } from '../../../src/dns/message.js';
@@ -297,6 +298,22 @@ describe('handler: record vetting', () => {
     assert.equal(r.rcode, Rcode.NOERROR);
     assert.equal(l.upstreams[0]?.changes.length, 1);
     assert.equal(l.cache.get({ name: c.name, type: 'A', address: '192.0.2.1' })?.expiresAt, l.clock.now() + 300_000);
+  });
+
+  it('a claim imports its key through the shared key cache, where the stored key finds it for the refreshes', async () => {
+    const l = lab();
+    const c = makeClient('cached', ZONE);
+    const before = keyObjects.stats;
+    assert.equal((await l.send(signedUpdate(c, [a(c.name, '192.0.2.1')], { now: l.now }))).rcode, Rcode.NOERROR);
+    assert.equal(keyObjects.stats.misses - before.misses, 1, 'imported for the claim');
+    const rdata = l.keys.get(c.name)?.rdata;
+    assert.ok(rdata);
+    // What the key store keeps for the name (keydb/stored-key.ts) gets the claim's KeyObject, not a new import.
+    const stored = new StoredKey(c.name, rdata, l.clock.now() + 60_000);
+    const key = stored.publicKey();
+    assert.equal(stored.publicKey(), key);
+    assert.equal(keyObjects.stats.misses - before.misses, 1, 'not imported again');
+    assert.equal(keyObjects.stats.hits - before.hits, 2);
   });
 
   it('removal (class NONE, TTL 0) leaves the cache, is forwarded and echoed', async () => {

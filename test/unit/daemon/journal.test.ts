@@ -1,11 +1,11 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { Journal, JournalError, describeDamage, encodeLine, type DamagedLine } from '../../../src/daemon/journal.js';
+import { Journal, JournalError, LAZY_WRITE_DELAY_MS, describeDamage, encodeLine, type DamagedLine } from '../../../src/daemon/journal.js';
 
 const dirs: string[] = [];
 function tempFile(): string {
@@ -158,6 +158,65 @@ describe('Journal', () => {
     assert.equal(journal.length, 6);
     await journal.close();
     assert.deepEqual(await reopen(file), [0, 1, 2, 3, 4, 5]);
+  });
+
+  it('deferred lines alone wait for company: lines of several ticks share one write, and any other line takes them along', async () => {
+    assert.ok(LAZY_WRITE_DELAY_MS > 0 && LAZY_WRITE_DELAY_MS <= 50, 'the delay is a few milliseconds');
+    const file = tempFile();
+    const { journal } = await Journal.open(file, parse);
+    const ticks = async (): Promise<void> => {
+      // Microtasks only: the delay cannot run out meanwhile.
+      for (let i = 0; i < 3; i++) await Promise.resolve();
+    };
+    const [, writes] = await counting('write', async () => {
+      for (let x = 0; x < 5; x++) {
+        journal.writeDeferred({ x });
+        await ticks();
+      }
+      assert.ok(!existsSync(file) || statSync(file).size === 0, 'nothing written yet');
+      await journal.writeDurable({ x: 5 });
+    });
+    assert.equal(writes, 1, 'the five deferred lines went out with the durable one, in one write');
+    assert.equal(readFileSync(file, 'utf8').split('\n').length - 1, 6);
+    // A plain lazy line is not held back either, and takes waiting deferred ones along.
+    journal.writeDeferred({ x: 6 });
+    await ticks();
+    journal.write({ x: 7 });
+    await ticks();
+    await journal.idle();
+    await journal.close();
+    assert.deepEqual(await reopen(file), [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('idle() and close() send waiting deferred lines at once; a crash before that loses only those', async () => {
+    const file = tempFile();
+    const { journal } = await Journal.open(file, parse);
+    journal.writeDeferred({ x: 1 });
+    await journal.idle();
+    assert.deepEqual(await reopen(file), [1]);
+    await journal.writeDurable({ x: 2 });
+    journal.writeDeferred({ x: 3 });
+    // A crash now (the file as it is this instant): a restart reads everything but the waiting deferred line.
+    const copy = `${file}-crash`;
+    copyFileSync(file, copy);
+    assert.deepEqual(await reopen(copy), [1, 2]);
+    await journal.close();
+    assert.deepEqual(await reopen(file), [1, 2, 3], 'close() wrote it');
+  });
+
+  it('a compaction writes deferred lines queued before it to the retired file', async () => {
+    const file = tempFile();
+    const { journal } = await Journal.open(file, parse);
+    await journal.writeDurable({ x: 1 });
+    journal.writeDeferred({ x: 2 });
+    let captured: number[] = [];
+    await journal.compact(() => {
+      captured = xs(readFileSync(journal.oldFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l.split('\t')[0]) as X));
+      return [];
+    });
+    assert.deepEqual(captured, [1, 2], 'the deferred line was in the file set aside');
+    await journal.close({ removeIfEmpty: true });
+    assert.ok(!existsSync(file), 'nothing carried over: the fresh journal stayed empty');
   });
 
   it('onWritten runs when the line is on disk, before the promise resolves', async () => {

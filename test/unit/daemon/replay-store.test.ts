@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -60,6 +61,60 @@ describe('replay store', () => {
       const lines = (await readFile(ReplayStore.fileFor(dir), 'utf8')).trim().split('\n').length;
       assert.ok(lines <= 2048, `lines in the file: ${lines}`);
       await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes off the event loop, in groups: an add resolves once its line is in the file, and the adds of a tick share one write', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    const probe = await open(process.execPath, 'r');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => unknown };
+    await probe.close();
+    const original = proto.write;
+    let writes = 0;
+    proto.write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return original.apply(this, args);
+    };
+    try {
+      const clock = new FakeClock(0);
+      const { store } = await ReplayStore.open(dir, clock, fail);
+      writes = 0;
+      const file = ReplayStore.fileFor(dir);
+      const inFileWhenResolved: boolean[] = [];
+      const adds = Array.from({ length: 50 }, (_, i) =>
+        store.add(K(`t${i}`), 60_000).then(() => inFileWhenResolved.push(readFileSync(file, 'utf8').includes(K(`t${i}`)))),
+      );
+      assert.equal(readFileSync(file, 'utf8'), '', 'nothing written synchronously');
+      await Promise.all(adds);
+      assert.equal(writes, 1, 'one write for the tick');
+      assert.deepEqual(inFileWhenResolved, Array.from({ length: 50 }, () => true));
+      await store.close();
+    } finally {
+      proto.write = original;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the lines added while a rewrite runs (they go to the new file)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(0);
+      const { store } = await ReplayStore.open(dir, clock, fail);
+      // 1,024 lines make the next write start a rewrite; adds keep coming meanwhile.
+      const first = Array.from({ length: 1024 }, (_, i) => store.add(K(`a${i}`), 60_000));
+      await Promise.all(first);
+      const more: Array<Promise<void>> = [];
+      for (let i = 0; i < 40; i++) {
+        more.push(store.add(K(`b${i}`), 60_000));
+        await Promise.resolve();
+      }
+      await Promise.all(more);
+      await store.close();
+      const again = await ReplayStore.open(dir, clock, fail);
+      assert.equal(again.entries.length, 1064);
+      await again.store.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

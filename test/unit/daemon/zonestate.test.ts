@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { appendFile, copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -55,6 +56,44 @@ describe('zone state', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a deadline-only refresh waits to share a write; a new install does not wait, and takes it along', async () => {
+    await withStateDir(async (dir, file) => {
+      const { state } = await ZoneState.open(dir, 'z.example.', noErrors);
+      const r1 = rec('192.0.2.1');
+      state.recordInstalled(r1, 5000);
+      await state.idle();
+      const lines = async (): Promise<number> => (await readFile(file, 'utf8')).trim().split('\n').length;
+      const before = await lines();
+      state.recordInstalled(r1, 6000, true);
+      for (let i = 0; i < 3; i++) await Promise.resolve();
+      // A crash copy now: the refresh is not in it, and r1 keeps its old deadline.
+      // Synchronously, so that no timer can run before the copy is taken.
+      const crash = mkdtempSync(path.join(tmpdir(), 'zonestate-crash-'));
+      try {
+        copyFileSync(file, ZoneState.fileFor(crash, 'z.example.'));
+        assert.equal((await readFile(ZoneState.fileFor(crash, 'z.example.'), 'utf8')).trim().split('\n').length, before);
+        const crashed = await ZoneState.open(crash, 'z.example.', noErrors);
+        assert.deepEqual(crashed.loaded.records, [{ record: r1, expiresAt: 5000 }]);
+        await crashed.state.close();
+      } finally {
+        await rm(crash, { recursive: true, force: true });
+      }
+      // A new install is written in the next tick, with the waiting refresh before it.
+      const r2 = rec('192.0.2.2');
+      state.recordInstalled(r2, 7000);
+      await state.idle();
+      assert.equal(await lines(), before + 2);
+      // No close() (it compacts from the zone's cache, which this test has not): the file as the lines left it.
+      const again = await ZoneState.open(dir, 'z.example.', noErrors);
+      assert.deepEqual(again.loaded.records, [
+        { record: r1, expiresAt: 6000 },
+        { record: r2, expiresAt: 7000 },
+      ]);
+      await again.state.close();
+      await state.close().catch(() => undefined);
+    });
   });
 
   it('loads a file written before checksums (plain JSON lines), then writes checksummed lines', async () => {

@@ -308,6 +308,57 @@ describe('TCP layer: limits changed while running', () => {
   });
 });
 
+describe('TCP layer: logging off the hot path', () => {
+  it('makes a connection\'s child logger only when the connection logs at a level that is written', async () => {
+    const sink = logSink('info');
+    let children = 0;
+    const base = sink.logger;
+    // The server's logger: pino at info, counting the child loggers made from it.
+    const log = Object.assign(Object.create(base) as typeof base, {
+      child: (bindings: Record<string, unknown>) => {
+        children++;
+        return base.child(bindings);
+      },
+    });
+    const seen: Array<{ remote: string; debugOn: boolean }> = [];
+    const lab = await start(
+      { maxMessageSize: 512 },
+      {
+        log,
+        handler: (raw, ctx) => {
+          // What the registration server does per request: a debug line (not written at info).
+          ctx.log.debug({ id: raw.readUInt16BE(0) }, 'request handled');
+          seen.push({ remote: ctx.remote, debugOn: ctx.log.isLevelEnabled?.('debug') ?? true });
+          return echo(raw);
+        },
+      },
+    );
+    for (const addr of ['127.0.0.91', '127.0.0.92']) {
+      const s = await connected(lab, addr);
+      const got = replies(s, 1);
+      s.write(frame(query(5)));
+      assert.equal((await got)[0].readUInt16BE(0), 5);
+      s.destroy();
+      await gone(s);
+    }
+    assert.deepEqual(seen, [
+      { remote: '127.0.0.91', debugOn: false },
+      { remote: '127.0.0.92', debugOn: false },
+    ]);
+    assert.equal(children, 0, 'no child logger for connections that wrote no line');
+    // A warning is written, with the connection's fields.
+    const s = await connected(lab, '127.0.0.93');
+    const mark = lab.events.mark();
+    s.write(Buffer.from([0x04, 0x00]));
+    await lab.events.after(mark, is('closed', '127.0.0.93'));
+    assert.equal(children, 1);
+    const warned = sink.lines.filter((l) => l.level === 40);
+    assert.equal(warned.length, 1);
+    assert.equal(warned[0].remote, '127.0.0.93');
+    assert.equal(typeof warned[0].conn, 'number');
+  });
+});
+
 describe('TCP layer: pipelining and back-pressure', () => {
   it('answers in request order and stops reading at the in-flight cap', async () => {
     const pending: { id: number; resolve: () => void }[] = [];

@@ -1,0 +1,75 @@
+/**
+ * Imported public keys, kept for reuse, least recently used dropped first.
+ *
+ * Importing KEY rdata into node:crypto (publicKeyFromRData) costs about
+ * 0.15 ms for a P-384 key, and the first signature check with a freshly
+ * imported key holds the calling thread another 0.1–0.25 ms; a check with a
+ * key already used costs the calling thread ~0.03 ms. So a name's key is
+ * imported once and reused while the name is in use.
+ *
+ * An imported key holds 3–5 KB of OpenSSL memory that the JavaScript heap
+ * does not see, so the cache is bounded: a daemon with 100,000 names keeps
+ * only the keys of the names used lately (bench/README.md, "Hot path").
+ *
+ * The cache key is the algorithm and the exact public key bytes, and a
+ * KeyObject is a function of nothing else: a name whose key changed can
+ * never get the old KeyObject back, whatever the name, flags or key tag.
+ */
+import type { KeyObject } from 'node:crypto';
+import { publicKeyFromRData } from './keys.js';
+import type { KeyRData } from './types.js';
+
+export class KeyObjectCache {
+  readonly #capacity: number;
+  /** Insertion order is recency order: a hit moves its entry to the end. */
+  readonly #keys = new Map<string, KeyObject>();
+  #hits = 0;
+  #misses = 0;
+
+  constructor(capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`key cache capacity must be an integer ≥ 0, got ${capacity}`);
+    this.#capacity = capacity;
+  }
+
+  /** The KeyObject of `rdata`, imported now or earlier. Throws what publicKeyFromRData throws; failures are not kept. */
+  get(rdata: Readonly<KeyRData>): KeyObject {
+    return this.lookup(rdata.algorithm, rdata.publicKey.toString('latin1'), () => rdata);
+  }
+
+  /**
+   * get() for a caller that holds the key bytes as a latin1 string: the
+   * rdata is built only when the key has to be imported.
+   */
+  lookup(algorithm: number, bytes: string, rdataOf: () => Readonly<KeyRData>): KeyObject {
+    const id = `${algorithm} ${bytes}`;
+    const hit = this.#keys.get(id);
+    if (hit !== undefined) {
+      this.#hits++;
+      this.#keys.delete(id);
+      this.#keys.set(id, hit);
+      return hit;
+    }
+    this.#misses++;
+    const key = publicKeyFromRData(rdataOf());
+    if (this.#capacity === 0) return key;
+    if (this.#keys.size >= this.#capacity) {
+      const oldest = this.#keys.keys().next();
+      if (oldest.done !== true) this.#keys.delete(oldest.value);
+    }
+    this.#keys.set(id, key);
+    return key;
+  }
+
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Lookups answered from the cache and lookups that imported, since construction. */
+  get stats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+}
