@@ -24,10 +24,26 @@ const V4_MAPPED_PREFIX = 0xffffn << 32n;
  * "010" is octal to some parsers and ambiguous.
  */
 export function parseIp(s: string): ParsedIp | null {
+  const hit = parsedIps.get(s);
+  if (hit !== undefined) return hit;
+  const ip = parseUncached(s);
+  // Every request parses its source address several times (limits, allowed-nets, logs): a
+  // small memo saves the library's work. Bounded: emptied when full, whatever the input.
+  if (parsedIps.size >= PARSED_IPS_MAX) parsedIps.clear();
+  parsedIps.set(s, ip);
+  return ip;
+}
+
+const PARSED_IPS_MAX = 4096;
+/** Dotted decimal as formatIp writes it: four octets 0-255, no leading zeros. */
+const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+const parsedIps = new Map<string, ParsedIp | null>();
+
+function parseUncached(s: string): ParsedIp | null {
   // ip-address accepts a prefix length and a zone id; an address here has neither.
   if (s.includes('/') || s.includes('%')) return null;
-  if (s.includes(':')) return Address6.isValid(s) ? { family: 6, value: new Address6(s).bigInt() } : null;
-  return Address4.isValid(s) ? { family: 4, value: new Address4(s).bigInt() } : null;
+  if (s.includes(':')) return Address6.isValid(s) ? Object.freeze({ family: 6, value: new Address6(s).bigInt() }) : null;
+  return Address4.isValid(s) ? Object.freeze({ family: 4, value: new Address4(s).bigInt() }) : null;
 }
 
 /** Canonical text of an address (RFC 5952 for IPv6: lower case, longest zero run compressed). */
@@ -156,6 +172,8 @@ export const HOST_PREFIX: PrefixLengths = Object.freeze({ v4: 32, v6: 64 });
  * IPv4 address they stand for. Text that is no address is its own key.
  */
 export function prefixKey(address: string, lengths: PrefixLengths): string {
+  // The common case, an IPv4 peer counted per address: the socket's text is already canonical.
+  if (lengths.v4 === 32 && CANONICAL_V4.test(address)) return address;
   const parsed = parseIp(address);
   if (parsed === null) return address;
   const ip = unmapped(parsed);

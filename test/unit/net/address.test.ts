@@ -91,3 +91,16 @@ describe('source keys, socket addresses and host:port', () => {
     assert.equal(formatHostPort('ns.example', 53), 'ns.example:53');
   });
 });
+
+describe('parseIp memo', () => {
+  it('stays correct past its bound, for addresses and garbage alike', () => {
+    for (let i = 0; i < 10_000; i++) {
+      const v4 = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      assert.deepEqual(parseIp(v4), { family: 4, value: BigInt(((10 << 24) >>> 0) + i) });
+      assert.equal(parseIp(`not-an-address-${i}`), null);
+    }
+    assert.equal(prefixKey('192.0.2.7', HOST_PREFIX), '192.0.2.7');
+    assert.equal(prefixKey('::ffff:192.0.2.7', HOST_PREFIX), '192.0.2.7');
+    assert.equal(prefixKey('2001:db8::7', HOST_PREFIX), '2001:db8::/64');
+  });
+});
