@@ -171,8 +171,28 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))];
 }
 
-/** Sends `reqs` to the daemon `mode`'s way with `concurrency` in flight; measures the phase. */
+/**
+ * Waits until the daemon's CPU time stops advancing (at most one clock tick
+ * in 200 ms), so that work left over from the previous phase or the
+ * start-up (upstream updates, journal writes, garbage collection) is not
+ * counted in the next one. Gives up after 15 s.
+ */
+async function settle(d: Daemon): Promise<void> {
+  const deadline = performance.now() + 15_000;
+  let prev = d.stats().cpuMs;
+  const deltas: number[] = [];
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = d.stats().cpuMs;
+    deltas.push(now - prev);
+    prev = now;
+    if (deltas.length >= 2 && deltas[deltas.length - 1] + deltas[deltas.length - 2] <= 10) return;
+  }
+}
+
+/** Sends `reqs` to the daemon `mode`'s way with `concurrency` in flight, once it is idle; measures the phase. */
 export async function runPhase(label: string, mode: Mode, d: Daemon, namedPid: number, reqs: readonly Request[], concurrency: number): Promise<PhaseResult> {
+  await settle(d);
   const latencies = new Float64Array(reqs.length);
   const out: Outcome = { errors: 0 };
   const before = d.stats();
