@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { loadDaemonConfig, DAEMON_CONFIG_CANDIDATES, type DaemonConfig } from '../config/daemon.js';
 import { ConfigError } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
+import { limitEntries } from '../config/limits.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './version.js';
@@ -23,16 +24,18 @@ function defaultConfigFile(): string {
   return DAEMON_CONFIG_CANDIDATES.find((f) => existsSync(f)) ?? (DAEMON_CONFIG_CANDIDATES[0]);
 }
 
-function summary(c: DaemonConfig): string {
+/** What `--check-config` prints: the effective settings, defaults included. */
+export function configSummary(c: DaemonConfig): string {
   const lines = [
     `config ${c.file}: OK`,
     `listen ${c.listenAddr} port ${c.listenPort} (TCP), data-dir ${c.dataDir}`,
+    `limits: ${limitEntries(c.limits).map(([key, value]) => `${key} ${value}`).join(', ')}`,
   ];
   for (const z of Object.values(c.zones)) {
     const ups = z.upstreams.map((u) => u.type).join(', ') || 'none';
     lines.push(
       `zone ${z.name}: max-key-ttl ${formatDuration(z.maxKeyTtl)}, max-addr-ttl ${formatDuration(z.maxAddrTtl)}, ` +
-        `allowed-nets [${z.allowedNets.join(' ')}], upstreams: ${ups}` +
+        `allowed-nets [${z.allowedNets.join(' ')}], max-records-per-name ${z.maxRecordsPerName}, upstreams: ${ups}` +
         (z.disabledUpstreams > 0 ? ` (+${z.disabledUpstreams} disabled)` : ''),
     );
   }
@@ -68,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
       const { config, warnings } = await loadDaemonConfig(file);
       for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-      process.stdout.write(summary(config) + '\n');
+      process.stdout.write(configSummary(config) + '\n');
       return 0;
     } catch (err) {
       process.stderr.write(`nsregd: ${errorMessage(err)}\n`);

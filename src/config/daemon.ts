@@ -32,6 +32,7 @@ import {
   type ParseContext,
 } from './validate.js';
 import { errnoCode } from '../errors.js';
+import { LIMITS_DEFAULTS, MAX_RECORDS_PER_NAME_LIMIT, parseLimits, type Limits } from './limits.js';
 
 export type { UpstreamConfig } from './upstreams/index.js';
 
@@ -56,7 +57,7 @@ export interface ZoneConfig {
   readonly upstreams: readonly UpstreamConfig[];
   /** How many `type: disabled` entries were skipped. */
   readonly disabledUpstreams: number;
-  /** A/AAAA records one name may hold at once; a request that would leave more is refused. */
+  /** A/AAAA records one name may hold at once (default `limits.records-per-name`); a request that would leave more is refused. */
   readonly maxRecordsPerName: number;
 }
 
@@ -68,8 +69,8 @@ export interface DaemonConfig {
   /** Absolute. */
   readonly dataDir: string;
   readonly debug: boolean;
-  /** Longest SIG(0) validity (expiration − inception) accepted, ms. */
-  readonly maxSigValidity: number;
+  /** The `limits:` section, defaults filled in (`max-sig-validity` is its `replay-window`). */
+  readonly limits: Limits;
   /** Keyed by zone FQDN (lower case, trailing dot). */
   readonly zones: Readonly<Record<string, ZoneConfig>>;
 }
@@ -85,24 +86,18 @@ export const DAEMON_DEFAULTS = Object.freeze({
   'listen-port': 8053,
   'data-dir': '/var/lib/nsregd',
   debug: false,
-  'max-sig-validity': 3600_000,
+  /** The other name of `limits.replay-window`. */
+  'max-sig-validity': LIMITS_DEFAULTS['replay-window'],
 });
 
 export const ZONE_DEFAULTS = Object.freeze({
   'reserved-names': Object.freeze([] as string[]),
   'allowed-nets': Object.freeze([] as Cidr[]),
   'allow-any-addr': false,
-  'max-records-per-name': 16,
+  /** Unless `limits.records-per-name` says otherwise. */
+  'max-records-per-name': LIMITS_DEFAULTS['records-per-name'],
   'label-syntax': 'hostname',
 });
-
-/**
- * Upper bound of `max-records-per-name`, far beyond any real host. Even at
- * this bound every reply stays well-formed: an echo is no larger than the
- * request it answers (names compressed), and a zone-server answer too large
- * for TCP is sent truncated (TC).
- */
-export const MAX_RECORDS_PER_NAME_LIMIT = 4096;
 
 /** Where nsregd looks without `-c` (first existing file wins). */
 export const DAEMON_CONFIG_CANDIDATES: readonly string[] = Object.freeze([
@@ -111,7 +106,8 @@ export const DAEMON_CONFIG_CANDIDATES: readonly string[] = Object.freeze([
   '/etc/nsregd/nsregd.json',
 ]);
 
-function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
+/** `recordsPerName`: the default of `max-records-per-name` (`limits.records-per-name`). */
+function parseZone(ctx: ParseContext, name: string, r: MapReader, recordsPerName: number): ZoneConfig {
   const upstreams: UpstreamConfig[] = [];
   let disabled = 0;
   for (const u of r.mappingList('upstreams') ?? []) {
@@ -139,7 +135,7 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
     upstreams,
     disabledUpstreams: disabled,
     maxRecordsPerName:
-      r.integer('max-records-per-name', 1, MAX_RECORDS_PER_NAME_LIMIT) ?? ZONE_DEFAULTS['max-records-per-name'],
+      r.integer('max-records-per-name', 1, MAX_RECORDS_PER_NAME_LIMIT) ?? recordsPerName,
   };
   r.finish('zone key');
   if (upstreams.length === 0) warn(ctx, r.path, 'no upstreams: updates are refused (SERVFAIL)');
@@ -147,18 +143,11 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader): ZoneConfig {
   return zone;
 }
 
-/** Longer SIG(0) windows make captured requests replayable for that long; the replay cache keeps them as long. */
-const MAX_SIG_VALIDITY_LIMIT = 24 * 3600_000;
-
-/** `max-sig-validity`: a duration up to MAX_SIG_VALIDITY_LIMIT. */
-function parseMaxSigValidity(top: MapReader): number {
-  return top.duration('max-sig-validity', { ms: MAX_SIG_VALIDITY_LIMIT, why: 'the replay cache keeps every accepted request that long' }) ?? DAEMON_DEFAULTS['max-sig-validity'];
-}
-
 /** Parse configuration text; `file` names it in messages and anchors relative paths. */
 export function parseDaemonConfig(text: string, file: string): LoadedConfig<DaemonConfig> {
   const ctx = newContext(file);
   const top = new MapReader(ctx, [], parseYamlDocument(ctx, text));
+  const limits = parseLimits(top);
 
   const zones: Record<string, ZoneConfig> = Object.create(null) as Record<string, ZoneConfig>;
   const zonesReader = top.mapping('zones');
@@ -168,7 +157,7 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
       const name = normalizeFqdn(key);
       if (name === null || name === '.') fail(ctx, p, 'name', 'zone name is not a valid domain name', key);
       if (Object.hasOwn(zones, name)) fail(ctx, p, 'duplicate', `zone ${name} is configured twice`, key);
-      zones[name] = parseZone(ctx, name, new MapReader(ctx, p, zonesReader.raw(key.toLowerCase())));
+      zones[name] = parseZone(ctx, name, new MapReader(ctx, p, zonesReader.raw(key.toLowerCase())), limits.recordsPerName);
     }
   }
   if (Object.keys(zones).length === 0) warn(ctx, ['zones'], 'no zones configured: every request will be refused');
@@ -179,7 +168,7 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
     dataDir: path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']),
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
-    maxSigValidity: parseMaxSigValidity(top),
+    limits,
     zones,
   };
   top.finish();

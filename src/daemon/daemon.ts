@@ -7,13 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
+import { limitEntries, type Limits } from '../config/limits.js';
 import { RecordCache } from './cache.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
 import { KeyStore } from './keydb/keystore.js';
 import { ReplayStore } from './replay-store.js';
-import { RegistrationServer, type ServerLimits } from './server.js';
+import { RegistrationServer, serverLimits } from './server.js';
 import { createUpstream } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
 import { Zone } from './zone.js';
@@ -25,8 +26,18 @@ export interface DaemonOptions {
   logger: Logger;
   clock?: Clock;
   print?: boolean;
-  limits?: Partial<ServerLimits>;
+  /** Overrides the guard settings of `limits:` (bench/nsregd-child.ts; configuration is the way). */
   guard?: Partial<GuardOptions>;
+}
+
+/** The signature-check settings of the `limits:` section (README, "Limits"). */
+function guardOptions(l: Limits): Partial<GuardOptions> {
+  return {
+    perSourceRate: l.sigRatePerSource,
+    perSourceBurst: l.sigBurstPerSource,
+    maxInFlight: l.checksInFlight,
+    maxPerSource: l.checksPerSource,
+  };
 }
 
 export class Daemon {
@@ -48,7 +59,11 @@ export class Daemon {
     private readonly opts: DaemonOptions,
   ) {
     this.clock = opts.clock ?? systemClock;
-    this.guard = new RequestGuard(opts.guard);
+    this.guard = new RequestGuard(this.guardSettings());
+  }
+
+  private guardSettings(): Partial<GuardOptions> {
+    return { ...guardOptions(this.config.limits), ...this.opts.guard };
   }
 
   /** Loads the configuration file, opens every zone and starts listening. Throws ConfigError on bad config. */
@@ -108,7 +123,7 @@ export class Daemon {
       clock: this.clock,
       logger: this.opts.logger,
       guard: this.guard,
-      maxSigValidity: this.config.maxSigValidity,
+      maxSigValidity: this.config.limits.replayWindow,
       instanceId: this.instanceId,
     };
   }
@@ -120,7 +135,7 @@ export class Daemon {
       handler: (raw, remote) => handleMessage(raw, remote, this.handlerContext()),
       logger: this.opts.logger,
       print: this.opts.print ?? false,
-      ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
+      limits: serverLimits(this.config.limits),
     });
     await server.listen();
     this.server = server;
@@ -193,6 +208,7 @@ export class Daemon {
     }
     const previous = this.config;
     this.config = next;
+    this.applyLimits(previous.limits);
     for (const [name, zone] of [...this.zones]) {
       if (next.zones[name] === undefined) {
         this.zones.delete(name);
@@ -238,6 +254,23 @@ export class Daemon {
     this.retired = this.retired.filter((s) => s.connectionCount > 0);
     log.info('configuration reloaded');
     return true;
+  }
+
+  /**
+   * A reload's `limits:` take effect at once, none needs a restart: the
+   * guard's (rates, check slots) for the next request, the listener's for
+   * connections accepted and deadlines armed from now on; records-per-name
+   * reaches the zones as a zone setting and replay-window the next request.
+   */
+  private applyLimits(previous: Limits): void {
+    const before = new Map(limitEntries(previous));
+    const changed = limitEntries(this.config.limits)
+      .filter(([key, value]) => before.get(key) !== value)
+      .map(([key, value]) => `${key} ${value}`);
+    if (changed.length === 0) return;
+    this.guard.reconfigure(this.guardSettings());
+    this.server?.setLimits(serverLimits(this.config.limits));
+    this.opts.logger.info({ changed }, 'limits changed');
   }
 
   /** Whether the bound listeners are exactly what the new listen-addr and listen-port ask for. */

@@ -81,7 +81,7 @@ type Waiter = () => void;
 
 export class RequestGuard {
   private readonly opts: GuardOptions;
-  private readonly buckets: TokenBuckets | undefined;
+  private buckets: TokenBuckets | undefined;
   private readonly replays = new ExpiryQueue<true>();
   private persistence: ReplayPersistence | undefined;
   private inFlight = 0;
@@ -98,6 +98,20 @@ export class RequestGuard {
     if (this.opts.perSourceRate > 0) {
       this.buckets = new TokenBuckets({ perSecond: this.opts.perSourceRate, burst: this.opts.perSourceBurst, maxKeys: this.opts.maxSources });
     }
+  }
+
+  /**
+   * Applies new limits (a reload). The per-source buckets start afresh only
+   * when their rate or burst changed; checks running or waiting keep their
+   * slots and turns, and more slots are handed on at once.
+   */
+  reconfigure(opts: Partial<GuardOptions>): void {
+    const before = { ...this.opts };
+    Object.assign(this.opts, opts);
+    if (this.opts.perSourceRate !== before.perSourceRate || this.opts.perSourceBurst !== before.perSourceBurst) {
+      this.buckets = this.opts.perSourceRate > 0 ? new TokenBuckets({ perSecond: this.opts.perSourceRate, burst: this.opts.perSourceBurst, maxKeys: this.opts.maxSources }) : undefined;
+    }
+    this.handOn();
   }
 
   get checksInFlight(): number {

@@ -6,6 +6,7 @@
  * each outcome and the answer for a reply too large to frame.
  */
 import type { Logger } from 'pino';
+import type { Limits } from '../config/limits.js';
 import { emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatWire } from '../dns/present.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
@@ -14,12 +15,23 @@ import type { HandlerOutcome } from './handler.js';
 import type { RefusalId } from './refusals.js';
 
 /**
- * The registration server's connection limits. Its defaults are the TCP
- * layer's (DEFAULT_TCP_LIMITS): 512 connections, 32 per source, 5 s to
- * finish a message, 30 s idle, 65535-octet messages, 16 requests in
- * flight, 64 KiB unsent, 10 s for the peer to take its replies.
+ * The registration server's connection limits. The daemon sets those of
+ * the `limits:` section (serverLimits); the rest are the TCP layer's
+ * (DEFAULT_TCP_LIMITS): 16 requests in flight, 64 KiB unsent, 10 s for the
+ * peer to take its replies.
  */
 export type ServerLimits = TcpLimits;
+
+/** The connection limits of the `limits:` section (README, "Limits"). */
+export function serverLimits(l: Limits): Partial<ServerLimits> {
+  return {
+    maxConnections: l.connections,
+    maxPerSource: l.connectionsPerSource,
+    idleTimeoutMs: l.idleTimeout,
+    slowReadTimeoutMs: l.messageTimeout,
+    maxMessageSize: l.maxMessageSize,
+  };
+}
 
 export type MessageHandler = (raw: Buffer, remote: string) => Promise<HandlerOutcome>;
 
@@ -86,6 +98,11 @@ export class RegistrationServer {
   async listen(): Promise<void> {
     await this.tcp.listen(this.opts.host, this.opts.port);
     this.opts.logger.info({ addresses: this.addresses }, 'listening for registrations (TCP)');
+  }
+
+  /** New limits for connections accepted and deadlines armed from now on (a reload). */
+  setLimits(limits: Partial<ServerLimits>): void {
+    this.tcp.setLimits(limits);
   }
 
   /** Stops accepting; open connections may finish their current message. */

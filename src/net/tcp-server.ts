@@ -135,6 +135,17 @@ export const DEFAULT_TCP_LIMITS: TcpLimits = Object.freeze({
   writeTimeoutMs: 10_000,
 });
 
+/** `limits` when every field is a positive integer and the message size fits a frame; else a RangeError. */
+function checkedLimits(limits: TcpLimits): TcpLimits {
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`TCP limit ${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (limits.maxMessageSize > MAX_TCP_MESSAGE) {
+    throw new RangeError(`TCP limit maxMessageSize must be at most ${MAX_TCP_MESSAGE}, got ${limits.maxMessageSize}`);
+  }
+  return limits;
+}
+
 /** A request's place in the reply order. */
 interface Slot {
   readonly request: Buffer;
@@ -191,7 +202,7 @@ export class TcpDnsServer {
   /** Open connections, least recently active first (re-inserted on activity). */
   private readonly conns = new Map<net.Socket, Connection>();
   private readonly perSource = new Map<string, number>();
-  private readonly limits: TcpLimits;
+  private limits: TcpLimits;
   private readonly clock: Clock;
   private connectionSeq = 0;
   private readonly counters: TcpStats = {
@@ -219,14 +230,17 @@ export class TcpDnsServer {
   };
 
   constructor(private readonly opts: TcpDnsServerOptions) {
-    this.limits = { ...DEFAULT_TCP_LIMITS, ...opts.limits };
+    this.limits = checkedLimits({ ...DEFAULT_TCP_LIMITS, ...opts.limits });
     this.clock = opts.clock ?? systemClock;
-    for (const [k, v] of Object.entries(this.limits)) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`TCP limit ${k} must be a positive integer, got ${String(v)}`);
-    }
-    if (this.limits.maxMessageSize > MAX_TCP_MESSAGE) {
-      throw new RangeError(`TCP limit maxMessageSize must be at most ${MAX_TCP_MESSAGE}, got ${this.limits.maxMessageSize}`);
-    }
+  }
+
+  /**
+   * Changes limits while running (a reload): connection caps and the
+   * message size apply to connections accepted from now on, timeouts to
+   * every deadline armed from now on; open connections stay open.
+   */
+  setLimits(limits: Partial<TcpLimits>): void {
+    this.limits = checkedLimits({ ...this.limits, ...limits });
   }
 
   /**

@@ -41,10 +41,12 @@ export interface NsregdOptions {
   dir?: string;
   extraArgs?: string[];
   listenAddr?: string;
+  /** More top-level YAML (e.g. a `limits:` section), written before `zones:`. */
+  extraYaml?: string;
 }
 
-export function daemonYaml(port: number, dataDir: string, zonesYaml: string, listenAddr = '127.0.0.1'): string {
-  return `listen-addr: ${listenAddr}\nlisten-port: ${port}\ndata-dir: ${dataDir}\nzones:\n${zonesYaml}\n`;
+export function daemonYaml(port: number, dataDir: string, zonesYaml: string, listenAddr = '127.0.0.1', extraYaml = ''): string {
+  return `listen-addr: ${listenAddr}\nlisten-port: ${port}\ndata-dir: ${dataDir}\n${extraYaml}zones:\n${zonesYaml}\n`;
 }
 
 export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
@@ -53,7 +55,7 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
   const dataDir = path.join(dir, 'data');
   const configPath = path.join(dir, 'nsregd.yaml');
   const listenAddr = opts.listenAddr ?? '127.0.0.1';
-  await writeFile(configPath, daemonYaml(port, dataDir, opts.zonesYaml, listenAddr));
+  await writeFile(configPath, daemonYaml(port, dataDir, opts.zonesYaml, listenAddr, opts.extraYaml));
   const child = spawn(process.execPath, [BIN, '-c', configPath, '--debug', ...(opts.extraArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,10 +1,11 @@
 /**
  * Packaging as a user meets it: `npm pack`, a global install into a temp
- * prefix, the two commands working from there, and the systemd units
- * passing `systemd-analyze verify` against the installed binaries.
+ * prefix, the two commands and their manual pages working from there, a
+ * quiet `npm ci`, and the systemd units passing `systemd-analyze verify`
+ * against the installed binaries.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,8 +55,10 @@ describe('npm package and systemd units', () => {
     const pack = await run('npm', ['pack', '--pack-destination', dir, ROOT], { timeoutMs: 120_000 });
     assert.equal(pack.code, 0, pack.stderr);
     const tgz = pack.stdout.trim().split('\n').at(-1) as string;
-    const install = await run('npm', ['install', '-g', '--prefix', prefix, path.join(dir, tgz)], { timeoutMs: 300_000 });
+    // README, "Installing as a service": a global install has no project package.json whose allowScripts would cover netlink's install script.
+    const install = await run('npm', ['install', '-g', '--allow-scripts=netlink', '--prefix', prefix, path.join(dir, tgz)], { timeoutMs: 300_000 });
     assert.equal(install.code, 0, install.stderr);
+    assert.doesNotMatch(install.stderr, /allowScripts|install-scripts/);
   });
 
   after(async () => {
@@ -104,6 +107,26 @@ describe('npm package and systemd units', () => {
     assert.match(c.get('--dns-tcp') ?? '', /alias -t\/--tcp/);
   });
 
+  it('npm ci in a fresh checkout has no install script left to review (package.json allowScripts)', async () => {
+    const copy = path.join(dir, 'checkout');
+    await mkdir(copy);
+    for (const f of ['package.json', 'package-lock.json']) await copyFile(path.join(ROOT, f), path.join(copy, f));
+    const r = await run('npm', ['ci', '--dry-run'], { cwd: copy, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /allowScripts|install-scripts/);
+  });
+
+  it('the installed package puts its manual pages where man finds them', async () => {
+    const man = requireTool('man');
+    const manDir = path.join(prefix, 'share', 'man');
+    for (const [page, section] of [['nsregd', 8], ['nsregc', 8], ['nsregd.yaml', 5], ['nsregc.yaml', 5]] as const) {
+      await access(path.join(manDir, `man${section}`, `${page}.${section}`));
+      const r = await run(man, ['-M', manDir, String(section), page], { env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.startsWith(`${page.toUpperCase()}(${section})`), r.stdout.slice(0, 80));
+    }
+  });
+
   it('the systemd units pass systemd-analyze verify', async () => {
     const analyze = requireTool('systemd-analyze');
     const units: string[] = [];
@@ -114,13 +137,18 @@ describe('npm package and systemd units', () => {
       await writeFile(unit, text.replace(`/usr/bin/${name}`, path.join(prefix, 'bin', name)));
       units.push(unit);
     }
-    const r = await run(analyze, ['verify', ...units]);
+    // verify runs `man` for every man: link in Documentation=: the installed pages must be found.
+    const r = await run(analyze, ['verify', ...units], { env: { ...process.env, MANPATH: path.join(prefix, 'share', 'man') } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr.trim(), '', 'no warnings');
     const nsregd = await readFile(units[0], 'utf8');
     assert.match(nsregd, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
     assert.match(nsregd, /^StateDirectory=nsregd$/m);
     assert.match(nsregd, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
-    assert.match(await readFile(units[1], 'utf8'), /^RestrictAddressFamilies=.*AF_NETLINK/m);
+    const nsregc = await readFile(units[1], 'utf8');
+    assert.match(nsregc, /^RestrictAddressFamilies=.*AF_NETLINK/m);
+    // The manual pages and this package's README, not the original's repository.
+    assert.match(nsregd, /^Documentation=man:nsregd\(8\) man:nsregd\.yaml\(5\) file:\/usr\/lib\/node_modules\/nsregd\/README\.md$/m);
+    assert.match(nsregc, /^Documentation=man:nsregc\(8\) man:nsregc\.yaml\(5\) file:\/usr\/lib\/node_modules\/nsregd\/README\.md$/m);
   });
 });

@@ -473,7 +473,8 @@ describe('Registrar', () => {
     assert.equal(h.clock.pendingTimers, 0);
   });
 
-  it('shutdown retries a failing removal with the back-off until the stop timeout, then gives up saying so', async () => {
+  /** Starts shutdown(false) with the server failing; `finish` moves the clock until it is over (bounded). */
+  async function failingShutdown(): Promise<{ h: Harness; finish: () => Promise<void> }> {
     const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
     await h.registrar.start();
     h.behaviour = 'network-error';
@@ -481,8 +482,16 @@ describe('Registrar', () => {
     const stopping = h.registrar.shutdown(false).then(() => {
       done = true;
     });
-    for (let i = 0; i < 200 && !done; i++) await h.advance(100);
-    await stopping;
+    const finish = async (): Promise<void> => {
+      for (let i = 0; i < 200 && !done; i++) await h.advance(100);
+      await stopping;
+    };
+    return { h, finish };
+  }
+
+  it('shutdown retries a failing removal with the back-off until the stop timeout, then gives up saying so', async () => {
+    const { h, finish } = await failingShutdown();
+    await finish();
     // Attempts at 0, 1, 3 and 7 s; the next (15 s) would pass the 10 s stop timeout.
     assert.deepEqual(
       h.sent.slice(1).map((x) => x.at - h.sent[1].at),
@@ -493,18 +502,11 @@ describe('Registrar', () => {
   });
 
   it('shutdown: a removal that fails once is sent again and succeeds', async () => {
-    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
-    await h.registrar.start();
-    h.behaviour = 'network-error';
-    let done = false;
-    const stopping = h.registrar.shutdown(false).then(() => {
-      done = true;
-    });
+    const { h, finish } = await failingShutdown();
     await h.advance(0);
     assert.equal(h.sent.length, 2);
     h.behaviour = {};
-    for (let i = 0; i < 50 && !done; i++) await h.advance(100);
-    await stopping;
+    await finish();
     assert.equal(h.sent.length, 3);
     assert.deepEqual(updates(h.last()), [['A', RRClass.NONE, 0, '192.0.2.30']]);
     assert.ok(h.lines.some((l) => l['msg'] === 'records removed'));

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
-import { loadDaemonConfig } from '../../../src/config/daemon.js';
+import { loadDaemonConfig, parseDaemonConfig } from '../../../src/config/daemon.js';
+import { LIMITS_DEFAULTS } from '../../../src/config/limits.js';
 import { loadClientConfig, parseClientConfig } from '../../../src/config/client.js';
 
 // dist/test/unit/config/ → repository root
@@ -26,6 +27,10 @@ describe('shipped example configurations', () => {
     assert.equal(up.listenAddr, '127.0.0.1');
     assert.equal(up.listenPort, 5300);
     assert.ok(zone.reservedNames.includes('ns'), 'the default primary ns.<zone> cannot be claimed');
+    // The limits: section shows every key with its default.
+    const text = await readFile(file, 'utf8');
+    assert.deepEqual(config.limits, parseDaemonConfig('zones: {}\n', file).config.limits);
+    for (const key of Object.keys(LIMITS_DEFAULTS)) assert.match(text, new RegExp(`^  ${key}: `, 'm'), key);
   });
 
   it('nsregd.example.yaml with the nsupdate and unbound blocks switched on still loads', async () => {
@@ -39,7 +44,6 @@ describe('shipped example configurations', () => {
         lines[i] = (lines[i]).replace(/^( {6})# ?/, '$1');
       }
     }
-    const { parseDaemonConfig } = await import('../../../src/config/daemon.js');
     const { config, warnings } = parseDaemonConfig(lines.join('\n'), file);
     assert.deepEqual(warnings, []);
     const types = config.zones['dynamic.example.org.']?.upstreams.map((u) => u.type);

@@ -6,10 +6,10 @@ const FILE = '/etc/nsregd/nsregd.yaml';
 
 describe('daemon config: max-sig-validity', () => {
   it('defaults to 1h and takes a duration up to 24h', () => {
-    assert.equal(parseDaemonConfig('zones:\n', FILE).config.maxSigValidity, 3600_000);
+    assert.equal(parseDaemonConfig('zones:\n', FILE).config.limits.replayWindow, 3600_000);
     assert.equal(DAEMON_DEFAULTS['max-sig-validity'], 3600_000);
-    assert.equal(parseDaemonConfig('max-sig-validity: 10m\nzones:\n', FILE).config.maxSigValidity, 600_000);
-    assert.equal(parseDaemonConfig('max-sig-validity: 24h\nzones:\n', FILE).config.maxSigValidity, 86_400_000);
+    assert.equal(parseDaemonConfig('max-sig-validity: 10m\nzones:\n', FILE).config.limits.replayWindow, 600_000);
+    assert.equal(parseDaemonConfig('max-sig-validity: 24h\nzones:\n', FILE).config.limits.replayWindow, 86_400_000);
   });
 
   it('refuses more than 24h, zero and bare numbers, naming file, key and value', () => {

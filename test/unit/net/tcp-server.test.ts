@@ -279,6 +279,35 @@ describe('TCP layer: deadlines', () => {
   });
 });
 
+describe('TCP layer: limits changed while running', () => {
+  it('setLimits applies caps, timeouts and the message size to connections accepted from then on; open ones stay', async () => {
+    const lab = await start({ maxPerSource: 3, idleTimeoutMs: 60_000 });
+    const a = await connected(lab, '127.0.0.31');
+    await connected(lab, '127.0.0.31');
+    lab.server.setLimits({ maxPerSource: 1, idleTimeoutMs: 1000, maxMessageSize: 512 });
+    assert.equal(lab.server.connectionCount, 2, 'open connections stay');
+    let mark = lab.events.mark();
+    const third = await connect(lab.port, '127.0.0.31');
+    assert.deepEqual(await lab.events.after(mark, is('refused', '127.0.0.31')), { type: 'refused', remote: '127.0.0.31', source: '127.0.0.31', why: 'per-source' });
+    await gone(third);
+    // An open connection keeps the message size it was accepted with.
+    const got = replies(a, 1);
+    a.write(frame(Buffer.concat([query(5), Buffer.alloc(600)])));
+    assert.equal((await got)[0].readUInt16BE(0), 5);
+    // A new one gets the new idle deadline and message size.
+    const idle = await connected(lab, '127.0.0.32');
+    const big = await connected(lab, '127.0.0.33');
+    mark = lab.events.mark();
+    big.write(Buffer.from([0x04, 0x00]));
+    assert.deepEqual(await lab.events.after(mark, is('closed', '127.0.0.33')), { type: 'closed', remote: '127.0.0.33', why: 'bad-framing' });
+    mark = lab.events.mark();
+    lab.clock.advance(1000);
+    assert.deepEqual(await lab.events.after(mark, is('closed', '127.0.0.32')), { type: 'closed', remote: '127.0.0.32', why: 'idle' });
+    await gone(idle);
+    assert.throws(() => lab.server.setLimits({ maxConnections: 0 }), /maxConnections/);
+  });
+});
+
 describe('TCP layer: pipelining and back-pressure', () => {
   it('answers in request order and stops reading at the in-flight cap', async () => {
     const pending: { id: number; resolve: () => void }[] = [];
