@@ -1,6 +1,8 @@
 /**
  * `nsregd` command line: parse flags, make the logger, run the daemon until
  * a signal. SIGHUP reloads, SIGTERM exits 0, SIGINT exits 2 (README, "Running nsregd").
+ * The admin subcommands (`status`, `names …`) talk to a running daemon
+ * over its control socket instead (README, "Operating nsregd").
  */
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -9,6 +11,7 @@ import { ConfigError } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
 import { limitEntries } from '../config/limits.js';
 import { Daemon } from '../daemon/daemon.js';
+import { runAdmin, type AdminInvocation } from './admin.js';
 import { createLogger } from './logger.js';
 import { packageVersion } from './version.js';
 import { errorMessage } from '../errors.js';
@@ -42,8 +45,8 @@ export function configSummary(c: DaemonConfig): string {
   return lines.join('\n');
 }
 
-function program(): Command {
-  return new Command('nsregd')
+function program(onAdmin: (a: AdminInvocation) => void): Command {
+  const root = new Command('nsregd')
     .description('Registration daemon: hosts claim a DNS name with a SIG(0) key (trust on first use) and keep its A/AAAA records current upstream.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
     .addOption(new Option('-c, --conffile <file>', `configuration file (default: first of ${DAEMON_CONFIG_CANDIDATES.join(', ')})`))
@@ -52,12 +55,48 @@ function program(): Command {
     .option('--check-config', 'validate the configuration, print a summary and exit 0 (valid) or 1')
     .helpOption('-h, --help', 'show this help and exit')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    // Without a subcommand: run the daemon.
+    .action(() => undefined);
+  const json = '--json';
+  const jsonHelp = 'print the answer as JSON';
+  root
+    .command('status')
+    .description('the running daemon\'s version, uptime, zones, upstream health, outbox depths and limits')
+    .option(json, jsonHelp)
+    .action((o: { json?: boolean }) => onAdmin({ request: { command: 'status' }, json: o.json === true }));
+  const names = root.command('names').description('claimed names: list, show, release (a lost key, a retired host)');
+  names
+    .command('list')
+    .description('every claimed name with its key and live records, per upstream installed or pending')
+    .option('--zone <zone>', 'only this zone')
+    .option(json, jsonHelp)
+    .action((o: { zone?: string; json?: boolean }) =>
+      onAdmin({ request: o.zone === undefined ? { command: 'names-list' } : { command: 'names-list', zone: o.zone }, json: o.json === true }),
+    );
+  names
+    .command('show')
+    .description('one claimed name')
+    .argument('<name>', 'the full name, e.g. host.dynamic.example.org')
+    .option(json, jsonHelp)
+    .action((name: string, o: { json?: boolean }) => onAdmin({ request: { command: 'names-show', name }, json: o.json === true }));
+  names
+    .command('release')
+    .description('free a name: its key is forgotten and its records removed from every upstream; the next claim is a new one')
+    .argument('<name>', 'the full name, e.g. host.dynamic.example.org')
+    .option('--keep-records', 'leave its records until their own deadlines')
+    .option(json, jsonHelp)
+    .action((name: string, o: { keepRecords?: boolean; json?: boolean }) =>
+      onAdmin({ request: { command: 'names-release', name, keepRecords: o.keepRecords === true }, json: o.json === true }),
+    );
+  for (const c of [...root.commands, ...names.commands]) c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  return root;
 }
 
 /** Runs nsregd; resolves with the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const cmd = program();
+  let admin: AdminInvocation | undefined;
+  const cmd = program((a) => (admin = a));
   try {
     cmd.parse(argv);
   } catch (err) {
@@ -66,6 +105,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const flags = cmd.opts<DaemonFlags>();
   const file = flags.conffile ?? defaultConfigFile();
+
+  if (admin !== undefined) {
+    // The configuration names the socket; nothing else of it matters here.
+    let socket: string;
+    try {
+      socket = (await loadDaemonConfig(file)).config.controlSocket;
+    } catch (err) {
+      process.stderr.write(`nsregd: ${errorMessage(err)}\n`);
+      return 1;
+    }
+    return runAdmin(admin, socket, process);
+  }
 
   if (flags.checkConfig) {
     try {
@@ -92,7 +143,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let daemon: Daemon;
   try {
-    daemon = await Daemon.startWith(config, { logger, print: flags.print === true });
+    daemon = await Daemon.startWith(config, { logger, print: flags.print === true, version: packageVersion() });
   } catch (err) {
     const message = err instanceof ConfigError ? err.message : `start-up failed: ${errorMessage(err)}`;
     logger.fatal(message);

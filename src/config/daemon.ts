@@ -68,6 +68,10 @@ export interface DaemonConfig {
   readonly listenPort: number;
   /** Absolute. */
   readonly dataDir: string;
+  /** The control channel's Unix socket (`nsregd status`, `nsregd names …`); absolute. */
+  readonly controlSocket: string;
+  /** Where Prometheus metrics are served (`metrics-listen`); undefined: not served. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
   readonly debug: boolean;
   /** The `limits:` section, defaults filled in (`max-sig-validity` is its `replay-window`). */
   readonly limits: Limits;
@@ -80,11 +84,26 @@ export interface LoadedConfig<T> {
   readonly warnings: readonly string[];
 }
 
+/** `HOST:PORT` or `[IPv6]:PORT`, the port 1-65535; null when it is not that. */
+function parseHostPort(text: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 1 && port <= 65535)) return null;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+/** sockaddr_un's sun_path holds 108 octets, the terminating NUL included (unix(7)). */
+const MAX_SOCKET_PATH = 107;
+
 /** The defaults table (the documented defaults in nsregd.example.yaml). */
 export const DAEMON_DEFAULTS = Object.freeze({
   'listen-addr': 'localhost',
   'listen-port': 8053,
   'data-dir': '/var/lib/nsregd',
+  /** In the data directory unless set. */
+  'control-socket': 'control.sock',
+  /** Empty: no metrics endpoint. */
+  'metrics-listen': '',
   debug: false,
   /** The other name of `limits.replay-window`. */
   'max-sig-validity': LIMITS_DEFAULTS['replay-window'],
@@ -162,11 +181,29 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
   }
   if (Object.keys(zones).length === 0) warn(ctx, ['zones'], 'no zones configured: every request will be refused');
 
+  const dataDir = path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']);
+  const socketSetting = top.nonEmptyString('control-socket');
+  const controlSocket =
+    socketSetting === undefined ? path.join(dataDir, DAEMON_DEFAULTS['control-socket']) : path.resolve(ctx.baseDir, socketSetting);
+  if (Buffer.byteLength(controlSocket) > MAX_SOCKET_PATH) {
+    fail(
+      ctx,
+      ['control-socket'],
+      'range',
+      `the socket path ${controlSocket} is ${Buffer.byteLength(controlSocket)} octets; Unix sockets allow ${MAX_SOCKET_PATH} (set control-socket to a shorter path)`,
+      socketSetting ?? controlSocket,
+    );
+  }
+  const metricsText = top.string('metrics-listen') ?? DAEMON_DEFAULTS['metrics-listen'];
+  const metricsListen = metricsText === '' ? undefined : parseHostPort(metricsText);
+  if (metricsListen === null) fail(ctx, ['metrics-listen'], 'invalid', 'must be ADDRESS:PORT, e.g. 127.0.0.1:9253 or [::1]:9253', metricsText);
   const config: DaemonConfig = {
     file: path.resolve(file),
+    metricsListen,
     listenAddr: top.nonEmptyString('listen-addr') ?? DAEMON_DEFAULTS['listen-addr'],
     listenPort: top.port('listen-port') ?? DAEMON_DEFAULTS['listen-port'],
-    dataDir: path.resolve(ctx.baseDir, top.nonEmptyString('data-dir') ?? DAEMON_DEFAULTS['data-dir']),
+    dataDir,
+    controlSocket,
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
     limits,
     zones,

@@ -10,7 +10,8 @@
  * socket left by a crash is replaced; a socket another running daemon
  * answers on is an error (two daemons on one data directory).
  */
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { NsregError, ReasonedError, errnoCode, errorMessage } from '../errors.js';
@@ -86,6 +87,7 @@ export class ControlServer {
 
   /** Listens on `path` (mode 0600). Throws when another daemon answers there or the path is not a socket. */
   static async open(path: string, handler: ControlHandler, logger: Logger): Promise<ControlServer> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await removeStaleSocket(path);
     const server = net.createServer({ allowHalfOpen: true });
     const control = new ControlServer(path, server);

@@ -8,7 +8,10 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { limitEntries, type Limits } from '../config/limits.js';
+import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
+import { ControlServer } from './control.js';
+import { DaemonMetrics } from './metrics.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
@@ -28,6 +31,8 @@ export interface DaemonOptions {
   print?: boolean;
   /** Overrides the guard settings of `limits:` (bench/nsregd-child.ts; configuration is the way). */
   guard?: Partial<GuardOptions>;
+  /** What `nsregd status` reports as the version. */
+  version?: string;
 }
 
 /** The signature-check settings of the `limits:` section (README, "Limits"). */
@@ -53,6 +58,11 @@ export class Daemon {
   private reloading: Promise<boolean> | undefined;
   /** New at each start (not at a reload): lets clients' liveness probes see a restart. */
   private readonly instanceId = randomBytes(8).toString('hex');
+  private control: ControlServer | undefined;
+  private metrics: DaemonMetrics | undefined;
+  /** Connection counters of listeners replaced by reloads, so the metrics' totals never go backwards. */
+  private readonly closedListenerStats = { accepted: 0, refusedPerSource: 0, refusedFull: 0, evicted: 0 };
+  private startedAt = 0;
 
   private constructor(
     private config: DaemonConfig,
@@ -75,10 +85,20 @@ export class Daemon {
 
   static async startWith(config: DaemonConfig, opts: DaemonOptions): Promise<Daemon> {
     const daemon = new Daemon(config, opts);
+    daemon.startedAt = daemon.clock.now();
     try {
+      // First: a daemon already running on this socket (most likely on the same data directory) stops this one
+      // before it touches a key database, a state file or an upstream.
+      daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
+      opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
+      if (config.metricsListen !== undefined) daemon.metrics = new DaemonMetrics(daemon.metricsSource());
       await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
+      if (config.metricsListen !== undefined) {
+        const bound = await daemon.metrics!.listen(config.metricsListen.host, config.metricsListen.port, opts.logger);
+        opts.logger.info({ address: formatHostPort(bound.address, bound.port) }, 'serving metrics at /metrics');
+      }
     } catch (err) {
       await daemon.shutdown();
       throw err;
@@ -115,6 +135,49 @@ export class Daemon {
     return this.zones.get(name);
   }
 
+  /** What the control channel sees of this daemon. */
+  private adminView(): { zones: ReadonlyMap<string, Zone>; status: () => StatusReport } {
+    return { zones: this.zones, status: () => this.status() };
+  }
+
+  /** Where the metrics read the daemon's state at each scrape. */
+  private metricsSource(): import('./metrics.js').MetricsSource {
+    return {
+      zones: () => this.zones.values(),
+      connections: () => {
+        const listeners = [this.server, ...this.retired].filter((s): s is RegistrationServer => s !== undefined);
+        const sum = (f: (s: RegistrationServer) => number): number => listeners.reduce((n, s) => n + f(s), 0);
+        const c = this.closedListenerStats;
+        return {
+          open: sum((s) => s.connectionCount),
+          accepted: c.accepted + sum((s) => s.stats.accepted),
+          refusedPerSource: c.refusedPerSource + sum((s) => s.stats.refusedPerSource),
+          refusedFull: c.refusedFull + sum((s) => s.stats.refusedFull),
+          evicted: c.evicted + sum((s) => s.stats.evicted),
+        };
+      },
+    };
+  }
+
+  /** `nsregd status`. */
+  status(): StatusReport {
+    const now = this.clock.now();
+    return {
+      version: this.opts.version ?? 'unknown',
+      instance: this.instanceId,
+      started: new Date(this.startedAt).toISOString(),
+      uptimeSeconds: Math.round((now - this.startedAt) / 1000),
+      listening: this.listening,
+      zones: [...this.zones.values()].map((z) => ({
+        zone: z.name,
+        names: z.keyCount,
+        records: z.recordCount,
+        upstreams: z.upstreamStates().map((u) => ({ upstream: u.upstream, state: u.failing ? ('failing' as const) : ('up' as const), pending: u.pending })),
+      })),
+      limits: Object.fromEntries(limitEntries(this.config.limits)),
+    };
+  }
+
   private handlerContext(): HandlerContext {
     return {
       zones: this.zones,
@@ -132,7 +195,13 @@ export class Daemon {
     const server = new RegistrationServer({
       host: this.config.listenAddr,
       port: this.config.listenPort,
-      handler: (raw, remote) => handleMessage(raw, remote, this.handlerContext()),
+      handler: this.metrics === undefined
+        ? (raw, remote) => handleMessage(raw, remote, this.handlerContext())
+        : async (raw, remote) => {
+            const outcome = await handleMessage(raw, remote, this.handlerContext());
+            this.metrics?.observeOutcome(outcome);
+            return outcome;
+          },
       logger: this.opts.logger,
       print: this.opts.print ?? false,
       limits: serverLimits(this.config.limits),
@@ -173,6 +242,7 @@ export class Daemon {
     for (const w of loaded.warnings) logger.warn(w);
     for (const e of loaded.errors) logger.error(e);
     const zone = new Zone(zc, store, new RecordCache(), upstreams, logger, this.clock, state);
+    if (this.metrics !== undefined) zone.observeAttempts(this.metrics.upstreamAttempt(zc.name));
     ref.zone = zone;
     zone.restore(loaded.records, loaded.ops);
     this.zones.set(zc.name, zone);
@@ -205,6 +275,12 @@ export class Daemon {
     }
     if (next.dataDir !== this.config.dataDir) {
       log.warn({ old: this.config.dataDir, new: next.dataDir }, 'data-dir changed: running zones keep their key databases until restart');
+    }
+    if (!isDeepStrictEqual(next.metricsListen, this.config.metricsListen)) {
+      log.warn('metrics-listen changed: takes effect at the next start');
+    }
+    if (next.controlSocket !== this.config.controlSocket) {
+      log.warn({ old: this.config.controlSocket, new: next.controlSocket }, 'control-socket changed: takes effect at the next start');
     }
     const previous = this.config;
     this.config = next;
@@ -251,6 +327,7 @@ export class Daemon {
       await this.listen();
     }
     if (old !== undefined) this.retired.push(old);
+    for (const s of this.retired.filter((r) => r.connectionCount === 0)) this.retireStats(s);
     this.retired = this.retired.filter((s) => s.connectionCount > 0);
     log.info('configuration reloaded');
     return true;
@@ -273,6 +350,14 @@ export class Daemon {
     this.opts.logger.info({ changed }, 'limits changed');
   }
 
+  private retireStats(s: RegistrationServer): void {
+    const c = this.closedListenerStats;
+    c.accepted += s.stats.accepted;
+    c.refusedPerSource += s.stats.refusedPerSource;
+    c.refusedFull += s.stats.refusedFull;
+    c.evicted += s.stats.evicted;
+  }
+
   /** Whether the bound listeners are exactly what the new listen-addr and listen-port ask for. */
   private async listenersStillRight(previous: DaemonConfig): Promise<boolean> {
     const server = this.server;
@@ -292,6 +377,9 @@ export class Daemon {
    * where keep-records, key databases written) and closes connections.
    */
   async shutdown(): Promise<void> {
+    await this.control?.close();
+    this.control = undefined;
+    await this.metrics?.close();
     await this.server?.stopAccepting();
     const zones = [...this.zones.values()];
     this.zones.clear();

@@ -19,6 +19,7 @@
  * they replace at most one pending operation per record, so they are
  * bounded by the number of records. Nothing is ever dropped silently.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -93,8 +94,15 @@ export function changeOf(ops: Iterable<Op>): UpstreamChange {
   return { add, remove, removeNames };
 }
 
+/** One attempt to apply a batch upstream (metrics). */
+export type AttemptObserver = (upstream: string, ok: boolean, seconds: number) => void;
+
 export class Outbox {
   private readonly pending = new Map<string, Op>();
+  /** When each pending operation's key first started waiting (ms); its age survives replacement by a newer operation. */
+  private readonly waitingSince = new Map<string, number>();
+  /** Told of every attempt (metrics). */
+  onAttempt: AttemptObserver | undefined;
   private readonly waiters = new Map<Op, Array<(ok: boolean) => void>>();
   private readonly opts: OutboxOptions;
   private readonly backoff: Backoff;
@@ -127,6 +135,18 @@ export class Outbox {
   /** True while the upstream keeps failing (operations wait for a retry). */
   get failing(): boolean {
     return this.failures > 0;
+  }
+
+  /** How long the oldest pending operation has waited, in ms (0 when none waits). */
+  oldestPendingMs(now: number = this.clock.now()): number {
+    // Insertion order is the order keys started waiting.
+    for (const since of this.waitingSince.values()) return Math.max(0, now - since);
+    return 0;
+  }
+
+  /** Whether an operation for `record` (or its whole name) waits to be applied. */
+  isPending(record: AddrRecord): boolean {
+    return this.pending.has(recordKey(record)) || this.pending.has(nameKey(record.name));
   }
 
   /** Operations waiting, oldest first (for the state snapshot). */
@@ -189,6 +209,7 @@ export class Outbox {
       for (const [key, old] of this.pending) {
         if (key.startsWith(prefix)) {
           this.pending.delete(key);
+          this.waitingSince.delete(key);
           carried.push(...(this.waiters.get(old) ?? []));
           this.waiters.delete(old);
         }
@@ -201,6 +222,7 @@ export class Outbox {
       this.pending.delete(op.key); // re-insert: pending stays in submission order
     }
     this.pending.set(op.key, op);
+    if (!this.waitingSince.has(op.key)) this.waitingSince.set(op.key, this.clock.now());
     if (waiter) carried.push(waiter);
     if (carried.length > 0) this.waiters.set(op, carried);
   }
@@ -228,17 +250,20 @@ export class Outbox {
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     let error: Error | undefined;
+    const started = this.onAttempt === undefined ? 0 : performance.now();
     try {
       await this.upstream.apply(changeOf(batch));
     } catch (err) {
       error = err instanceof Error ? err : new Error(String(err));
     }
+    this.onAttempt?.(this.id, error === undefined, (performance.now() - started) / 1000);
     const settled: Array<[Array<(ok: boolean) => void>, boolean]> = [];
     if (error === undefined) {
       const applied: Op[] = [];
       for (const op of batch) {
         if (this.pending.get(op.key) === op) {
           this.pending.delete(op.key);
+          this.waitingSince.delete(op.key);
           applied.push(op);
         }
         const w = this.waiters.get(op);

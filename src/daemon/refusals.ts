@@ -65,3 +65,4 @@ const TABLE = {
 export const Refusals = Object.fromEntries(
   Object.entries(TABLE).map(([id, [rcode, reason]]) => [id, () => new Refusal(id as RefusalId, rcode, reason)]),
 ) as { readonly [K in RefusalId]: () => Refusal };
+

@@ -10,7 +10,7 @@ import type { Limits } from '../config/limits.js';
 import { emptyMessage, encodeMessage } from '../dns/message.js';
 import { formatWire } from '../dns/present.js';
 import { RRClass, Rcode, rcodeName } from '../dns/constants.js';
-import { TcpDnsServer, type RequestContext, type TcpLimits } from '../net/tcp-server.js';
+import { TcpDnsServer, type RequestContext, type TcpLimits, type TcpStats } from '../net/tcp-server.js';
 import type { HandlerOutcome } from './handler.js';
 import type { RefusalId } from './refusals.js';
 
@@ -84,6 +84,11 @@ export class RegistrationServer {
   /** Connections open now. */
   get connectionCount(): number {
     return this.tcp.connectionCount;
+  }
+
+  /** The TCP layer's counters since this listener opened (metrics). */
+  get stats(): Readonly<TcpStats> {
+    return this.tcp.stats;
   }
 
   /** The port bound (useful with port 0). */

@@ -13,7 +13,7 @@ import { isEmptyChange, recordKey } from './records.js';
 import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
 import { NameInUseError, type Upstream } from './upstreams/upstream.js';
-import { Outbox, type Op } from './outbox.js';
+import { Outbox, type AttemptObserver, type Op } from './outbox.js';
 import { reverseZoneFor } from './reverse.js';
 import { isForwarded } from './upstreams/filter.js';
 import type { ZoneState } from './zonestate.js';
@@ -44,9 +44,11 @@ export interface KeyStorePort {
   /** Drops a tentative claim. */
   abandon(name: string): void;
   refresh(name: string, expiry: number): unknown;
-  remove(name: string): unknown;
+  remove(name: string): boolean;
   expireDue(now: number): ClaimedKey[];
   nextExpiry(): number | undefined;
+  /** Every confirmed key, in no particular order (the control channel's listings). */
+  claimedKeys(): Iterable<ClaimedKey>;
   readonly size: number;
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export interface KeyStorePort {
 /** The record cache as the zone uses it (implemented by RecordCache). */
 export interface RecordCachePort {
   has(rec: AddrRecord): boolean;
+  get(rec: AddrRecord): { readonly expiresAt: number } | undefined;
   upsert(rec: AddrRecord, expiresAt: number): 'new' | 'refreshed';
   remove(rec: AddrRecord): boolean;
   removeName(name: string): AddrRecord[];
@@ -101,8 +104,18 @@ export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonl
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
 
+/** What happened to a zone's names and records since it opened (metrics). */
+export interface ZoneCounters {
+  claims: number;
+  releases: number;
+  keyExpiries: number;
+  recordExpiries: number;
+}
+
 export class Zone {
+  readonly counters: ZoneCounters = { claims: 0, releases: 0, keyExpiries: 0, recordExpiries: 0 };
   private readonly locks = new Map<string, Promise<unknown>>();
+  private attemptObserver: AttemptObserver | undefined;
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
   private closed = false;
@@ -147,6 +160,7 @@ export class Zone {
     this.upstreamList = list;
     this.outboxes = list.map((u) => {
       const box = new Outbox(u, this.clock, this.logger, this.state, () => this.state?.nextSeq() ?? nextLocalSeq());
+      box.onAttempt = this.attemptObserver;
       const previous = old.get(u.description);
       if (previous !== undefined) {
         box.restore(previous.pendingOps());
@@ -391,6 +405,7 @@ export class Zone {
         this.keys.abandon(name);
         return { ok: false, failure: 'key-store' };
       }
+      this.counters.claims++;
     } else {
       this.keys.refresh(name, plan.keyExpiry);
     }
@@ -478,6 +493,68 @@ export class Zone {
     return this.cache.recordsOf(name);
   }
 
+  /** Claimed names. */
+  get keyCount(): number {
+    return this.keys.size;
+  }
+
+  /** Live records. */
+  get recordCount(): number {
+    return this.cache.size;
+  }
+
+  /** Every claimed name's key (the control channel). */
+  claims(): Iterable<ClaimedKey> {
+    return this.keys.claimedKeys();
+  }
+
+  /** A name's live records with their deadlines (ms), and for each upstream whether the record is installed there or still pending. */
+  recordStates(name: string): Array<{ record: AddrRecord; expiresAt: number; upstreams: Array<{ upstream: string; pending: boolean }> }> {
+    return this.cache.recordsOf(name).map((record) => ({
+      record,
+      expiresAt: this.cache.get(record)?.expiresAt ?? NaN,
+      upstreams: this.outboxes.map((b) => ({ upstream: b.id, pending: b.isPending(record) })),
+    }));
+  }
+
+  /** Each upstream's health and queue (the control channel's status). */
+  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number; oldestPendingMs: number }> {
+    const now = this.clock.now();
+    return this.outboxes.map((b) => ({ upstream: b.id, failing: b.failing, pending: b.pendingCount, oldestPendingMs: b.oldestPendingMs(now) }));
+  }
+
+  /** Tells `observer` of every attempt to apply a batch upstream, now and after reloads (metrics). */
+  observeAttempts(observer: AttemptObserver): void {
+    this.attemptObserver = observer;
+    for (const b of this.outboxes) b.onAttempt = observer;
+  }
+
+  /**
+   * An operator frees `name` (`nsregd names release`, for a lost key or a
+   * retired host): its key is forgotten, durably before this resolves, so
+   * the next claim is a new first claim. Unless `keepRecords`, its records
+   * leave the cache and are removed from every upstream as at key expiry
+   * (through the outboxes, journaled first; keep-records upstreams keep
+   * theirs). With `keepRecords` they stay published until their own
+   * deadlines, a new owner's update, or the next start of the daemon,
+   * which removes records of names without a key (restore()).
+   * Returns the records removed, or null when the name has no key.
+   */
+  async release(name: string, keepRecords: boolean): Promise<AddrRecord[] | null> {
+    return this.withNameLock(name, async () => {
+      if (!this.keys.remove(name)) return null;
+      this.counters.releases++;
+      await this.keys.flush();
+      if (keepRecords) return [];
+      const addresses = this.cache.removeName(name);
+      for (const r of addresses) this.state?.recordRemoved(r);
+      this.logger.info({ name, records: addresses.length }, 'name released by the operator');
+      this.scheduleExpiry();
+      await this.forward({ add: [], remove: [], removeNames: [{ name, addresses }] }, { skipKeepRecords: true });
+      return addresses;
+    });
+  }
+
   /** Arms the single expiry timer for the earliest record or key deadline. */
   private scheduleExpiry(): void {
     if (this.closed) return;
@@ -504,6 +581,8 @@ export class Zone {
     const records = this.cache.expireDue(now);
     const keys = this.keys.expireDue(now);
     const removeNames = keys.map((k) => ({ name: k.name, addresses: this.cache.removeName(k.name) }));
+    this.counters.recordExpiries += records.length;
+    this.counters.keyExpiries += keys.length;
     for (const r of records) this.state?.recordRemoved(r);
     for (const n of removeNames) for (const r of n.addresses) this.state?.recordRemoved(r);
     const jobs: Array<Promise<unknown>> = [];

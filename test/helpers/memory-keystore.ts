@@ -72,8 +72,12 @@ export class MemoryKeyStore implements KeyStorePort {
     if (k) this.keys.set(name, { ...k, expiry });
   }
 
-  remove(name: string): void {
-    this.keys.delete(name);
+  remove(name: string): boolean {
+    return this.keys.delete(name);
+  }
+
+  claimedKeys(): Iterable<ClaimedKey> {
+    return this.keys.values();
   }
 
   expireDue(now: number): ClaimedKey[] {

@@ -263,6 +263,11 @@ export class KeyStore {
     for (const e of this.#keys.entries()) yield e.value;
   }
 
+  /** The same, as the zone's KeyStorePort names it. */
+  claimedKeys(): IterableIterator<StoredKey> {
+    return this.keys();
+  }
+
   /** The earliest expiry of a confirmed key, or undefined when there is none. */
   nextExpiry(): number | undefined {
     return this.#keys.nextDeadline();

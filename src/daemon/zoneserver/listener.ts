@@ -25,6 +25,24 @@ import { ResponseRateLimiter } from './ratelimit.js';
  */
 export type ZoneTcpLimits = Pick<TcpLimits, 'maxConnections' | 'maxPerSource' | 'idleTimeoutMs'>;
 
+/**
+ * Answers and rate-limit decisions of every zone-server listener in this
+ * process, since it started (metrics): answers by rcode, UDP queries
+ * dropped or answered truncated ("slip") by the response rate limiter.
+ */
+export const zoneServerStats = {
+  answers: new Map<number, number>(),
+  rateLimited: { drop: 0, slip: 0 },
+};
+
+function counted(reply: Buffer | null): Buffer | null {
+  if (reply !== null && reply.length >= 4) {
+    const rcode = (reply[3] ?? 0) & 0xf;
+    zoneServerStats.answers.set(rcode, (zoneServerStats.answers.get(rcode) ?? 0) + 1);
+  }
+  return reply;
+}
+
 /** The reply bytes for a query, or null when nothing should be sent. */
 export function respond(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp'): Buffer | null {
   let req;
@@ -73,7 +91,7 @@ class SharedListener {
   ) {
     this.limiter = new ResponseRateLimiter({ perSecond: rateLimit });
     this.tcp = new TcpDnsServer({
-      handler: (raw) => respond(raw, this.authorities, 'tcp'),
+      handler: (raw) => counted(respond(raw, this.authorities, 'tcp')),
       log: logger,
       limits: tcpLimits,
       onOversize: (_request, reply) => truncatedReply(reply),
@@ -132,8 +150,12 @@ class SharedListener {
 
   private onDatagram(sock: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const decision = this.limiter.check(rinfo.address, performance.now());
-    if (decision === 'drop') return;
-    let reply = respond(msg, this.authorities, 'udp');
+    if (decision === 'drop') {
+      zoneServerStats.rateLimited.drop++;
+      return;
+    }
+    if (decision === 'slip') zoneServerStats.rateLimited.slip++;
+    let reply = counted(respond(msg, this.authorities, 'udp'));
     if (reply === null) return;
     // A truncated empty reply: too small to amplify, and a real client retries over TCP.
     if (decision === 'slip') reply = truncatedReply(reply);

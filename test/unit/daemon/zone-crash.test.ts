@@ -59,6 +59,7 @@ function confirmHangs(k: KeyStore): KeyStorePort {
     remove: (name) => k.remove(name),
     expireDue: (now) => k.expireDue(now),
     nextExpiry: () => k.nextExpiry(),
+    claimedKeys: () => k.claimedKeys(),
     get size() {
       return k.size;
     },
