@@ -30,8 +30,6 @@ export interface DaemonOptions {
   logger: Logger;
   clock?: Clock;
   print?: boolean;
-  /** Overrides the guard settings of `limits:` (bench/nsregd-child.ts; configuration is the way). */
-  guard?: Partial<GuardOptions>;
   /** What `nsregd status` reports as the version. */
   version?: string;
 }
@@ -76,7 +74,7 @@ export class Daemon {
   }
 
   private guardSettings(): Partial<GuardOptions> {
-    return { ...guardOptions(this.config.limits), ...this.opts.guard };
+    return guardOptions(this.config.limits);
   }
 
   /** Loads the configuration file, opens every zone and starts listening. Throws ConfigError on bad config. */
