@@ -12,7 +12,7 @@ import { verifyPreparedSig0, type PreparedSig0 } from '../dns/sig0.js';
 import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
 import { ControlServer } from './control.js';
-import { DaemonMetrics } from './metrics.js';
+import { DaemonMetrics, type MetricsSource } from './metrics.js';
 import { systemClock, type Clock } from '../clock.js';
 import { RequestGuard, type GuardOptions } from './guard.js';
 import { handleMessage, type HandlerContext } from './handler.js';
@@ -145,7 +145,7 @@ export class Daemon {
   }
 
   /** Where the metrics read the daemon's state at each scrape. */
-  private metricsSource(): import('./metrics.js').MetricsSource {
+  private metricsSource(): MetricsSource {
     return {
       zones: () => this.zones.values(),
       connections: () => {
