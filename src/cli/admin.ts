@@ -44,9 +44,10 @@ function statusText(s: StatusReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-function releaseText(r: { name: string; recordsRemoved: readonly string[] }): string {
+function releaseText(r: { name: string; recordsRemoved: readonly string[]; removalApplied: boolean }): string {
   const removed = r.recordsRemoved.length === 0 ? 'no records removed' : `removed ${r.recordsRemoved.join(', ')}`;
-  return `released ${r.name} (${removed}); the next key to claim it owns it\n`;
+  const pending = r.removalApplied ? '' : '; an upstream has not taken the removal yet, it is retried until it does';
+  return `released ${r.name} (${removed}${pending}); the next key to claim it owns it\n`;
 }
 
 /** Runs one admin command against the daemon whose control socket is `socket`; resolves with the exit code. */
@@ -77,7 +78,7 @@ export async function runAdmin(invocation: AdminInvocation, socket: string, io: 
       io.stdout.write(namesText([reply.result as NameReport]));
       break;
     case 'names-release':
-      io.stdout.write(releaseText(reply.result as { name: string; recordsRemoved: string[] }));
+      io.stdout.write(releaseText(reply.result as { name: string; recordsRemoved: string[]; removalApplied: boolean }));
       break;
   }
   return 0;

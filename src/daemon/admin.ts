@@ -105,9 +105,15 @@ export function adminHandler(view: AdminView): ControlHandler {
       }
       case 'names-release': {
         const zone = zoneOf(view, request.name);
-        const removed = await zone.release(canonicalName(request.name), request.keepRecords);
-        if (removed === null) throw new ControlCommandError('not-found', `${canonicalName(request.name)} is not claimed`);
-        return { name: canonicalName(request.name), released: true, recordsRemoved: removed.map((r) => `${r.type} ${r.address}`) };
+        const released = await zone.release(canonicalName(request.name), request.keepRecords);
+        if (released === null) throw new ControlCommandError('not-found', `${canonicalName(request.name)} is not claimed`);
+        return {
+          name: canonicalName(request.name),
+          released: true,
+          recordsRemoved: released.records.map((r) => `${r.type} ${r.address}`),
+          // False: an upstream did not take the removal yet; its outbox retries it.
+          removalApplied: released.applied,
+        };
       }
     }
   };

@@ -539,20 +539,22 @@ export class Zone {
    * theirs). With `keepRecords` they stay published until their own
    * deadlines, a new owner's update, or the next start of the daemon,
    * which removes records of names without a key (restore()).
-   * Returns the records removed, or null when the name has no key.
+   * Returns the records removed and whether every upstream applied the
+   * removal at its first attempt (otherwise it waits in the outbox and is
+   * retried), or null when the name has no key.
    */
-  async release(name: string, keepRecords: boolean): Promise<AddrRecord[] | null> {
+  async release(name: string, keepRecords: boolean): Promise<{ records: AddrRecord[]; applied: boolean } | null> {
     return this.withNameLock(name, async () => {
       if (!this.keys.remove(name)) return null;
       this.counters.releases++;
       await this.keys.flush();
-      if (keepRecords) return [];
+      this.logger.info({ name, keepRecords }, 'name released by the operator');
+      if (keepRecords) return { records: [], applied: true };
       const addresses = this.cache.removeName(name);
       for (const r of addresses) this.state?.recordRemoved(r);
-      this.logger.info({ name, records: addresses.length }, 'name released by the operator');
       this.scheduleExpiry();
-      await this.forward({ add: [], remove: [], removeNames: [{ name, addresses }] }, { skipKeepRecords: true });
-      return addresses;
+      const outcome = await this.forward({ add: [], remove: [], removeNames: [{ name, addresses }] }, { skipKeepRecords: true });
+      return { records: addresses, applied: outcome.ok };
     });
   }
 

@@ -5,7 +5,8 @@
  * the socket); release removes the name's records at BIND and lets another
  * key claim the name; the socket is 0600 and refuses another user; a stale
  * socket left by kill -9 is replaced; a second daemon on the same socket
- * does not start; a stopped daemon gives a clear one-line error.
+ * does not start; a stopped daemon gives a clear one-line error; a release
+ * while the upstream is down frees the name and says the removal waits.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -150,5 +151,19 @@ describe('nsregd control socket and admin commands', () => {
     assert.match(second.stderr, /another nsregd answers on \S+control\.sock/);
     assert.equal((await admin('status')).code, 0, 'the first one still answers');
     assert.deepEqual(await named.query(`laptop.${ZONE}`, 'A'), ['192.0.2.10'], 'and its records are untouched');
+  });
+
+  it('release while the upstream is down: the name is free at once, the removal waits in the outbox and says so', async () => {
+    await named.stop();
+    const r = await admin('names', 'release', `laptop.${ZONE}`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      `released laptop.${ZONE} (removed A 192.0.2.10; an upstream has not taken the removal yet, it is retried until it does); the next key to claim it owns it\n`,
+    );
+    const list = JSON.parse((await admin('names', 'list', '--json')).stdout) as Array<{ name: string }>;
+    assert.equal(list.some((n) => n.name === `laptop.${ZONE}`), false);
+    const status = JSON.parse((await admin('status', '--json')).stdout) as { zones: Array<{ upstreams: Array<{ state: string; pending: number }> }> };
+    assert.deepEqual(status.zones[0]?.upstreams.map((u) => [u.state, u.pending > 0]), [['failing', true]]);
   });
 });
