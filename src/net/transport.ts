@@ -371,3 +371,145 @@ export async function exchange(opts: UdpExchangeOptions & { tcp: boolean }): Pro
   }
   return udpExchange(opts);
 }
+
+interface SessionWaiter {
+  readonly resolve: (reply: Buffer) => void;
+  readonly reject: (err: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * One TCP connection to a DNS server kept open and reused for many
+ * exchanges (RFC 7766 §6.2.1: connection reuse, with pipelining — several
+ * messages in flight, replies paired with their queries by ID, in
+ * whatever order they come). Saves a connection set-up and teardown per
+ * message on both sides.
+ *
+ * The connection opens on the first exchange and closes after `idleMs`
+ * with nothing in flight. When it fails, everything in flight is rejected
+ * (TransportError) and the next exchange opens a new one. A message sent
+ * on a connection that had already carried earlier replies is sent once
+ * more on a fresh connection if that one closes before any reply: the
+ * server may have timed the idle connection out just as it was reused
+ * (RFC 7766 §6.2.3). A message whose ID is already in flight goes over a
+ * one-off connection (tcpExchange) instead.
+ */
+export class TcpSession {
+  private socket: net.Socket | undefined;
+  private readonly inFlight = new Map<number, SessionWaiter>();
+  /** Replies received on the current connection. */
+  private served = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: { host: string; port: number; idleMs?: number; maxInFlight?: number }) {}
+
+  async exchange(message: Buffer, timeoutMs: number): Promise<Buffer> {
+    checkOptions({ host: this.opts.host, port: this.opts.port, message, timeoutMs });
+    const id = messageId(message);
+    if (this.closed || this.inFlight.has(id) || this.inFlight.size >= (this.opts.maxInFlight ?? 64)) {
+      return tcpExchange({ host: this.opts.host, port: this.opts.port, message, timeoutMs });
+    }
+    const reused = this.socket !== undefined && this.served > 0;
+    try {
+      return await this.send(message, id, timeoutMs);
+    } catch (err) {
+      if (!reused || !(err instanceof TransportError) || (err.reason !== 'closed' && err.reason !== 'socket')) throw err;
+      return this.send(message, id, timeoutMs);
+    }
+  }
+
+  /** Closes the connection; exchanges in flight are rejected, later ones use one-off connections. */
+  close(): void {
+    this.closed = true;
+    this.drop(new TransportError('closed', `TCP ${formatHostPort(this.opts.host, this.opts.port)}: session closed`));
+  }
+
+  private send(message: Buffer, id: number, timeoutMs: number): Promise<Buffer> {
+    if (this.inFlight.has(id)) return tcpExchange({ host: this.opts.host, port: this.opts.port, message, timeoutMs });
+    const framed = frame(message);
+    const socket = this.socket ?? this.connect();
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    // While something is in flight the connection keeps the process alive; an idle one does not.
+    socket.ref();
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // The server is not answering on this connection: give it up, so later messages get a fresh one.
+        this.drop(new TransportError('timeout', `TCP ${formatHostPort(this.opts.host, this.opts.port)}: no reply within ${timeoutMs} ms`), socket);
+      }, timeoutMs);
+      this.inFlight.set(id, { resolve, reject, timer });
+      socket.write(framed);
+    });
+  }
+
+  private connect(): net.Socket {
+    const where = formatHostPort(this.opts.host, this.opts.port);
+    const socket = net.connect({ host: this.opts.host, port: this.opts.port });
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder();
+    let connected = false;
+    this.socket = socket;
+    this.served = 0;
+    socket.on('connect', () => {
+      connected = true;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        this.drop(err instanceof TransportError ? err : new TransportError('socket', `TCP ${where}: ${errorMessage(err)}`), socket);
+        return;
+      }
+      for (const reply of frames) {
+        if (reply.length < 2) continue;
+        const waiter = this.inFlight.get(messageId(reply));
+        // A reply nobody waits for (one that timed out) is dropped.
+        if (waiter === undefined) continue;
+        this.inFlight.delete(messageId(reply));
+        clearTimeout(waiter.timer);
+        this.served++;
+        waiter.resolve(reply);
+      }
+      this.armIdle(socket);
+    });
+    socket.on('end', () => this.drop(new TransportError('closed', `TCP ${where}: connection closed by the server`), socket));
+    socket.on('close', () => this.drop(new TransportError('closed', `TCP ${where}: connection closed`), socket));
+    socket.on('error', (err) => {
+      this.drop(
+        connected
+          ? new TransportError('socket', `TCP ${where}: ${err.message}`, { cause: err })
+          : new TransportError('connect', `TCP ${where}: cannot connect: ${err.message}`, { cause: err }),
+        socket,
+      );
+    });
+    return socket;
+  }
+
+  private armIdle(socket: net.Socket): void {
+    if (this.inFlight.size > 0 || socket !== this.socket) return;
+    socket.unref();
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.inFlight.size === 0 && this.socket === socket) this.drop(undefined, socket);
+    }, this.opts.idleMs ?? 10_000);
+    this.idleTimer.unref();
+  }
+
+  /** Ends the connection (`only`: if it is still the current one), rejecting what is in flight with `err`. */
+  private drop(err: TransportError | undefined, only?: net.Socket): void {
+    const socket = this.socket;
+    if (socket === undefined || (only !== undefined && only !== socket)) return;
+    this.socket = undefined;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    socket.destroy();
+    const waiting = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const w of waiting) {
+      clearTimeout(w.timer);
+      w.reject(err ?? new TransportError('closed', 'connection closed'));
+    }
+  }
+}

@@ -16,7 +16,7 @@ import type { NsupdateUpstreamConfig } from '../../config/upstreams/index.js';
 import { RRClass, Rcode, rcodeName } from '../../dns/constants.js';
 import { TransportError, TsigError } from '../../dns/errors.js';
 import { decodeMessage, encodeMessage, encodingLength, recordLength, type ResourceRecord } from '../../dns/message.js';
-import { exchange, MAX_TCP_MESSAGE } from '../../net/transport.js';
+import { exchange, MAX_TCP_MESSAGE, TcpSession } from '../../net/transport.js';
 import { signTsig, tsigLength, verifyTsigResponse, type TsigKey } from '../../dns/tsig.js';
 import { formatHostPort } from '../../net/address.js';
 import { addRecord, buildUpdate, deleteRecord, deleteRRset, prereqNameNotInUse } from '../../dns/update.js';
@@ -153,11 +153,21 @@ class NsupdateUpstream implements Upstream {
   readonly #guard: RepublishGuard;
   #timer: TimerHandle | undefined;
   #closed = false;
+  /** The reused TCP connection to the server (RFC 7766 §6.2.1), when no transport was given. */
+  readonly #session: TcpSession | undefined;
 
-  constructor(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send: UpdateTransport) {
+  constructor(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send: UpdateTransport | undefined) {
     this.#config = config;
     this.#ctx = ctx;
-    this.#send = send;
+    if (send === undefined) {
+      // One connection carries every TCP update and probe (protect-existing), instead of one each.
+      const session = new TcpSession({ host: config.hostname, port: config.port });
+      this.#session = session;
+      this.#send = async (o) =>
+        o.tcp ? { reply: await session.exchange(o.message, o.timeoutMs), transport: 'tcp' as const } : exchange(o);
+    } else {
+      this.#send = send;
+    }
     this.keepRecords = config.keepRecords;
     this.description = `nsupdate ${hostPort(config.hostname, config.port)} (zone ${config.zone ?? '-'})`;
     this.#key = {
@@ -178,6 +188,7 @@ class NsupdateUpstream implements Upstream {
     this.#closed = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    this.#session?.close();
     return Promise.resolve();
   }
 
@@ -328,6 +339,6 @@ class NsupdateUpstream implements Upstream {
   }
 }
 
-export function createNsupdateUpstream(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send: UpdateTransport = exchange): Upstream {
+export function createNsupdateUpstream(config: NsupdateUpstreamConfig, ctx: UpstreamContext, send?: UpdateTransport): Upstream {
   return new NsupdateUpstream(config, ctx, send);
 }
