@@ -124,12 +124,13 @@ export class RegistrationServer {
     if (this.opts.print) log.info({}, `received:\n${formatWire(raw)}`);
     // A handler that throws is the TCP layer's to log; it closes the connection.
     const outcome: HandlerOutcome = await this.opts.handler(raw, remote);
-    const fields = { rcode: rcodeName(outcome.rcode), zone: outcome.zone, name: outcome.name, reason: outcome.reason };
+    const fields = (): object => ({ rcode: rcodeName(outcome.rcode), zone: outcome.zone, name: outcome.name, reason: outcome.reason });
     // Turned-away floods are logged at debug: one info line per flooded request would be a second flood.
     if (outcome.rcode === 0 || (outcome.refusal !== undefined && QUIET_REFUSALS.has(outcome.refusal))) {
-      log.debug(fields, outcome.rcode === 0 ? 'request handled' : 'request refused');
+      // Every request passes here: nothing is built for a level that is not written.
+      if (log.isLevelEnabled?.('debug') !== false) log.debug(fields(), outcome.rcode === 0 ? 'request handled' : 'request refused');
     } else {
-      log.info(fields, 'request refused');
+      log.info(fields(), 'request refused');
     }
     if (outcome.reply !== null && this.opts.print) log.info({}, `reply:\n${formatWire(outcome.reply)}`);
     return outcome.reply;
