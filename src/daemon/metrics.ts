@@ -26,44 +26,38 @@ export interface MetricsSource {
 /** The guard's refusals, by the kind operators alert on. */
 const GUARD_KINDS: Readonly<Record<string, string>> = { rateLimited: 'rate', busy: 'busy', replayed: 'replay' };
 
-/** A counter whose value is kept elsewhere: set from `read` at each scrape. */
-function mirroredCounter<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
-  read: () => Iterable<[Partial<Record<L, string>>, number]>,
-): Counter<L> {
-  return new Counter<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect(): void {
-      this.reset();
-      for (const [labels, value] of read()) this.inc(labels, value);
-    },
-  });
-}
+type Read<L extends string> = () => Iterable<[Partial<Record<L, string>>, number]>;
 
-function gauge<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
-  read: () => Iterable<[Partial<Record<L, string>>, number]>,
-): Gauge<L> {
-  return new Gauge<L>({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
+/**
+ * A metric whose values are kept elsewhere: set from `read` at each
+ * scrape. A counter for totals (prom-client has no `set` on counters, so
+ * it is reset and incremented by the value), a gauge for levels.
+ */
+function mirrored<L extends string>(kind: 'counter' | 'gauge', registry: Registry, name: string, help: string, labelNames: readonly L[], read: Read<L>): void {
+  const base = { name, help, labelNames, registers: [registry] };
+  if (kind === 'counter') {
+    new Counter<L>({
+      ...base,
+      collect(): void {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+    return;
+  }
+  new Gauge<L>({
+    ...base,
     collect(): void {
       this.reset();
       for (const [labels, value] of read()) this.set(labels, value);
     },
   });
 }
+
+const mirroredCounter = <L extends string>(r: Registry, name: string, help: string, labels: readonly L[], read: Read<L>): void =>
+  mirrored('counter', r, name, help, labels, read);
+const gauge = <L extends string>(r: Registry, name: string, help: string, labels: readonly L[], read: Read<L>): void =>
+  mirrored('gauge', r, name, help, labels, read);
 
 export class DaemonMetrics {
   readonly registry = new Registry();
