@@ -189,6 +189,12 @@ describe('hijack: the built-in zone server never publishes a name that is not a 
         tcpConnections: 256,
         tcpPerSource: 16,
         tcpIdleTimeout: 10_000,
+        transferKeys: [],
+        allowTransfer: [],
+        soaRefresh: 60_000,
+        soaRetry: 60_000,
+        soaExpire: 604_800_000,
+        soaMinimum: null,
       },
       {
         zone: ZONE,

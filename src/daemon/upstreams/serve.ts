@@ -16,7 +16,7 @@ import { canonicalName, childLabel, fqdn, isSubdomain } from '../../dns/names.js
 import { unixSeconds } from '../../clock.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
 import { reverseName } from '../reverse.js';
-import type { Authority, NameData } from '../zoneserver/authority.js';
+import type { Authority, NameData, TransferPolicy } from '../zoneserver/authority.js';
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
 import type { LabelSyntax } from '../../config/daemon.js';
@@ -24,9 +24,10 @@ import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
 import { errorMessage } from '../../errors.js';
 
-const SOA_REFRESH = 3600;
-const SOA_RETRY = 600;
-const SOA_EXPIRE = 7 * 86400;
+/** TTL of the apex NS records and the primary's glue: they change only with the configuration. */
+const NS_TTL = 3600;
+
+const seconds = (ms: number): number => Math.floor(ms / 1000);
 
 class ServeUpstream implements Upstream {
   readonly description: string;
@@ -43,6 +44,7 @@ class ServeUpstream implements Upstream {
   private readonly primary: string;
   private readonly primaryGlue: string | undefined;
   private readonly labelSyntax: LabelSyntax;
+  private readonly transfer: TransferPolicy;
 
   constructor(
     private readonly config: ServeUpstreamConfig,
@@ -53,6 +55,10 @@ class ServeUpstream implements Upstream {
     this.keepRecords = config.keepRecords;
     this.ttl = Math.floor(config.recordTtl / 1000);
     this.labelSyntax = ctx.labelSyntax ?? 'hostname';
+    this.transfer = {
+      keys: config.transferKeys.map((k) => ({ name: k.name, algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64') })),
+      nets: config.allowTransfer,
+    };
     // With an address to listen on, the primary is ns.<zone> and we serve its glue; a host name is used as it is.
     if (config.primary !== null) {
       this.primary = config.primary;
@@ -164,10 +170,10 @@ class ServeUpstream implements Upstream {
         mname: this.primary,
         rname: this.config.hostmaster ?? `hostmaster.${this.zone}`,
         serial: this.serial?.value ?? 0,
-        refresh: SOA_REFRESH,
-        retry: SOA_RETRY,
-        expire: SOA_EXPIRE,
-        minimum: negative,
+        refresh: seconds(this.config.soaRefresh),
+        retry: seconds(this.config.soaRetry),
+        expire: seconds(this.config.soaExpire),
+        minimum: this.config.soaMinimum === null ? negative : seconds(this.config.soaMinimum),
       },
     };
   }
@@ -176,14 +182,14 @@ class ServeUpstream implements Upstream {
     const ns = this.config.nameservers.length > 0 ? this.config.nameservers : [this.primary];
     return [
       this.soaFor(apex),
-      ...ns.map((n): ResourceRecord => ({ name: apex, type: 'NS', class: RRClass.IN, ttl: SOA_REFRESH, data: fqdn(n) })),
+      ...ns.map((n): ResourceRecord => ({ name: apex, type: 'NS', class: RRClass.IN, ttl: NS_TTL, data: fqdn(n) })),
     ];
   }
 
   private glue(name: string): ResourceRecord[] {
     if (name !== canonicalName(this.primary) || this.primaryGlue === undefined) return [];
     const type = net.isIPv6(this.primaryGlue) ? 'AAAA' : 'A';
-    return [{ name, type, class: RRClass.IN, ttl: SOA_REFRESH, data: this.primaryGlue }];
+    return [{ name, type, class: RRClass.IN, ttl: NS_TTL, data: this.primaryGlue }];
   }
 
   private forwardAuthority(): Authority {
@@ -193,6 +199,8 @@ class ServeUpstream implements Upstream {
       apex: zone,
       soa: () => this.soaFor(zone),
       glue: (n) => this.glue(n),
+      transfer: this.transfer,
+      records: () => this.forwardRecords(),
       lookup: (name): NameData => {
         if (name === zone) return { records: this.apexRecords(zone), exists: true };
         if (name === srvName) {
@@ -217,11 +225,36 @@ class ServeUpstream implements Upstream {
     };
   }
 
+  /** Every RR of the forward zone but the SOA, as lookups answer them (a zone transfer). */
+  private forwardRecords(): ResourceRecord[] {
+    const names = new Set([this.zone, `_nsreg._tcp.${this.zone}`, canonicalName(this.primary)]);
+    for (const r of this.ctx.allLiveRecords()) names.add(canonicalName(r.name));
+    const auth = this.forwardAuthority();
+    const out: ResourceRecord[] = [];
+    for (const name of names) {
+      if (!isSubdomain(name, this.zone)) continue;
+      out.push(...auth.lookup(name).records.filter((rr) => rr.type !== 'SOA'));
+    }
+    return out;
+  }
+
+  /** Every RR of a reverse zone but the SOA. */
+  private reverseRecords(apex: string): ResourceRecord[] {
+    const auth = this.reverseAuthority(apex);
+    const out: ResourceRecord[] = this.apexRecords(apex).filter((rr) => rr.type !== 'SOA');
+    for (const owner of this.ptrIndex.keys()) {
+      if (isSubdomain(owner, apex)) out.push(...auth.lookup(owner).records);
+    }
+    return out;
+  }
+
   private reverseAuthority(apex: string): Authority {
     return {
       apex,
       soa: () => this.soaFor(apex),
       glue: (n) => this.glue(n),
+      transfer: this.transfer,
+      records: () => this.reverseRecords(apex),
       lookup: (name): NameData => {
         if (name === apex) return { records: this.apexRecords(apex), exists: true };
         const records: ResourceRecord[] = [];

@@ -1,0 +1,192 @@
+/**
+ * Zone transfers out of the built-in zone server (RFC 5936 AXFR, RFC 1995
+ * IXFR answered with the whole zone, RFC 8945 TSIG): real dig as the
+ * client, and a real BIND named as a secondary of nsregd (hidden primary).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Algorithm, Rcode } from '../../src/dns/constants.js';
+import { startNamed, type NamedLab } from '../helpers/named.js';
+import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
+import { freePort } from '../helpers/ports.js';
+import { a, makeClient, signedUpdate } from '../helpers/sig0-client.js';
+import { requireTool, run } from '../helpers/tools.js';
+import { serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
+import { eventually } from '../helpers/eventually.js';
+
+const ZONE = 'xfr.example.org.';
+const REV = '2.0.192.in-addr.arpa.';
+const KEY = { name: 'xfr-key.example.org.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
+const now = (): number => Math.floor(Date.now() / 1000);
+
+function zones(dnsPort: number): string {
+  return zoneYaml(ZONE, {
+    'max-key-ttl': '720h',
+    'max-addr-ttl': '1h',
+    'reserved-names': ['ns'],
+    'allowed-nets': ['127.0.0.0/8'],
+    'allow-any-addr': true,
+    upstreams: [
+      serveUpstream(dnsPort, {
+        'record-ttl': '30s',
+        'negative-ttl': '5s',
+        'reverse-zones': [REV],
+        'rate-limit': 0,
+        'transfer-keys': [KEY],
+        'allow-transfer': ['127.0.0.2/32'],
+        'soa-refresh': '2m',
+        'soa-retry': '30s',
+        'soa-expire': '336h',
+      }),
+    ],
+  });
+}
+
+/** dig's AXFR/IXFR output: the records (one line each, blanks folded), and the trailer lines. */
+async function transfer(port: number, args: string[]): Promise<{ records: string[]; raw: string }> {
+  const r = await run(requireTool('dig'), ['@127.0.0.1', '-p', String(port), '+time=5', '+tries=1', '+nocmd', ...args], { timeoutMs: 30_000 });
+  const raw = r.stdout;
+  const records = raw
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith(';'))
+    .map((l) => l.split(/\s+/).join(' '))
+    .filter((l) => !/ ANY TSIG /.test(l));
+  assert.equal(r.code === 0 || r.code === 9 || r.code === 1, true, `dig exited ${String(r.code)}: ${r.stderr}`);
+  return { records, raw };
+}
+
+/** The message count of dig's "XFR size" line. */
+const messages = (raw: string): number => Number(/XFR size: \d+ records \(messages (\d+)/.exec(raw)?.[1]);
+
+const keyArg = (k: typeof KEY): string => `-y${k.algorithm}:${k.name}:${k.secret}`;
+
+describe('zone transfers from the built-in zone server', () => {
+  let d: NsregdLab;
+  let dnsPort: number;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nsregd-xfr-'));
+    dnsPort = await freePort();
+    // Registrations of the large-zone test come quickly from one address (16 at a time, within connections-per-source).
+    d = await startNsregd({ zonesYaml: zones(dnsPort), dir, extraYaml: 'limits:\n  sig-rate-per-source: 0\n' });
+    for (const [label, addr] of [
+      ['alpha', '192.0.2.10'],
+      ['beta', '192.0.2.11'],
+    ] as const) {
+      const c = makeClient(label, ZONE, Algorithm.ED25519);
+      assert.equal((await d.send(signedUpdate(c, [a(c.name, addr)], { now: now() }))).rcode, Rcode.NOERROR);
+    }
+  });
+
+  after(async () => {
+    await d?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('AXFR with the transfer key: the whole zone, SOA first and last, every message signed', async () => {
+    const { records, raw } = await transfer(dnsPort, [keyArg(KEY), ZONE, 'AXFR']);
+    assert.doesNotMatch(raw, /Transfer failed|tsig verify failure|; TSIG error/i, raw);
+    assert.match(records[0] ?? '', new RegExp(`^${ZONE} 5 IN SOA ns\\.${ZONE} hostmaster\\.${ZONE} \\d+ 120 30 1209600 5$`));
+    assert.equal(records.at(-1), records[0], 'SOA last');
+    // dig prints the TSIG RR of each signed message; every one is there and verified (no "tsig verify failure").
+    assert.ok((raw.match(/\sANY\s+TSIG\s/g) ?? []).length >= 1, raw);
+    const body = records.slice(1, -1);
+    assert.ok(body.includes(`${ZONE} 3600 IN NS ns.${ZONE}`), raw);
+    assert.ok(body.includes(`ns.${ZONE} 3600 IN A 127.0.0.1`), raw);
+    assert.ok(body.includes(`alpha.${ZONE} 30 IN A 192.0.2.10`), raw);
+    assert.ok(body.includes(`beta.${ZONE} 30 IN A 192.0.2.11`), raw);
+    assert.ok(body.some((l) => l.startsWith(`_nsreg._tcp.${ZONE} 30 IN SRV 0 0 ${d.port} `)), raw);
+    assert.ok(!body.some((l) => / SOA /.test(l)), 'one SOA at each end only');
+    // The reverse zone transfers too.
+    const rev = await transfer(dnsPort, [keyArg(KEY), REV, 'AXFR']);
+    assert.ok(rev.records.includes(`10.${REV} 30 IN PTR alpha.${ZONE}`), rev.raw);
+  });
+
+  it('refusals: no key from a network not allowed, an unknown key, a wrong secret; UDP AXFR', async () => {
+    const unsigned = await transfer(dnsPort, [ZONE, 'AXFR']);
+    assert.match(unsigned.raw, /Transfer failed|REFUSED/, unsigned.raw);
+    assert.ok(!unsigned.records.some((l) => / SOA /.test(l)));
+    const unknown = await transfer(dnsPort, [keyArg({ ...KEY, name: 'other-key.example.org.' }), ZONE, 'AXFR']);
+    assert.match(unknown.raw, /BADKEY|NOTAUTH|tsig/i, unknown.raw);
+    assert.ok(!unknown.records.some((l) => / SOA /.test(l)), unknown.raw);
+    const wrong = await transfer(dnsPort, [keyArg({ ...KEY, secret: randomBytes(32).toString('base64') }), ZONE, 'AXFR']);
+    assert.match(wrong.raw, /BADSIG|NOTAUTH|tsig/i, wrong.raw);
+    assert.ok(!wrong.records.some((l) => / SOA /.test(l)), wrong.raw);
+    const udp = await transfer(dnsPort, ['+notcp', '+ignore', keyArg(KEY), ZONE, 'AXFR']);
+    assert.doesNotMatch(udp.raw, / IN SOA /, udp.raw);
+  });
+
+  it('an allow-transfer network transfers without a key', async () => {
+    const { records, raw } = await transfer(dnsPort, ['-b', '127.0.0.2', ZONE, 'AXFR']);
+    assert.match(records[0] ?? '', / IN SOA /, raw);
+    assert.ok(records.includes(`alpha.${ZONE} 30 IN A 192.0.2.10`), raw);
+  });
+
+  it('IXFR: up to date gets the SOA alone; behind gets the whole zone', async () => {
+    const soa = await transfer(dnsPort, [keyArg(KEY), '+short', ZONE, 'SOA']);
+    const serial = Number((soa.records[0] ?? '').split(' ')[2]);
+    assert.ok(serial > 0, soa.raw);
+    const current = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial}`]);
+    assert.equal(current.records.length, 1, current.raw);
+    const behind = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial - 1}`]);
+    assert.ok(behind.records.includes(`beta.${ZONE} 30 IN A 192.0.2.11`), behind.raw);
+  });
+
+  describe('BIND named as a secondary', () => {
+    let named: NamedLab;
+
+    before(async () => {
+      named = await startNamed({
+        zones: [],
+        tsigKeys: [KEY],
+        extraConfig: [
+          `zone "${ZONE}" { type secondary; file "secondary.db"; primaries { 127.0.0.1 port ${dnsPort} key "${KEY.name}"; }; allow-transfer { any; }; };`,
+          `zone "${REV}" { type secondary; file "secondary-rev.db"; primaries { 127.0.0.1 port ${dnsPort} key "${KEY.name}"; }; allow-transfer { any; }; };`,
+        ].join('\n'),
+      });
+    });
+
+    after(async () => {
+      await named?.stop();
+    });
+
+    it('transfers every live name, then a new claim after a refresh', async () => {
+      await eventually('the secondary to serve alpha', () => named.query(`alpha.${ZONE}`, 'A').catch((): string[] => []), (v) => v.includes('192.0.2.10'), 10_000);
+      assert.deepEqual(await named.query(`beta.${ZONE}`, 'A'), ['192.0.2.11']);
+      await eventually('the secondary to serve the reverse zone', () => named.query(`11.${REV}`, 'PTR').catch((): string[] => []), (v) => v.includes(`beta.${ZONE}`), 10_000);
+      const c = makeClient('gamma', ZONE, Algorithm.ED25519);
+      assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.12')], { now: now() }))).rcode, Rcode.NOERROR);
+      await named.rndc(['refresh', ZONE]);
+      await eventually('the secondary to serve gamma', () => named.query(`gamma.${ZONE}`, 'A'), (v) => v.includes('192.0.2.12'), 10_000);
+      assert.match(named.log(), new RegExp(`transfer of '${ZONE.slice(0, -1)}/IN' from 127\\.0\\.0\\.1#${dnsPort}: Transfer completed`));
+    });
+
+    it('a large zone (5,000 names) transfers completely in several messages', async () => {
+      const clients = Array.from({ length: 5000 }, (_, i) => makeClient(`bulk${i}`, ZONE, Algorithm.ED25519));
+      const t = now();
+      for (let i = 0; i < clients.length; i += 16) {
+        const batch = clients.slice(i, i + 16);
+        const replies = await Promise.all(
+          batch.map((c, j) => d.send(signedUpdate(c, [a(c.name, `10.${Math.floor((i + j) / 256)}.${(i + j) % 256}.1`)], { now: t }))),
+        );
+        assert.ok(replies.every((r) => r.rcode === Rcode.NOERROR));
+      }
+      const { records, raw } = await transfer(dnsPort, [keyArg(KEY), '+stats', ZONE, 'AXFR']);
+      // dig checks the TSIG of every message (each MAC chained on the previous one, RFC 8945 §5.3.1).
+      assert.doesNotMatch(raw, /Transfer failed|tsig verify failure|TSIG error/i, raw.slice(-500));
+      assert.equal((raw.match(/\sANY\s+TSIG\s/g) ?? []).length, messages(raw), 'one TSIG per message');
+      const bulk = records.filter((l) => /^bulk\d+\./.test(l));
+      assert.equal(bulk.length, 5000, raw.slice(-500));
+      assert.ok(messages(raw) >= 3, `5,000 names in ${messages(raw)} messages`);
+      await named.rndc(['refresh', ZONE]);
+      await eventually('the secondary to serve the last bulk name', () => named.query(`bulk4999.${ZONE}`, 'A'), (v) => v.includes('10.19.135.1'), 20_000);
+      const secondary = await named.dig(['+tcp', '+nocmd', '-y', `${KEY.algorithm}:${KEY.name}:${KEY.secret}`, ZONE, 'AXFR']).catch((err: unknown) => String(err));
+      assert.equal((secondary.match(/^bulk\d+\./gm) ?? []).length, 5000);
+    });
+  });
+});
