@@ -127,14 +127,24 @@ describe('zone transfers from the built-in zone server', () => {
     assert.ok(records.includes(`alpha.${ZONE} 30 IN A 192.0.2.10`), raw);
   });
 
-  it('IXFR: up to date gets the SOA alone; behind gets the whole zone', async () => {
-    const soa = await transfer(dnsPort, [keyArg(KEY), '+short', ZONE, 'SOA']);
-    const serial = Number((soa.records[0] ?? '').split(' ')[2]);
-    assert.ok(serial > 0, soa.raw);
+  it('IXFR: up to date gets the SOA alone; a known serial gets the differences; one older than the history the whole zone', async () => {
+    const serialNow = async (): Promise<number> => Number(((await transfer(dnsPort, [keyArg(KEY), '+short', ZONE, 'SOA'])).records[0] ?? '').split(' ')[2]);
+    // An AXFR makes this serial a version the history knows.
+    await transfer(dnsPort, [keyArg(KEY), ZONE, 'AXFR']);
+    const serial = await serialNow();
+    assert.ok(serial > 0);
     const current = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial}`]);
     assert.equal(current.records.length, 1, current.raw);
-    const behind = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial - 1}`]);
-    assert.ok(behind.records.includes(`beta.${ZONE} 30 IN A 192.0.2.11`), behind.raw);
+    const c = makeClient('delta', ZONE, Algorithm.ED25519);
+    assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.13')], { now: now() }))).rcode, Rcode.NOERROR);
+    const incremental = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial}`]);
+    const soas = incremental.records.filter((l) => / IN SOA /.test(l)).map((l) => Number(l.split(' ')[6]));
+    const next = await serialNow();
+    assert.deepEqual(soas, [next, serial, next, next], incremental.raw);
+    assert.deepEqual(incremental.records.filter((l) => !/ IN SOA /.test(l)), [`delta.${ZONE} 30 IN A 192.0.2.13`], incremental.raw);
+    const old = await transfer(dnsPort, [keyArg(KEY), ZONE, `IXFR=${serial - 1000}`]);
+    assert.ok(old.records.includes(`beta.${ZONE} 30 IN A 192.0.2.11`), old.raw);
+    assert.ok(old.records.includes(`delta.${ZONE} 30 IN A 192.0.2.13`), old.raw);
   });
 
   describe('BIND named as a secondary', () => {
@@ -163,7 +173,10 @@ describe('zone transfers from the built-in zone server', () => {
       assert.equal((await d.send(signedUpdate(c, [a(c.name, '192.0.2.12')], { now: now() }))).rcode, Rcode.NOERROR);
       await named.rndc(['refresh', ZONE]);
       await eventually('the secondary to serve gamma', () => named.query(`gamma.${ZONE}`, 'A'), (v) => v.includes('192.0.2.12'), 10_000);
-      assert.match(named.log(), new RegExp(`transfer of '${ZONE.slice(0, -1)}/IN' from 127\\.0\\.0\\.1#${dnsPort}: Transfer completed`));
+      // IXFR, not AXFR: the new SOA, the old one with no deletions, the next one with gamma's A, the new SOA again (the whole zone is 8).
+      const serial = Number((await named.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
+      await eventually('the transfer to be logged', () => named.log(), (log) => log.includes(`(serial ${serial})`), 5000);
+      assert.match(named.log(), new RegExp(`transfer of '${ZONE.slice(0, -1)}/IN' from 127\\.0\\.0\\.1#${dnsPort}: Transfer completed: 1 messages, 5 records, .*\\(serial ${serial}\\)`));
     });
 
     it('a large zone (5,000 names) transfers completely in several messages', async () => {

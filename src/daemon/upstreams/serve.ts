@@ -19,6 +19,7 @@ import { reverseName } from '../reverse.js';
 import type { Authority, NameData, TransferPolicy } from '../zoneserver/authority.js';
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
+import { ZoneHistory, type Difference } from '../zoneserver/history.js';
 import type { LabelSyntax } from '../../config/daemon.js';
 import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
@@ -28,6 +29,13 @@ import { errorMessage } from '../../errors.js';
 const NS_TTL = 3600;
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
+
+/**
+ * How much of each zone's history IXFR can answer from: the last 1,000
+ * changes, at most 100,000 records in all (a few MB). A secondary further
+ * behind gets the whole zone, which it would need anyway.
+ */
+const HISTORY_LIMITS = { differences: 1000, records: 100_000 };
 
 class ServeUpstream implements Upstream {
   readonly description: string;
@@ -45,6 +53,8 @@ class ServeUpstream implements Upstream {
   private readonly primaryGlue: string | undefined;
   private readonly labelSyntax: LabelSyntax;
   private readonly transfer: TransferPolicy;
+  /** IXFR histories by apex (forward and reverse zones). */
+  private readonly histories = new Map<string, ZoneHistory>();
 
   constructor(
     private readonly config: ServeUpstreamConfig,
@@ -200,7 +210,8 @@ class ServeUpstream implements Upstream {
       soa: () => this.soaFor(zone),
       glue: (n) => this.glue(n),
       transfer: this.transfer,
-      records: () => this.forwardRecords(),
+      records: () => this.observed(zone, () => this.forwardRecords()),
+      changesSince: (serial) => this.changesSince(zone, () => this.forwardRecords(), serial),
       lookup: (name): NameData => {
         if (name === zone) return { records: this.apexRecords(zone), exists: true };
         if (name === srvName) {
@@ -223,6 +234,30 @@ class ServeUpstream implements Upstream {
         return { records, exists: records.length > 0 };
       },
     };
+  }
+
+  /**
+   * The zone's records now, recorded in its IXFR history; when they changed
+   * under an unchanged serial (a change visible before apply() moved the
+   * serial on), the serial moves on first, so every version has its own.
+   */
+  private observed(apex: string, compute: () => ResourceRecord[]): ResourceRecord[] {
+    let history = this.histories.get(apex);
+    if (history === undefined) {
+      history = new ZoneHistory(HISTORY_LIMITS);
+      this.histories.set(apex, history);
+    }
+    const records = compute();
+    if (this.serial !== undefined && history.observe(records, this.serial.value) === 'stale') {
+      this.serial.next();
+      history.observe(records, this.serial.value);
+    }
+    return records;
+  }
+
+  private changesSince(apex: string, compute: () => ResourceRecord[], serial: number): Difference[] | undefined {
+    this.observed(apex, compute);
+    return this.histories.get(apex)?.since(serial);
   }
 
   /** Every RR of the forward zone but the SOA, as lookups answer them (a zone transfer). */
@@ -254,7 +289,8 @@ class ServeUpstream implements Upstream {
       soa: () => this.soaFor(apex),
       glue: (n) => this.glue(n),
       transfer: this.transfer,
-      records: () => this.reverseRecords(apex),
+      records: () => this.observed(apex, () => this.reverseRecords(apex)),
+      changesSince: (serial) => this.changesSince(apex, () => this.reverseRecords(apex), serial),
       lookup: (name): NameData => {
         if (name === apex) return { records: this.apexRecords(apex), exists: true };
         const records: ResourceRecord[] = [];

@@ -8,6 +8,7 @@ import { emptyMessage, optRecord, typeCode, type DecodedMessage, type Message, t
 import { canonicalName, isSubdomain, nameToLabels } from '../../dns/names.js';
 import type { TsigKey } from '../../dns/tsig.js';
 import type { Cidr } from '../../net/address.js';
+import type { Difference } from './history.js';
 
 /**
  * Who may transfer a zone (AXFR/IXFR): requests signed with one of `keys`,
@@ -35,8 +36,18 @@ export interface Authority {
   lookup(name: string): NameData;
   /** A/AAAA for in-zone name server names (glue in NS answers). */
   glue(name: string): ResourceRecord[];
-  /** Every RR of the zone but the apex SOA, for transfers; absent: the zone is never transferred. */
+  /**
+   * Every RR of the zone but the apex SOA, for transfers; absent: the zone
+   * is never transferred. Call soa() after it: taking the records may
+   * move the serial on (./history.ts).
+   */
   records?(): ResourceRecord[];
+  /**
+   * IXFR (RFC 1995): the differences from `serial` to the current serial
+   * (call soa() after it), or undefined when they are not known (then the
+   * whole zone is sent). Absent: never known.
+   */
+  changesSince?(serial: number): Difference[] | undefined;
   /** Who may transfer the zone; absent: nobody. */
   readonly transfer?: TransferPolicy;
 }

@@ -1,11 +1,12 @@
 /**
  * Zone transfers out of the built-in zone server: AXFR (RFC 5936) and IXFR
- * (RFC 1995) answered with the whole zone, and the TSIG (RFC 8945) checks
- * and signatures of every request the zone server answers.
+ * (RFC 1995), and the TSIG (RFC 8945) checks and signatures of every
+ * request the zone server answers.
  *
- * IXFR keeps no history of changes yet: a client behind our serial gets the
- * whole zone in AXFR form, which RFC 1995 §4 allows ("the server may
- * return the entire zone"), and one that is up to date gets our SOA alone.
+ * IXFR answers with the differences since the client's serial when the
+ * zone's history (./history.ts) reaches back to it, and otherwise with the
+ * whole zone in AXFR form, which RFC 1995 §4 allows; a client that is up to
+ * date gets our SOA alone.
  */
 import { Opcode, RRType, Rcode } from '../../dns/constants.js';
 import { emptyMessage, encodeMessage, recordLength, type DecodedMessage, type Message, type ResourceRecord } from '../../dns/message.js';
@@ -88,24 +89,41 @@ export function answerTransfer(
     (signer !== undefined || (peer !== undefined && policy.nets.length > 0 && inNets(peer.remote, policy.nets)));
   if (!allowed) return single(replyTo(req, Rcode.REFUSED), signer);
   const q = req.questions[0];
-  const soa = authority.soa();
   if (q?.type === RRType.IXFR) {
     // RFC 1995 §3: the client's SOA is in the authority section.
     const theirs = req.authorities.find((rr) => rr.type === 'SOA');
     if (theirs?.type !== 'SOA' || theirs.data === null) return single(replyTo(req, Rcode.FORMERR), signer);
-    const ours = soa.type === 'SOA' && soa.data !== null ? soa.data.serial : 0;
+    const changes = transport === 'tcp' ? authority.changesSince?.(theirs.data.serial) : undefined;
+    const soa = authority.soa();
     // RFC 1995 §2: over UDP (or when the client is up to date) the answer is our SOA alone; the client then asks over TCP.
-    if (transport === 'udp' || !serialAfter(ours, theirs.data.serial)) {
+    if (transport === 'udp' || !serialAfter(serialOf(soa), theirs.data.serial)) {
       const m = replyTo(req, Rcode.NOERROR);
       m.answers.push(soa);
       return single(m, signer);
+    }
+    if (changes !== undefined && changes.length > 0) {
+      // RFC 1995 §4: new SOA, then per difference the old SOA, deletions, the next SOA, additions; new SOA last.
+      const records = [soa];
+      for (const d of changes) records.push(withSerial(soa, d.from), ...d.deleted, withSerial(soa, d.to), ...d.added);
+      records.push(soa);
+      return transferMessages(req, records, signer, tsig.reserve);
     }
   } else if (transport === 'udp') {
     // RFC 5936 §4.2: AXFR over UDP is not defined; BIND answers FORMERR too.
     return single(replyTo(req, Rcode.FORMERR), signer);
   }
-  const records = [soa, ...(authority.records?.() ?? []), soa];
-  return transferMessages(req, records, signer, tsig.reserve);
+  const body = authority.records?.() ?? [];
+  const soa = authority.soa();
+  return transferMessages(req, [soa, ...body, soa], signer, tsig.reserve);
+}
+
+function serialOf(soa: ResourceRecord): number {
+  return soa.type === 'SOA' && soa.data !== null ? soa.data.serial : 0;
+}
+
+/** The SOA with another serial: the versions an IXFR answer names. */
+function withSerial(soa: ResourceRecord, serial: number): ResourceRecord {
+  return soa.type === 'SOA' && soa.data !== null ? { ...soa, data: { ...soa.data, serial } } : soa;
 }
 
 /**

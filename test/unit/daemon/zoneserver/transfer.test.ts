@@ -130,6 +130,32 @@ describe('zone transfers (serve())', () => {
     assert.deepEqual(answersOf(ixfr).map((rr) => rr.type), ['SOA']);
   });
 
+  it('IXFR over TCP with a known serial: the differences in RFC 1995 §4 form, the new SOA first and last', () => {
+    const a = authority(3, POLICY);
+    const added: ResourceRecord = { name: `new.${ZONE}`, type: 'A', class: RRClass.IN, ttl: 60, data: '192.0.2.99' };
+    const gone: ResourceRecord = { name: `host-0.${ZONE}`, type: 'A', class: RRClass.IN, ttl: 60, data: '10.0.0.0' };
+    const asked: number[] = [];
+    a.changesSince = (serial) => {
+      asked.push(serial);
+      return serial === SERIAL - 2 ? [{ from: SERIAL - 2, to: SERIAL - 1, deleted: [gone], added: [] }, { from: SERIAL - 1, to: SERIAL, deleted: [], added: [added] }] : undefined;
+    };
+    const answers = answersOf(messages(serve(request(RRType.IXFR, { serial: SERIAL - 2 }), [a], 'tcp', { remote: '192.0.2.9', now: NOW })));
+    const show = (rr: ResourceRecord): string => (rr.type === 'SOA' && rr.data !== null ? `SOA ${rr.data.serial}` : `${rr.name} ${JSON.stringify(rr.data)}`);
+    assert.deepEqual(answers.map(show), [
+      `SOA ${SERIAL}`,
+      `SOA ${SERIAL - 2}`,
+      `host-0.${ZONE} "10.0.0.0"`,
+      `SOA ${SERIAL - 1}`,
+      `SOA ${SERIAL - 1}`,
+      `SOA ${SERIAL}`,
+      `new.${ZONE} "192.0.2.99"`,
+      `SOA ${SERIAL}`,
+    ]);
+    // Unknown to the history: the whole zone.
+    assert.equal(answersOf(messages(serve(request(RRType.IXFR, { serial: SERIAL - 7 }), [a], 'tcp', { remote: '192.0.2.9', now: NOW }))).length, 3 + 1 + 2);
+    assert.deepEqual(asked, [SERIAL - 2, SERIAL - 7]);
+  });
+
   it('IXFR over TCP: an up-to-date client gets the SOA alone, one behind gets the whole zone; no SOA in the request is FORMERR', () => {
     const peer = { remote: '192.0.2.9', now: NOW };
     const a = authority(3, POLICY);
