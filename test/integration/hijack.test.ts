@@ -195,6 +195,8 @@ describe('hijack: the built-in zone server never publishes a name that is not a 
         soaRetry: 60_000,
         soaExpire: 604_800_000,
         soaMinimum: null,
+        notify: [],
+        notifyKey: null,
       },
       {
         zone: ZONE,

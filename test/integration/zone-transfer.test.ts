@@ -23,7 +23,7 @@ const REV = '2.0.192.in-addr.arpa.';
 const KEY = { name: 'xfr-key.example.org.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
 const now = (): number => Math.floor(Date.now() / 1000);
 
-function zones(dnsPort: number): string {
+function zones(dnsPort: number, extra: Record<string, unknown> = {}): string {
   return zoneYaml(ZONE, {
     'max-key-ttl': '720h',
     'max-addr-ttl': '1h',
@@ -41,6 +41,7 @@ function zones(dnsPort: number): string {
         'soa-refresh': '2m',
         'soa-retry': '30s',
         'soa-expire': '336h',
+        ...extra,
       }),
     ],
   });
@@ -200,6 +201,56 @@ describe('zone transfers from the built-in zone server', () => {
       await eventually('the secondary to serve the last bulk name', () => named.query(`bulk4999.${ZONE}`, 'A'), (v) => v.includes('10.19.135.1'), 20_000);
       const secondary = await named.dig(['+tcp', '+nocmd', '-y', `${KEY.algorithm}:${KEY.name}:${KEY.secret}`, ZONE, 'AXFR']).catch((err: unknown) => String(err));
       assert.equal((secondary.match(/^bulk\d+\./gm) ?? []).length, 5000);
+    });
+  });
+
+  describe('NOTIFY to a BIND secondary', () => {
+    let named: NamedLab;
+    let primary: NsregdLab;
+    let notifyDir: string;
+    let port: number;
+
+    before(async () => {
+      notifyDir = await mkdtemp(path.join(tmpdir(), 'nsregd-notify-'));
+      port = await freePort();
+      // The secondary first (its primary is not up yet), then nsregd, which tells it at start.
+      named = await startNamed({
+        zones: [],
+        tsigKeys: [KEY],
+        extraConfig: [ZONE, REV]
+          .map((z, i) => `zone "${z}" { type secondary; file "notified-${i}.db"; primaries { 127.0.0.1 port ${port} key "${KEY.name}"; }; };`)
+          .join('\n'),
+      });
+      primary = await startNsregd({ zonesYaml: zones(port, { notify: [`127.0.0.1@${named.port}`], 'notify-key': KEY.name }), dir: notifyDir });
+    });
+
+    after(async () => {
+      await primary?.stop();
+      await named?.stop();
+      await rm(notifyDir, { recursive: true, force: true });
+    });
+
+    it('a claim reaches the secondary within 2 s through a signed NOTIFY and IXFR, without waiting for its refresh', async () => {
+      // Its first refresh failed (nsregd was not up): start it over rather than wait for its retry timer.
+      await named.rndc(['retransfer', ZONE]);
+      await eventually('the secondary to load the zone', () => named.query(ZONE, 'SOA').catch((): string[] => []), (v) => v.length === 1, 10_000);
+      await primary.waitForLog('NOTIFY acknowledged', 5000);
+      const claim = async (label: string, address: string): Promise<number> => {
+        const c = makeClient(label, ZONE, Algorithm.ED25519);
+        const t0 = Date.now();
+        assert.equal((await primary.send(signedUpdate(c, [a(c.name, address)], { now: now() }))).rcode, Rcode.NOERROR);
+        await eventually(`the secondary to serve ${label}`, () => named.query(c.name, 'A'), (v) => v.includes(address), 2000);
+        return Date.now() - t0;
+      };
+      // A first claim also settles what the start left behind (the secondary queues a check when a NOTIFY finds it busy).
+      await claim('first', '192.0.2.43');
+      const took = await claim('notified', '192.0.2.44');
+      assert.ok(took <= 2000, `${took} ms`);
+      // The secondary's refresh is 2 minutes away: a NOTIFY for the new serial brought it, and an IXFR
+      // (SOA, old SOA, new SOA, the claim, SOA: 5 records; the whole zone is more).
+      const serial = Number((await named.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
+      assert.match(named.log(), new RegExp(`notify from 127\\.0\\.0\\.1#\\d+: serial ${serial}\\b`));
+      assert.match(named.log(), new RegExp(`Transfer completed: 1 messages, 5 records, .*\\(serial ${serial}\\)`));
     });
   });
 });

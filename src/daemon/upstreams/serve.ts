@@ -20,6 +20,7 @@ import type { Authority, NameData, TransferPolicy } from '../zoneserver/authorit
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
 import { ZoneHistory, type Difference } from '../zoneserver/history.js';
+import { Notifier } from '../zoneserver/notify.js';
 import type { LabelSyntax } from '../../config/daemon.js';
 import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
@@ -53,6 +54,7 @@ class ServeUpstream implements Upstream {
   private readonly primaryGlue: string | undefined;
   private readonly labelSyntax: LabelSyntax;
   private readonly transfer: TransferPolicy;
+  private notifier: Notifier | undefined;
   /** IXFR histories by apex (forward and reverse zones). */
   private readonly histories = new Map<string, ZoneHistory>();
 
@@ -101,16 +103,31 @@ class ServeUpstream implements Upstream {
         throw new UpstreamError(this.description, `cannot listen: ${errorMessage(err)}`, { cause: err });
       }
     }
+    if (this.notifier === undefined && this.config.notify.length > 0) {
+      const zones = [this.zone, ...this.config.reverseZones];
+      this.notifier = new Notifier({
+        targets: this.config.notify,
+        key: this.transfer.keys.find((k) => k.name === this.config.notifyKey),
+        zones: () => zones.map((apex) => ({ apex, soa: this.soaFor(apex) })),
+        clock: this.ctx.clock,
+        logger: this.ctx.logger,
+      });
+    }
+    // The zone may have changed while nsregd was down: secondaries check now rather than at their next refresh.
+    this.notifier?.changed();
   }
 
   async apply(change: UpstreamChange): Promise<void> {
     this.index(change.add, [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)]);
     this.serial?.next();
+    this.notifier?.changed();
   }
 
   async close(): Promise<void> {
     await this.lease?.release();
     this.lease = undefined;
+    this.notifier?.close();
+    this.notifier = undefined;
     await this.serial?.settle();
   }
 

@@ -54,6 +54,21 @@ describe('serve upstream: zone transfers and SOA timers', () => {
     assert.deepEqual([s.soaRefresh, s.soaRetry, s.soaExpire, s.soaMinimum], [300_000, 30_000, 672 * 3_600_000, 10_000]);
   });
 
+  it('reads notify targets (port 53 when left out) and notify-key, which must name a transfer key', () => {
+    assert.deepEqual([serve({}).notify, serve({}).notifyKey], [[], null]);
+    const s = serve({
+      'transfer-keys': [{ name: 'xfr.example.org', secret: SECRET }],
+      notify: ['192.0.2.53@5353', '2001:db8::53', ' 192.0.2.54 '],
+      'notify-key': 'XFR.example.org',
+    });
+    assert.deepEqual(s.notify, [
+      { address: '192.0.2.53', port: 5353 },
+      { address: '2001:db8::53', port: 53 },
+      { address: '192.0.2.54', port: 53 },
+    ]);
+    assert.equal(s.notifyKey, 'xfr.example.org.');
+  });
+
   it('warns about a short secret and an unknown key in a transfer key, as for the nsupdate upstream', () => {
     const { warnings } = parse({ 'transfer-keys': [{ name: 'k.example.', secret: Buffer.alloc(8).toString('base64'), colour: 'red' }] });
     assert.ok(warnings.some((w) => /transfer-keys\[0\]\.secret.*only 8 bytes/.test(w)), warnings.join('\n'));
@@ -82,6 +97,9 @@ describe('serve upstream: zone transfers and SOA timers', () => {
     ['transfer-keys', { 'transfer-keys': 'k.example.' }, 'type'],
     ['allow-transfer[1]', { 'allow-transfer': ['192.0.2.0/24', 'nowhere'] }, 'cidr'],
     ['soa-refresh', { 'soa-refresh': 'soon' }, 'duration'],
+    ['notify[0]', { notify: ['192.0.2.1@70000'] }, 'invalid'],
+    ['notify[0]', { notify: ['ns.example.org@53'] }, 'address'],
+    ['notify-key', { notify: ['192.0.2.1'], 'notify-key': 'nokey.example.' }, 'invalid'],
     ['soa-expire', { 'soa-expire': '0s' }, 'range'],
     ['soa-retry', { 'soa-retry': '500ms' }, 'range'],
   ];
