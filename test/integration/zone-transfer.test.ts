@@ -252,5 +252,20 @@ describe('zone transfers from the built-in zone server', () => {
       assert.match(named.log(), new RegExp(`notify from 127\\.0\\.0\\.1#\\d+: serial ${serial}\\b`));
       assert.match(named.log(), new RegExp(`Transfer completed: 1 messages, 5 records, .*\\(serial ${serial}\\)`));
     });
+
+    it('through a restart of nsregd the secondary keeps serving, then catches up from the new process', async () => {
+      const before = await named.query(`notified.${ZONE}`, 'A');
+      assert.deepEqual(before, ['192.0.2.44']);
+      await primary.stop();
+      // The hidden primary is gone: the secondary answers on (its expire is two weeks).
+      assert.deepEqual(await named.query(`notified.${ZONE}`, 'A'), ['192.0.2.44']);
+      primary = await startNsregd({ zonesYaml: zones(port, { notify: [`127.0.0.1@${named.port}`], 'notify-key': KEY.name }), dir: notifyDir });
+      const c = makeClient('after-restart', ZONE, Algorithm.ED25519);
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.45')], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('the secondary to serve the claim made after the restart', () => named.query(c.name, 'A'), (v) => v.includes('192.0.2.45'), 5000);
+      // The names restored at the new start are still there (the new process has no history yet: the whole zone came).
+      assert.deepEqual(await named.query(`notified.${ZONE}`, 'A'), ['192.0.2.44']);
+      assert.deepEqual(await named.query(`first.${ZONE}`, 'A'), ['192.0.2.43']);
+    });
   });
 });
