@@ -251,6 +251,7 @@ describe('zone transfers from the built-in zone server', () => {
       const serial = Number((await named.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
       assert.match(named.log(), new RegExp(`notify from 127\\.0\\.0\\.1#\\d+: serial ${serial}\\b`));
       assert.match(named.log(), new RegExp(`Transfer completed: 1 messages, 5 records, .*\\(serial ${serial}\\)`));
+      assert.ok(primary.logs().some((l) => l['msg'] === 'zone transfer' && l['kind'] === 'IXFR' && l['serial'] === serial && l['records'] === 5));
     });
 
     it('through a restart of nsregd the secondary keeps serving, then catches up from the new process', async () => {
@@ -263,9 +264,17 @@ describe('zone transfers from the built-in zone server', () => {
       const c = makeClient('after-restart', ZONE, Algorithm.ED25519);
       assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.45')], { now: now() }))).rcode, Rcode.NOERROR);
       await eventually('the secondary to serve the claim made after the restart', () => named.query(c.name, 'A'), (v) => v.includes('192.0.2.45'), 5000);
-      // The names restored at the new start are still there (the new process has no history yet: the whole zone came).
+      // The names restored at the new start are still there.
       assert.deepEqual(await named.query(`notified.${ZONE}`, 'A'), ['192.0.2.44']);
       assert.deepEqual(await named.query(`first.${ZONE}`, 'A'), ['192.0.2.43']);
+      // The history survived the restart: the secondary caught up by IXFR from the old process's serial, not by AXFR.
+      const transfers = primary.logs().filter((l) => l['msg'] === 'zone transfer' && l['zone'] === ZONE);
+      assert.ok(transfers.length > 0);
+      assert.deepEqual(
+        transfers.map((l) => l['kind']),
+        transfers.map(() => 'IXFR'),
+        JSON.stringify(transfers),
+      );
     });
   });
 });

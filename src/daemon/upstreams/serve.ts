@@ -7,6 +7,7 @@
  * (checked against the cache on every lookup) and the SOA serial.
  */
 import * as net from 'node:net';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ServeUpstreamConfig } from '../../config/upstreams/index.js';
 import { inNets } from '../../net/address.js';
@@ -24,7 +25,8 @@ import { Notifier } from '../zoneserver/notify.js';
 import type { LabelSyntax } from '../../config/daemon.js';
 import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
-import { errorMessage } from '../../errors.js';
+import { errnoCode, errorMessage } from '../../errors.js';
+import { atomicWrite } from '../../fs/atomic.js';
 
 /** TTL of the apex NS records and the primary's glue: they change only with the configuration. */
 const NS_TTL = 3600;
@@ -33,8 +35,9 @@ const seconds = (ms: number): number => Math.floor(ms / 1000);
 
 /**
  * How much of each zone's history IXFR can answer from: the last 1,000
- * changes, at most 100,000 records in all (a few MB). A secondary further
- * behind gets the whole zone, which it would need anyway.
+ * versions, at most 100,000 records in all (a few MB, in memory and in the
+ * history file). A secondary further behind gets the whole zone, which it
+ * would need anyway.
  */
 const HISTORY_LIMITS = { differences: 1000, records: 100_000 };
 
@@ -57,6 +60,9 @@ class ServeUpstream implements Upstream {
   private notifier: Notifier | undefined;
   /** IXFR histories by apex (forward and reverse zones). */
   private readonly histories = new Map<string, ZoneHistory>();
+  private historySaving: Promise<void> | undefined;
+  private historyDirty = false;
+  private historiesLoaded = false;
 
   constructor(
     private readonly config: ServeUpstreamConfig,
@@ -88,6 +94,10 @@ class ServeUpstream implements Upstream {
       unixSeconds(this.ctx.clock),
       (err) => this.ctx.logger.error({ err }, 'cannot reserve SOA serials; a crash now could reuse serials'),
     );
+    if (!this.historiesLoaded) {
+      this.historiesLoaded = true;
+      await this.loadHistories();
+    }
     this.ptrIndex.clear();
     this.reverseEnts.clear();
     this.index(this.ctx.allLiveRecords(), []);
@@ -128,6 +138,7 @@ class ServeUpstream implements Upstream {
     this.lease = undefined;
     this.notifier?.close();
     this.notifier = undefined;
+    await this.historySaving;
     await this.serial?.settle();
   }
 
@@ -265,11 +276,46 @@ class ServeUpstream implements Upstream {
       this.histories.set(apex, history);
     }
     const records = compute();
+    const before = history.serial;
     if (this.serial !== undefined && history.observe(records, this.serial.value) === 'stale') {
       this.serial.next();
       history.observe(records, this.serial.value);
     }
+    if (history.serial !== before) this.saveHistories();
     return records;
+  }
+
+  private get historyFile(): string {
+    return path.join(this.ctx.dataDir, `${this.zone}xfr-history`);
+  }
+
+  /** The IXFR histories as the last process left them (./zoneserver/history.ts); none when the file is missing or unreadable. */
+  private async loadHistories(): Promise<void> {
+    let saved: unknown;
+    try {
+      saved = JSON.parse(await readFile(this.historyFile, 'utf8'));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') this.ctx.logger.warn({ err, file: this.historyFile }, 'cannot read the zone transfer history; secondaries get the whole zone once');
+      return;
+    }
+    const zones = typeof saved === 'object' && saved !== null ? (saved as Record<string, unknown>)['zones'] : undefined;
+    if (typeof zones !== 'object' || zones === null) return;
+    for (const [apex, h] of Object.entries(zones)) this.histories.set(apex, ZoneHistory.restore(h, HISTORY_LIMITS));
+  }
+
+  /** Writes the histories after a new version was served: at most one write at a time, the last state always written. */
+  private saveHistories(): void {
+    this.historyDirty = true;
+    if (this.historySaving !== undefined) return;
+    this.historySaving = (async () => {
+      while (this.historyDirty) {
+        this.historyDirty = false;
+        const zones = Object.fromEntries([...this.histories].map(([apex, h]) => [apex, h.save()]));
+        await atomicWrite(this.historyFile, JSON.stringify({ zones }));
+      }
+    })()
+      .catch((err: unknown) => this.ctx.logger.warn({ err, file: this.historyFile }, 'cannot save the zone transfer history; after a restart secondaries get the whole zone once'))
+      .finally(() => (this.historySaving = undefined));
   }
 
   private changesSince(apex: string, compute: () => ResourceRecord[], serial: number): Difference[] | undefined {

@@ -11,8 +11,12 @@
  * serial's increment; data that changed under an unchanged serial is
  * reported (`stale`), and the caller increments the serial first.
  *
- * Kept in memory only: after a restart the history starts empty and an
- * IXFR from an older serial is answered with the whole zone (RFC 1995 §4).
+ * It survives restarts through toJSON()/restore() (the serve upstream
+ * keeps it next to the serial): the first observation of a new process
+ * records what changed while nsregd was down, from the last serial it
+ * served to the new process's (serials increase across restarts), so a
+ * secondary catches up by IXFR. A history that cannot be read starts
+ * empty, and an IXFR from an older serial gets the whole zone (RFC 1995 §4).
  */
 import type { ResourceRecord } from '../../dns/message.js';
 
@@ -34,6 +38,23 @@ export interface HistoryLimits {
 /** A record's identity for comparing two versions of a zone: a TTL change is a deletion and an addition. */
 function identity(rr: ResourceRecord): string {
   return `${rr.name.toLowerCase()}|${rr.type}|${rr.class}|${rr.ttl}|${JSON.stringify(rr.data)}`;
+}
+
+/** The history as saved: the published version and the differences that led to it. */
+export interface SavedHistory {
+  readonly serial: number;
+  readonly published: readonly ResourceRecord[];
+  readonly differences: readonly Difference[];
+}
+
+const isSerial = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
+/** Records as saved: an owner, a type and a class are all the checks need (they are our own file's). */
+function isRecordList(v: unknown): v is ResourceRecord[] {
+  return (
+    Array.isArray(v) &&
+    v.every((rr) => typeof rr === 'object' && rr !== null && typeof (rr as ResourceRecord).name === 'string' && typeof (rr as ResourceRecord).type === 'string')
+  );
 }
 
 export class ZoneHistory {
@@ -74,6 +95,36 @@ export class ZoneHistory {
       const old = this.#differences.shift() as Difference;
       this.#records -= old.deleted.length + old.added.length;
     }
+  }
+
+  /** The last observed serial; undefined before the first observation. */
+  get serial(): number | undefined {
+    return this.#serial;
+  }
+
+  /** What restore() takes back; undefined before the first observation. */
+  save(): SavedHistory | undefined {
+    if (this.#serial === undefined) return undefined;
+    return { serial: this.#serial, published: [...this.#published.values()], differences: this.#differences };
+  }
+
+  /** A history as saved; an empty one when `saved` is not one (a damaged or foreign file). */
+  static restore(saved: unknown, limits: HistoryLimits): ZoneHistory {
+    const h = new ZoneHistory(limits);
+    if (typeof saved !== 'object' || saved === null) return h;
+    const { serial, published, differences } = saved as Record<string, unknown>;
+    if (!isSerial(serial) || !isRecordList(published) || !Array.isArray(differences)) return h;
+    const diffs: Difference[] = [];
+    for (const d of differences as unknown[]) {
+      if (typeof d !== 'object' || d === null) return h;
+      const { from, to, deleted, added } = d as Record<string, unknown>;
+      if (!isSerial(from) || !isSerial(to) || !isRecordList(deleted) || !isRecordList(added)) return h;
+      diffs.push({ from, to, deleted, added });
+    }
+    h.observe(published, serial);
+    // The differences must lead to the published version; a broken chain is dropped, the version kept.
+    if (diffs.at(-1)?.to === serial) for (const d of diffs) h.push(d);
+    return h;
   }
 
   /**

@@ -112,7 +112,8 @@ class SharedListener {
   ) {
     this.limiter = new ResponseRateLimiter({ perSecond: rateLimit });
     this.tcp = new TcpDnsServer({
-      handler: (raw, ctx) => counted(serve(raw, this.authorities, 'tcp', { remote: ctx.remote, now: unixSeconds(systemClock) })),
+      handler: (raw, ctx) =>
+        counted(serve(raw, this.authorities, 'tcp', { remote: ctx.remote, now: unixSeconds(systemClock), onTransfer: (note) => logger.info(note, 'zone transfer') })),
       log: logger,
       limits: tcpLimits,
       onOversize: (_request, reply) => truncatedReply(reply),

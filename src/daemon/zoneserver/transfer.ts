@@ -14,10 +14,24 @@ import { tsigLength, tsigServerTime, TsigResponseSigner, verifyTsigRequest, appe
 import { inNets } from '../../net/address.js';
 import type { Authority } from './authority.js';
 
+/** What a transfer sent, for the log: the whole zone, or the differences since the client's serial. */
+export interface TransferNote {
+  readonly zone: string;
+  readonly remote: string;
+  readonly kind: 'AXFR' | 'IXFR' | 'IXFR, whole zone';
+  readonly serial: number;
+  /** IXFR: the serial the client had. */
+  readonly from?: number;
+  /** Records sent, SOAs included. */
+  readonly records: number;
+}
+
 /** Where a request came from and when (Unix seconds), for access control and TSIG times. */
 export interface Peer {
   readonly remote: string;
   readonly now: number;
+  /** Told of each transfer started (the listener logs it). */
+  readonly onTransfer?: (note: TransferNote) => void;
 }
 
 /** RFC 5936 §2.2: a transfer message is at most what a TCP frame carries. */
@@ -106,6 +120,7 @@ export function answerTransfer(
       const records = [soa];
       for (const d of changes) records.push(withSerial(soa, d.from), ...d.deleted, withSerial(soa, d.to), ...d.added);
       records.push(soa);
+      peer?.onTransfer?.({ zone: authority.apex, remote: peer.remote, kind: 'IXFR', serial: serialOf(soa), from: theirs.data.serial, records: records.length });
       return transferMessages(req, records, signer, tsig.reserve);
     }
   } else if (transport === 'udp') {
@@ -114,6 +129,15 @@ export function answerTransfer(
   }
   const body = authority.records?.() ?? [];
   const soa = authority.soa();
+  const ixfr = q?.type === RRType.IXFR;
+  peer?.onTransfer?.({
+    zone: authority.apex,
+    remote: peer.remote,
+    kind: ixfr ? 'IXFR, whole zone' : 'AXFR',
+    serial: serialOf(soa),
+    ...(ixfr ? { from: serialOf(req.authorities.find((rr) => rr.type === 'SOA') ?? soa) } : {}),
+    records: body.length + 2,
+  });
   return transferMessages(req, [soa, ...body, soa], signer, tsig.reserve);
 }
 

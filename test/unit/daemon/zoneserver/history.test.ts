@@ -48,4 +48,30 @@ describe('ZoneHistory (IXFR differences)', () => {
     assert.equal(many.since(1), undefined);
     assert.deepEqual(many.since(2)?.map((d) => d.to), [3, 4, 5]);
   });
+
+  it('survives a restart through save()/restore() (JSON): the next observation records what changed meanwhile', () => {
+    const h = new ZoneHistory({ differences: 10, records: 100 });
+    assert.equal(h.save(), undefined);
+    h.observe([NS, A('a.z.', '192.0.2.1')], 10);
+    h.observe([NS, A('a.z.', '192.0.2.1'), A('b.z.', '192.0.2.2')], 11);
+    const back = ZoneHistory.restore(JSON.parse(JSON.stringify(h.save())), { differences: 10, records: 100 });
+    assert.equal(back.serial, 11);
+    assert.deepEqual(back.since(10), h.since(10));
+    // The new process serves another version, at a serial past the old one's.
+    back.observe([NS, A('b.z.', '192.0.2.2')], 1011);
+    assert.deepEqual(back.since(10)?.map((d) => [d.from, d.to, d.deleted.length, d.added.length]), [
+      [10, 11, 0, 1],
+      [11, 1011, 1, 0],
+    ]);
+  });
+
+  it('restores nothing from a damaged file, and drops differences that do not lead to the saved version', () => {
+    for (const bad of [null, 'x', { serial: -1, published: [], differences: [] }, { serial: 1, published: [{}], differences: [] }, { serial: 1, published: [], differences: [{ from: 'a' }] }]) {
+      assert.equal(ZoneHistory.restore(bad, { differences: 10, records: 100 }).serial, undefined, JSON.stringify(bad));
+    }
+    const broken = ZoneHistory.restore({ serial: 5, published: [NS], differences: [{ from: 1, to: 2, deleted: [], added: [] }] }, { differences: 10, records: 100 });
+    assert.equal(broken.serial, 5);
+    assert.equal(broken.since(1), undefined);
+    assert.deepEqual(broken.since(5), []);
+  });
 });
