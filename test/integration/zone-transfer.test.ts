@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Algorithm, Rcode } from '../../src/dns/constants.js';
+import { Algorithm, RRClass, Rcode } from '../../src/dns/constants.js';
 import { startNamed, type NamedLab } from '../helpers/named.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
@@ -256,6 +256,19 @@ describe('zone transfers from the built-in zone server', () => {
       const serial = Number((await named.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
       assert.match(named.log(), new RegExp(`notify from 127\\.0\\.0\\.1#\\d+: serial ${serial}\\b`));
       assert.match(named.log(), new RegExp(`Transfer completed: 1 messages, 5 records, .*\\(serial ${serial}\\)`));
+      assert.ok(primary.logs().some((l) => l['msg'] === 'zone transfer' && l['kind'] === 'IXFR' && l['serial'] === serial && l['records'] === 5));
+    });
+
+    it('a removal reaches the secondary within 2 s through NOTIFY and IXFR', async () => {
+      const c = makeClient('removed', ZONE, Algorithm.ED25519);
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.46')], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('the secondary to serve the claim', () => named.query(c.name, 'A'), (v) => v.includes('192.0.2.46'), 2000);
+      const t0 = Date.now();
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.46', 0, RRClass.NONE)], { now: now(), id: 2 }))).rcode, Rcode.NOERROR);
+      await eventually('the secondary to drop the removed record', () => named.query(c.name, 'A'), (v) => v.length === 0, 2000);
+      assert.ok(Date.now() - t0 <= 2000);
+      const serial = Number((await named.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
+      // SOA, old SOA, the deleted A, new SOA, SOA.
       assert.ok(primary.logs().some((l) => l['msg'] === 'zone transfer' && l['kind'] === 'IXFR' && l['serial'] === serial && l['records'] === 5));
     });
 
