@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Algorithm, RRClass, Rcode } from '../../src/dns/constants.js';
+import { startKnotSecondary, type KnotLab } from '../helpers/knot.js';
 import { startNamed, type NamedLab } from '../helpers/named.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
@@ -293,6 +294,55 @@ describe('zone transfers from the built-in zone server', () => {
         transfers.map(() => 'IXFR'),
         JSON.stringify(transfers),
       );
+    });
+  });
+
+  describe('Knot as a secondary', () => {
+    let knot: KnotLab;
+    let primary: NsregdLab;
+    let knotDir: string;
+    let port: number;
+    const ixfrTo = (serial: number): boolean =>
+      primary.logs().some((l) => l['msg'] === 'zone transfer' && l['kind'] === 'IXFR' && l['serial'] === serial && l['records'] === 5);
+
+    before(async () => {
+      knotDir = await mkdtemp(path.join(tmpdir(), 'nsregd-knot-'));
+      port = await freePort();
+      knot = await startKnotSecondary({ zones: [ZONE], primary: { address: '127.0.0.1', port }, key: KEY });
+      primary = await startNsregd({ zonesYaml: zones(port, { notify: [`127.0.0.1@${knot.port}`], 'notify-key': KEY.name }), dir: knotDir });
+    });
+
+    after(async () => {
+      await primary?.stop();
+      await knot?.stop();
+      await rm(knotDir, { recursive: true, force: true });
+    });
+
+    it('loads the zone, then gets a claim and a removal within 2 s each through NOTIFY and IXFR, and serves on through a restart', async () => {
+      const c = makeClient('knotted', ZONE, Algorithm.ED25519);
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.50')], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('Knot to serve the first claim', () => knot.query(c.name, 'A').catch((): string[] => []), (v) => v.includes('192.0.2.50'), 15_000);
+      const soaSerial = async (): Promise<number> => Number((await knot.query(ZONE, 'SOA'))[0]?.split(' ')[2]);
+      const c2 = makeClient('knotted2', ZONE, Algorithm.ED25519);
+      let t0 = Date.now();
+      assert.equal((await primary.send(signedUpdate(c2, [a(c2.name, '192.0.2.51')], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('Knot to serve the claim', () => knot.query(c2.name, 'A'), (v) => v.includes('192.0.2.51'), 2000);
+      assert.ok(Date.now() - t0 <= 2000);
+      assert.ok(ixfrTo(await soaSerial()), 'the claim came by IXFR');
+      t0 = Date.now();
+      assert.equal((await primary.send(signedUpdate(c2, [a(c2.name, '192.0.2.51', 0, RRClass.NONE)], { now: now(), id: 2 }))).rcode, Rcode.NOERROR);
+      await eventually('Knot to drop the removed record', () => knot.query(c2.name, 'A'), (v) => v.length === 0, 2000);
+      assert.ok(Date.now() - t0 <= 2000);
+      assert.ok(ixfrTo(await soaSerial()), 'the removal came by IXFR');
+      await primary.stop();
+      assert.deepEqual(await knot.query(c.name, 'A'), ['192.0.2.50'], 'serving while the primary is down');
+      primary = await startNsregd({ zonesYaml: zones(port, { notify: [`127.0.0.1@${knot.port}`], 'notify-key': KEY.name }), dir: knotDir });
+      const c3 = makeClient('knotted3', ZONE, Algorithm.ED25519);
+      assert.equal((await primary.send(signedUpdate(c3, [a(c3.name, '192.0.2.52')], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('Knot to catch up after the restart', () => knot.query(c3.name, 'A'), (v) => v.includes('192.0.2.52'), 5000);
+      assert.deepEqual(await knot.query(c.name, 'A'), ['192.0.2.50']);
+      const after = primary.logs().filter((l) => l['msg'] === 'zone transfer' && l['zone'] === ZONE);
+      assert.ok(after.length > 0 && after.every((l) => l['kind'] === 'IXFR'), JSON.stringify(after));
     });
   });
 });
