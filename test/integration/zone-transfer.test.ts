@@ -273,6 +273,23 @@ describe('zone transfers from the built-in zone server', () => {
       assert.ok(primary.logs().some((l) => l['msg'] === 'zone transfer' && l['kind'] === 'IXFR' && l['serial'] === serial && l['records'] === 5));
     });
 
+    it('a refresh that changes nothing and an expiry reach the secondary within 2 s', async () => {
+      const serialOf = async (query: () => Promise<string[]>): Promise<number> => Number((await query())[0]?.split(' ')[2]);
+      const c = makeClient('refreshed', ZONE, Algorithm.ED25519);
+      const t0 = Date.now();
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.47', 2)], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('the secondary to serve the claim', () => named.query(c.name, 'A'), (v) => v.includes('192.0.2.47'), 2000);
+      // The same claim again: nothing changes but its deadline; the secondary follows the primary's serial and still serves it.
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.47', 2)], { now: now(), id: 2 }))).rcode, Rcode.NOERROR);
+      const refreshedAt = Date.now();
+      const primarySerial = await serialOf(async () => (await transfer(port, [keyArg(KEY), '+short', ZONE, 'SOA'])).records);
+      await eventually('the secondary to reach the primary serial', () => serialOf(() => named.query(ZONE, 'SOA')), (v) => v === primarySerial, 2000);
+      assert.deepEqual(await named.query(c.name, 'A'), ['192.0.2.47']);
+      // The record's TTL (2 s) runs out: the secondary drops it within 2 s of the expiry.
+      await eventually('the secondary to drop the expired record', () => named.query(c.name, 'A'), (v) => v.length === 0, refreshedAt + 2000 + 2000 - Date.now());
+      assert.ok(Date.now() - (refreshedAt + 2000) <= 2000, `${Date.now() - t0} ms after the claim`);
+    });
+
     it('through a restart of nsregd the secondary keeps serving, then catches up from the new process', async () => {
       const before = await named.query(`notified.${ZONE}`, 'A');
       assert.deepEqual(before, ['192.0.2.44']);
