@@ -233,7 +233,9 @@ export async function loadDaemonConfig(file: string): Promise<LoadedConfig<Daemo
     throw new ConfigError('read', file, '', `cannot read configuration file (${why})`, undefined, { cause: err });
   }
   const loaded = parseDaemonConfig(text, file);
-  const holdsSecret = Object.values(loaded.config.zones).some((z) => z.upstreams.some((u) => u.type === 'nsupdate'));
+  const holdsSecret = Object.values(loaded.config.zones).some((z) =>
+    z.upstreams.some((u) => u.type === 'nsupdate' || (u.type === 'serve' && u.transferKeys.length > 0)),
+  );
   if (!holdsSecret || (mode & 0o044) === 0) return loaded;
   const octal = (mode & 0o7777).toString(8).padStart(4, '0');
   const who = [(mode & 0o040) !== 0 ? 'its group' : '', (mode & 0o004) !== 0 ? 'other users' : ''].filter((w) => w !== '').join(' and ');

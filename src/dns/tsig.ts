@@ -176,3 +176,140 @@ export function verifyTsigResponse(response: DecodedMessage, key: TsigKey, reque
   }
   return t;
 }
+
+/** What checking a request's TSIG against the keys we know found. */
+export type TsigRequestCheck =
+  | { ok: true; key: TsigKey; tsig: TsigRData }
+  | {
+      ok: false;
+      /** The TSIG error to report (RFC 8945 §5.2): BADKEY, BADSIG or BADTIME. */
+      error: number;
+      /** The key the request named: the error response names it too. */
+      keyName: string;
+      tsig: TsigRData;
+      /** Set when the MAC verified (BADTIME): the error response is signed with it (§5.2.3). */
+      key?: TsigKey;
+    };
+
+/**
+ * Server side of RFC 8945 §5.2: checks the TSIG RR that ends `request`
+ * against `keys`. Undefined when the request carries no TSIG. The key is
+ * looked up by name and algorithm (§5.2.1: BADKEY otherwise), the MAC
+ * computed over the request as it was before the TSIG was added (§4.3.2),
+ * then the time (§5.2.3, after the MAC, so a forged time cannot mask a bad
+ * MAC). `now` is Unix seconds.
+ */
+export function verifyTsigRequest(request: DecodedMessage, keys: readonly TsigKey[], now: number): TsigRequestCheck | undefined {
+  const adds = request.additionals;
+  const last = adds[adds.length - 1];
+  const span = request.spans.additionals[adds.length - 1];
+  if (last === undefined || last.type !== 'TSIG' || last.data === null || span === undefined) return undefined;
+  const t = last.data;
+  const keyName = canonicalName(last.name);
+  const key = keys.find((k) => canonicalName(k.name) === keyName && canonicalName(k.algorithm) === canonicalName(t.algorithm));
+  if (key === undefined) return { ok: false, error: Rcode.BADKEY, keyName, tsig: t };
+  const body = Buffer.from(request.raw.subarray(0, span.start));
+  body.writeUInt16BE(t.originalId, 0);
+  body.writeUInt16BE(body.readUInt16BE(10) - 1, 10);
+  const expected = crypto.createHmac(hmacFor(key.algorithm).hash, key.secret).update(body).update(tsigVariables(keyName, t)).digest();
+  // §5.2.2.1: a MAC truncated below half the digest or 10 octets is refused as BADSIG here.
+  const minLength = Math.max(10, Math.ceil(expected.length / 2));
+  if (t.mac.length < minLength || t.mac.length > expected.length || !crypto.timingSafeEqual(t.mac, expected.subarray(0, t.mac.length))) {
+    return { ok: false, error: Rcode.BADSIG, keyName, tsig: t };
+  }
+  if (Math.abs(now - t.timeSigned) > t.fudge) return { ok: false, error: Rcode.BADTIME, keyName, tsig: t, key };
+  return { ok: true, key, tsig: t };
+}
+
+/**
+ * The TSIG RR of an error response the server cannot sign (§5.2: BADKEY,
+ * BADSIG): the request's key name, algorithm and time, an empty MAC and the
+ * error. Appended to the encoded response.
+ */
+export function appendTsigError(response: Buffer, keyName: string, request: TsigRData, error: number): Buffer {
+  const rr: ResourceRecord = {
+    name: keyName,
+    type: 'TSIG',
+    class: RRClass.ANY,
+    ttl: 0,
+    data: {
+      algorithm: canonicalName(request.algorithm),
+      timeSigned: request.timeSigned,
+      fudge: request.fudge,
+      mac: Buffer.alloc(0),
+      originalId: response.readUInt16BE(0),
+      error,
+      otherData: Buffer.alloc(0),
+    },
+  };
+  return appendAdditional(response, rr);
+}
+
+/** §4.3.2.1 / §4.3.3: the TSIG timers (Time Signed, Fudge) that later messages of a multi-message response cover. */
+function tsigTimers(timeSigned: number, fudge: number): Buffer {
+  const out = Buffer.allocUnsafe(8);
+  writeUInt48BE(timeSigned, out, 0);
+  out.writeUInt16BE(fudge, 6);
+  return out;
+}
+
+/**
+ * Signs the messages of one response to a verified request, in order
+ * (RFC 8945 §5.3.1): the first message's MAC covers the request MAC, the
+ * message and every TSIG variable; each later one covers the previous
+ * message's MAC, the message and only the timers. We sign every message
+ * (§5.3.1 allows up to 99 unsigned ones between signed ones; a receiver
+ * must accept every one signed).
+ */
+export class TsigResponseSigner {
+  #prior: Buffer;
+  #first = true;
+
+  constructor(
+    private readonly key: TsigKey,
+    requestMac: Buffer,
+    private readonly now: () => number,
+    private readonly fudge = DEFAULT_TSIG_FUDGE,
+  ) {
+    this.#prior = requestMac;
+  }
+
+  /**
+   * Appends the TSIG RR to the next message. `error` and `otherData`
+   * (BADTIME: the server's time, §5.2.3) only on a single-message error
+   * response; `timeSigned` overrides the clock (BADTIME echoes the request's).
+   */
+  sign(message: Buffer, opts: { error?: number; otherData?: Buffer; timeSigned?: number } = {}): Buffer {
+    const fields: TsigFields = {
+      algorithm: canonicalName(this.key.algorithm),
+      timeSigned: opts.timeSigned ?? this.now(),
+      fudge: this.fudge,
+      error: opts.error ?? 0,
+      otherData: opts.otherData ?? Buffer.alloc(0),
+    };
+    let mac: Buffer;
+    if (this.#first) {
+      mac = chainedMac(this.key, this.#prior, message, fields);
+      this.#first = false;
+    } else {
+      const priorLen = Buffer.allocUnsafe(2);
+      priorLen.writeUInt16BE(this.#prior.length);
+      mac = crypto
+        .createHmac(hmacFor(fields.algorithm).hash, this.key.secret)
+        .update(priorLen)
+        .update(this.#prior)
+        .update(message)
+        .update(tsigTimers(fields.timeSigned, fields.fudge))
+        .digest();
+    }
+    this.#prior = mac;
+    return appendAdditional(message, tsigRecord(this.key, fields, mac, message.readUInt16BE(0)));
+  }
+}
+
+/** §5.2.3: the Other Data of a BADTIME response, the server's time as 48 bits. */
+export function tsigServerTime(now: number): Buffer {
+  const out = Buffer.allocUnsafe(6);
+  writeUInt48BE(now, out, 0);
+  return out;
+}

@@ -111,8 +111,13 @@ export interface RequestContext {
   readonly log: ConnectionLog;
 }
 
-/** The reply to one request, or null to close the connection instead. */
-export type RequestHandler = (request: Buffer, ctx: RequestContext) => Promise<Buffer | null> | Buffer | null;
+/**
+ * The reply to one request: one message; several messages in order (a zone
+ * transfer, RFC 5936 §2.2), pulled one at a time while the peer keeps up;
+ * or null to close the connection instead.
+ */
+export type Reply = Buffer | Iterable<Buffer> | null;
+export type RequestHandler = (request: Buffer, ctx: RequestContext) => Promise<Reply> | Reply;
 
 /** Why a connection was closed by the layer (or 'peer' when the peer went). */
 export type CloseReason =
@@ -196,7 +201,12 @@ function checkedLimits(limits: TcpLimits): TcpLimits {
 interface Slot {
   readonly request: Buffer;
   done: boolean;
+  /** The reply, or the next message of a multi-message reply. */
   reply: Buffer | null;
+  /** The rest of a multi-message reply, until its last message is written. */
+  more: Iterator<Buffer> | undefined;
+  /** Octets of the reply counted in the connection's queuedBytes (a multi-message reply's are not). */
+  queued: number;
   /** Set when the handler failed: the connection closes when this slot's turn comes. */
   failed: boolean;
 }
@@ -522,13 +532,18 @@ export class TcpDnsServer {
   }
 
   private dispatch(c: Connection, request: Buffer): void {
-    const slot: Slot = { request, done: false, reply: null, failed: false };
+    const slot: Slot = { request, done: false, reply: null, more: undefined, queued: 0, failed: false };
     c.slots.push(slot);
     c.inFlight++;
     this.counters.peakInFlight = Math.max(this.counters.peakInFlight, c.inFlight);
-    new Promise<Buffer | null>((resolve) => resolve(this.opts.handler(request, c))).then(
+    new Promise<Reply>((resolve) => resolve(this.opts.handler(request, c))).then(
       (reply) => {
-        slot.reply = reply;
+        if (reply === null || Buffer.isBuffer(reply)) {
+          slot.reply = reply;
+        } else {
+          slot.more = reply[Symbol.iterator]();
+          slot.reply = this.pull(c, slot);
+        }
         this.settle(c, slot);
       },
       (err: unknown) => {
@@ -543,7 +558,8 @@ export class TcpDnsServer {
   private settle(c: Connection, slot: Slot): void {
     if (c.closed) return;
     slot.done = true;
-    if (slot.reply !== null) c.queuedBytes += slot.reply.length;
+    slot.queued = slot.more === undefined && slot.reply !== null ? slot.reply.length : 0;
+    c.queuedBytes += slot.queued;
     this.notePeak(c);
     this.flush(c);
   }
@@ -552,11 +568,73 @@ export class TcpDnsServer {
     this.counters.peakUnsentBytes = Math.max(this.counters.peakUnsentBytes, c.unsentBytes);
   }
 
+  /** The next message of a multi-message reply; null when there is none (or the handler failed: slot.failed). */
+  private pull(c: Connection, slot: Slot): Buffer | null {
+    try {
+      const next = slot.more?.next();
+      if (next === undefined || next.done === true) {
+        slot.more = undefined;
+        return null;
+      }
+      return next.value;
+    } catch (err) {
+      c.log.error({ err }, 'request handler failed, closing connection');
+      this.counters.handlerErrors++;
+      slot.failed = true;
+      slot.more = undefined;
+      return null;
+    }
+  }
+
+  /**
+   * Writes the messages of the multi-message reply at the head of the
+   * queue while the peer takes them (unsent bytes within maxUnsentBytes);
+   * true once the last one is written (the caller then writes it as an
+   * ordinary reply), false to carry on when the peer has taken some.
+   */
+  private writeMessages(c: Connection, slot: Slot): boolean {
+    while (slot.more !== undefined && slot.reply !== null) {
+      if (c.socket.writableLength > this.limits.maxUnsentBytes) return false;
+      const message = slot.reply;
+      slot.reply = this.pull(c, slot);
+      if (slot.failed) return true;
+      // The last message goes out through flush(), whose drain ends the request.
+      if (slot.reply === null) {
+        slot.reply = message;
+        return true;
+      }
+      if (message.length > MAX_TCP_MESSAGE) {
+        c.log.warn({ bytes: message.length }, 'message of a multi-message reply too large for TCP');
+        this.counters.oversizeReplies++;
+        this.drop(c, 'oversize');
+        return false;
+      }
+      c.writing++;
+      c.socket.write(frame(message), () => this.messageDrained(c));
+      this.notePeak(c);
+      if (c.writeTimer === undefined) this.armWrite(c);
+    }
+    return true;
+  }
+
+  /** A message of a multi-message reply reached the kernel: progress, and room for the next ones. */
+  private messageDrained(c: Connection): void {
+    if (c.closed) return;
+    c.writing--;
+    this.touch(c);
+    c.writeTimer?.cancel();
+    c.writeTimer = undefined;
+    if (c.writing > 0) this.armWrite(c);
+    this.flush(c);
+  }
+
   /** Writes every reply whose turn has come (RFC 7766 section 6.2.1.1: in request order). */
   private flush(c: Connection): void {
     while (!c.closed && c.slots.length > 0 && c.slots[0].done) {
+      if (!this.writeMessages(c, c.slots[0])) return;
+      if (c.closed) return;
       const slot = c.slots.shift() as Slot;
-      if (slot.reply !== null) c.queuedBytes -= slot.reply.length;
+      c.queuedBytes -= slot.queued;
       if (slot.failed) {
         this.drop(c, 'handler-error');
         return;

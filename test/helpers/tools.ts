@@ -24,7 +24,7 @@ export function requireTool(name: string): string {
   }
   throw new Error(
     `required tool "${name}" was not found on PATH or in ${EXTRA_DIRS.join(', ')}; ` +
-      'install it (Debian: apt-get install bind9 bind9-utils bind9-dnsutils unbound iproute2 systemd groff-base man-db prometheus, or run `make deps` as root)',
+      'install it (Debian: apt-get install bind9 bind9-utils bind9-dnsutils unbound knot iproute2 systemd groff-base man-db prometheus, or run `make deps` as root)',
   );
 }
 

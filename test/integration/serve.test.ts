@@ -84,7 +84,7 @@ describe('built-in zone server', () => {
       const soa = await dig(dnsPort, [...tcp, ZONE, 'SOA']);
       assert.equal(soa.status, 'NOERROR');
       assert.ok(soa.flags.includes('aa'), soa.raw);
-      assert.match(soa.answer[0] ?? '', /^dynamic\.example\.org\. \d+ IN SOA ns\.dynamic\.example\.org\. admin\.example\.org\. \d+ 3600 600 604800 1$/);
+      assert.match(soa.answer[0] ?? '', /^dynamic\.example\.org\. \d+ IN SOA ns\.dynamic\.example\.org\. admin\.example\.org\. \d+ 60 60 604800 1$/);
       const ns = await dig(dnsPort, [...tcp, ZONE, 'NS']);
       assert.deepEqual(ns.answer, ['dynamic.example.org. 3600 IN NS ns.dynamic.example.org.']);
       assert.match(ns.raw, /ns\.dynamic\.example\.org\.\s+3600\s+IN\s+A\s+127\.0\.0\.1/);

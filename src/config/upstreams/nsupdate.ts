@@ -63,28 +63,34 @@ export function intervalOrOff(r: MapReader, key: string): number | undefined {
   return r.duration(key, TIMER_LIMIT);
 }
 
+/** A required base64 TSIG secret at `key` (warns when shorter than MIN_SECRET_BYTES). Shared with the serve upstream's transfer-keys. */
+export function tsigSecret(r: MapReader, key: string): string {
+  const secret = r.require(key, r.nonEmptyString(key));
+  if (!isBase64(secret)) fail(r.ctx, r.at(key), 'base64', 'not a base64 secret', secret);
+  const secretBytes = Buffer.from(secret, 'base64').length;
+  if (secretBytes < MIN_SECRET_BYTES) {
+    warn(r.ctx, r.at(key), `the TSIG secret is only ${secretBytes} bytes; use at least ${MIN_SECRET_BYTES} (tsig-keygen makes 32)`);
+  }
+  return secret;
+}
+
+/** A TSIG algorithm name at `key`, with or without the wire form's trailing dot ("hmac-sha256."); undefined when absent. */
+export function tsigAlgorithmKey(r: MapReader, key: string): TsigAlgorithm | undefined {
+  const algText = r.nonEmptyString(key)?.toLowerCase().replace(/\.$/, '');
+  if (algText === undefined) return undefined;
+  const hit = TSIG_ALGORITHMS.find((a) => a === algText);
+  if (hit === undefined) fail(r.ctx, r.at(key), 'invalid', `must be one of ${TSIG_ALGORITHMS.join(', ')}`, algText);
+  return hit;
+}
+
 export function parseNsupdateUpstream(r: MapReader): NsupdateUpstreamConfig {
   const reverseZones = r.fqdnList('reverse-zones') ?? DEFAULTS['reverse-zones'];
   const zone = r.fqdn('zone') ?? null;
   if (zone === null && reverseZones.length === 0) {
     fail(r.ctx, r.at('zone'), 'missing', 'required key is missing (it may only be left out when reverse-zones is set)');
   }
-  const secret = r.require('tsig-secret', r.nonEmptyString('tsig-secret'));
-  if (!isBase64(secret)) fail(r.ctx, r.at('tsig-secret'), 'base64', 'not a base64 secret', secret);
-  const secretBytes = Buffer.from(secret, 'base64').length;
-  if (secretBytes < MIN_SECRET_BYTES) {
-    warn(r.ctx, r.at('tsig-secret'), `the TSIG secret is only ${secretBytes} bytes; use at least ${MIN_SECRET_BYTES} (tsig-keygen makes 32)`);
-  }
-  // Accept the wire form with a trailing dot too ("hmac-sha256.").
-  const algText = r.nonEmptyString('tsig-algorithm')?.toLowerCase().replace(/\.$/, '');
-  let tsigAlgorithm: TsigAlgorithm = DEFAULTS['tsig-algorithm'];
-  if (algText !== undefined) {
-    const hit = TSIG_ALGORITHMS.find((a) => a === algText);
-    if (hit === undefined) {
-      fail(r.ctx, r.at('tsig-algorithm'), 'invalid', `must be one of ${TSIG_ALGORITHMS.join(', ')}`, algText);
-    }
-    tsigAlgorithm = hit;
-  }
+  const secret = tsigSecret(r, 'tsig-secret');
+  const tsigAlgorithm = tsigAlgorithmKey(r, 'tsig-algorithm') ?? DEFAULTS['tsig-algorithm'];
   return {
     type: 'nsupdate',
     hostname: r.require('hostname', r.nonEmptyString('hostname')),

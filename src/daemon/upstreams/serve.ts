@@ -7,6 +7,7 @@
  * (checked against the cache on every lookup) and the SOA serial.
  */
 import * as net from 'node:net';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ServeUpstreamConfig } from '../../config/upstreams/index.js';
 import { inNets } from '../../net/address.js';
@@ -16,17 +17,29 @@ import { canonicalName, childLabel, fqdn, isSubdomain } from '../../dns/names.js
 import { unixSeconds } from '../../clock.js';
 import type { AddrRecord, UpstreamChange } from '../records.js';
 import { reverseName } from '../reverse.js';
-import type { Authority, NameData } from '../zoneserver/authority.js';
+import type { Authority, NameData, TransferPolicy } from '../zoneserver/authority.js';
 import { attachAuthorities, type ListenerLease } from '../zoneserver/listener.js';
 import { SerialCounter } from '../zoneserver/serial.js';
+import { ZoneHistory, type Difference } from '../zoneserver/history.js';
+import { Notifier } from '../zoneserver/notify.js';
 import type { LabelSyntax } from '../../config/daemon.js';
 import { claimableName } from '../labels.js';
 import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
-import { errorMessage } from '../../errors.js';
+import { errnoCode, errorMessage } from '../../errors.js';
+import { atomicWrite } from '../../fs/atomic.js';
 
-const SOA_REFRESH = 3600;
-const SOA_RETRY = 600;
-const SOA_EXPIRE = 7 * 86400;
+/** TTL of the apex NS records and the primary's glue: they change only with the configuration. */
+const NS_TTL = 3600;
+
+const seconds = (ms: number): number => Math.floor(ms / 1000);
+
+/**
+ * How much of each zone's history IXFR can answer from: the last 1,000
+ * versions, at most 100,000 records in all (a few MB, in memory and in the
+ * history file). A secondary further behind gets the whole zone, which it
+ * would need anyway.
+ */
+const HISTORY_LIMITS = { differences: 1000, records: 100_000 };
 
 class ServeUpstream implements Upstream {
   readonly description: string;
@@ -43,6 +56,13 @@ class ServeUpstream implements Upstream {
   private readonly primary: string;
   private readonly primaryGlue: string | undefined;
   private readonly labelSyntax: LabelSyntax;
+  private readonly transfer: TransferPolicy;
+  private notifier: Notifier | undefined;
+  /** IXFR histories by apex (forward and reverse zones). */
+  private readonly histories = new Map<string, ZoneHistory>();
+  private historySaving: Promise<void> | undefined;
+  private historyDirty = false;
+  private historiesLoaded = false;
 
   constructor(
     private readonly config: ServeUpstreamConfig,
@@ -53,6 +73,10 @@ class ServeUpstream implements Upstream {
     this.keepRecords = config.keepRecords;
     this.ttl = Math.floor(config.recordTtl / 1000);
     this.labelSyntax = ctx.labelSyntax ?? 'hostname';
+    this.transfer = {
+      keys: config.transferKeys.map((k) => ({ name: k.name, algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64') })),
+      nets: config.allowTransfer,
+    };
     // With an address to listen on, the primary is ns.<zone> and we serve its glue; a host name is used as it is.
     if (config.primary !== null) {
       this.primary = config.primary;
@@ -70,6 +94,10 @@ class ServeUpstream implements Upstream {
       unixSeconds(this.ctx.clock),
       (err) => this.ctx.logger.error({ err }, 'cannot reserve SOA serials; a crash now could reuse serials'),
     );
+    if (!this.historiesLoaded) {
+      this.historiesLoaded = true;
+      await this.loadHistories();
+    }
     this.ptrIndex.clear();
     this.reverseEnts.clear();
     this.index(this.ctx.allLiveRecords(), []);
@@ -85,16 +113,32 @@ class ServeUpstream implements Upstream {
         throw new UpstreamError(this.description, `cannot listen: ${errorMessage(err)}`, { cause: err });
       }
     }
+    if (this.notifier === undefined && this.config.notify.length > 0) {
+      const zones = [this.zone, ...this.config.reverseZones];
+      this.notifier = new Notifier({
+        targets: this.config.notify,
+        key: this.transfer.keys.find((k) => k.name === this.config.notifyKey),
+        zones: () => zones.map((apex) => ({ apex, soa: this.soaFor(apex) })),
+        clock: this.ctx.clock,
+        logger: this.ctx.logger,
+      });
+    }
+    // The zone may have changed while nsregd was down: secondaries check now rather than at their next refresh.
+    this.notifier?.changed();
   }
 
   async apply(change: UpstreamChange): Promise<void> {
     this.index(change.add, [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)]);
     this.serial?.next();
+    this.notifier?.changed();
   }
 
   async close(): Promise<void> {
     await this.lease?.release();
     this.lease = undefined;
+    this.notifier?.close();
+    this.notifier = undefined;
+    await this.historySaving;
     await this.serial?.settle();
   }
 
@@ -164,10 +208,10 @@ class ServeUpstream implements Upstream {
         mname: this.primary,
         rname: this.config.hostmaster ?? `hostmaster.${this.zone}`,
         serial: this.serial?.value ?? 0,
-        refresh: SOA_REFRESH,
-        retry: SOA_RETRY,
-        expire: SOA_EXPIRE,
-        minimum: negative,
+        refresh: seconds(this.config.soaRefresh),
+        retry: seconds(this.config.soaRetry),
+        expire: seconds(this.config.soaExpire),
+        minimum: this.config.soaMinimum === null ? negative : seconds(this.config.soaMinimum),
       },
     };
   }
@@ -176,14 +220,14 @@ class ServeUpstream implements Upstream {
     const ns = this.config.nameservers.length > 0 ? this.config.nameservers : [this.primary];
     return [
       this.soaFor(apex),
-      ...ns.map((n): ResourceRecord => ({ name: apex, type: 'NS', class: RRClass.IN, ttl: SOA_REFRESH, data: fqdn(n) })),
+      ...ns.map((n): ResourceRecord => ({ name: apex, type: 'NS', class: RRClass.IN, ttl: NS_TTL, data: fqdn(n) })),
     ];
   }
 
   private glue(name: string): ResourceRecord[] {
     if (name !== canonicalName(this.primary) || this.primaryGlue === undefined) return [];
     const type = net.isIPv6(this.primaryGlue) ? 'AAAA' : 'A';
-    return [{ name, type, class: RRClass.IN, ttl: SOA_REFRESH, data: this.primaryGlue }];
+    return [{ name, type, class: RRClass.IN, ttl: NS_TTL, data: this.primaryGlue }];
   }
 
   private forwardAuthority(): Authority {
@@ -193,6 +237,9 @@ class ServeUpstream implements Upstream {
       apex: zone,
       soa: () => this.soaFor(zone),
       glue: (n) => this.glue(n),
+      transfer: this.transfer,
+      records: () => this.observed(zone, () => this.forwardRecords()),
+      changesSince: (serial) => this.changesSince(zone, () => this.forwardRecords(), serial),
       lookup: (name): NameData => {
         if (name === zone) return { records: this.apexRecords(zone), exists: true };
         if (name === srvName) {
@@ -217,11 +264,96 @@ class ServeUpstream implements Upstream {
     };
   }
 
+  /**
+   * The zone's records now, recorded in its IXFR history; when they changed
+   * under an unchanged serial (a change visible before apply() moved the
+   * serial on), the serial moves on first, so every version has its own.
+   */
+  private observed(apex: string, compute: () => ResourceRecord[]): ResourceRecord[] {
+    let history = this.histories.get(apex);
+    if (history === undefined) {
+      history = new ZoneHistory(HISTORY_LIMITS);
+      this.histories.set(apex, history);
+    }
+    const records = compute();
+    const before = history.serial;
+    if (this.serial !== undefined && history.observe(records, this.serial.value) === 'stale') {
+      this.serial.next();
+      history.observe(records, this.serial.value);
+    }
+    if (history.serial !== before) this.saveHistories();
+    return records;
+  }
+
+  private get historyFile(): string {
+    return path.join(this.ctx.dataDir, `${this.zone}xfr-history`);
+  }
+
+  /** The IXFR histories as the last process left them (./zoneserver/history.ts); none when the file is missing or unreadable. */
+  private async loadHistories(): Promise<void> {
+    let saved: unknown;
+    try {
+      saved = JSON.parse(await readFile(this.historyFile, 'utf8'));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') this.ctx.logger.warn({ err, file: this.historyFile }, 'cannot read the zone transfer history; secondaries get the whole zone once');
+      return;
+    }
+    const zones = typeof saved === 'object' && saved !== null ? (saved as Record<string, unknown>)['zones'] : undefined;
+    if (typeof zones !== 'object' || zones === null) return;
+    for (const [apex, h] of Object.entries(zones)) this.histories.set(apex, ZoneHistory.restore(h, HISTORY_LIMITS));
+  }
+
+  /** Writes the histories after a new version was served: at most one write at a time, the last state always written. */
+  private saveHistories(): void {
+    this.historyDirty = true;
+    if (this.historySaving !== undefined) return;
+    this.historySaving = (async () => {
+      while (this.historyDirty) {
+        this.historyDirty = false;
+        const zones = Object.fromEntries([...this.histories].map(([apex, h]) => [apex, h.save()]));
+        await atomicWrite(this.historyFile, JSON.stringify({ zones }));
+      }
+    })()
+      .catch((err: unknown) => this.ctx.logger.warn({ err, file: this.historyFile }, 'cannot save the zone transfer history; after a restart secondaries get the whole zone once'))
+      .finally(() => (this.historySaving = undefined));
+  }
+
+  private changesSince(apex: string, compute: () => ResourceRecord[], serial: number): Difference[] | undefined {
+    this.observed(apex, compute);
+    return this.histories.get(apex)?.since(serial);
+  }
+
+  /** Every RR of the forward zone but the SOA, as lookups answer them (a zone transfer). */
+  private forwardRecords(): ResourceRecord[] {
+    const names = new Set([this.zone, `_nsreg._tcp.${this.zone}`, canonicalName(this.primary)]);
+    for (const r of this.ctx.allLiveRecords()) names.add(canonicalName(r.name));
+    const auth = this.forwardAuthority();
+    const out: ResourceRecord[] = [];
+    for (const name of names) {
+      if (!isSubdomain(name, this.zone)) continue;
+      out.push(...auth.lookup(name).records.filter((rr) => rr.type !== 'SOA'));
+    }
+    return out;
+  }
+
+  /** Every RR of a reverse zone but the SOA. */
+  private reverseRecords(apex: string): ResourceRecord[] {
+    const auth = this.reverseAuthority(apex);
+    const out: ResourceRecord[] = this.apexRecords(apex).filter((rr) => rr.type !== 'SOA');
+    for (const owner of this.ptrIndex.keys()) {
+      if (isSubdomain(owner, apex)) out.push(...auth.lookup(owner).records);
+    }
+    return out;
+  }
+
   private reverseAuthority(apex: string): Authority {
     return {
       apex,
       soa: () => this.soaFor(apex),
       glue: (n) => this.glue(n),
+      transfer: this.transfer,
+      records: () => this.observed(apex, () => this.reverseRecords(apex)),
+      changesSince: (serial) => this.changesSince(apex, () => this.reverseRecords(apex), serial),
       lookup: (name): NameData => {
         if (name === apex) return { records: this.apexRecords(apex), exists: true };
         const records: ResourceRecord[] = [];

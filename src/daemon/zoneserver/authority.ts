@@ -6,6 +6,19 @@
 import { Opcode, RRClass, RRType, Rcode } from '../../dns/constants.js';
 import { emptyMessage, optRecord, typeCode, type DecodedMessage, type Message, type ResourceRecord } from '../../dns/message.js';
 import { canonicalName, isSubdomain, nameToLabels } from '../../dns/names.js';
+import type { TsigKey } from '../../dns/tsig.js';
+import type { Cidr } from '../../net/address.js';
+import type { Difference } from './history.js';
+
+/**
+ * Who may transfer a zone (AXFR/IXFR): requests signed with one of `keys`,
+ * or unsigned ones from an address in `nets`. Both empty: nobody. The keys
+ * are also the ones a signed query of the zone is checked against.
+ */
+export interface TransferPolicy {
+  readonly keys: readonly TsigKey[];
+  readonly nets: readonly Cidr[];
+}
 
 export interface NameData {
   /** Every RR at the name (any type). */
@@ -23,6 +36,20 @@ export interface Authority {
   lookup(name: string): NameData;
   /** A/AAAA for in-zone name server names (glue in NS answers). */
   glue(name: string): ResourceRecord[];
+  /**
+   * Every RR of the zone but the apex SOA, for transfers; absent: the zone
+   * is never transferred. Call soa() after it: taking the records may
+   * move the serial on (./history.ts).
+   */
+  records?(): ResourceRecord[];
+  /**
+   * IXFR (RFC 1995): the differences from `serial` to the current serial
+   * (call soa() after it), or undefined when they are not known (then the
+   * whole zone is sent). Absent: never known.
+   */
+  changesSince?(serial: number): Difference[] | undefined;
+  /** Who may transfer the zone; absent: nobody. */
+  readonly transfer?: TransferPolicy;
 }
 
 /** The authority whose apex is the longest suffix of `name`. */
@@ -91,7 +118,7 @@ export function answerQuery(req: DecodedMessage, authorities: Iterable<Authority
   const name = canonicalName(q.name);
   const authority = findAuthority(authorities, name);
   if (authority === undefined) return finish(Rcode.REFUSED);
-  // Zone transfers are not offered: the data is live and changes by the second.
+  // Zone transfers are answered by ./transfer.ts before a query gets here.
   if (q.type === RRType.AXFR || q.type === RRType.IXFR) return finish(Rcode.REFUSED);
   reply.aa = true;
   const data = authority.lookup(name);

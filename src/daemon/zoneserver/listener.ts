@@ -8,13 +8,16 @@ import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { Rcode } from '../../dns/constants.js';
+import { systemClock, unixSeconds } from '../../clock.js';
+import { Opcode, RRType, Rcode } from '../../dns/constants.js';
 import { MalformedMessageError } from '../../dns/errors.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../dns/message.js';
 import { TcpDnsServer, type TcpLimits } from '../../net/tcp-server.js';
 import { formatHostPort } from '../../net/address.js';
 import { resolveListenAddresses } from '../../net/listen.js';
-import { answerQuery, truncateForUdp, type Authority } from './authority.js';
+import { canonicalName } from '../../dns/names.js';
+import { answerQuery, findAuthority, truncateForUdp, type Authority } from './authority.js';
+import { answerTransfer, checkRequestTsig, type Peer } from './transfer.js';
 import { ResponseRateLimiter } from './ratelimit.js';
 
 /**
@@ -35,16 +38,21 @@ export const zoneServerStats = {
   rateLimited: { drop: 0, slip: 0 },
 };
 
-function counted(reply: Buffer | null): Buffer | null {
-  if (reply !== null && reply.length >= 4) {
-    const rcode = (reply[3] ?? 0) & 0xf;
-    zoneServerStats.answers.set(rcode, (zoneServerStats.answers.get(rcode) ?? 0) + 1);
-  }
+function counted<T extends Buffer | Iterable<Buffer> | null>(reply: T): T {
+  // A transfer (several messages) counts as one NOERROR answer.
+  const rcode = reply === null ? undefined : Buffer.isBuffer(reply) ? (reply.length >= 4 ? (reply[3] ?? 0) & 0xf : undefined) : Rcode.NOERROR;
+  if (rcode !== undefined) zoneServerStats.answers.set(rcode, (zoneServerStats.answers.get(rcode) ?? 0) + 1);
   return reply;
 }
 
-/** The reply bytes for a query, or null when nothing should be sent. */
-export function respond(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp'): Buffer | null {
+/**
+ * The reply to one request: one message, the messages of a zone transfer
+ * (TCP only), or null when nothing should be sent. `peer` (who asked, and
+ * when) is needed for transfers; without it they are refused. A request
+ * signed with TSIG is checked against the zone's transfer keys and its
+ * answer signed (RFC 8945 §5.3); BIND secondaries sign their SOA queries.
+ */
+export function serve(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp', peer?: Peer): Buffer | Iterable<Buffer> | null {
   let req;
   try {
     req = decodeMessage(raw);
@@ -56,10 +64,23 @@ export function respond(raw: Buffer, authorities: Iterable<Authority>, transport
     return encodeMessage(m);
   }
   if (req.qr) return null; // never answer a response (loops, reflection)
+  const q = req.questions.length === 1 ? req.questions[0] : undefined;
+  const authority = q === undefined ? undefined : findAuthority(authorities, canonicalName(q.name));
+  const tsig = checkRequestTsig(req, authority?.transfer?.keys ?? [], peer?.now ?? unixSeconds(systemClock));
+  if ('refusal' in tsig) return tsig.refusal;
+  if (authority !== undefined && req.opcode === Opcode.QUERY && (q?.type === RRType.AXFR || q?.type === RRType.IXFR)) {
+    return answerTransfer(req, authority, transport, peer, tsig);
+  }
   const { message, udpLimit } = answerQuery(req, authorities);
-  const bytes = encodeMessage(message);
-  if (transport === 'udp' && bytes.length > udpLimit) return encodeMessage(truncateForUdp(message));
-  return bytes;
+  let bytes = encodeMessage(message);
+  if (transport === 'udp' && bytes.length + tsig.reserve > udpLimit) bytes = encodeMessage(truncateForUdp(message));
+  return tsig.signer === undefined ? bytes : tsig.signer.sign(bytes);
+}
+
+/** serve() for one-message answers (tests, fuzzing): a transfer's messages are not wanted there and read as null. */
+export function respond(raw: Buffer, authorities: Iterable<Authority>, transport: 'udp' | 'tcp'): Buffer | null {
+  const reply = serve(raw, authorities, transport);
+  return reply === null || Buffer.isBuffer(reply) ? reply : null;
 }
 
 /**
@@ -91,7 +112,8 @@ class SharedListener {
   ) {
     this.limiter = new ResponseRateLimiter({ perSecond: rateLimit });
     this.tcp = new TcpDnsServer({
-      handler: (raw) => counted(respond(raw, this.authorities, 'tcp')),
+      handler: (raw, ctx) =>
+        counted(serve(raw, this.authorities, 'tcp', { remote: ctx.remote, now: unixSeconds(systemClock), onTransfer: (note) => logger.info(note, 'zone transfer') })),
       log: logger,
       limits: tcpLimits,
       onOversize: (_request, reply) => truncatedReply(reply),
@@ -155,7 +177,9 @@ class SharedListener {
       return;
     }
     if (decision === 'slip') zoneServerStats.rateLimited.slip++;
-    let reply = counted(respond(msg, this.authorities, 'udp'));
+    const answer = counted(serve(msg, this.authorities, 'udp', { remote: rinfo.address, now: unixSeconds(systemClock) }));
+    // Over UDP every answer is one message (transfers are answered with one there).
+    let reply = answer === null || Buffer.isBuffer(answer) ? answer : null;
     if (reply === null) return;
     // A truncated empty reply: too small to amplify, and a real client retries over TCP.
     if (decision === 'slip') reply = truncatedReply(reply);

@@ -436,6 +436,54 @@ describe('TCP layer: pipelining and back-pressure', () => {
   });
 });
 
+describe('TCP layer: multi-message replies', () => {
+  it('writes every message in order before the next reply, pulling them only as the peer takes them', async () => {
+    const big = 60_000;
+    const count = 200;
+    let pulled = 0;
+    function* messages(id: number): Generator<Buffer> {
+      for (let i = 0; i < count; i++) {
+        pulled++;
+        const m = Buffer.alloc(big);
+        m.writeUInt16BE(id, 0);
+        m.writeUInt32BE(i, 12);
+        yield m;
+      }
+    }
+    const lab = await start(
+      { maxUnsentBytes: 64 * 1024 },
+      { handler: (raw) => (raw.readUInt16BE(0) === 1 ? messages(1) : echo(raw)) },
+    );
+    const s = await connected(lab, '127.0.0.33');
+    const got = replies(s, count + 1);
+    s.write(Buffer.concat([frame(query(1)), frame(query(2))]));
+    const all = await got;
+    assert.equal(pulled, count);
+    assert.deepEqual(
+      all.slice(0, count).map((m) => [m.readUInt16BE(0), m.readUInt32BE(12)]),
+      Array.from({ length: count }, (_, i) => [1, i]),
+    );
+    assert.equal(all[count]?.readUInt16BE(0), 2, 'the next reply follows the last message');
+    // Back-pressure: never much more than the bound unsent (one message may overshoot it), not the 12 MB of the whole reply.
+    const st = lab.server.stats;
+    assert.ok(st.peakUnsentBytes <= 64 * 1024 + big + 2 + 64, `peak unsent ${st.peakUnsentBytes}`);
+    assert.ok(st.peakInFlight <= 2);
+  });
+
+  it('a reply whose messages fail midway closes the connection', async () => {
+    function* failing(): Generator<Buffer> {
+      yield echo(query(5));
+      throw new Error('broken transfer');
+    }
+    const lab = await start({}, { handler: () => failing() });
+    const s = await connected(lab, '127.0.0.34');
+    const mark = lab.events.mark();
+    s.write(frame(query(5)));
+    assert.deepEqual(await lab.events.after(mark, is('closed', '127.0.0.34')), { type: 'closed', remote: '127.0.0.34', why: 'handler-error' });
+    assert.equal(lab.server.stats.handlerErrors, 1);
+  });
+});
+
 describe('TCP layer: failing and oversized replies', () => {
   it('a handler that throws or rejects closes only its connection, logged', async () => {
     const sink = logSink('debug');
