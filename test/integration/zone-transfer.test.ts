@@ -1,7 +1,9 @@
 /**
  * Zone transfers out of the built-in zone server (RFC 5936 AXFR, RFC 1995
- * IXFR answered with the whole zone, RFC 8945 TSIG): real dig as the
- * client, and a real BIND named as a secondary of nsregd (hidden primary).
+ * IXFR, RFC 8945 TSIG, RFC 1996 NOTIFY): real dig as the client, and real
+ * BIND named and Knot knotd as secondaries of nsregd (hidden primary),
+ * each through the initial transfer, the 10,000-name zone, a claim, a
+ * refresh that changes nothing, a removal, an expiry and a restart.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -210,6 +212,28 @@ describe('zone transfers from the built-in zone server', () => {
     });
   });
 
+  describe('Knot as a secondary of the large zone', () => {
+    let knot: KnotLab;
+
+    before(async () => {
+      knot = await startKnotSecondary({ zones: [ZONE], primary: { address: '127.0.0.1', port: dnsPort }, key: KEY });
+    });
+
+    after(async () => {
+      await knot?.stop();
+    });
+
+    it('transfers the 10,000-name zone; Knot matches the primary record for record', async () => {
+      const last = 9_999;
+      await eventually('Knot to serve the last bulk name', () => knot.query(`bulk${last}.${ZONE}`, 'A').catch((): string[] => []), (v) => v.includes(`10.${last >> 8}.${last % 256}.1`), 30_000);
+      const ours = (await transfer(dnsPort, [keyArg(KEY), ZONE, 'AXFR'])).records;
+      const theirs = (await transfer(knot.port, [keyArg(KEY), ZONE, 'AXFR'])).records;
+      assert.ok(ours.length > 10_000);
+      assert.equal(theirs.length, ours.length);
+      assert.deepEqual([...theirs].sort(), [...ours].sort());
+    });
+  });
+
   describe('NOTIFY to a BIND secondary', () => {
     let named: NamedLab;
     let primary: NsregdLab;
@@ -360,6 +384,21 @@ describe('zone transfers from the built-in zone server', () => {
       assert.deepEqual(await knot.query(c.name, 'A'), ['192.0.2.50']);
       const after = primary.logs().filter((l) => l['msg'] === 'zone transfer' && l['zone'] === ZONE);
       assert.ok(after.length > 0 && after.every((l) => l['kind'] === 'IXFR'), JSON.stringify(after));
+    });
+
+    it('a refresh that changes nothing and an expiry reach Knot within 2 s', async () => {
+      const serialOf = async (query: () => Promise<string[]>): Promise<number> => Number((await query())[0]?.split(' ')[2]);
+      const c = makeClient('knot-refreshed', ZONE, Algorithm.ED25519);
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.53', 2)], { now: now() }))).rcode, Rcode.NOERROR);
+      await eventually('Knot to serve the claim', () => knot.query(c.name, 'A'), (v) => v.includes('192.0.2.53'), 2000);
+      assert.equal((await primary.send(signedUpdate(c, [a(c.name, '192.0.2.53', 2)], { now: now(), id: 2 }))).rcode, Rcode.NOERROR);
+      const refreshedAt = Date.now();
+      const primarySerial = await serialOf(async () => (await transfer(port, [keyArg(KEY), '+short', ZONE, 'SOA'])).records);
+      await eventually('Knot to reach the primary serial', () => serialOf(() => knot.query(ZONE, 'SOA')), (v) => v === primarySerial, 2000);
+      assert.deepEqual(await knot.query(c.name, 'A'), ['192.0.2.53']);
+      // The record's TTL (2 s) runs out: Knot drops it within 2 s of the expiry.
+      await eventually('Knot to drop the expired record', () => knot.query(c.name, 'A'), (v) => v.length === 0, refreshedAt + 2000 + 2000 - Date.now());
+      assert.ok(Date.now() - (refreshedAt + 2000) <= 2000);
     });
   });
 });
