@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -209,6 +209,43 @@ describe('zone transfers from the built-in zone server', () => {
       const theirs = (await transfer(named.port, [keyArg(KEY), ZONE, 'AXFR'])).records;
       assert.equal(theirs.length, ours.length);
       assert.deepEqual([...theirs].sort(), [...ours].sort());
+    });
+  });
+
+  describe('a BIND secondary holding an old copy of the zone', () => {
+    let named: NamedLab;
+    let files: string;
+    let logsBefore = 0;
+
+    before(async () => {
+      logsBefore = d.logs().length;
+      // A copy of the zone from long ago (serial 1, a name that has gone since), as a secondary
+      // that was offline for a long time still has on disk.
+      files = await mkdtemp(path.join(tmpdir(), 'nsregd-xfr-old-'));
+      const old = path.join(files, 'old.db');
+      await writeFile(
+        old,
+        ['$TTL 300', `@ IN SOA ns.${ZONE} hostmaster.${ZONE} 1 60 60 1209600 5`, `@ IN NS ns.${ZONE}`, 'gone IN A 192.0.2.99', ''].join('\n'),
+      );
+      named = await startNamed({
+        zones: [],
+        tsigKeys: [KEY],
+        extraConfig: `zone "${ZONE}" { type secondary; file "${old}"; primaries { 127.0.0.1 port ${dnsPort} key "${KEY.name}"; }; };`,
+      });
+    });
+
+    after(async () => {
+      await named?.stop();
+      await rm(files, { recursive: true, force: true });
+    });
+
+    it('converges to the primary through a whole-zone transfer: the stale name is gone, the live ones are there', async () => {
+      await eventually('the secondary to catch up', () => named.query(`alpha.${ZONE}`, 'A').catch((): string[] => []), (v) => v.includes('192.0.2.10'), 15_000);
+      assert.deepEqual(await named.query(`gone.${ZONE}`, 'A'), []);
+      // BIND asks AXFR for a copy loaded from a file without a journal; an IXFR from such a serial
+      // gets the whole zone too (the dig IXFR test above covers that answer).
+      const full = d.logs().slice(logsBefore).filter((l) => l['msg'] === 'zone transfer' && l['zone'] === ZONE && (l['kind'] === 'AXFR' || l['kind'] === 'IXFR, whole zone'));
+      assert.ok(full.length > 0);
     });
   });
 
