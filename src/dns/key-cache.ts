@@ -1,5 +1,6 @@
 /**
- * Imported public keys, kept for reuse, least recently used dropped first.
+ * Imported public keys, kept for reuse; when full, a new key takes the
+ * place of one picked at random.
  *
  * Importing KEY rdata into node:crypto (publicKeyFromRData) costs about
  * 0.15 ms for a P-384 key, and the first signature check with a freshly
@@ -11,6 +12,11 @@
  * does not see, so the cache is bounded: a daemon with 100,000 names keeps
  * only the keys of the names used lately (bench/README.md, "Hot path").
  *
+ * Why random and not least-recently-used: hosts refresh in a cycle (each
+ * every half TTL), so with more names than places LRU always drops exactly
+ * the key needed next and never hits, while random replacement keeps
+ * about capacity/names of them (bench/README.md, "Hot path").
+ *
  * The cache key is the algorithm and the exact public key bytes, and a
  * KeyObject is a function of nothing else: a name whose key changed can
  * never get the old KeyObject back, whatever the name, flags or key tag.
@@ -21,14 +27,18 @@ import type { KeyRData } from './types.js';
 
 export class KeyObjectCache {
   readonly #capacity: number;
-  /** Insertion order is recency order: a hit moves its entry to the end. */
-  readonly #keys = new Map<string, KeyObject>();
+  readonly #keys = new Map<string, { readonly key: KeyObject; readonly slot: number }>();
+  /** The cache keys by place, for picking one at random. */
+  readonly #slots: string[] = [];
+  readonly #random: () => number;
   #hits = 0;
   #misses = 0;
 
-  constructor(capacity: number) {
+  /** `random`: a number in [0, 1) (tests); default Math.random — which key goes matters to nobody but the hit rate. */
+  constructor(capacity: number, random: () => number = Math.random) {
     if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`key cache capacity must be an integer ≥ 0, got ${capacity}`);
     this.#capacity = capacity;
+    this.#random = random;
   }
 
   /** The KeyObject of `rdata`, imported now or earlier. Throws what publicKeyFromRData throws; failures are not kept. */
@@ -45,18 +55,18 @@ export class KeyObjectCache {
     const hit = this.#keys.get(id);
     if (hit !== undefined) {
       this.#hits++;
-      this.#keys.delete(id);
-      this.#keys.set(id, hit);
-      return hit;
+      return hit.key;
     }
     this.#misses++;
     const key = publicKeyFromRData(rdataOf());
     if (this.#capacity === 0) return key;
-    if (this.#keys.size >= this.#capacity) {
-      const oldest = this.#keys.keys().next();
-      if (oldest.done !== true) this.#keys.delete(oldest.value);
+    let slot = this.#slots.length;
+    if (slot >= this.#capacity) {
+      slot = Math.min(this.#capacity - 1, Math.floor(this.#random() * this.#capacity));
+      this.#keys.delete(this.#slots[slot]);
     }
-    this.#keys.set(id, key);
+    this.#slots[slot] = id;
+    this.#keys.set(id, { key, slot });
     return key;
   }
 

@@ -40,18 +40,35 @@ describe('KeyObjectCache', () => {
     assert.equal(cache.size, 2, 'a failed import is not kept');
   });
 
-  it('is bounded: the least recently used key goes first', () => {
-    const cache = new KeyObjectCache(2);
-    const [a, b, c] = [rdataOf(Algorithm.ED25519), rdataOf(Algorithm.ED25519), rdataOf(Algorithm.ED25519)];
+  it('is bounded: when full, a new key takes the place of one picked at random', () => {
+    const picks = [0.9, 0.1];
+    const cache = new KeyObjectCache(2, () => picks.shift() ?? 0);
+    const [a, b, c] = [1, 2, 3].map(() => rdataOf(Algorithm.ED25519));
     const ka = cache.get(a.rdata);
     cache.get(b.rdata);
-    assert.equal(cache.get(a.rdata), ka, 'a used again: b is now the least recently used');
-    cache.get(c.rdata);
+    cache.get(c.rdata); // 0.9 → the second place: b goes
     assert.equal(cache.size, 2);
     assert.equal(cache.get(a.rdata), ka, 'a stayed');
-    const misses = cache.stats.misses;
-    cache.get(b.rdata);
+    let misses = cache.stats.misses;
+    cache.get(b.rdata); // 0.1 → the first place: a goes
     assert.equal(cache.stats.misses, misses + 1, 'b was dropped and is imported again');
+    misses = cache.stats.misses;
+    cache.get(a.rdata);
+    assert.equal(cache.stats.misses, misses + 1, 'a was dropped for b');
+    assert.equal(cache.size, 2);
+  });
+
+  it('a cycle over more keys than places still hits (least-recently-used would never)', () => {
+    // A fixed pseudo-random sequence (a linear congruential generator): the same picks every run.
+    let seed = 12345;
+    const cache = new KeyObjectCache(8, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const keys = Array.from({ length: 10 }, () => rdataOf(Algorithm.ED25519).rdata);
+    for (const k of keys) cache.get(k);
+    const before = cache.stats;
+    for (let round = 0; round < 20; round++) for (const k of keys) cache.get(k);
+    const hits = cache.stats.hits - before.hits;
+    assert.ok(hits > 100, `${hits} hits of 200 lookups`);
+    assert.equal(cache.size, 8);
   });
 
   it('with capacity 0 imports every time and keeps nothing', () => {
