@@ -565,7 +565,11 @@ export class Registrar {
       return 'refused';
     }
     this.retryBackoff.reset();
-    if (this.phase.kind !== 'running') return 'ok';
+    if (this.phase.kind !== 'running') {
+      // An update in flight when shutdown began: what it registered is removed with the rest.
+      if (this.phase.kind === 'stopping') this.registerEchoed(reply, false);
+      return 'ok';
+    }
     this.scheduleKeyRefresh();
     if (this.phase.link.kind === 'down') {
       // The probe did not see this answer: its next one sets the identifier afresh.
@@ -577,8 +581,8 @@ export class Registrar {
     return 'ok';
   }
 
-  /** For every echoed A/AAAA (class IN, TTL > 0): registered, refresh at half its TTL. */
-  private registerEchoed(reply: DecodedMessage): void {
+  /** For every echoed A/AAAA (class IN, TTL > 0): registered, refreshed at half its TTL (unless `refresh` is false: stopping). */
+  private registerEchoed(reply: DecodedMessage, refresh = true): void {
     for (const rr of reply.answers) {
       if ((rr.type !== 'A' && rr.type !== 'AAAA') || rr.data === null || rr.class !== RRClass.IN) continue;
       const key = addressKey(rr.data);
@@ -590,7 +594,7 @@ export class Registrar {
       }
       // The server may have lowered the TTL; its value is the one that counts.
       const refreshMs = (rr.ttl * 1000) / 2;
-      const timer = this.opts.clock.schedule(refreshMs, () => this.refreshDue(key));
+      const timer = refresh ? this.opts.clock.schedule(refreshMs, () => this.refreshDue(key)) : undefined;
       this.registered.set(key, { ttl: rr.ttl, timer });
       this.log.info({ address: rr.data, ttl: rr.ttl, refreshInS: rr.ttl / 2 }, 'address registered');
     }

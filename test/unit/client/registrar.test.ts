@@ -11,6 +11,7 @@ import { TransportError } from '../../../src/dns/errors.js';
 import { decodeMessage, emptyMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
 import { keyRecords, verifySig0 } from '../../../src/dns/sig0.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { eventually } from '../../helpers/eventually.js';
 import { logSink as sink } from '../../helpers/log-sink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -73,6 +74,8 @@ class Harness {
   /** Whether the fake server answers liveness probes; probe times are recorded. */
   probeAnswers = true;
   readonly probes: number[] = [];
+  /** While set, the fake server's answers wait for it (an update in flight). */
+  hold: Promise<void> | undefined;
   /** The start-up identifier the fake server's probe answers carry (undefined: none). */
   instance: string | undefined = 'first-start';
 
@@ -92,6 +95,7 @@ class Harness {
       send: async (update: Buffer) => {
         const msg = decodeMessage(update);
         this.sent.push({ at: this.clock.now(), msg });
+        await this.hold;
         const b = this.behaviour;
         if (b === 'network-error') throw new TransportError('connect', 'connection refused');
         return replyTo(msg, b);
@@ -488,6 +492,29 @@ describe('Registrar', () => {
     };
     return { h, finish };
   }
+
+  it('shutdown while an insert is in flight: what it registered is removed too', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 3600 }]);
+    await h.registrar.start();
+    h.addresses = [...h.addresses, { address: '192.0.2.31', ttl: 3600 }];
+    let release: () => void = () => undefined;
+    h.hold = new Promise<void>((resolve) => (release = resolve));
+    h.registrar.addressAdded({ address: '192.0.2.31', ttl: 3600 });
+    h.clock.advance(COALESCE_MS);
+    await eventually('the insert in flight', () => h.sent.length, (n) => n === 2, 1000);
+    const stopping = h.registrar.shutdown(false);
+    h.hold = undefined;
+    release();
+    await stopping;
+    assert.deepEqual(
+      updates(h.last()).map((u) => [u[1], u[3]]).sort(),
+      [
+        [RRClass.NONE, '192.0.2.30'],
+        [RRClass.NONE, '192.0.2.31'],
+      ],
+    );
+    assert.equal(h.clock.pendingTimers, 0, 'no refresh armed while stopping');
+  });
 
   it('shutdown retries a failing removal with the back-off until the stop timeout, then gives up saying so', async () => {
     const { h, finish } = await failingShutdown();
