@@ -32,6 +32,14 @@ export const LOOKUP_RETRY_INITIAL_MS = 2_000;
  */
 export const LOOKUP_RETRY_CAP_MS = 60_000;
 
+/**
+ * Zones discovery may add, over the whole run. Each one costs an SRV query
+ * per round and a registrar; a resolver on a network the host visits
+ * decides what discovery finds, so it must not be able to grow that
+ * without end. Configured zones do not count.
+ */
+export const MAX_DISCOVERED_ZONES = 32;
+
 export interface ZoneLocatorOptions {
   /** Configured zones (command line or `zones`), FQDNs. */
   readonly zones: readonly string[];
@@ -71,6 +79,7 @@ export class ZoneLocator {
   /** A round was asked for while one ran: 'all' (network change) or 'retry'. */
   private requested: 'all' | 'retry' | undefined;
   private closed = false;
+  private discoveredCount = 0;
 
   constructor(private readonly opts: ZoneLocatorOptions) {
     for (const z of opts.zones) this.addZone(z);
@@ -153,7 +162,13 @@ export class ZoneLocator {
       });
       if (this.closed) return;
       this.discovered = found.complete;
-      for (const z of found.zones) this.addZone(z);
+      const fresh = found.zones.filter((z) => !this.zoneList.includes(z));
+      const room = Math.max(0, MAX_DISCOVERED_ZONES - this.discoveredCount);
+      if (fresh.length > room) {
+        this.opts.logger.warn({ ignored: fresh.slice(room), limit: MAX_DISCOVERED_ZONES }, 'discovery found more zones than nsregc takes; ignoring the rest');
+      }
+      for (const z of fresh.slice(0, room)) this.addZone(z);
+      this.discoveredCount += Math.min(fresh.length, room);
     }
     const todo = kind === 'all' ? [...this.zoneList] : this.zoneList.filter((z) => this.unresolved.has(z));
     for (const zone of todo) {

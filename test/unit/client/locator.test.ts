@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NsregServer, QueryFn } from '../../../src/client/discover.js';
-import { ZoneLocator } from '../../../src/client/locator.js';
+import { MAX_DISCOVERED_ZONES, ZoneLocator } from '../../../src/client/locator.js';
 import { Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
 import { answer, ptr, srv } from '../../helpers/dns-answers.js';
@@ -160,5 +160,21 @@ describe('ZoneLocator', () => {
     world.asked.length = 0;
     await t.advance(300_000, 10_000);
     assert.deepEqual(world.asked, []);
+  });
+
+  it('discovery adds at most MAX_DISCOVERED_ZONES zones over the whole run, however many a resolver names', async () => {
+    const world = new World();
+    const many = (from: number): string[] => Array.from({ length: 25 }, (_, i) => `z${from + i}.example.`);
+    world.browse.set('local.', many(0));
+    const t = locator(world, { zones: ['configured.example.'], discover: true });
+    t.l.start();
+    await t.l.idle();
+    world.browse.set('local.', many(100));
+    t.l.networkChanged();
+    await t.l.idle();
+    assert.equal(t.l.zones.length, 1 + MAX_DISCOVERED_ZONES);
+    assert.equal(t.l.zones[0], 'configured.example.');
+    assert.ok(t.lines.some((l) => l['msg'] === 'discovery found more zones than nsregc takes; ignoring the rest'));
+    t.l.close();
   });
 });
