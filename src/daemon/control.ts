@@ -18,6 +18,8 @@ import { NsregError, ReasonedError, errnoCode, errorMessage } from '../errors.js
 
 export const MAX_REQUEST_BYTES = 64 * 1024;
 export const REQUEST_TIMEOUT_MS = 5_000;
+/** A reply the reader stops taking for this long is abandoned. */
+const REPLY_IDLE_MS = 30_000;
 export const MAX_CONNECTIONS = 8;
 
 export type ControlRequest =
@@ -86,13 +88,14 @@ export class ControlServer {
   ) {}
 
   /** Listens on `path` (mode 0600). Throws when another daemon answers there or the path is not a socket. */
-  static async open(path: string, handler: ControlHandler, logger: Logger): Promise<ControlServer> {
+  /** `requestTimeoutMs` (tests): the whole request must arrive within it; default REQUEST_TIMEOUT_MS. */
+  static async open(path: string, handler: ControlHandler, logger: Logger, requestTimeoutMs = REQUEST_TIMEOUT_MS): Promise<ControlServer> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await removeStaleSocket(path);
     const server = net.createServer({ allowHalfOpen: true });
     const control = new ControlServer(path, server);
     server.maxConnections = MAX_CONNECTIONS;
-    server.on('connection', (socket) => control.serve(socket, handler, logger));
+    server.on('connection', (socket) => control.serve(socket, handler, logger, requestTimeoutMs));
     // The socket file is created by bind(2), inside listen(): under this umask it is never wider than 0600.
     const previous = process.umask(0o177);
     try {
@@ -110,17 +113,21 @@ export class ControlServer {
     return control;
   }
 
-  private serve(socket: net.Socket, handler: ControlHandler, logger: Logger): void {
+  private serve(socket: net.Socket, handler: ControlHandler, logger: Logger, requestTimeoutMs: number): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+    // A deadline for the whole request, not an idle timer: a byte now and then does not keep a slot.
+    const deadline = setTimeout(() => socket.destroy(), requestTimeoutMs);
+    socket.once('close', () => clearTimeout(deadline));
+    socket.setTimeout(REPLY_IDLE_MS, () => socket.destroy());
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
+      clearTimeout(deadline);
       socket.pause();
       const text = Buffer.concat(chunks).toString('utf8').split('\n', 1)[0] ?? '';
       void answer(text, handler, logger).then((reply) => {
@@ -132,6 +139,7 @@ export class ControlServer {
       size += chunk.length;
       if (size > MAX_REQUEST_BYTES) {
         done = true;
+        clearTimeout(deadline);
         socket.end(`${JSON.stringify(failure('bad-request', `request larger than ${MAX_REQUEST_BYTES} octets`))}\n`);
         return;
       }

@@ -133,6 +133,24 @@ describe('ControlServer', () => {
     await s.close();
   });
 
+  it('a request dripping a byte at a time is cut off at the whole-request deadline', async () => {
+    const slow = path.join(dir, 'slow.sock');
+    const s = await ControlServer.open(slow, async () => 'never', logSink().logger, 200);
+    const c = net.connect(slow);
+    let closed = false;
+    c.on('close', () => (closed = true));
+    c.on('error', () => undefined);
+    await once(c, 'connect');
+    // Never a newline: only the deadline ends it (each byte would reset an idle timer).
+    for (let i = 0; i < 200 && !closed; i++) {
+      c.write('{');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(closed, true, 'the server closed the connection');
+    await s.close();
+  });
+
   it('the client names a daemon that is not running', async () => {
     await assert.rejects(controlRequest(path.join(dir, 'none.sock'), { command: 'status' }), (err: unknown) => {
       assert.equal((err as { code?: string }).code, 'ERR_NSREGD_CONTROL_UNREACHABLE');
