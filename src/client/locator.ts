@@ -79,10 +79,12 @@ export class ZoneLocator {
   /** A round was asked for while one ran: 'all' (network change) or 'retry'. */
   private requested: 'all' | 'retry' | undefined;
   private closed = false;
-  private discoveredCount = 0;
+  /** Configured zones come first in zoneList; the rest were discovered. */
+  private readonly configured: number;
 
   constructor(private readonly opts: ZoneLocatorOptions) {
     for (const z of opts.zones) this.addZone(z);
+    this.configured = this.zoneList.length;
     this.backoff = new Backoff({
       initialMs: opts.retryInitialMs ?? LOOKUP_RETRY_INITIAL_MS,
       capMs: opts.retryCapMs ?? LOOKUP_RETRY_CAP_MS,
@@ -163,12 +165,11 @@ export class ZoneLocator {
       if (this.closed) return;
       this.discovered = found.complete;
       const fresh = found.zones.filter((z) => !this.zoneList.includes(z));
-      const room = Math.max(0, MAX_DISCOVERED_ZONES - this.discoveredCount);
+      const room = Math.max(0, MAX_DISCOVERED_ZONES - (this.zoneList.length - this.configured));
       if (fresh.length > room) {
         this.opts.logger.warn({ ignored: fresh.slice(room), limit: MAX_DISCOVERED_ZONES }, 'discovery found more zones than nsregc takes; ignoring the rest');
       }
       for (const z of fresh.slice(0, room)) this.addZone(z);
-      this.discoveredCount += Math.min(fresh.length, room);
     }
     const todo = kind === 'all' ? [...this.zoneList] : this.zoneList.filter((z) => this.unresolved.has(z));
     for (const zone of todo) {
