@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import { Opcode, RRClass, RRType, Rcode } from '../dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../dns/errors.js';
-import { keyCostProblem, keyTag as computeKeyTag } from '../dns/keys.js';
+import { keyCostProblem, keyTag as computeKeyTag, publicKeyFromRData } from '../dns/keys.js';
+import type { KeyObject } from 'node:crypto';
 import {
   decodeMessage,
   encodeMessage,
@@ -390,9 +391,17 @@ async function processUpdate(
     if (label === undefined || cfg.reservedNames.includes(label)) throw Refusals.nameDisallowed();
     if (canonicalName(keyRR.name) !== name) throw Refusals.wrongKeyRecord();
     refuseCostlyKey(keyRR.rdata, name, remote, zone);
-    // Through the shared cache: the name's first refresh will find the key imported.
-    const key = { name, rdata: keyRR.rdata, keyTag: computeKeyTag(keyRR.rdata), importKey: (k: KeyRData) => keyObjects.get(k) };
+    // Imported outside the shared cache, and kept there only once the signature checked out: the
+    // name's first refresh finds it, and forged claims cannot push out the keys of names in use.
+    let imported: KeyObject | undefined;
+    const key = {
+      name,
+      rdata: keyRR.rdata,
+      keyTag: computeKeyTag(keyRR.rdata),
+      importKey: (k: KeyRData): KeyObject => (imported = publicKeyFromRData(k)),
+    };
     await checkSignature(sig, key, now, remote, ctx);
+    if (imported !== undefined) keyObjects.remember(keyRR.rdata, imported);
   }
   const vetted = vetRecords(req, name, zone);
   checkRecordCap(vetted, name, zone);

@@ -59,7 +59,23 @@ export class KeyObjectCache {
     }
     this.#misses++;
     const key = publicKeyFromRData(rdataOf());
-    if (this.#capacity === 0) return key;
+    this.#insert(id, key);
+    return key;
+  }
+
+  /**
+   * Keeps `key`, imported by the caller from `rdata`, unless that key is
+   * cached already. For keys that had to be imported before they could be
+   * trusted (a first claim): only once their signature checked out do they
+   * take a place, so forged claims cannot push the keys in use out.
+   */
+  remember(rdata: Readonly<KeyRData>, key: KeyObject): void {
+    const id = `${rdata.algorithm} ${rdata.publicKey.toString('latin1')}`;
+    if (!this.#keys.has(id)) this.#insert(id, key);
+  }
+
+  #insert(id: string, key: KeyObject): void {
+    if (this.#capacity === 0) return;
     let slot = this.#slots.length;
     if (slot >= this.#capacity) {
       slot = Math.min(this.#capacity - 1, Math.floor(this.#random() * this.#capacity));
@@ -67,7 +83,6 @@ export class KeyObjectCache {
     }
     this.#slots[slot] = id;
     this.#keys.set(id, { key, slot });
-    return key;
   }
 
   get size(): number {

@@ -414,7 +414,8 @@ export class TcpSession {
     try {
       return await this.send(message, id, timeoutMs);
     } catch (err) {
-      if (!reused || !(err instanceof TransportError) || (err.reason !== 'closed' && err.reason !== 'socket')) throw err;
+      // Sent again only when the server dropped a reused connection; never after close().
+      if (this.closed || !reused || !(err instanceof TransportError) || (err.reason !== 'closed' && err.reason !== 'socket')) throw err;
       return this.send(message, id, timeoutMs);
     }
   }

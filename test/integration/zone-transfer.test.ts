@@ -123,6 +123,10 @@ describe('zone transfers from the built-in zone server', () => {
     assert.ok(!wrong.records.some((l) => / SOA /.test(l)), wrong.raw);
     const udp = await transfer(dnsPort, ['+notcp', '+ignore', keyArg(KEY), ZONE, 'AXFR']);
     assert.doesNotMatch(udp.raw, / IN SOA /, udp.raw);
+    // A name inside the zone is not a zone: with the key, still nothing (NOTAUTH), never the zone under that name.
+    const below = await transfer(dnsPort, [keyArg(KEY), `alpha.${ZONE}`, 'AXFR']);
+    assert.match(below.raw, /NOTAUTH|Transfer failed/, below.raw);
+    assert.ok(!below.records.some((l) => / SOA /.test(l)), below.raw);
   });
 
   it('an allow-transfer network transfers without a key', async () => {

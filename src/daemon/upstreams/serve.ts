@@ -7,7 +7,7 @@
  * (checked against the cache on every lookup) and the SOA serial.
  */
 import * as net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ServeUpstreamConfig } from '../../config/upstreams/index.js';
 import { inNets } from '../../net/address.js';
@@ -40,6 +40,12 @@ const seconds = (ms: number): number => Math.floor(ms / 1000);
  * would need anyway.
  */
 const HISTORY_LIMITS = { differences: 1000, records: 100_000 };
+/**
+ * A history file larger than this is not read: the snapshot of a zone of a
+ * few hundred thousand records plus HISTORY_LIMITS' differences stays well
+ * below it, and a damaged or planted file must not cost gigabytes at start.
+ */
+const MAX_HISTORY_FILE = 128 * 1024 * 1024;
 
 class ServeUpstream implements Upstream {
   readonly description: string;
@@ -289,10 +295,16 @@ class ServeUpstream implements Upstream {
     return path.join(this.ctx.dataDir, `${this.zone}xfr-history`);
   }
 
-  /** The IXFR histories as the last process left them (./zoneserver/history.ts); none when the file is missing or unreadable. */
+  /**
+   * The IXFR histories as the last process left them (./zoneserver/history.ts),
+   * of the zones still served; none when the file is missing, unreadable or
+   * larger than any history the limits allow (then it is not read at all).
+   */
   private async loadHistories(): Promise<void> {
     let saved: unknown;
     try {
+      const { size } = await stat(this.historyFile);
+      if (size > MAX_HISTORY_FILE) throw new RangeError(`${size} octets, more than the ${MAX_HISTORY_FILE} a history can take`);
       saved = JSON.parse(await readFile(this.historyFile, 'utf8'));
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') this.ctx.logger.warn({ err, file: this.historyFile }, 'cannot read the zone transfer history; secondaries get the whole zone once');
@@ -300,7 +312,8 @@ class ServeUpstream implements Upstream {
     }
     const zones = typeof saved === 'object' && saved !== null ? (saved as Record<string, unknown>)['zones'] : undefined;
     if (typeof zones !== 'object' || zones === null) return;
-    for (const [apex, h] of Object.entries(zones)) this.histories.set(apex, ZoneHistory.restore(h, HISTORY_LIMITS));
+    const served = new Set([this.zone, ...this.config.reverseZones]);
+    for (const [apex, h] of Object.entries(zones)) if (served.has(apex)) this.histories.set(apex, ZoneHistory.restore(h, HISTORY_LIMITS));
   }
 
   /** Writes the histories after a new version was served: at most one write at a time, the last state always written. */

@@ -11,7 +11,9 @@
 import { Opcode, RRType, Rcode } from '../../dns/constants.js';
 import { emptyMessage, encodeMessage, recordLength, type DecodedMessage, type Message, type ResourceRecord } from '../../dns/message.js';
 import { tsigLength, tsigServerTime, TsigResponseSigner, verifyTsigRequest, appendTsigError, type TsigKey } from '../../dns/tsig.js';
+import { canonicalName } from '../../dns/names.js';
 import { inNets } from '../../net/address.js';
+import { MAX_TCP_MESSAGE } from '../../net/transport.js';
 import type { Authority } from './authority.js';
 
 /** What a transfer sent, for the log: the whole zone, or the differences since the client's serial. */
@@ -35,7 +37,7 @@ export interface Peer {
 }
 
 /** RFC 5936 §2.2: a transfer message is at most what a TCP frame carries. */
-const MAX_MESSAGE = 65535;
+const MAX_MESSAGE = MAX_TCP_MESSAGE;
 
 /** The reply skeleton: the request's ID, opcode and question, QR and AA set. */
 function replyTo(req: DecodedMessage, rcode: number, withQuestion = true): Message {
@@ -103,6 +105,8 @@ export function answerTransfer(
     (signer !== undefined || (peer !== undefined && policy.nets.length > 0 && inNets(peer.remote, policy.nets)));
   if (!allowed) return single(replyTo(req, Rcode.REFUSED), signer);
   const q = req.questions[0];
+  // Only the zone itself transfers (RFC 5936 §2.2.1): a name below the apex is not a zone here.
+  if (q === undefined || canonicalName(q.name) !== authority.apex) return single(replyTo(req, Rcode.NOTAUTH), signer);
   if (q?.type === RRType.IXFR) {
     // RFC 1995 §3: the client's SOA is in the authority section.
     const theirs = req.authorities.find((rr) => rr.type === 'SOA');

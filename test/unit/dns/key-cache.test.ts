@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { InvalidKeyError } from '../../../src/dns/errors.js';
 import { KeyObjectCache } from '../../../src/dns/key-cache.js';
-import { generateKeyPair, publicKeyToRData, signData, verifyData } from '../../../src/dns/keys.js';
+import { generateKeyPair, publicKeyFromRData, publicKeyToRData, signData, verifyData } from '../../../src/dns/keys.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 
 const rdataOf = (alg: number): { rdata: KeyRData; sign: (d: Buffer) => Buffer } => {
@@ -69,6 +69,19 @@ describe('KeyObjectCache', () => {
     const hits = cache.stats.hits - before.hits;
     assert.ok(hits > 100, `${hits} hits of 200 lookups`);
     assert.equal(cache.size, 8);
+  });
+
+  it('remember keeps a key imported elsewhere, once; a cached key is not replaced', () => {
+    const cache = new KeyObjectCache(4);
+    const { rdata } = rdataOf(Algorithm.ED25519);
+    const outside = publicKeyFromRData(rdata);
+    cache.remember(rdata, outside);
+    assert.equal(cache.size, 1);
+    assert.equal(cache.get(rdata), outside, 'found without importing');
+    assert.equal(cache.stats.misses, 0);
+    cache.remember(rdata, publicKeyFromRData(rdata));
+    assert.equal(cache.get(rdata), outside);
+    assert.equal(cache.size, 1);
   });
 
   it('with capacity 0 imports every time and keeps nothing', () => {

@@ -111,4 +111,17 @@ describe('TcpSession (RFC 7766 connection reuse)', () => {
     await assert.rejects(twin, (err: unknown) => (err as { reason?: string }).reason === 'timeout');
     srv.behaviour = 'echo';
   });
+
+  it('close() during an exchange on a reused connection: rejected, and no new connection is opened to send it again', async () => {
+    srv.behaviour = 'echo';
+    const before = srv.connections;
+    const s = new TcpSession({ host: '127.0.0.1', port: srv.port });
+    assert.equal((await s.exchange(msg(1), 2000)).readUInt16BE(0), 1);
+    srv.behaviour = 'silent';
+    const pending = s.exchange(msg(2), 2000);
+    s.close();
+    await assert.rejects(pending, (err: unknown) => (err as { reason?: string }).reason === 'closed');
+    assert.equal(srv.connections - before, 1);
+    srv.behaviour = 'echo';
+  });
 });
