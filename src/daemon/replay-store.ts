@@ -32,7 +32,8 @@ import * as path from 'node:path';
 import type { Clock } from '../clock.js';
 import { errnoCode } from '../errors.js';
 import { atomicWrite, writeAll } from '../fs/atomic.js';
-import type { ReplayPersistence } from './guard.js';
+import { ExpiryQueue } from './expiry-queue.js';
+import { DEFAULT_GUARD, type ReplayPersistence } from './guard.js';
 
 /** Lines appended before the first rewrite is considered, however few are live. */
 const MIN_COMPACT_LINES = 1024;
@@ -55,8 +56,13 @@ interface Pending {
 }
 
 export class ReplayStore implements ReplayPersistence {
-  /** Replay key → expiry of every entry appended since the last rewrite (and kept by it). */
-  private readonly live = new Map<string, number>();
+  /**
+   * Replay key → expiry of every entry appended since the last rewrite (and
+   * kept by it), at most `capacity` of them: beyond it the one expiring
+   * first is dropped, as the guard's own list does (the file holds no more
+   * than the guard could use again).
+   */
+  private readonly live = new ExpiryQueue<null>();
   private lines = 0;
   private compactAt = MIN_COMPACT_LINES;
   /** While a rewrite runs: the lines written meanwhile, to write again to the new file. */
@@ -76,16 +82,24 @@ export class ReplayStore implements ReplayPersistence {
     readonly file: string,
     private readonly clock: Clock,
     private readonly onError: (err: unknown) => void,
+    private readonly capacity: number,
   ) {}
+
+  /** Keeps `key` until `expiresAtMs` (the later of two), within the capacity. */
+  private keep(key: string, expiresAtMs: number): void {
+    this.live.set(key, Math.max(expiresAtMs, this.live.deadlineOf(key) ?? 0), null);
+    if (this.live.size > this.capacity) this.live.pop();
+  }
 
   static fileFor(dataDir: string): string {
     return path.join(dataDir, 'replay-cache');
   }
 
   /** Loads (or creates) the replay file in `dataDir`. Throws on I/O errors other than a missing file. */
-  static async open(dataDir: string, clock: Clock, onError: (err: unknown) => void): Promise<OpenedReplayStore> {
+  /** `capacity`: entries kept at most (default the guard's replay capacity). */
+  static async open(dataDir: string, clock: Clock, onError: (err: unknown) => void, capacity = DEFAULT_GUARD.replayCapacity): Promise<OpenedReplayStore> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const store = new ReplayStore(ReplayStore.fileFor(dataDir), clock, onError);
+    const store = new ReplayStore(ReplayStore.fileFor(dataDir), clock, onError, capacity);
     let text = '';
     try {
       text = await readFile(store.file, 'utf8');
@@ -100,12 +114,11 @@ export class ReplayStore implements ReplayPersistence {
         bad++;
         continue;
       }
-      const e = Number(m[1]);
-      store.live.set(m[2], Math.max(e, store.live.get(m[2]) ?? 0));
+      store.keep(m[2], Number(m[1]));
     }
     await store.rewrite();
     const warnings = bad === 0 ? [] : [`${store.file}: ignored ${bad} unreadable line(s) (an interrupted write)`];
-    return { store, entries: [...store.live].map(([key, expiresAtMs]) => ({ key, expiresAtMs })), warnings };
+    return { store, entries: [...store.live.entries()].map((e) => ({ key: e.key, expiresAtMs: e.deadline })), warnings };
   }
 
   get size(): number {
@@ -115,7 +128,7 @@ export class ReplayStore implements ReplayPersistence {
   /** Resolves once the entry's line is written (not fsynced); rejects when it cannot be. */
   add(key: string, expiresAtMs: number): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`${this.file} is closed`));
-    this.live.set(key, expiresAtMs);
+    this.keep(key, expiresAtMs);
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ line: lineOf(key, expiresAtMs), resolve, reject });
       this.startWriter();
@@ -171,8 +184,8 @@ export class ReplayStore implements ReplayPersistence {
   /** Replaces the file with the unexpired entries (atomically), then appends what came meanwhile. */
   private async rewrite(): Promise<void> {
     const now = this.clock.now();
-    for (const [k, e] of this.live) if (e <= now) this.live.delete(k);
-    const snapshot = [...this.live].map(([k, e]) => lineOf(k, e)).join('');
+    this.live.popDue(now);
+    const snapshot = [...this.live.entries()].map((e) => lineOf(e.key, e.deadline)).join('');
     const kept = this.live.size;
     this.appendedDuringRewrite = [];
     try {
@@ -218,6 +231,6 @@ export class ReplayStore implements ReplayPersistence {
     if (fh === undefined) return;
     await fh.close();
     const now = this.clock.now();
-    if ([...this.live.values()].every((e) => e <= now)) await unlink(this.file).catch(() => undefined);
+    if ([...this.live.entries()].every((e) => e.deadline <= now)) await unlink(this.file).catch(() => undefined);
   }
 }

@@ -46,6 +46,28 @@ describe('replay store', () => {
     }
   });
 
+  it('holds at most its capacity: beyond it the entry expiring first goes, in memory and in the file after a reopen', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(1_000_000);
+      const { store } = await ReplayStore.open(dir, clock, fail, 3);
+      for (const [name, ttl] of [['e', 50_000], ['a', 10_000], ['d', 40_000], ['b', 20_000], ['c', 30_000]] as const) {
+        await store.add(K(name), clock.now() + ttl);
+      }
+      assert.equal(store.size, 3);
+      await store.close();
+      const again = await ReplayStore.open(dir, clock, fail, 3);
+      assert.deepEqual(
+        again.entries.map((e) => e.key).sort(),
+        [K('c'), K('d'), K('e')].sort(),
+        'the three latest-expiring kept',
+      );
+      await again.store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('stays bounded: compacts once it holds twice what is live', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
     try {
