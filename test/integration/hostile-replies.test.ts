@@ -202,9 +202,14 @@ describe('both listeners under hostile TCP clients', () => {
       const rssAfter = await rssKiB(pid);
       assert.ok(rssAfter - rssBefore < 256 * 1024, `RSS ${rssBefore} → ${rssAfter} KiB`);
       // The registration server stopped reading: it answered what the kernel
-      // buffers could take back, a small part of what was sent.
+      // buffers could take back, a part of what was sent. How large a part
+      // is the kernel's: Linux grows a loopback connection's send and
+      // receive buffers to several MB each (tcp_wmem/tcp_rmem autotuning),
+      // room for up to ~100,000 of these replies per connection; 15,000-37,000
+      // in all here, 119,000 once on a CI machine. Had it read on, all
+      // 4 × perConnection would have been answered.
       const handled = d.logs().filter((l) => l.msg === 'request handled').length;
-      assert.ok(handled < perConnection, `${handled} of ${4 * perConnection} SRV queries handled`);
+      assert.ok(handled < 2 * perConnection, `${handled} of ${4 * perConnection} SRV queries handled`);
       assert.equal(d.child.exitCode, null);
     } finally {
       for (const s of hostile) s.destroy();
