@@ -1,0 +1,163 @@
+/**
+ * The shared store (README, "Several daemons as one service"): what the
+ * daemons of one site keep in etcd, and the interfaces between the parts
+ * that use it. Every value read from etcd is checked as hostile input: a
+ * key or value that does not decode is skipped and reported, never
+ * trusted.
+ *
+ * Layout under the configured prefix P (default `/nsregd`), zone names and
+ * claimed names percent-encoded (encodeURIComponent) so that no `/` can
+ * appear inside one path segment:
+ *
+ *   P/v1/zones/<zone>/keys/<name>                  the claim: KEY rdata, key tag, expiry
+ *   P/v1/zones/<zone>/recs/<name>/<type>/<address>  one live record: TTL and deadline
+ *   P/v1/zones/<zone>/serial                       touched by every txn that changes published data;
+ *                                                   its mod revision is the zone's data version
+ *   P/v1/zones/<zone>/changes/<id>                 a change waiting for the publisher (ordered by create revision)
+ *   P/v1/zones/<zone>/results/<id>                 the publisher's first attempt at a change (leased)
+ *   P/v1/zones/<zone>/leader                       the zone's publisher (leased; value: its instance id)
+ *
+ * A claim is identified by the create revision of its keys/ entry: a
+ * refresh compares it, so a name released and claimed again by another key
+ * can never be refreshed by the old key.
+ */
+import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
+import type { KeyRData } from '../../dns/types.js';
+
+/** `store:` in nsregd.yaml (src/config/store.ts parses it). */
+export type StoreConfig =
+  | { readonly type: 'files' }
+  | {
+      readonly type: 'etcd';
+      /** e.g. `http://127.0.0.1:2379`, `https://etcd1.example.org:2379`. */
+      readonly endpoints: readonly string[];
+      /** Key prefix, no trailing slash (default `/nsregd`). */
+      readonly prefix: string;
+      readonly tls?: {
+        /** PEM contents (read at parse time), not paths. */
+        readonly ca?: string;
+        readonly cert?: string;
+        readonly key?: string;
+      };
+      readonly username?: string;
+      readonly password?: string;
+      /** How long one store operation may take before the request gets SERVFAIL (ms; default 2000). */
+      readonly timeoutMs: number;
+      /** The publisher's lease (ms; default 2000): a dead publisher is replaced within about twice this. */
+      readonly leaseMs: number;
+    };
+
+export const LAYOUT_VERSION = 'v1';
+
+/** The claim as stored under keys/<name>. */
+export interface StoredClaim {
+  readonly rdata: KeyRData;
+  readonly keyTag: number;
+  /** ms since the epoch. */
+  readonly expiry: number;
+}
+
+/** One live record as stored under recs/<name>/<type>/<address> (its identity is the path). */
+export interface StoredRecord {
+  readonly ttl: number;
+  /** ms since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** A change waiting for the publisher under changes/<id>. */
+export interface StoredChange {
+  readonly change: UpstreamChange;
+  /** The instance that wrote it (logs). */
+  readonly by: string;
+  /** ms since the epoch. */
+  readonly at: number;
+}
+
+/** One entry of the mirror: the decoded value and the revisions that identify it. */
+export interface Versioned<T> {
+  readonly value: T;
+  readonly createRevision: string;
+  readonly modRevision: string;
+}
+
+/** What a watch event did to the mirror of one zone, after it was applied. */
+export interface MirrorEvent {
+  readonly revision: string;
+  readonly records: { readonly added: readonly AddrRecord[]; readonly removed: readonly AddrRecord[] };
+  readonly claims: { readonly put: readonly string[]; readonly deleted: readonly string[] };
+  readonly changes: { readonly put: readonly string[]; readonly deleted: readonly string[] };
+  readonly results: ReadonlyArray<{ readonly id: string; readonly ok: boolean }>;
+}
+
+/**
+ * A zone's data as this daemon last saw it in etcd: a consistent snapshot
+ * (one range read at revision R), then kept current by a watch from R+1.
+ * Writes this daemon makes are applied at once with the revision etcd
+ * answered (`applyOwn`), and a watch event older than what an entry
+ * already holds is ignored, so the mirror never goes back.
+ */
+export interface ZoneMirror {
+  readonly zone: string;
+  /** The revision the mirror is current to. */
+  readonly revision: string;
+  claim(name: string): Versioned<StoredClaim> | undefined;
+  claims(): IterableIterator<[string, Versioned<StoredClaim>]>;
+  readonly claimCount: number;
+  /** The records of one name. */
+  records(name: string): ReadonlyArray<{ readonly record: AddrRecord; readonly entry: Versioned<StoredRecord> }>;
+  allRecords(): ReadonlyArray<{ readonly record: AddrRecord; readonly entry: Versioned<StoredRecord> }>;
+  readonly recordCount: number;
+  /** Pending changes, oldest (lowest create revision) first. */
+  changes(): ReadonlyArray<{ readonly id: string; readonly entry: Versioned<StoredChange> }>;
+  result(id: string): boolean | undefined;
+  /** The mod revision of serial (0 when never written): the zone's data version. */
+  readonly dataVersion: string;
+  /** Called after each applied batch of watch events (and after applyOwn). */
+  onEvent(listener: (e: MirrorEvent) => void): () => void;
+  /** Waits until the mirror has seen `revision` (resolves at once when it has); rejects after timeoutMs. */
+  caughtUp(revision: string, timeoutMs: number): Promise<void>;
+}
+
+/**
+ * The connection to etcd (src/daemon/shared/etcd.ts implements it). Every
+ * operation is bounded by the store's timeout; a failure (no quorum, no
+ * endpoint reachable, timeout, permission) rejects with
+ * StoreUnavailableError, which a request answers with SERVFAIL and a TXT
+ * reason so that the client tries another daemon.
+ */
+export interface SharedStore {
+  /** The etcd3 namespace of `P/v1/zones/<zone>/` (keys relative to it: `keys/<name>`, …). */
+  zoneNamespace(zone: string): import('etcd3').Namespace;
+  /** Runs one store operation under the timeout, mapping every failure to StoreUnavailableError. */
+  run<T>(what: string, op: () => Promise<T>): Promise<T>;
+  /** Opens (once per zone) the zone's mirror: resolves when its first snapshot is loaded. */
+  mirror(zone: string): Promise<ZoneMirror>;
+  /** Joins the zone's publisher election (one Election per zone and daemon). */
+  election(zone: string, instanceId: string): Election;
+  /** Whether the store answered within the timeout lately (false while there is no quorum). */
+  readonly healthy: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Lease-based election of a zone's publisher: one daemon at a time holds
+ * `leader` under a lease of `leaseMs`, kept alive while it runs. It is
+ * leader only while its last keep-alive was answered less than
+ * `leaseMs / 2` ago: a daemon cut off from the quorum stops publishing
+ * before its lease can run out at etcd, so two publishers never overlap.
+ */
+export interface Election {
+  readonly isLeader: boolean;
+  /** Called with true when this daemon becomes leader and false when it stops being leader (lost lease, resign, close). */
+  onChange(listener: (leader: boolean) => void): () => void;
+  /**
+   * A compare that holds only while this daemon is leader (the leader
+   * key's create revision is the one it wrote): publisher writes are made
+   * conditional on it. Undefined when not leader.
+   */
+  fence(): { readonly key: string; readonly createRevision: string } | undefined;
+  /** Gives up leadership (shutdown) and stops campaigning. */
+  close(): Promise<void>;
+}
+
+export type { AddrType };
