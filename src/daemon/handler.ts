@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { Opcode, RRClass, RRType, Rcode } from '../dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../dns/errors.js';
-import { keyCostProblem, keyTag as computeKeyTag, publicKeyFromRData } from '../dns/keys.js';
+import { keyCostProblem, keyTag as computeKeyTag, publicKeyFromRData, sameKey } from '../dns/keys.js';
 import type { KeyObject } from 'node:crypto';
 import {
   decodeMessage,
@@ -226,10 +226,6 @@ function keyRecordOf(req: DecodedMessage): { name: string; ttl: number; rdata: K
   throw Refusals.noKey();
 }
 
-function sameKey(a: KeyRData, b: KeyRData): boolean {
-  return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
-}
-
 /**
  * The checks that cost next to nothing, before the request waits on its
  * name's lock: RFC 2136 §2.4 prerequisites (refused: see below), the
@@ -409,6 +405,7 @@ async function processUpdate(
     name,
     ...(existing === undefined ? { newKey: keyRR.rdata } : {}),
     signer: keyRR.rdata,
+    signedAt: sig.sig.inception * 1000,
     keyExpiry: now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl),
     adds: vetted.adds,
     removes: vetted.removes,
@@ -450,4 +447,5 @@ const REFUSAL_OF = {
   'in-use': Refusals.nameInUse,
   'store-unavailable': Refusals.storeUnavailable,
   changed: Refusals.changedElsewhere,
+  replayed: Refusals.replayed,
 } as const;

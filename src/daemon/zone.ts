@@ -82,6 +82,13 @@ export interface UpdatePlan {
   readonly newKey?: KeyRData;
   /** The key whose signature the request carried (a shared store checks it is still the name's key). */
   readonly signer: KeyRData;
+  /**
+   * The signature's inception (ms since the epoch). A shared store keeps
+   * the newest accepted per name and refuses older ones: a request
+   * recorded at one daemon and replayed at another cannot undo a later
+   * update (each daemon's replay cache only knows its own requests).
+   */
+  readonly signedAt?: number;
   /** ms since the epoch. */
   readonly keyExpiry: number;
   /** Records to add or refresh, TTL already clamped. */
@@ -104,7 +111,7 @@ export interface UpdatePlan {
  */
 export type UpdateResult =
   | { readonly ok: true }
-  | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' | 'store-unavailable' | 'changed' };
+  | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' | 'store-unavailable' | 'changed' | 'replayed' };
 
 /**
  * A served zone as the request handler, the control channel, the metrics
@@ -404,7 +411,7 @@ export class Zone implements ServedZone {
     };
 
     if (plan.newKey !== undefined) {
-      const unused = await this.checkUnused(name);
+      const unused = await checkUnused(this.upstreamList, name, this.logger);
       if (unused !== undefined) return { ok: false, failure: unused };
       let claimed: 'claimed' | 'exists';
       try {
@@ -448,28 +455,7 @@ export class Zone implements ServedZone {
     return { ok: true };
   }
 
-  /**
-   * Before a first claim: asks every upstream that protects names in use
-   * (nsupdate `protect-existing`). Undefined when the name may be claimed.
-   * Nothing is stored or sent before this, so a refusal leaves no trace.
-   */
-  private async checkUnused(name: string): Promise<'in-use' | 'upstream' | undefined> {
-    const asked = this.upstreamList.filter((u) => u.checkUnused !== undefined);
-    const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
-    let outcome: 'in-use' | 'upstream' | undefined;
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') return;
-      const upstream = asked[i]?.description;
-      if (r.reason instanceof NameInUseError) {
-        this.logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
-        outcome = 'in-use';
-      } else {
-        this.logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
-        outcome ??= 'upstream';
-      }
-    });
-    return outcome;
-  }
+
 
   /** Removes, from every upstream, adds of a request that then failed. */
   private async takeBack(added: readonly AddrRecord[]): Promise<void> {
@@ -690,6 +676,29 @@ export class Zone implements ServedZone {
     await this.keys.close();
     await Promise.allSettled(this.upstreams.map((u) => u.close()));
   }
+}
+
+/**
+ * Before a first claim: asks every upstream that protects names in use
+ * (nsupdate `protect-existing`). Undefined when the name may be claimed.
+ * Nothing is stored or sent before this, so a refusal leaves no trace.
+ */
+export async function checkUnused(upstreams: readonly Upstream[], name: string, logger: Logger): Promise<'in-use' | 'upstream' | undefined> {
+  const asked = upstreams.filter((u) => u.checkUnused !== undefined);
+  const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
+  let outcome: 'in-use' | 'upstream' | undefined;
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') return;
+    const upstream = asked[i]?.description;
+    if (r.reason instanceof NameInUseError) {
+      logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
+      outcome = 'in-use';
+    } else {
+      logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
+      outcome ??= 'upstream';
+    }
+  });
+  return outcome;
 }
 
 let localSeq = 0;

@@ -55,6 +55,8 @@ export interface StoredClaim {
   readonly keyTag: number;
   /** ms since the epoch. */
   readonly expiry: number;
+  /** The newest signature inception accepted for the name (ms since the epoch); older requests are replays. */
+  readonly signedAt?: number;
 }
 
 /** One live record as stored under recs/<name>/<type>/<address> (its identity is the path). */
@@ -71,6 +73,8 @@ export interface StoredChange {
   readonly by: string;
   /** ms since the epoch. */
   readonly at: number;
+  /** Upstreams that keep records leave this change out (a key's expiry, an operator's release). */
+  readonly skipKeepRecords?: boolean;
 }
 
 /** One entry of the mirror: the decoded value and the revisions that identify it. */
@@ -112,6 +116,21 @@ export interface ZoneMirror {
   result(id: string): boolean | undefined;
   /** The mod revision of serial (0 when never written): the zone's data version. */
   readonly dataVersion: string;
+  /** The value of serial: the zone's SOA serial base, decimal ('0' when never written). */
+  readonly serialBase: string;
+  /**
+   * This daemon's own successful transaction, applied at once at the
+   * revision etcd answered: `value` set is a put (create revision = the
+   * revision for a new key), absent a delete. Emits an event like a watch
+   * batch; the watch's later copy of the same writes is then ignored.
+   */
+  applyOwn(revision: string, writes: ReadonlyArray<{ readonly key: string; readonly value?: Buffer }>): void;
+  /**
+   * What a failed transaction read back about one name (its `keys/<name>`
+   * and every `recs/<name>/…`, with their own revisions, as of `revision`):
+   * replaces the mirror's view of that name where it is older. Emits an event.
+   */
+  reloadName(name: string, revision: string, kvs: ReadonlyArray<import('etcd3').IKeyValue>): void;
   /** Called after each applied batch of watch events (and after applyOwn). */
   onEvent(listener: (e: MirrorEvent) => void): () => void;
   /** Waits until the mirror has seen `revision` (resolves at once when it has); rejects after timeoutMs. */

@@ -51,6 +51,7 @@ class ServeUpstream implements Upstream {
   readonly description: string;
   readonly keepRecords: boolean;
   readonly local = true;
+  readonly perHost = true;
   private serial: SerialSource | undefined;
   private lease: ListenerLease | undefined;
   /** Reverse owner name → forward names that had that address. */

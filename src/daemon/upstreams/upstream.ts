@@ -49,6 +49,12 @@ export interface Upstream {
    * built-in zone server): never fail, need no retry queue or journal.
    */
   readonly local?: boolean;
+  /**
+   * Lives on the daemon's own host (the built-in zone server, Unbound):
+   * when several daemons share a store, each daemon feeds its own from the
+   * shared data; the others are fed by the zone's publisher alone.
+   */
+  readonly perHost?: boolean;
   /** One-time set-up (e.g. create Unbound's local zone). Rejects on failure. */
   start(): Promise<void>;
   /**
