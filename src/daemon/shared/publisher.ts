@@ -140,6 +140,22 @@ export class Publisher {
     for (const b of this.boxes) if (which(b.upstream)) void b.submit({ add: live, remove: [], removeNames: [] }, { request: false });
   }
 
+  /** The lease results are written under; a lost one (the store was out of reach too long) is replaced. */
+  private newResultsLease(): Lease {
+    const lease = this.deps.ns.lease(RESULT_TTL_S, { autoKeepAlive: true });
+    lease.on('lost', (err: Error) => {
+      if (this.resultsLease !== lease) return;
+      this.deps.logger.warn({ err }, 'publisher: results lease lost; taking a new one');
+      this.resultsLease = this.active ? this.newResultsLease() : undefined;
+    });
+    return lease;
+  }
+
+  /** Whether the zone has upstreams the publisher feeds (otherwise requests need not wait for it). */
+  get hasUpstreams(): boolean {
+    return this.upstreams.length > 0;
+  }
+
   private async begin(): Promise<void> {
     const { store, ns, mirror, logger } = this.deps;
     this.active = true;
@@ -148,11 +164,10 @@ export class Publisher {
     this.submitted.clear();
     this.unfinished.clear();
     this.outcomes = [];
-    this.resultsLease = ns.lease(RESULT_TTL_S, { autoKeepAlive: true });
-    this.resultsLease.on('lost', () => undefined);
+    this.resultsLease = this.newResultsLease();
     try {
       // Whatever the last publisher did is in the store: act on all of it.
-      const res = await store.run('catch up', () => ns.get(layout.SERIAL_PATH).exec());
+      const res = await store.run('catch up', () => ns.get(layout.SERIAL_KEY).exec());
       await mirror.caughtUp(res.header.revision, 10_000);
     } catch (err) {
       logger.warn({ err }, 'publisher: cannot catch up with the store; publishing what the mirror holds');
@@ -234,8 +249,8 @@ export class Publisher {
     const puts: Put[] = [];
     const deletes: string[] = [];
     for (const o of batch) {
-      if (o.ok !== undefined) puts.push([layout.resultPath(o.id), layout.encodeResult(o.ok)]);
-      if (o.done) deletes.push(layout.changePath(o.id));
+      if (o.ok !== undefined) puts.push([layout.resultKey(o.id), layout.encodeResult({ ok: o.ok })]);
+      if (o.done) deletes.push(layout.changeKey(o.id));
     }
     const term = this.term;
     void this.commitFenced([], puts, deletes, lease)
@@ -352,12 +367,12 @@ export class Publisher {
     const change: StoredChange = { change: { add: [], remove: [], removeNames: [{ name, addresses }] }, by: this.deps.instanceId, at: now, skipKeepRecords: true };
     const id = layout.newChangeId();
     const ok = await this.commitFenced(
-      [[layout.claimPath(name), 'Mod', claim.modRevision]],
+      [[layout.claimKey(name), 'Mod', claim.modRevision]],
       [
-        [layout.changePath(id), layout.encodeChange(change)],
-        [layout.SERIAL_PATH, this.deps.mirror.serialBase],
+        [layout.changeKey(id), layout.encodeChange(change)],
+        [layout.SERIAL_KEY, this.deps.mirror.serialBase],
       ],
-      [layout.claimPath(name), ...addresses.map((r) => layout.recordPath(r))],
+      [layout.claimKey(name), ...addresses.map((r) => layout.recordPath(r))],
     );
     if (!ok) return;
     this.deps.counters.keyExpiries++;
@@ -370,13 +385,13 @@ export class Publisher {
     const id = layout.newChangeId();
     const remove = records.map((r) => r.record);
     const puts: Put[] = [
-      [layout.changePath(id), layout.encodeChange({ change: { add: [], remove, removeNames: [] }, by: this.deps.instanceId, at: now })],
-      [layout.SERIAL_PATH, mirror.serialBase],
+      [layout.changeKey(id), layout.encodeChange({ change: { add: [], remove, removeNames: [] }, by: this.deps.instanceId, at: now })],
+      [layout.SERIAL_KEY, mirror.serialBase],
     ];
     // The claim is rewritten as it is, so that an update of the name elsewhere in the meantime fails its compare and looks again.
     const compares: Compare[] =
-      claim === undefined ? records.map((r) => [layout.recordPath(r.record), 'Mod', r.modRevision] as const) : [[layout.claimPath(name), 'Mod', claim.modRevision]];
-    if (claim !== undefined) puts.push([layout.claimPath(name), layout.encodeClaim(claim.value)]);
+      claim === undefined ? records.map((r) => [layout.recordPath(r.record), 'Mod', r.modRevision] as const) : [[layout.claimKey(name), 'Mod', claim.modRevision]];
+    if (claim !== undefined) puts.push([layout.claimKey(name), layout.encodeClaim(claim.value)]);
     const ok = await this.commitFenced(compares, puts, remove.map((r) => layout.recordPath(r)));
     if (!ok) return;
     this.deps.counters.recordExpiries += remove.length;

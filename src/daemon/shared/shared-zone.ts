@@ -26,7 +26,6 @@
  * built-in zone server, Unbound) are fed by every daemon from its mirror.
  */
 import type { Logger } from 'pino';
-import { randomBytes } from 'node:crypto';
 import type { Namespace } from 'etcd3';
 import type { ZoneConfig } from '../../config/daemon.js';
 import type { Clock } from '../../clock.js';
@@ -208,16 +207,15 @@ export class SharedZone implements ServedZone {
         checkedUnused = true;
       }
       const change = this.changeFor(plan);
-      const id = isEmptyChange(change) ? undefined : newChangeId();
+      // Only the upstreams every daemon shares wait for the publisher; per-host ones follow the mirror.
+      const id = isEmptyChange(change) || !this.publisher.hasUpstreams ? undefined : layout.newChangeId();
       const signedAt = Math.max(plan.signedAt ?? 0, current?.value.signedAt ?? 0);
       const claim: StoredClaim = { rdata: plan.signer, keyTag: current?.value.keyTag ?? keyTag(plan.signer), expiry: plan.keyExpiry, ...(signedAt > 0 ? { signedAt } : {}) };
-      const puts: Array<[string, string]> = [[layout.claimPath(name), layout.encodeClaim(claim)]];
+      const puts: Array<[string, string]> = [[layout.claimKey(name), layout.encodeClaim(claim)]];
       for (const r of plan.adds) puts.push([layout.recordPath(r), layout.encodeRecord({ ttl: r.ttl, expiresAt: now + r.ttl * 1000 })]);
       const deletes = [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)].map((r) => layout.recordPath(r));
-      if (id !== undefined) {
-        puts.push([layout.changePath(id), layout.encodeChange({ change, by: this.deps.instanceId, at: now })]);
-        puts.push([layout.SERIAL_PATH, this.serialValue()]);
-      }
+      if (id !== undefined) puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: now })]);
+      if (!isEmptyChange(change)) puts.push([layout.SERIAL_KEY, this.serialValue()]);
       const compare = first ? ({ column: 'Create', revision: '0' } as const) : ({ column: 'Mod', revision: current!.modRevision } as const);
       const committed = await this.transact(name, compare, puts, deletes);
       if (!committed) continue;
@@ -261,12 +259,12 @@ export class SharedZone implements ServedZone {
    * read again into the mirror first).
    */
   private async transact(name: string, compare: { column: 'Create' | 'Mod'; revision: string }, puts: ReadonlyArray<[string, string]>, deletes: readonly string[]): Promise<boolean> {
-    const claimPath = layout.claimPath(name);
+    const claimPath = layout.claimKey(name);
     const res = await this.deps.store.run('update', () =>
       this.ns
         .if(claimPath, compare.column, '==', compare.revision)
         .then(...puts.map(([k, v]) => this.ns.put(k).value(v)), ...deletes.map((k) => this.ns.delete().key(k)))
-        .else(this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsPrefix(name)))
+        .else(this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name)))
         .commit(),
     );
     if (res.succeeded) {
@@ -306,14 +304,14 @@ export class SharedZone implements ServedZone {
   private async takeBack(name: string, first: boolean, added: readonly AddrRecord[]): Promise<void> {
     const current = this.mirror.claim(name);
     if (current === undefined) return;
-    const id = newChangeId();
+    const id = layout.newChangeId();
     const puts: Array<[string, string]> = [];
     const deletes = added.map((r) => layout.recordPath(r));
-    if (first) deletes.push(layout.claimPath(name));
-    else puts.push([layout.claimPath(name), layout.encodeClaim(current.value)]);
+    if (first) deletes.push(layout.claimKey(name));
+    else puts.push([layout.claimKey(name), layout.encodeClaim(current.value)]);
     if (added.length > 0) {
-      puts.push([layout.changePath(id), layout.encodeChange({ change: { add: [], remove: added, removeNames: [] }, by: this.deps.instanceId, at: this.clock.now() })]);
-      puts.push([layout.SERIAL_PATH, this.serialValue()]);
+      puts.push([layout.changeKey(id), layout.encodeChange({ change: { add: [], remove: added, removeNames: [] }, by: this.deps.instanceId, at: this.clock.now() })]);
+      puts.push([layout.SERIAL_KEY, this.serialValue()]);
     }
     try {
       await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes);
@@ -334,19 +332,19 @@ export class SharedZone implements ServedZone {
         const current = this.mirror.claim(name);
         if (current === undefined) return null;
         const records = keepRecords ? [] : this.mirror.records(name).map((r) => r.record);
-        const id = newChangeId();
+        const id = layout.newChangeId();
         const puts: Array<[string, string]> = [];
-        const deletes = [layout.claimPath(name), ...records.map((r) => layout.recordPath(r))];
-        if (!keepRecords) {
+        const deletes = [layout.claimKey(name), ...records.map((r) => layout.recordPath(r))];
+        const publish = !keepRecords && this.publisher.hasUpstreams;
+        if (publish) {
           const change: UpstreamChange = { add: [], remove: [], removeNames: [{ name, addresses: records }] };
-          puts.push([layout.changePath(id), layout.encodeChange({ change, by: this.deps.instanceId, at: this.clock.now(), skipKeepRecords: true })]);
-          puts.push([layout.SERIAL_PATH, this.serialValue()]);
+          puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: this.clock.now(), skipKeepRecords: true })]);
         }
+        if (records.length > 0) puts.push([layout.SERIAL_KEY, this.serialValue()]);
         if (!(await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes))) continue;
         this.counters.releases++;
         this.logger.info({ name, keepRecords }, 'name released by the operator');
-        if (keepRecords) return { records: [], applied: true };
-        return { records, applied: await this.published(id) };
+        return { records, applied: publish ? await this.published(id) : true };
       }
       throw new Error(`${name} kept changing at other daemons; try again`);
     });
@@ -432,8 +430,4 @@ function claimedKey(name: string, c: StoredClaim): ClaimedKey {
 /** Every record a change adds or removes. */
 export function changedRecords(c: UpstreamChange): AddrRecord[] {
   return [...c.add, ...c.remove, ...c.removeNames.flatMap((n) => n.addresses)];
-}
-
-function newChangeId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }
