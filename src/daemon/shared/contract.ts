@@ -142,8 +142,40 @@ export interface ZoneMirror {
   reloadName(name: string, revision: string, kvs: ReadonlyArray<import('etcd3').IKeyValue>): void;
   /** Called after each applied batch of watch events (and after applyOwn). */
   onEvent(listener: (e: MirrorEvent) => void): () => void;
-  /** Waits until the mirror has seen `revision` (resolves at once when it has); rejects after timeoutMs. */
+  /**
+   * Waits until the mirror has seen `revision` (resolves at once when it
+   * has); rejects with StoreUnavailableError after timeoutMs. The revision
+   * should be one of a write in this zone's namespace (a txn's header
+   * revision): the watch reports only revisions that touch the namespace.
+   */
   caughtUp(revision: string, timeoutMs: number): Promise<void>;
+  /**
+   * Applies a write this daemon made in the zone's namespace (its txn
+   * succeeded at `revision`, the txn response's header revision) at once,
+   * so this daemon's next request sees it before the watch reports it; the
+   * watch's report of the same write is then ignored. Emits a MirrorEvent
+   * when anything changed. It does not move `revision` (writes of other
+   * daemons before it may still be on their way).
+   */
+  applyOwn(revision: string, writes: OwnWrites): void;
+  /**
+   * False while the watch is down or the mirror is loading a fresh snapshot
+   * after it failed: the mirror may then be behind (it reports what changed
+   * meanwhile as events once it is current again).
+   */
+  readonly current: boolean;
+}
+
+/** What one of this daemon's transactions wrote in a zone's namespace (keys relative to it). */
+export interface OwnWrites {
+  /**
+   * Keys put, with the value written. `createRevision`: the key's create
+   * revision when the txn updated an existing key (a refresh); when absent
+   * the mirror keeps the create revision it knows, or takes the txn's
+   * revision for a key it does not hold (a key the txn created).
+   */
+  readonly puts?: ReadonlyArray<{ readonly key: string; readonly value: string | Buffer; readonly createRevision?: string }>;
+  readonly deletes?: readonly string[];
 }
 
 /**
