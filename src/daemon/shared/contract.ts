@@ -128,13 +128,6 @@ export interface ZoneMirror {
   /** The value of serial: the zone's SOA serial base, decimal ('0' when never written). */
   readonly serialBase: string;
   /**
-   * This daemon's own successful transaction, applied at once at the
-   * revision etcd answered: `value` set is a put (create revision = the
-   * revision for a new key), absent a delete. Emits an event like a watch
-   * batch; the watch's later copy of the same writes is then ignored.
-   */
-  applyOwn(revision: string, writes: ReadonlyArray<{ readonly key: string; readonly value?: Buffer }>): void;
-  /**
    * What a failed transaction read back about one name (its `keys/<name>`
    * and every `recs/<name>/…`, with their own revisions, as of `revision`):
    * replaces the mirror's view of that name where it is older. Emits an event.
