@@ -10,6 +10,7 @@ import { loadDaemonConfig, DAEMON_CONFIG_CANDIDATES, type DaemonConfig } from '.
 import { ConfigError } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
 import { limitEntries } from '../config/limits.js';
+import { storeEntries } from '../config/store.js';
 import { Daemon } from '../daemon/daemon.js';
 import { runAdmin, type AdminInvocation } from './admin.js';
 import { createLogger } from './logger.js';
@@ -33,6 +34,7 @@ export function configSummary(c: DaemonConfig): string {
     `config ${c.file}: OK`,
     `listen ${c.listenAddr} port ${c.listenPort} (TCP), data-dir ${c.dataDir}`,
     `limits: ${limitEntries(c.limits).map(([key, value]) => `${key} ${value}`).join(', ')}`,
+    `store: ${storeEntries(c.store).map(([key, value]) => `${key}: ${value}`).join(', ')}`,
   ];
   for (const z of Object.values(c.zones)) {
     const ups = z.upstreams.map((u) => u.type).join(', ') || 'none';
