@@ -73,6 +73,15 @@ export interface StoredChange {
   readonly at: number;
 }
 
+/**
+ * The publisher's first attempt at a change, under results/<id>: whether
+ * every upstream took it, and if not why (for logs and the TXT reason).
+ */
+export interface StoredResult {
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
 /** One entry of the mirror: the decoded value and the revisions that identify it. */
 export interface Versioned<T> {
   readonly value: T;
