@@ -21,7 +21,7 @@
  * refresh compares it, so a name released and claimed again by another key
  * can never be refreshed by the old key.
  */
-import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
 
 /** `store:` in nsregd.yaml (src/config/store.ts parses it). */
@@ -213,4 +213,3 @@ export interface Election {
   close(): Promise<void>;
 }
 
-export type { AddrType };

@@ -238,8 +238,11 @@ class Mirror implements EtcdZoneMirror {
     const rev = BigInt(revision);
     const batch = new Batch();
     const seen = new Set<string>();
+    // A transaction's read answers carry the whole key, namespace prefix included.
+    const prefix = this.#ns.prefix.toString();
     for (const kv of kvs) {
-      const key = kv.key.toString();
+      const full = kv.key.toString();
+      const key = full.startsWith(prefix) ? full.slice(prefix.length) : full;
       seen.add(key);
       this.#applyPut(key, kv.value, BigInt(kv.create_revision), BigInt(kv.mod_revision), batch);
     }
