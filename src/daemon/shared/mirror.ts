@@ -34,6 +34,7 @@ import type {
   ZoneMirror,
 } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
+import { Listeners } from './listeners.js';
 import { decodeChange, decodeClaim, decodeRecord, decodeResult, parseZoneKey, type Decoded, type ZoneKey } from './layout.js';
 
 /** Keys per page of a snapshot read. */
@@ -118,7 +119,7 @@ class Mirror implements EtcdZoneMirror {
   #serial = 0n;
   #revision = 0n;
 
-  readonly #listeners = new Set<(e: MirrorEvent) => void>();
+  readonly #listeners: Listeners<MirrorEvent>;
   readonly #waiters = new Set<Waiter>();
   #watcher: Watcher | undefined;
   #current = false;
@@ -131,6 +132,7 @@ class Mirror implements EtcdZoneMirror {
     this.#ns = opts.namespace;
     this.#run = opts.run;
     this.#log = opts.logger;
+    this.#listeners = new Listeners(opts.logger, 'zone mirror event');
     this.#retryMs = Math.max(100, Math.min(1000, opts.timeoutMs));
   }
 
@@ -191,8 +193,7 @@ class Mirror implements EtcdZoneMirror {
   }
 
   onEvent(listener: (e: MirrorEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   caughtUp(revision: string, timeoutMs: number): Promise<void> {
@@ -226,7 +227,7 @@ class Mirror implements EtcdZoneMirror {
       this.#applyPut(put.key, typeof put.value === 'string' ? Buffer.from(put.value) : put.value, created, rev, batch);
     }
     for (const key of writes.deletes ?? []) this.#applyDelete(key, rev, batch);
-    if (batch.touched) this.#emit(batch.event(rev));
+    if (batch.touched) this.#listeners.emit(batch.event(rev));
   }
 
   async close(): Promise<void> {
@@ -285,7 +286,7 @@ class Mirror implements EtcdZoneMirror {
     if (resync) this.#log.info({ revision: this.revision }, 'zone mirror current again');
     this.#current = true;
     this.#watch(at + 1n);
-    if (batch.touched) this.#emit(batch.event(this.#revision));
+    if (batch.touched) this.#listeners.emit(batch.event(this.#revision));
     this.#settleWaiters();
   }
 
@@ -315,7 +316,7 @@ class Mirror implements EtcdZoneMirror {
     const rev = BigInt(res.header.revision);
     if (rev > this.#revision) this.#revision = rev;
     this.#sweep();
-    if (batch.touched) this.#emit(batch.event(this.#revision));
+    if (batch.touched) this.#listeners.emit(batch.event(this.#revision));
     this.#settleWaiters();
   }
 
@@ -508,16 +509,6 @@ class Mirror implements EtcdZoneMirror {
     }
     this.#badKeys.add(key);
     this.#log.warn({ key: key.slice(0, 300), reason }, 'zone mirror: skipped an entry in etcd that does not decode');
-  }
-
-  #emit(e: MirrorEvent): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.#log.error({ err }, 'zone mirror: an event listener failed');
-      }
-    }
   }
 
   #settleWaiters(): void {
