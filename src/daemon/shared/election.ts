@@ -224,6 +224,8 @@ export class LeaseElection implements Election {
     this.#log.info({ createRevision }, 'publisher of this zone');
     this.#armExpiry();
     this.#keepAliveTimer = setInterval(() => this.#keepAlive(), this.#keepAliveMs);
+    // The lease's time runs from its grant: the first keep-alive goes at once.
+    this.#keepAlive();
     // While leader, a change of `leader` by anyone else ends it at once.
     const watcher = this.#ns.watch().key(LEADER_KEY).startRevision((BigInt(createRevision) + 1n).toString()).watcher();
     this.#watcher = watcher;

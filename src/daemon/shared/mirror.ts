@@ -220,6 +220,9 @@ class Mirror implements EtcdZoneMirror {
 
   applyOwn(revision: string, writes: OwnWrites): void {
     const rev = BigInt(revision);
+    // The mirror has seen every write up to its revision, this one included (by the watch or a
+    // snapshot, which may also have seen later writes to the same keys that this must not undo).
+    if (rev <= this.#revision) return;
     const batch = new Batch();
     for (const put of writes.puts ?? []) {
       const existing = this.#entries.get(put.key);
