@@ -21,7 +21,7 @@
  * refresh compares it, so a name released and claimed again by another key
  * can never be refreshed by the old key.
  */
-import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
 
 /** `store:` in nsregd.yaml (src/config/store.ts parses it). */
@@ -55,6 +55,8 @@ export interface StoredClaim {
   readonly keyTag: number;
   /** ms since the epoch. */
   readonly expiry: number;
+  /** The newest signature inception accepted for the name (ms since the epoch); older requests are replays. */
+  readonly signedAt?: number;
 }
 
 /** One live record as stored under recs/<name>/<type>/<address> (its identity is the path). */
@@ -71,6 +73,8 @@ export interface StoredChange {
   readonly by: string;
   /** ms since the epoch. */
   readonly at: number;
+  /** Upstreams that keep records leave this change out (a key's expiry, an operator's release). */
+  readonly skipKeepRecords?: boolean;
 }
 
 /**
@@ -121,6 +125,14 @@ export interface ZoneMirror {
   result(id: string): boolean | undefined;
   /** The mod revision of serial (0 when never written): the zone's data version. */
   readonly dataVersion: string;
+  /** The value of serial: the zone's SOA serial base, decimal ('0' when never written). */
+  readonly serialBase: string;
+  /**
+   * What a failed transaction read back about one name (its `keys/<name>`
+   * and every `recs/<name>/…`, with their own revisions, as of `revision`):
+   * replaces the mirror's view of that name where it is older. Emits an event.
+   */
+  reloadName(name: string, revision: string, kvs: ReadonlyArray<import('etcd3').IKeyValue>): void;
   /** Called after each applied batch of watch events (and after applyOwn). */
   onEvent(listener: (e: MirrorEvent) => void): () => void;
   /**
@@ -201,4 +213,3 @@ export interface Election {
   close(): Promise<void>;
 }
 
-export type { AddrType };

@@ -17,7 +17,7 @@
  * Only decoded entries are kept. A key or value that does not decode is
  * skipped and logged once per key (layout.ts says what decodes).
  */
-import { Range, type IRangeResponse, type IWatchResponse, type Namespace, type Watcher } from 'etcd3';
+import { Range, type IKeyValue, type IRangeResponse, type IWatchResponse, type Namespace, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 
 import { canonicalName, isSubdomain } from '../../dns/names.js';
@@ -35,7 +35,7 @@ import type {
 } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
 import { Listeners } from './listeners.js';
-import { decodeChange, decodeClaim, decodeRecord, decodeResult, parseZoneKey, type Decoded, type ZoneKey } from './layout.js';
+import { claimKey, decodeChange, decodeClaim, decodeRecord, decodeResult, parseZoneKey, recordPath, type Decoded, type ZoneKey } from './layout.js';
 
 /** Keys per page of a snapshot read. */
 const SNAPSHOT_PAGE = 1000;
@@ -68,7 +68,7 @@ type Entry =
   | { readonly kind: 'record'; readonly item: RecordItem; readonly mod: bigint }
   | { readonly kind: 'change'; readonly id: string; readonly v: Versioned<StoredChange>; readonly mod: bigint }
   | { readonly kind: 'result'; readonly id: string; readonly value: StoredResult; readonly mod: bigint }
-  | { readonly kind: 'serial'; readonly mod: bigint };
+  | { readonly kind: 'serial'; readonly base: string; readonly mod: bigint };
 
 /** What one batch changed, collected for its MirrorEvent. */
 class Batch {
@@ -117,6 +117,7 @@ class Mirror implements EtcdZoneMirror {
   #badNotLogged = 0;
   #recordCount = 0;
   #serial = 0n;
+  #serialBase = '0';
   #revision = 0n;
 
   readonly #listeners: Listeners<MirrorEvent>;
@@ -160,6 +161,10 @@ class Mirror implements EtcdZoneMirror {
 
   get dataVersion(): string {
     return this.#serial.toString();
+  }
+
+  get serialBase(): string {
+    return this.#serialBase;
   }
 
   claim(name: string): Versioned<StoredClaim> | undefined {
@@ -230,6 +235,24 @@ class Mirror implements EtcdZoneMirror {
       this.#applyPut(put.key, typeof put.value === 'string' ? Buffer.from(put.value) : put.value, created, rev, batch);
     }
     for (const key of writes.deletes ?? []) this.#applyDelete(key, rev, batch);
+    if (batch.touched) this.#listeners.emit(batch.event(rev));
+  }
+
+  reloadName(name: string, revision: string, kvs: ReadonlyArray<IKeyValue>): void {
+    const rev = BigInt(revision);
+    const batch = new Batch();
+    const seen = new Set<string>();
+    // A transaction's read answers carry the whole key, namespace prefix included.
+    const prefix = this.#ns.prefix.toString();
+    for (const kv of kvs) {
+      const full = kv.key.toString();
+      const key = full.startsWith(prefix) ? full.slice(prefix.length) : full;
+      seen.add(key);
+      this.#applyPut(key, kv.value, BigInt(kv.create_revision), BigInt(kv.mod_revision), batch);
+    }
+    // What the read did not find was gone at `revision`.
+    const held = [claimKey(name), ...this.records(name).map(({ record }) => recordPath(record))];
+    for (const key of held) if (!seen.has(key)) this.#applyDelete(key, rev, batch);
     if (batch.touched) this.#listeners.emit(batch.event(rev));
   }
 
@@ -407,8 +430,12 @@ class Mirror implements EtcdZoneMirror {
     const versioned = <T>(v: T): Versioned<T> => ({ value: v, createRevision: created.toString(), modRevision: mod.toString() });
     const inZone = (name: string): boolean => isSubdomain(name, this.zone);
     switch (key.kind) {
-      case 'serial':
-        return { ok: true, value: { kind: 'serial', mod } };
+      case 'serial': {
+        // The SOA serial base: a decimal 32-bit number (./serial.ts).
+        const text = value.toString();
+        if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 0xffffffff) return { ok: false, reason: 'serial base is not a 32-bit decimal number' };
+        return { ok: true, value: { kind: 'serial', base: text, mod } };
+      }
       case 'claim': {
         if (!inZone(key.name)) return { ok: false, reason: `${key.name} is not in zone ${this.zone}` };
         const d = decodeClaim(value);
@@ -438,6 +465,7 @@ class Mirror implements EtcdZoneMirror {
     switch (e.kind) {
       case 'serial':
         this.#serial = e.mod;
+        this.#serialBase = e.base;
         return;
       case 'claim':
         this.#claims.set(e.name, e.v);
@@ -472,6 +500,7 @@ class Mirror implements EtcdZoneMirror {
     switch (e.kind) {
       case 'serial':
         this.#serial = 0n;
+        this.#serialBase = '0';
         break;
       case 'claim':
         this.#claims.delete(e.name);
