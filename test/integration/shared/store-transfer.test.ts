@@ -22,13 +22,13 @@ import type { DaemonConfig } from '../../../src/config/daemon.js';
 import { systemClock } from '../../../src/clock.js';
 import { decodeChange, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
 import {
-  StoreTransferError,
-  connectEtcd,
-  exportEtcd,
-  exportFiles,
-  formatTransfer,
   importEtcd,
   importFiles,
+  StoreTransferError,
+  connectEtcd,
+  formatTransfer,
+  exportEtcd,
+  exportFiles,
   type TransferName,
 } from '../../../src/daemon/store-transfer.js';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
