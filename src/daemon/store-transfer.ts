@@ -577,9 +577,9 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
  * time in seconds, only if still absent) when the zone was never used.
  */
 async function serialBase(store: EtcdAccess, ns: Namespace, now: number): Promise<string> {
-  await store.run('serial', () => ns.if(SERIAL_KEY, 'Create', '==', 0).then(ns.put(SERIAL_KEY).value(String(Math.floor(now / 1000)))).commit());
+  await store.run('serial', () => ns.if(SERIAL_KEY, 'Create', '==', 0).then(ns.put(SERIAL_KEY).value(String(Math.floor(now / 1000) >>> 0))).commit());
   const value = await store.run('serial', () => ns.get(SERIAL_KEY).string());
-  return value ?? String(Math.floor(now / 1000));
+  return value ?? String(Math.floor(now / 1000) >>> 0);
 }
 
 /**
