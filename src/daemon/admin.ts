@@ -6,7 +6,7 @@
 import { algorithmName } from '../dns/constants.js';
 import { canonicalName } from '../dns/names.js';
 import { ControlCommandError, type ControlHandler, type ControlRequest } from './control.js';
-import type { Zone } from './zone.js';
+import type { ServedZone } from './zone.js';
 
 export interface RecordReport {
   readonly type: 'A' | 'AAAA';
@@ -43,7 +43,7 @@ export interface StatusReport {
 }
 
 export interface AdminView {
-  readonly zones: ReadonlyMap<string, Zone>;
+  readonly zones: ReadonlyMap<string, ServedZone>;
   status(): StatusReport;
 }
 
@@ -51,7 +51,7 @@ function iso(ms: number): string {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : 'never';
 }
 
-function nameReport(zone: Zone, key: { name: string; keyTag: number; rdata: { algorithm: number }; expiry: number }): NameReport {
+function nameReport(zone: ServedZone, key: { name: string; keyTag: number; rdata: { algorithm: number }; expiry: number }): NameReport {
   return {
     zone: zone.name,
     name: key.name,
@@ -69,7 +69,7 @@ function nameReport(zone: Zone, key: { name: string; keyTag: number; rdata: { al
 }
 
 /** The zone a name is claimed in: the longest served zone it is directly below (README, "Names and existing records"). */
-function zoneOf(view: AdminView, name: string): Zone {
+function zoneOf(view: AdminView, name: string): ServedZone {
   const canonical = canonicalName(name);
   const dot = canonical.indexOf('.');
   const zone = dot < 0 ? undefined : view.zones.get(canonical.slice(dot + 1));

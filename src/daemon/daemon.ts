@@ -21,8 +21,12 @@ import { KeyStore } from './keydb/keystore.js';
 import { ReplayStore } from './replay-store.js';
 import { RegistrationServer, serverLimits } from './server.js';
 import { createUpstream } from './upstreams/registry.js';
-import type { Upstream } from './upstreams/upstream.js';
-import { Zone } from './zone.js';
+import type { SerialSource, Upstream } from './upstreams/upstream.js';
+import { Zone, type ServedZone } from './zone.js';
+import type { SharedStore } from './shared/contract.js';
+import { openSharedStore } from './shared/etcd.js';
+import { SharedZone } from './shared/shared-zone.js';
+import { sharedSerial } from './shared/serial.js';
 import { ZoneState } from './zonestate.js';
 import { formatHostPort } from '../net/address.js';
 import { resolveListenAddresses } from '../net/listen.js';
@@ -46,7 +50,9 @@ function guardOptions(l: Limits): Partial<GuardOptions> {
 }
 
 export class Daemon {
-  private readonly zones = new Map<string, Zone>();
+  private readonly zones = new Map<string, ServedZone>();
+  /** The store the daemons of a site share (`store: type: etcd`); none with files in the data-dir. */
+  private store: SharedStore | undefined;
   private server: RegistrationServer | undefined;
   /** Listeners replaced by a reload whose connections are still finishing. */
   private retired: RegistrationServer[] = [];
@@ -98,6 +104,10 @@ export class Daemon {
         daemon.timedVerify = daemon.metrics.timedCheck(verifyPreparedSig0);
       }
       await daemon.openReplays();
+      if (config.store.type === 'etcd') {
+        daemon.store = await openSharedStore(config.store, opts.logger.child({ store: 'etcd' }));
+        opts.logger.info({ endpoints: config.store.endpoints, prefix: config.store.prefix }, 'shared store ready');
+      }
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
       if (config.metricsListen !== undefined) {
@@ -136,12 +146,12 @@ export class Daemon {
     return this.server?.addresses ?? [];
   }
 
-  zone(name: string): Zone | undefined {
+  zone(name: string): ServedZone | undefined {
     return this.zones.get(name);
   }
 
   /** What the control channel sees of this daemon. */
-  private adminView(): { zones: ReadonlyMap<string, Zone>; status: () => StatusReport } {
+  private adminView(): { zones: ReadonlyMap<string, ServedZone>; status: () => StatusReport } {
     return { zones: this.zones, status: () => this.status() };
   }
 
@@ -216,7 +226,7 @@ export class Daemon {
     this.server = server;
   }
 
-  private makeUpstreams(zc: ZoneConfig, zoneLogger: Logger, zone: () => Zone | undefined): Upstream[] {
+  private makeUpstreams(zc: ZoneConfig, zoneLogger: Logger, zone: () => ServedZone | undefined, serial?: SerialSource): Upstream[] {
     return zc.upstreams.map((uc, i) =>
       createUpstream(uc, {
         zone: zc.name,
@@ -227,11 +237,13 @@ export class Daemon {
         allLiveRecords: () => zone()?.allLiveRecords() ?? [],
         dataDir: this.config.dataDir,
         registration: () => ({ host: this.config.listenAddr, port: this.port }),
+        ...(serial === undefined ? {} : { sharedSerial: serial }),
       }),
     );
   }
 
   private async openZone(zc: ZoneConfig): Promise<void> {
+    if (this.store !== undefined) return this.openSharedZone(zc, this.store);
     const logger = this.opts.logger.child({ zone: zc.name });
     const { store, warnings, errors } = await KeyStore.open(this.config.dataDir, zc.name, this.clock, {
       onBackgroundError: (err) => logger.error({ err }, 'key database background write failed'),
@@ -254,6 +266,21 @@ export class Daemon {
     this.zones.set(zc.name, zone);
     await zone.start();
     logger.info({ keys: store.size, upstreams: upstreams.map((u) => u.description) }, 'zone ready');
+  }
+
+  /** A zone whose claims and records live in the shared store (README, "Several daemons as one service"). */
+  private async openSharedZone(zc: ZoneConfig, store: SharedStore): Promise<void> {
+    const logger = this.opts.logger.child({ zone: zc.name });
+    const mirror = await store.mirror(zc.name);
+    const ref: { zone?: ServedZone } = {};
+    const upstreams = this.makeUpstreams(zc, logger, () => ref.zone, sharedSerial(mirror));
+    const election = store.election(zc.name, this.instanceId);
+    const zone = new SharedZone(zc, { store, mirror, election, instanceId: this.instanceId }, upstreams, logger, this.clock);
+    if (this.metrics !== undefined) zone.observeAttempts(this.metrics.upstreamAttempt(zc.name));
+    ref.zone = zone;
+    this.zones.set(zc.name, zone);
+    await zone.start();
+    logger.info({ keys: zone.keyCount, records: zone.recordCount, upstreams: upstreams.map((u) => u.description) }, 'zone ready (shared store)');
   }
 
   /**
@@ -402,5 +429,7 @@ export class Daemon {
     this.retired = [];
     await this.replays?.close();
     this.replays = undefined;
+    await this.store?.close();
+    this.store = undefined;
   }
 }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { Opcode, RRClass, RRType, Rcode } from '../dns/constants.js';
 import { MalformedMessageError, Sig0Error } from '../dns/errors.js';
-import { keyCostProblem, keyTag as computeKeyTag, publicKeyFromRData } from '../dns/keys.js';
+import { keyCostProblem, keyTag as computeKeyTag, publicKeyFromRData, sameKey } from '../dns/keys.js';
 import type { KeyObject } from 'node:crypto';
 import {
   decodeMessage,
@@ -27,11 +27,11 @@ import { recordKey, type AddrRecord } from './records.js';
 import { Refusal, Refusals, type RefusalId } from './refusals.js';
 import { claimableName } from './labels.js';
 import { keyObjects } from './keydb/stored-key.js';
-import type { UpdatePlan, Zone } from './zone.js';
+import type { UpdatePlan, ServedZone } from './zone.js';
 
 export interface HandlerContext {
   /** Served zones by canonical name. */
-  zones: ReadonlyMap<string, Zone>;
+  zones: ReadonlyMap<string, ServedZone>;
   listenAddr: string;
   listenPort: number;
   clock: Clock;
@@ -69,8 +69,8 @@ export interface HandlerOutcome {
 }
 
 /** The longest served zone containing `name`. */
-export function findZone(zones: ReadonlyMap<string, Zone>, name: string): Zone | undefined {
-  let best: Zone | undefined;
+export function findZone(zones: ReadonlyMap<string, ServedZone>, name: string): ServedZone | undefined {
+  let best: ServedZone | undefined;
   let bestLabels = -1;
   for (const zone of zones.values()) {
     if (!isSubdomain(name, zone.name)) continue;
@@ -226,10 +226,6 @@ function keyRecordOf(req: DecodedMessage): { name: string; ttl: number; rdata: K
   throw Refusals.noKey();
 }
 
-function sameKey(a: KeyRData, b: KeyRData): boolean {
-  return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
-}
-
 /**
  * The checks that cost next to nothing, before the request waits on its
  * name's lock: RFC 2136 §2.4 prerequisites (refused: see below), the
@@ -297,7 +293,7 @@ interface Vetted {
   echo: ResourceRecord[];
 }
 
-function vetRecords(req: DecodedMessage, name: string, zone: Zone): Vetted {
+function vetRecords(req: DecodedMessage, name: string, zone: ServedZone): Vetted {
   const cfg = zone.config;
   const maxTtl = Math.floor(cfg.maxAddrTtl / 1000);
   const out: Vetted = { adds: [], removes: [], removeTypes: [], removeAll: false, echo: [] };
@@ -340,7 +336,7 @@ function vetRecords(req: DecodedMessage, name: string, zone: Zone): Vetted {
  * Counted as the zone applies a plan: deletions first, then additions;
  * re-adding a live record does not count twice.
  */
-function checkRecordCap(vetted: Vetted, name: string, zone: Zone): void {
+function checkRecordCap(vetted: Vetted, name: string, zone: ServedZone): void {
   if (vetted.adds.length === 0) return;
   const limit = zone.config.maxRecordsPerName;
   const after = new Set<string>();
@@ -354,7 +350,7 @@ function checkRecordCap(vetted: Vetted, name: string, zone: Zone): void {
   throw new Refusal(r.id, r.rcode, `${r.reason} (limit ${limit})`);
 }
 
-function addressAllowed(address: string, zone: Zone): boolean {
+function addressAllowed(address: string, zone: ServedZone): boolean {
   return zone.config.allowAnyAddr || inNets(address, zone.config.allowedNets);
 }
 
@@ -369,7 +365,7 @@ async function processUpdate(
   replay: string,
   name: string,
   remote: string,
-  zone: Zone,
+  zone: ServedZone,
   ctx: HandlerContext,
 ): Promise<ResourceRecord[]> {
   const cfg = zone.config;
@@ -408,6 +404,8 @@ async function processUpdate(
   const plan: UpdatePlan = {
     name,
     ...(existing === undefined ? { newKey: keyRR.rdata } : {}),
+    signer: keyRR.rdata,
+    signedAt: sig.sig.inception * 1000,
     keyExpiry: now + Math.min(keyRR.ttl * 1000, cfg.maxKeyTtl),
     adds: vetted.adds,
     removes: vetted.removes,
@@ -422,7 +420,7 @@ async function processUpdate(
 }
 
 /** A new claim's key must be cheap to check: every later update of the name is checked with it. */
-function refuseCostlyKey(rdata: KeyRData, name: string, remote: string, zone: Zone): void {
+function refuseCostlyKey(rdata: KeyRData, name: string, remote: string, zone: ServedZone): void {
   const problem = keyCostProblem(rdata);
   if (problem === undefined) return;
   zone.logger.info({ name, remote, problem }, 'claim refused: key too expensive to verify');
@@ -434,7 +432,7 @@ function refuseCostlyKey(rdata: KeyRData, name: string, remote: string, zone: Zo
  * the guard persists (a restart must not reopen the replay). The update is
  * applied already, so a failure to persist is logged, not refused.
  */
-async function rememberAccepted(replay: string, sig: Sig0Extract, now: number, zone: Zone, ctx: HandlerContext): Promise<void> {
+async function rememberAccepted(replay: string, sig: Sig0Extract, now: number, zone: ServedZone, ctx: HandlerContext): Promise<void> {
   try {
     await ctx.guard?.remember(replay, sig.sig.expiration * 1000, now);
   } catch (err) {
@@ -447,4 +445,7 @@ const REFUSAL_OF = {
   'key-store': Refusals.keyStoreFailed,
   upstream: Refusals.upstreamFailed,
   'in-use': Refusals.nameInUse,
+  'store-unavailable': Refusals.storeUnavailable,
+  changed: Refusals.changedElsewhere,
+  replayed: Refusals.replayed,
 } as const;

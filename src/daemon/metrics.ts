@@ -14,12 +14,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { rcodeName } from '../dns/constants.js';
-import type { Zone } from './zone.js';
+import type { ServedZone } from './zone.js';
 import { zoneServerStats } from './zoneserver/listener.js';
 
 /** What the metrics read from the running daemon at each scrape. */
 export interface MetricsSource {
-  zones(): Iterable<Zone>;
+  zones(): Iterable<ServedZone>;
   connections(): { open: number; accepted: number; refusedPerSource: number; refusedFull: number; evicted: number };
 }
 
@@ -106,8 +106,8 @@ export class DaemonMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [r],
     });
-    const perZone = <T>(f: (z: Zone) => T): Array<[Zone, T]> => [...source.zones()].map((z) => [z, f(z)]);
-    const zoneCounter = (name: string, help: string, pick: (z: Zone) => number): void => {
+    const perZone = <T>(f: (z: ServedZone) => T): Array<[ServedZone, T]> => [...source.zones()].map((z) => [z, f(z)]);
+    const zoneCounter = (name: string, help: string, pick: (z: ServedZone) => number): void => {
       mirroredCounter(r, name, help, ['zone'], () => perZone(pick).map(([z, v]) => [{ zone: z.name }, v]));
     };
     zoneCounter('nsregd_claims_total', 'Names claimed by a new key.', (z) => z.counters.claims);
@@ -116,7 +116,7 @@ export class DaemonMetrics {
     zoneCounter('nsregd_record_expiries_total', 'Records expired (not refreshed within their TTL).', (z) => z.counters.recordExpiries);
     gauge(r, 'nsregd_names', 'Claimed names.', ['zone'], () => perZone((z) => z.keyCount).map(([z, v]) => [{ zone: z.name }, v]));
     gauge(r, 'nsregd_records', 'Live A/AAAA records.', ['zone'], () => perZone((z) => z.recordCount).map(([z, v]) => [{ zone: z.name }, v]));
-    const perUpstream = (f: (u: ReturnType<Zone['upstreamStates']>[number], z: Zone) => number) => (): Array<[{ zone: string; upstream: string }, number]> =>
+    const perUpstream = (f: (u: ReturnType<ServedZone['upstreamStates']>[number], z: ServedZone) => number) => (): Array<[{ zone: string; upstream: string }, number]> =>
       [...source.zones()].flatMap((z) => z.upstreamStates().map((u): [{ zone: string; upstream: string }, number] => [{ zone: z.name, upstream: u.upstream }, f(u, z)]));
     gauge(r, 'nsregd_upstream_up', '1 while the upstream takes updates, 0 while its operations wait for a retry.', ['zone', 'upstream'], perUpstream((u) => (u.failing ? 0 : 1)));
     gauge(r, 'nsregd_outbox_depth', 'Operations waiting for the upstream.', ['zone', 'upstream'], perUpstream((u) => u.pending));

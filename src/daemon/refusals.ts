@@ -59,6 +59,10 @@ const TABLE = {
   // A zone with no enabled upstream (`upstreams: []`, or every entry `type: disabled`) would accept
   // records that go nowhere; SERVFAIL, as the original answered.
   noUpstreams: [Rcode.SERVFAIL, 'No upstream servers configured for zone'],
+  // Several daemons on one shared store (README, "Several daemons as one service"): SERVFAIL, so that
+  // the client retries, at another daemon of the site if it knows one.
+  storeUnavailable: [Rcode.SERVFAIL, 'Shared store unavailable, try another server'],
+  changedElsewhere: [Rcode.SERVFAIL, 'Name changed at another server meanwhile, try again'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** One factory per refusal: `Refusals.wrongKey()` and so on. */

@@ -14,6 +14,7 @@ import type { KeyRData } from '../dns/types.js';
 import type { KeyObject } from 'node:crypto';
 import { NameInUseError, type Upstream } from './upstreams/upstream.js';
 import { Outbox, type AttemptObserver, type Op } from './outbox.js';
+import { NameLocks } from './name-locks.js';
 import { reverseZoneFor } from './reverse.js';
 import { isForwarded } from './upstreams/filter.js';
 import type { ZoneState } from './zonestate.js';
@@ -79,6 +80,15 @@ export interface UpdatePlan {
   readonly name: string;
   /** A first claim: the key to store. Absent when the name already has this key. */
   readonly newKey?: KeyRData;
+  /** The key whose signature the request carried (a shared store checks it is still the name's key). */
+  readonly signer: KeyRData;
+  /**
+   * The signature's inception (ms since the epoch). A shared store keeps
+   * the newest accepted per name and refuses older ones: a request
+   * recorded at one daemon and replayed at another cannot undo a later
+   * update (each daemon's replay cache only knows its own requests).
+   */
+  readonly signedAt?: number;
   /** ms since the epoch. */
   readonly keyExpiry: number;
   /** Records to add or refresh, TTL already clamped. */
@@ -99,7 +109,38 @@ export interface UpdatePlan {
  * Nothing of a failed plan stays visible: adds that reached an upstream are taken back; removals stay queued (they are
  * what the client asked for, and a retry asks again).
  */
-export type UpdateResult = { readonly ok: true } | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' };
+export type UpdateResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly failure: 'exists' | 'key-store' | 'upstream' | 'in-use' | 'store-unavailable' | 'changed' | 'replayed' };
+
+/**
+ * A served zone as the request handler, the control channel, the metrics
+ * and the daemon see it. Zone keeps its data in files in the data-dir;
+ * SharedZone (src/daemon/shared/shared-zone.ts) keeps it in etcd, shared
+ * by every daemon of a site.
+ */
+export interface ServedZone {
+  readonly name: string;
+  readonly config: ZoneConfig;
+  readonly logger: Logger;
+  readonly upstreams: readonly Upstream[];
+  readonly counters: ZoneCounters;
+  readonly keyCount: number;
+  readonly recordCount: number;
+  keyOf(name: string): ClaimedKey | undefined;
+  withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  applyUpdate(plan: UpdatePlan, now: number): Promise<UpdateResult>;
+  liveRecords(name: string): readonly AddrRecord[];
+  allLiveRecords(): readonly AddrRecord[];
+  claims(): Iterable<ClaimedKey>;
+  recordStates(name: string): Array<{ record: AddrRecord; expiresAt: number; upstreams: Array<{ upstream: string; pending: boolean }> }>;
+  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number; oldestPendingMs: number }>;
+  release(name: string, keepRecords: boolean): Promise<{ records: AddrRecord[]; applied: boolean } | null>;
+  observeAttempts(observer: AttemptObserver): void;
+  reconfigure(config: ZoneConfig, upstreams: readonly Upstream[]): Promise<void>;
+  start(): Promise<void>;
+  shutdown(): Promise<void>;
+}
 
 /** How long shutdown waits for upstreams to take the removals before leaving them to the next start. */
 export const SHUTDOWN_DRAIN_MS = 10_000;
@@ -112,9 +153,9 @@ export interface ZoneCounters {
   recordExpiries: number;
 }
 
-export class Zone {
+export class Zone implements ServedZone {
   readonly counters: ZoneCounters = { claims: 0, releases: 0, keyExpiries: 0, recordExpiries: 0 };
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new NameLocks();
   private attemptObserver: AttemptObserver | undefined;
   private timer: TimerHandle | undefined;
   private timerAt = Infinity;
@@ -370,7 +411,7 @@ export class Zone {
     };
 
     if (plan.newKey !== undefined) {
-      const unused = await this.checkUnused(name);
+      const unused = await checkUnused(this.upstreamList, name, this.logger);
       if (unused !== undefined) return { ok: false, failure: unused };
       let claimed: 'claimed' | 'exists';
       try {
@@ -414,28 +455,7 @@ export class Zone {
     return { ok: true };
   }
 
-  /**
-   * Before a first claim: asks every upstream that protects names in use
-   * (nsupdate `protect-existing`). Undefined when the name may be claimed.
-   * Nothing is stored or sent before this, so a refusal leaves no trace.
-   */
-  private async checkUnused(name: string): Promise<'in-use' | 'upstream' | undefined> {
-    const asked = this.upstreamList.filter((u) => u.checkUnused !== undefined);
-    const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
-    let outcome: 'in-use' | 'upstream' | undefined;
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') return;
-      const upstream = asked[i]?.description;
-      if (r.reason instanceof NameInUseError) {
-        this.logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
-        outcome = 'in-use';
-      } else {
-        this.logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
-        outcome ??= 'upstream';
-      }
-    });
-    return outcome;
-  }
+
 
   /** Removes, from every upstream, adds of a request that then failed. */
   private async takeBack(added: readonly AddrRecord[]): Promise<void> {
@@ -450,20 +470,10 @@ export class Zone {
    * Runs `fn` with no other request for `name` in progress, so two claims of
    * one new name cannot both pass the "no key yet" check.
    */
-  async withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(name) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.locks.set(name, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(name) === settled) this.locks.delete(name);
-    }
+  withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, fn);
   }
+
 
   /**
    * Sends a change to every upstream's outbox — each one, even after another
@@ -666,6 +676,29 @@ export class Zone {
     await this.keys.close();
     await Promise.allSettled(this.upstreams.map((u) => u.close()));
   }
+}
+
+/**
+ * Before a first claim: asks every upstream that protects names in use
+ * (nsupdate `protect-existing`). Undefined when the name may be claimed.
+ * Nothing is stored or sent before this, so a refusal leaves no trace.
+ */
+export async function checkUnused(upstreams: readonly Upstream[], name: string, logger: Logger): Promise<'in-use' | 'upstream' | undefined> {
+  const asked = upstreams.filter((u) => u.checkUnused !== undefined);
+  const results = await Promise.allSettled(asked.map((u) => u.checkUnused?.(name) ?? Promise.resolve()));
+  let outcome: 'in-use' | 'upstream' | undefined;
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') return;
+    const upstream = asked[i]?.description;
+    if (r.reason instanceof NameInUseError) {
+      logger.info({ name, upstream }, 'claim refused: the name holds records nsregd did not put there');
+      outcome = 'in-use';
+    } else {
+      logger.warn({ name, upstream, err: r.reason }, 'cannot tell whether the name is in use upstream');
+      outcome ??= 'upstream';
+    }
+  });
+  return outcome;
 }
 
 let localSeq = 0;

@@ -332,3 +332,8 @@ export function keyCostProblem(k: KeyRData): string | undefined {
   if (e > RSA_MAX_EXPONENT) return `RSA public exponent of ${e.toString(2).length} bits (allowed up to 2^32)`;
   return undefined;
 }
+
+/** Whether two KEY rdata are the same key (flags, protocol, algorithm and key bytes). */
+export function sameKey(a: Readonly<KeyRData>, b: Readonly<KeyRData>): boolean {
+  return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
+}

@@ -21,7 +21,7 @@
  * refresh compares it, so a name released and claimed again by another key
  * can never be refreshed by the old key.
  */
-import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
 
 /** `store:` in nsregd.yaml (src/config/store.ts parses it). */
@@ -55,6 +55,8 @@ export interface StoredClaim {
   readonly keyTag: number;
   /** ms since the epoch. */
   readonly expiry: number;
+  /** The newest signature inception accepted for the name (ms since the epoch); older requests are replays. */
+  readonly signedAt?: number;
 }
 
 /** One live record as stored under recs/<name>/<type>/<address> (its identity is the path). */
@@ -71,6 +73,8 @@ export interface StoredChange {
   readonly by: string;
   /** ms since the epoch. */
   readonly at: number;
+  /** Upstreams that keep records leave this change out (a key's expiry, an operator's release). */
+  readonly skipKeepRecords?: boolean;
 }
 
 /**
@@ -121,10 +125,50 @@ export interface ZoneMirror {
   result(id: string): boolean | undefined;
   /** The mod revision of serial (0 when never written): the zone's data version. */
   readonly dataVersion: string;
+  /** The value of serial: the zone's SOA serial base, decimal ('0' when never written). */
+  readonly serialBase: string;
+  /**
+   * What a failed transaction read back about one name (its `keys/<name>`
+   * and every `recs/<name>/…`, with their own revisions, as of `revision`):
+   * replaces the mirror's view of that name where it is older. Emits an event.
+   */
+  reloadName(name: string, revision: string, kvs: ReadonlyArray<import('etcd3').IKeyValue>): void;
   /** Called after each applied batch of watch events (and after applyOwn). */
   onEvent(listener: (e: MirrorEvent) => void): () => void;
-  /** Waits until the mirror has seen `revision` (resolves at once when it has); rejects after timeoutMs. */
+  /**
+   * Waits until the mirror has seen `revision` (resolves at once when it
+   * has); rejects with StoreUnavailableError after timeoutMs. The revision
+   * should be one of a write in this zone's namespace (a txn's header
+   * revision): the watch reports only revisions that touch the namespace.
+   */
   caughtUp(revision: string, timeoutMs: number): Promise<void>;
+  /**
+   * Applies a write this daemon made in the zone's namespace (its txn
+   * succeeded at `revision`, the txn response's header revision) at once,
+   * so this daemon's next request sees it before the watch reports it; the
+   * watch's report of the same write is then ignored. Emits a MirrorEvent
+   * when anything changed. It does not move `revision` (writes of other
+   * daemons before it may still be on their way).
+   */
+  applyOwn(revision: string, writes: OwnWrites): void;
+  /**
+   * False while the watch is down or the mirror is loading a fresh snapshot
+   * after it failed: the mirror may then be behind (it reports what changed
+   * meanwhile as events once it is current again).
+   */
+  readonly current: boolean;
+}
+
+/** What one of this daemon's transactions wrote in a zone's namespace (keys relative to it). */
+export interface OwnWrites {
+  /**
+   * Keys put, with the value written. `createRevision`: the key's create
+   * revision when the txn updated an existing key (a refresh); when absent
+   * the mirror keeps the create revision it knows, or takes the txn's
+   * revision for a key it does not hold (a key the txn created).
+   */
+  readonly puts?: ReadonlyArray<{ readonly key: string; readonly value: string | Buffer; readonly createRevision?: string }>;
+  readonly deletes?: readonly string[];
 }
 
 /**
@@ -169,4 +213,3 @@ export interface Election {
   close(): Promise<void>;
 }
 
-export type { AddrType };

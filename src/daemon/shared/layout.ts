@@ -19,6 +19,7 @@
  *
  * Pure: no I/O, no clock. The CLI imports it too (store export/import).
  */
+import { randomBytes } from 'node:crypto';
 import { NsregError } from '../../errors.js';
 import { keyCostProblem, keyTag } from '../../dns/keys.js';
 import { canonicalName } from '../../dns/names.js';
@@ -274,6 +275,7 @@ export function encodeClaim(c: StoredClaim): string {
     key: c.rdata.publicKey.toString('base64'),
     tag: c.keyTag,
     expiry: c.expiry,
+    ...(c.signedAt === undefined ? {} : { signed: c.signedAt }),
   });
   return checked(text, decodeClaim, 'claim');
 }
@@ -288,7 +290,8 @@ export function decodeClaim(bytes: Buffer | string): Decoded<StoredClaim> {
   const json = parseJson(bytes, MAX_VALUE_BYTES);
   if (!json.ok) return json;
   const v = json.value;
-  if (!isObject(v) || !hasFields(v, ['flags', 'protocol', 'algorithm', 'key', 'tag', 'expiry'])) return bad('not a claim object');
+  if (!isObject(v) || !hasFields(v, ['flags', 'protocol', 'algorithm', 'key', 'tag', 'expiry'], ['signed'])) return bad('not a claim object');
+  if (v.signed !== undefined && !isTime(v.signed)) return bad('signed is not a time');
   if (!isUint(v.flags, 0xffff) || !isUint(v.protocol, 0xff) || !isUint(v.algorithm, 0xff)) return bad('KEY flags, protocol or algorithm out of range');
   if (typeof v.key !== 'string' || v.key.length === 0) return bad('no public key');
   const publicKey = Buffer.from(v.key, 'base64');
@@ -300,7 +303,7 @@ export function decodeClaim(bytes: Buffer | string): Decoded<StoredClaim> {
   if (keyTag(rdata) !== v.tag) return bad(`key tag ${v.tag} is not the key's (${keyTag(rdata)})`);
   const cost = keyCostProblem(rdata);
   if (cost !== undefined) return bad(cost);
-  return ok({ rdata, keyTag: v.tag, expiry: v.expiry });
+  return ok({ rdata, keyTag: v.tag, expiry: v.expiry, ...(v.signed === undefined ? {} : { signedAt: v.signed }) });
 }
 
 // ---------------------------------------------------------------- records
@@ -362,6 +365,7 @@ export function encodeChange(c: StoredChange): string {
       add: c.change.add.map(tuple),
       remove: c.change.remove.map(tuple),
       removeNames: c.change.removeNames.map((n) => [n.name, n.addresses.map(tuple)]),
+      ...(c.skipKeepRecords === true ? { skipKeep: true } : {}),
     },
     MAX_CHANGE_BYTES,
     'change',
@@ -373,7 +377,8 @@ export function decodeChange(bytes: Buffer | string): Decoded<StoredChange> {
   const json = parseJson(bytes, MAX_CHANGE_BYTES);
   if (!json.ok) return json;
   const v = json.value;
-  if (!isObject(v) || !hasFields(v, ['by', 'at', 'add', 'remove', 'removeNames'])) return bad('not a change object');
+  if (!isObject(v) || !hasFields(v, ['by', 'at', 'add', 'remove', 'removeNames'], ['skipKeep'])) return bad('not a change object');
+  if (v.skipKeep !== undefined && v.skipKeep !== true) return bad('skipKeep is not true');
   if (!isText(v.by, false)) return bad('author is not an instance id');
   if (!isTime(v.at)) return bad('at is not a time');
   const budget = { left: MAX_CHANGE_RECORDS };
@@ -392,10 +397,15 @@ export function decodeChange(bytes: Buffer | string): Decoded<StoredChange> {
     removeNames.push({ name, addresses });
   }
   const change: UpstreamChange = { add, remove, removeNames };
-  return ok({ change, by: v.by, at: v.at });
+  return ok({ change, by: v.by, at: v.at, ...(v.skipKeep === true ? { skipKeepRecords: true } : {}) });
 }
 
 // ---------------------------------------------------------------- results and leader
+
+/** A fresh change id: time-ordered for people reading the store, random so that daemons never collide. */
+export function newChangeId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+}
 
 /** results/<id>: `{"ok":true}` or `{"ok":false,"reason":"…"}` (reason at most 512 characters). */
 export function encodeResult(r: StoredResult): string {

@@ -24,7 +24,7 @@ import { ZoneHistory, type Difference } from '../zoneserver/history.js';
 import { Notifier } from '../zoneserver/notify.js';
 import type { LabelSyntax } from '../../config/daemon.js';
 import { claimableName } from '../labels.js';
-import { UpstreamError, type Upstream, type UpstreamContext } from './upstream.js';
+import { UpstreamError, type SerialSource, type Upstream, type UpstreamContext } from './upstream.js';
 import { errnoCode, errorMessage } from '../../errors.js';
 import { atomicWrite } from '../../fs/atomic.js';
 
@@ -51,7 +51,8 @@ class ServeUpstream implements Upstream {
   readonly description: string;
   readonly keepRecords: boolean;
   readonly local = true;
-  private serial: SerialCounter | undefined;
+  readonly perHost = true;
+  private serial: SerialSource | undefined;
   private lease: ListenerLease | undefined;
   /** Reverse owner name → forward names that had that address. */
   private readonly ptrIndex = new Map<string, Set<string>>();
@@ -95,7 +96,7 @@ class ServeUpstream implements Upstream {
   }
 
   async start(): Promise<void> {
-    this.serial ??= await SerialCounter.open(
+    this.serial ??= this.ctx.sharedSerial ?? await SerialCounter.open(
       path.join(this.ctx.dataDir, `${this.zone}serial`),
       unixSeconds(this.ctx.clock),
       (err) => this.ctx.logger.error({ err }, 'cannot reserve SOA serials; a crash now could reuse serials'),

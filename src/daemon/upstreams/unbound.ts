@@ -234,6 +234,7 @@ interface TlsMaterial {
 class UnboundUpstream implements Upstream {
   readonly description: string;
   readonly keepRecords: boolean;
+  readonly perHost = true;
   readonly #config: UnboundUpstreamConfig;
   readonly #ctx: UpstreamContext;
   readonly #guard: RepublishGuard;

@@ -23,6 +23,20 @@ export interface UpstreamContext {
   readonly labelSyntax?: LabelSyntax;
   /** Where clients register (the daemon's listen-addr and bound port). */
   registration(): { readonly host: string; readonly port: number };
+  /**
+   * The zone's SOA serial when the daemons of a site share a store (every
+   * daemon derives the same serial from the shared data's version); absent:
+   * the built-in zone server keeps its own counter in the data-dir.
+   */
+  readonly sharedSerial?: SerialSource;
+}
+
+/** Where the built-in zone server takes its SOA serials from. */
+export interface SerialSource {
+  readonly value: number;
+  /** Moves the serial on (a change seen before the serial moved); a shared serial cannot, and returns its value. */
+  next(): number;
+  settle(): Promise<void>;
 }
 
 export interface Upstream {
@@ -35,6 +49,12 @@ export interface Upstream {
    * built-in zone server): never fail, need no retry queue or journal.
    */
   readonly local?: boolean;
+  /**
+   * Lives on the daemon's own host (the built-in zone server, Unbound):
+   * when several daemons share a store, each daemon feeds its own from the
+   * shared data; the others are fed by the zone's publisher alone.
+   */
+  readonly perHost?: boolean;
   /** One-time set-up (e.g. create Unbound's local zone). Rejects on failure. */
   start(): Promise<void>;
   /**

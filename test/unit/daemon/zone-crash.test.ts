@@ -82,6 +82,7 @@ async function scenario(crash: 'during-forward' | 'before-confirm' | 'after-answ
   const plan: UpdatePlan = {
     name: client.name,
     newKey: client.rdata,
+    signer: client.rdata,
     keyExpiry: clock.now() + 3600_000,
     adds: [addr(client.name, '192.0.2.1', 60)],
     removes: [],

@@ -66,7 +66,7 @@ async function firstRun(): Promise<{ dir: string; clock: FakeClock; keys: Memory
   const keys = new MemoryKeyStore();
   keys.put(owner.name, owner.rdata, clock.now() + 3600_000);
   const first = await open(dir, clock, keys);
-  const plan = { name: owner.name, keyExpiry: clock.now() + 3600_000, adds: [rec('192.0.2.1')], removes: [], removeTypes: [], removeAll: false };
+  const plan = { name: owner.name, signer: owner.rdata, keyExpiry: clock.now() + 3600_000, adds: [rec('192.0.2.1')], removes: [], removeTypes: [], removeAll: false };
   assert.deepEqual(await first.zone.withNameLock(owner.name, () => first.zone.applyUpdate(plan, clock.now())), { ok: true });
   await first.zone.shutdown();
   return { dir, clock, keys, first };
@@ -156,7 +156,7 @@ async function liveZone(upstreams: FakeUpstream[], configs: UpstreamConfig[]): P
   keys.put(owner.name, owner.rdata, clock.now() + 3600_000);
   const zone = new Zone(labZoneConfig({ upstreams: configs }), keys, new RecordCache(), upstreams, logger, clock);
   await zone.start();
-  const plan = { name: owner.name, keyExpiry: clock.now() + 3600_000, adds: [rec('192.0.2.1'), rec('192.0.2.200')], removes: [], removeTypes: [], removeAll: false };
+  const plan = { name: owner.name, signer: owner.rdata, keyExpiry: clock.now() + 3600_000, adds: [rec('192.0.2.1'), rec('192.0.2.200')], removes: [], removeTypes: [], removeAll: false };
   assert.deepEqual(await zone.withNameLock(owner.name, () => zone.applyUpdate(plan, clock.now())), { ok: true });
   for (const u of upstreams) u.changes.length = 0;
   return { zone, clock };

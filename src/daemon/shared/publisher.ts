@@ -1,0 +1,402 @@
+/**
+ * The publisher of one zone on a shared store: the one daemon, elected
+ * through etcd (./election.ts), that applies the queued changes to the
+ * upstreams the daemons share (nsupdate) and expires claims and records
+ * whose deadlines passed (README, "Several daemons as one service").
+ *
+ * Each term (from being elected to losing the lease, resigning or
+ * stopping) starts by catching the mirror up with the store, then sends
+ * every live record to every shared upstream (what a publisher that died
+ * mid-way left undone is thereby done: adds are idempotent), then applies
+ * the queued changes oldest first. A change's first attempt is reported
+ * under `results/<id>` (the daemon whose client waits reads it); once
+ * every upstream applied it, `changes/<id>` goes. A change still queued
+ * when the publisher dies is applied again by the next one. Every write
+ * the publisher makes is conditional on its leader key, so a publisher
+ * cut off from the quorum can change nothing in the store.
+ */
+import type { Logger } from 'pino';
+import type { ComparatorBuilder, Lease, Namespace } from 'etcd3';
+import type { Clock, TimerHandle } from '../../clock.js';
+import { Outbox, type AttemptObserver } from '../outbox.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
+import type { Upstream } from '../upstreams/upstream.js';
+import type { ZoneCounters } from '../zone.js';
+import type { Election, MirrorEvent, SharedStore, StoredChange, Versioned, StoredClaim, ZoneMirror } from './contract.js';
+import * as layout from './layout.js';
+
+/** How long results stay readable (s): far longer than a request waits for one. */
+const RESULT_TTL_S = 30;
+/** Expiry runs at most this often (ms); a deadline is acted on within this of passing. */
+const SWEEP_MIN_MS = 250;
+/** And at least this often, so a deadline written by another daemon is not missed for long. */
+const SWEEP_MAX_MS = 5_000;
+/** How often changes that failed somewhere are checked for having been applied by a retry. */
+const UNFINISHED_CHECK_MS = 1_000;
+/** How long a new publisher waits for its mirror to reach its election before acting. */
+const CATCH_UP_MS = 10_000;
+/** After a failed write of results, the next try. */
+const RETRY_WRITE_MS = 500;
+
+export interface PublisherDeps {
+  readonly ns: Namespace;
+  readonly store: SharedStore;
+  readonly mirror: ZoneMirror;
+  readonly election: Election;
+  readonly instanceId: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly counters: ZoneCounters;
+}
+
+interface Outcome {
+  readonly id: string;
+  /** The first attempt's result, to be written under results/<id>; undefined when written already. */
+  readonly ok?: boolean;
+  /** Every upstream applied it: changes/<id> goes. */
+  readonly done: boolean;
+}
+
+type Put = readonly [string, string];
+type Compare = readonly [key: string, column: 'Create' | 'Mod', revision: string];
+
+export class Publisher {
+  private upstreams: readonly Upstream[] = [];
+  private boxes: Outbox[] = [];
+  private observer: AttemptObserver | undefined;
+  private active = false;
+  private term = 0;
+  private readonly submitted = new Set<string>();
+  private readonly unfinished = new Map<string, UpstreamChange>();
+  private outcomes: Outcome[] = [];
+  private writing = false;
+  private resultsLease: Lease | undefined;
+  private sweepTimer: TimerHandle | undefined;
+  private sweeping = false;
+  private checkTimer: TimerHandle | undefined;
+  private writeTimer: TimerHandle | undefined;
+
+  constructor(private readonly deps: PublisherDeps) {}
+
+  /** The shared upstreams (construction, reload); a running term moves to them at once. */
+  setUpstreams(list: readonly Upstream[], observer: AttemptObserver | undefined): void {
+    this.upstreams = list;
+    this.observer = observer;
+    if (!this.active) return;
+    for (const b of this.boxes) b.close();
+    this.boxes = this.makeBoxes();
+  }
+
+  observeAttempts(observer: AttemptObserver): void {
+    this.observer = observer;
+    for (const b of this.boxes) b.onAttempt = observer;
+  }
+
+  upstreamIds(): string[] {
+    return this.upstreams.map((u) => u.description);
+  }
+
+  /** Each shared upstream's state as this daemon knows it (queued changes count for every daemon). */
+  upstreamStates(now: number): Array<{ upstream: string; failing: boolean; pending: number; oldestPendingMs: number }> {
+    const queued = this.deps.mirror.changes();
+    const oldest = queued[0]?.entry.value.at;
+    return this.upstreams.map((u) => {
+      const box = this.boxes.find((b) => b.upstream === u);
+      return {
+        upstream: u.description,
+        failing: box?.failing ?? false,
+        pending: box?.pendingCount ?? queued.length,
+        oldestPendingMs: box?.oldestPendingMs(now) ?? (oldest === undefined ? 0 : Math.max(0, now - oldest)),
+      };
+    });
+  }
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  private makeBoxes(): Outbox[] {
+    return this.upstreams.map((u) => {
+      const box = new Outbox(u, this.deps.clock, this.deps.logger);
+      box.onAttempt = this.observer;
+      return box;
+    });
+  }
+
+  leaderChanged(leader: boolean): void {
+    if (leader && !this.active) void this.begin();
+    else if (!leader && this.active) this.end('lost the publisher lease');
+  }
+
+  mirrorChanged(e: MirrorEvent): void {
+    if (!this.active) return;
+    if (e.changes.put.length > 0) this.pump();
+    if (e.claims.put.length > 0 || e.records.added.length > 0) this.scheduleSweep(SWEEP_MIN_MS);
+  }
+
+  /** Sends every live record to the shared upstreams `which` selects (new after a reload). */
+  resync(which: (u: Upstream) => boolean): void {
+    if (!this.active) return;
+    const live = this.deps.mirror.allRecords().map((r) => r.record);
+    if (live.length === 0) return;
+    for (const b of this.boxes) if (which(b.upstream)) void b.submit({ add: live, remove: [], removeNames: [] }, { request: false });
+  }
+
+  /** The lease results are written under; a lost one (the store was out of reach too long) is replaced. */
+  private newResultsLease(): Lease {
+    const lease = this.deps.ns.lease(RESULT_TTL_S, { autoKeepAlive: true });
+    lease.on('lost', (err: Error) => {
+      if (this.resultsLease !== lease) return;
+      this.deps.logger.warn({ err }, 'publisher: results lease lost; taking a new one');
+      this.resultsLease = this.active ? this.newResultsLease() : undefined;
+    });
+    return lease;
+  }
+
+  /** Whether the zone has upstreams the publisher feeds (otherwise requests need not wait for it). */
+  get hasUpstreams(): boolean {
+    return this.upstreams.length > 0;
+  }
+
+  private async begin(): Promise<void> {
+    const { mirror, logger } = this.deps;
+    this.active = true;
+    const term = ++this.term;
+    this.boxes = this.makeBoxes();
+    this.submitted.clear();
+    this.unfinished.clear();
+    this.outcomes = [];
+    this.resultsLease = this.newResultsLease();
+    try {
+      // Whatever the last publisher did is in the store, before this daemon's election: act on all of it.
+      const fence = this.deps.election.fence();
+      if (fence !== undefined) await mirror.caughtUp(fence.createRevision, CATCH_UP_MS);
+    } catch (err) {
+      logger.warn({ err }, 'publisher: cannot catch up with the store; publishing what the mirror holds');
+    }
+    if (!this.active || term !== this.term) return;
+    const live = mirror.allRecords().map((r) => r.record);
+    logger.info({ records: live.length, queued: mirror.changes().length }, 'publishing for the zone (elected publisher)');
+    if (live.length > 0) for (const b of this.boxes) void b.submit({ add: live, remove: [], removeNames: [] }, { request: false });
+    this.pump();
+    this.scheduleSweep(0);
+  }
+
+  private end(why: string): void {
+    if (!this.active) return;
+    this.active = false;
+    this.term++;
+    this.deps.logger.info({ why }, 'no longer publishing for the zone');
+    for (const b of this.boxes) b.close();
+    this.boxes = [];
+    this.sweepTimer?.cancel();
+    this.sweepTimer = undefined;
+    this.checkTimer?.cancel();
+    this.checkTimer = undefined;
+    this.writeTimer?.cancel();
+    this.writeTimer = undefined;
+    // Results already written stay until their lease runs out; the next publisher writes its own.
+    this.resultsLease?.release();
+    this.resultsLease = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.end('daemon stopping');
+  }
+
+  /** Queued changes not yet submitted this term go to the outboxes, oldest first. */
+  private pump(): void {
+    for (const { id, entry } of this.deps.mirror.changes()) {
+      if (this.submitted.has(id)) continue;
+      this.submitted.add(id);
+      void this.process(id, entry.value, this.term);
+    }
+  }
+
+  private async process(id: string, stored: StoredChange, term: number): Promise<void> {
+    const targets = this.boxes.filter((b) => !(stored.skipKeepRecords === true && b.upstream.keepRecords));
+    const results = await Promise.all(targets.map((b) => b.submit(stored.change, { request: true })));
+    if (!this.active || term !== this.term) return;
+    const ok = results.every(Boolean);
+    if (!ok) {
+      this.unfinished.set(id, stored.change);
+      this.armUnfinishedCheck();
+    }
+    this.outcomes.push({ id, ok, done: ok });
+    this.writeOutcomes();
+  }
+
+  private armUnfinishedCheck(): void {
+    if (this.checkTimer !== undefined) return;
+    this.checkTimer = this.deps.clock.schedule(UNFINISHED_CHECK_MS, () => {
+      this.checkTimer = undefined;
+      if (!this.active) return;
+      for (const [id, change] of this.unfinished) {
+        const records = [...change.add, ...change.remove, ...change.removeNames.flatMap((n) => n.addresses)];
+        if (records.some((r) => this.boxes.some((b) => b.isPending(r)))) continue;
+        this.unfinished.delete(id);
+        this.outcomes.push({ id, done: true });
+      }
+      this.writeOutcomes();
+      if (this.unfinished.size > 0) this.armUnfinishedCheck();
+    });
+  }
+
+  /** Writes the outcomes gathered so far in one fenced transaction (one at a time; the next takes what came meanwhile). */
+  private writeOutcomes(): void {
+    if (this.writing || this.outcomes.length === 0 || !this.active) return;
+    this.writing = true;
+    const batch = this.outcomes.splice(0, 256);
+    const lease = this.resultsLease;
+    const puts: Put[] = [];
+    const deletes: string[] = [];
+    for (const o of batch) {
+      if (o.ok !== undefined) puts.push([layout.resultKey(o.id), layout.encodeResult({ ok: o.ok })]);
+      if (o.done) deletes.push(layout.changeKey(o.id));
+    }
+    const term = this.term;
+    void this.commitFenced([], puts, deletes, lease)
+      .then((committed) => {
+        if (!committed && this.term === term) this.end('the leader key is gone');
+      })
+      .catch((err: unknown) => {
+        this.deps.logger.warn({ err, results: batch.length }, 'publisher: cannot write results; retrying');
+        if (this.term !== term) return;
+        this.outcomes.unshift(...batch);
+        this.writeTimer ??= this.deps.clock.schedule(RETRY_WRITE_MS, () => {
+          this.writeTimer = undefined;
+          this.writeOutcomes();
+        });
+      })
+      .finally(() => {
+        this.writing = false;
+        if (this.term === term) this.writeOutcomes();
+      });
+  }
+
+  /**
+   * One transaction that holds only while this daemon is the publisher
+   * (the leader key is the one it wrote) and the given compares hold.
+   * False when a compare failed; rejects with StoreUnavailableError.
+   */
+  private async commitFenced(compares: readonly Compare[], puts: readonly Put[], deletes: readonly string[], lease?: Lease): Promise<boolean> {
+    const fence = this.deps.election.fence();
+    if (fence === undefined) return false;
+    const { ns, store, mirror } = this.deps;
+    const res = await store.run('publish', () => {
+      let txn: ComparatorBuilder = ns.if(fence.key, 'Create', '==', fence.createRevision);
+      for (const [key, column, revision] of compares) txn = txn.and(key, column, '==', revision);
+      const ops = [
+        ...puts.map(([k, v]) => (lease !== undefined && k.startsWith(layout.RESULTS_PREFIX) ? lease.put(k).value(v) : ns.put(k).value(v))),
+        ...deletes.map((k) => ns.delete().key(k)),
+      ];
+      return txn.then(...ops).commit();
+    });
+    if (!res.succeeded) return false;
+    mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
+    return true;
+  }
+
+  // ---- expiry ----
+
+  private scheduleSweep(inMs: number): void {
+    if (!this.active || this.sweeping) return;
+    const at = this.deps.clock.now() + inMs;
+    if (this.sweepTimer !== undefined && this.sweepAt <= at) return;
+    this.sweepTimer?.cancel();
+    this.sweepAt = at;
+    this.sweepTimer = this.deps.clock.schedule(inMs, () => {
+      this.sweepTimer = undefined;
+      void this.sweep();
+    });
+  }
+
+  private sweepAt = Infinity;
+
+  /**
+   * Removes what is due: a claim whose deadline passed goes with all its
+   * records (delete-name upstream, skipping upstreams that keep records);
+   * a record whose deadline passed goes alone. Each name is one fenced
+   * transaction that also compares the name's claim, so a refresh at
+   * another daemon in the same moment wins (the next sweep looks again).
+   */
+  private async sweep(): Promise<void> {
+    if (!this.active || this.sweeping) return;
+    this.sweeping = true;
+    const term = this.term;
+    let next = Infinity;
+    try {
+      const { mirror } = this.deps;
+      const now = this.deps.clock.now();
+      const expiredKeys: Array<[string, Versioned<StoredClaim>]> = [];
+      for (const [name, c] of mirror.claims()) {
+        if (c.value.expiry <= now) expiredKeys.push([name, c]);
+        else next = Math.min(next, c.value.expiry);
+      }
+      const gone = new Set(expiredKeys.map(([n]) => n));
+      const due = new Map<string, Array<{ record: AddrRecord; modRevision: string }>>();
+      for (const { record, entry } of mirror.allRecords()) {
+        if (gone.has(record.name)) continue;
+        if (entry.value.expiresAt <= now) {
+          let list = due.get(record.name);
+          if (list === undefined) due.set(record.name, (list = []));
+          list.push({ record, modRevision: entry.modRevision });
+        } else {
+          next = Math.min(next, entry.value.expiresAt);
+        }
+      }
+      for (const [name, c] of expiredKeys) {
+        if (this.term !== term) return;
+        await this.expireClaim(name, c, now);
+      }
+      for (const [name, records] of due) {
+        if (this.term !== term) return;
+        await this.expireRecords(name, records, now);
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'publisher: expiry failed; trying again');
+      next = this.deps.clock.now() + RETRY_WRITE_MS;
+    } finally {
+      this.sweeping = false;
+    }
+    if (this.term !== term) return;
+    const wait = Math.min(Math.max(next - this.deps.clock.now(), SWEEP_MIN_MS), SWEEP_MAX_MS);
+    this.scheduleSweep(wait);
+  }
+
+  private async expireClaim(name: string, claim: Versioned<StoredClaim>, now: number): Promise<void> {
+    const addresses = this.deps.mirror.records(name).map((r) => r.record);
+    const change: StoredChange = { change: { add: [], remove: [], removeNames: [{ name, addresses }] }, by: this.deps.instanceId, at: now, skipKeepRecords: true };
+    const id = layout.newChangeId();
+    const ok = await this.commitFenced(
+      [[layout.claimKey(name), 'Mod', claim.modRevision]],
+      [
+        [layout.changeKey(id), layout.encodeChange(change)],
+        [layout.SERIAL_KEY, this.deps.mirror.serialBase],
+      ],
+      [layout.claimKey(name), ...addresses.map((r) => layout.recordPath(r))],
+    );
+    if (!ok) return;
+    this.deps.counters.keyExpiries++;
+    this.deps.logger.info({ name }, 'key expired');
+  }
+
+  private async expireRecords(name: string, records: ReadonlyArray<{ record: AddrRecord; modRevision: string }>, now: number): Promise<void> {
+    const { mirror } = this.deps;
+    const claim = mirror.claim(name);
+    const id = layout.newChangeId();
+    const remove = records.map((r) => r.record);
+    const puts: Put[] = [
+      [layout.changeKey(id), layout.encodeChange({ change: { add: [], remove, removeNames: [] }, by: this.deps.instanceId, at: now })],
+      [layout.SERIAL_KEY, mirror.serialBase],
+    ];
+    // The claim is rewritten as it is, so that an update of the name elsewhere in the meantime fails its compare and looks again.
+    const compares: Compare[] =
+      claim === undefined ? records.map((r) => [layout.recordPath(r.record), 'Mod', r.modRevision] as const) : [[layout.claimKey(name), 'Mod', claim.modRevision]];
+    if (claim !== undefined) puts.push([layout.claimKey(name), layout.encodeClaim(claim.value)]);
+    const ok = await this.commitFenced(compares, puts, remove.map((r) => layout.recordPath(r)));
+    if (!ok) return;
+    this.deps.counters.recordExpiries += remove.length;
+    this.deps.logger.info({ name, count: remove.length }, 'records expired');
+  }
+}

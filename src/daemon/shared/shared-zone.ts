@@ -1,0 +1,444 @@
+/**
+ * A served zone whose claims and records live in etcd, shared by every
+ * daemon of a site (README, "Several daemons as one service").
+ *
+ * Request path (any daemon): the handler decides as it does for a zone in
+ * files, reading the claim from this daemon's mirror of the store; the
+ * zone then makes the change one etcd transaction:
+ *   - a first claim writes `keys/<name>` only if it is absent (create
+ *     revision 0): of two daemons taking claims of one name by different
+ *     keys at the same moment, exactly one transaction succeeds;
+ *   - any other update compares the mod revision of `keys/<name>` with the
+ *     one the mirror holds. Every transaction that changes a name's
+ *     records also rewrites `keys/<name>` (its deadline moves on), so this
+ *     one compare catches any change to the name made elsewhere, as well
+ *     as a release and a new claim by another key. On a failed compare the
+ *     name is read again and the update recomputed (a bounded number of
+ *     times);
+ *   - records added or removed are queued for the publisher in the same
+ *     transaction (`changes/<id>`), and the client is answered NOERROR only
+ *     once the publisher reports its first attempt succeeded — the promise
+ *     a zone in files makes. A refresh that only moves deadlines needs no
+ *     publisher and is answered once the transaction commits.
+ * The publisher (./publisher.ts, one daemon per zone, elected) applies the
+ * queued changes to the upstreams that every daemon shares (nsupdate) and
+ * expires what is due. Upstreams that live on each daemon's own host (the
+ * built-in zone server, Unbound) are fed by every daemon from its mirror.
+ */
+import type { Logger } from 'pino';
+import type { Namespace } from 'etcd3';
+import type { ZoneConfig } from '../../config/daemon.js';
+import type { Clock } from '../../clock.js';
+import { keyTag, sameKey } from '../../dns/keys.js';
+import { StoredKey } from '../keydb/stored-key.js';
+import { NameLocks } from '../name-locks.js';
+import { Outbox, type AttemptObserver } from '../outbox.js';
+import { isEmptyChange, recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
+import type { Upstream } from '../upstreams/upstream.js';
+import { checkUnused, SHUTDOWN_DRAIN_MS, type ClaimedKey, type ServedZone, type UpdatePlan, type UpdateResult, type ZoneCounters } from '../zone.js';
+import type { Election, SharedStore, StoredClaim, ZoneMirror } from './contract.js';
+import { StoreUnavailableError } from './errors.js';
+import * as layout from './layout.js';
+import { Publisher } from './publisher.js';
+
+/** How often an update is recomputed after another daemon changed the name meanwhile. */
+const MAX_ATTEMPTS = 3;
+/** How long a request waits for the publisher's first attempt at its change. */
+export const PUBLISH_WAIT_MS = 8_000;
+
+/** Upstreams every daemon feeds itself: they live on the daemon's own host. */
+export function isPerHost(u: Upstream): boolean {
+  return u.perHost === true;
+}
+
+export interface SharedZoneDeps {
+  readonly store: SharedStore;
+  readonly mirror: ZoneMirror;
+  readonly election: Election;
+  /** This daemon's instance id (logs, the changes it queues). */
+  readonly instanceId: string;
+}
+
+export class SharedZone implements ServedZone {
+  readonly counters: ZoneCounters = { claims: 0, releases: 0, keyExpiries: 0, recordExpiries: 0 };
+  private readonly locks = new NameLocks();
+  private readonly ns: Namespace;
+  private readonly mirror: ZoneMirror;
+  private upstreamList: readonly Upstream[] = [];
+  /** Outboxes of the per-host upstreams (fed from the mirror, no journal: the store is the record). */
+  private perHost: Outbox[] = [];
+  private readonly publisher: Publisher;
+  private readonly waiting = new Map<string, (ok: boolean) => void>();
+  private unsubscribe: Array<() => void> = [];
+  private attemptObserver: AttemptObserver | undefined;
+  private closed = false;
+
+  constructor(
+    public config: ZoneConfig,
+    private readonly deps: SharedZoneDeps,
+    upstreams: readonly Upstream[],
+    public logger: Logger,
+    readonly clock: Clock,
+  ) {
+    this.ns = deps.store.zoneNamespace(config.name);
+    this.mirror = deps.mirror;
+    this.publisher = new Publisher({
+      ns: this.ns,
+      store: deps.store,
+      mirror: deps.mirror,
+      election: deps.election,
+      instanceId: deps.instanceId,
+      logger,
+      clock,
+      counters: this.counters,
+    });
+    this.setUpstreams(upstreams);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get upstreams(): readonly Upstream[] {
+    return this.upstreamList;
+  }
+
+  private setUpstreams(list: readonly Upstream[]): void {
+    for (const b of this.perHost) b.close();
+    this.upstreamList = list;
+    this.perHost = list.filter(isPerHost).map((u) => {
+      const box = new Outbox(u, this.clock, this.logger);
+      box.onAttempt = this.attemptObserver;
+      return box;
+    });
+    this.publisher.setUpstreams(list.filter((u) => !isPerHost(u)), this.attemptObserver);
+  }
+
+  // ---- reading: this daemon's mirror of the store ----
+
+  keyOf(name: string): ClaimedKey | undefined {
+    const c = this.mirror.claim(name);
+    return c === undefined ? undefined : claimedKey(name, c.value);
+  }
+
+  liveRecords(name: string): readonly AddrRecord[] {
+    return this.mirror.records(name).map((r) => r.record);
+  }
+
+  allLiveRecords(): readonly AddrRecord[] {
+    return this.mirror.allRecords().map((r) => r.record);
+  }
+
+  get keyCount(): number {
+    return this.mirror.claimCount;
+  }
+
+  get recordCount(): number {
+    return this.mirror.recordCount;
+  }
+
+  *claims(): Iterable<ClaimedKey> {
+    for (const [name, c] of this.mirror.claims()) yield claimedKey(name, c.value);
+  }
+
+  recordStates(name: string): Array<{ record: AddrRecord; expiresAt: number; upstreams: Array<{ upstream: string; pending: boolean }> }> {
+    const queued = new Set(this.mirror.changes().flatMap(({ entry }) => changedRecords(entry.value.change).map(recordKey)));
+    return this.mirror.records(name).map(({ record, entry }) => ({
+      record,
+      expiresAt: entry.value.expiresAt,
+      upstreams: [
+        ...this.publisher.upstreamIds().map((upstream) => ({ upstream, pending: queued.has(recordKey(record)) })),
+        ...this.perHost.map((b) => ({ upstream: b.id, pending: b.isPending(record) })),
+      ],
+    }));
+  }
+
+  upstreamStates(): Array<{ upstream: string; failing: boolean; pending: number; oldestPendingMs: number }> {
+    const now = this.clock.now();
+    return [...this.publisher.upstreamStates(now), ...this.perHost.map((b) => ({ upstream: b.id, failing: b.failing, pending: b.pendingCount, oldestPendingMs: b.oldestPendingMs(now) }))];
+  }
+
+  observeAttempts(observer: AttemptObserver): void {
+    this.attemptObserver = observer;
+    for (const b of this.perHost) b.onAttempt = observer;
+    this.publisher.observeAttempts(observer);
+  }
+
+  withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, fn);
+  }
+
+  // ---- writing ----
+
+  /**
+   * Carries out an accepted update as one transaction (see the file's
+   * comment), then waits for the publisher when records changed. Call under
+   * withNameLock(plan.name).
+   */
+  async applyUpdate(plan: UpdatePlan, now: number): Promise<UpdateResult> {
+    try {
+      return await this.applyShared(plan, now);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.logger.warn({ name: plan.name, err }, 'shared store unavailable: update not applied');
+      return { ok: false, failure: 'store-unavailable' };
+    }
+  }
+
+  private async applyShared(plan: UpdatePlan, now: number): Promise<UpdateResult> {
+    const { name } = plan;
+    let checkedUnused = false;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = this.mirror.claim(name);
+      let first: boolean;
+      if (current === undefined) {
+        // Only a request that was checked as a first claim may create the name.
+        if (plan.newKey === undefined) return { ok: false, failure: 'changed' };
+        first = true;
+      } else {
+        if (!sameKey(current.value.rdata, plan.signer)) return { ok: false, failure: 'exists' };
+        const newest = current.value.signedAt;
+        if (plan.signedAt !== undefined && newest !== undefined && plan.signedAt < newest) return { ok: false, failure: 'replayed' };
+        first = false;
+      }
+      if (first && !checkedUnused) {
+        const unused = await checkUnused(this.upstreamList, name, this.logger);
+        if (unused !== undefined) return { ok: false, failure: unused };
+        checkedUnused = true;
+      }
+      const change = this.changeFor(plan);
+      // Only the upstreams every daemon shares wait for the publisher; per-host ones follow the mirror.
+      const id = isEmptyChange(change) || !this.publisher.hasUpstreams ? undefined : layout.newChangeId();
+      const signedAt = Math.max(plan.signedAt ?? 0, current?.value.signedAt ?? 0);
+      const claim: StoredClaim = { rdata: plan.signer, keyTag: current?.value.keyTag ?? keyTag(plan.signer), expiry: plan.keyExpiry, ...(signedAt > 0 ? { signedAt } : {}) };
+      const puts: Array<[string, string]> = [[layout.claimKey(name), layout.encodeClaim(claim)]];
+      for (const r of plan.adds) puts.push([layout.recordPath(r), layout.encodeRecord({ ttl: r.ttl, expiresAt: now + r.ttl * 1000 })]);
+      const deletes = [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)].map((r) => layout.recordPath(r));
+      if (id !== undefined) puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: now })]);
+      if (!isEmptyChange(change)) puts.push([layout.SERIAL_KEY, this.serialValue()]);
+      const compare = first ? ({ column: 'Create', revision: '0' } as const) : ({ column: 'Mod', revision: current!.modRevision } as const);
+      const committed = await this.transact(name, compare, puts, deletes);
+      if (!committed) continue;
+      if (id === undefined) {
+        if (first) this.counters.claims++;
+        return { ok: true };
+      }
+      const ok = await this.published(id);
+      if (ok) {
+        if (first) this.counters.claims++;
+        return { ok: true };
+      }
+      await this.takeBack(name, first, change.add);
+      return { ok: false, failure: 'upstream' };
+    }
+    this.logger.info({ name }, 'update given up: the name kept changing at other daemons');
+    return { ok: false, failure: 'changed' };
+  }
+
+  /** The change for the upstreams: records new to the name, and every record the update removes. */
+  private changeFor(plan: UpdatePlan): UpstreamChange {
+    const have = this.mirror.records(plan.name).map((r) => r.record);
+    const known = new Set(have.map(recordKey));
+    // As in a zone in files: a record already installed only moves its deadline.
+    const add = plan.adds.filter((r) => !known.has(recordKey(r)));
+    const removes = new Map(plan.removes.filter((r) => known.has(recordKey(r))).map((r) => [recordKey(r), r]));
+    for (const r of have) if (plan.removeAll || plan.removeTypes.includes(r.type)) removes.set(recordKey(r), r);
+    const removed = [...removes.values()];
+    if (plan.removeAll && removed.length > 0) return { add, remove: [], removeNames: [{ name: plan.name, addresses: removed }] };
+    return { add, remove: removed, removeNames: [] };
+  }
+
+  /** The value every transaction that changes published data writes to `serial` (the zone's serial base). */
+  private serialValue(): string {
+    return this.mirror.serialBase;
+  }
+
+  /**
+   * One transaction for one name: the compare on `keys/<name>`, then the
+   * puts and deletes. Returns false when the compare failed (the name is
+   * read again into the mirror first).
+   */
+  private async transact(name: string, compare: { column: 'Create' | 'Mod'; revision: string }, puts: ReadonlyArray<[string, string]>, deletes: readonly string[]): Promise<boolean> {
+    const claimPath = layout.claimKey(name);
+    const res = await this.deps.store.run('update', () =>
+      this.ns
+        .if(claimPath, compare.column, '==', compare.revision)
+        .then(...puts.map(([k, v]) => this.ns.put(k).value(v)), ...deletes.map((k) => this.ns.delete().key(k)))
+        .else(this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name)))
+        .commit(),
+    );
+    if (res.succeeded) {
+      this.mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
+      return true;
+    }
+    const [claim, recs] = res.responses;
+    this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
+    return false;
+  }
+
+  /** Waits for the publisher's first attempt at change `id`: true when every shared upstream took it. */
+  private published(id: string): Promise<boolean> {
+    const known = this.mirror.result(id);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      const timer = this.clock.schedule(PUBLISH_WAIT_MS, () => {
+        this.waiting.delete(id);
+        this.logger.warn({ change: id, waitedMs: PUBLISH_WAIT_MS }, 'no publisher applied the change in time; it stays queued');
+        resolve(false);
+      });
+      this.waiting.set(id, (ok) => {
+        timer.cancel();
+        this.waiting.delete(id);
+        resolve(ok);
+      });
+    });
+  }
+
+  /**
+   * An update whose records an upstream did not take: nothing of it stays
+   * visible — its new records go again (queued after it, so they leave the
+   * upstreams that did take them), and a first claim is dropped. The
+   * client heard SERVFAIL and retries. Skipped when the name changed again
+   * meanwhile (that change decides).
+   */
+  private async takeBack(name: string, first: boolean, added: readonly AddrRecord[]): Promise<void> {
+    const current = this.mirror.claim(name);
+    if (current === undefined) return;
+    const id = layout.newChangeId();
+    const puts: Array<[string, string]> = [];
+    const deletes = added.map((r) => layout.recordPath(r));
+    if (first) deletes.push(layout.claimKey(name));
+    else puts.push([layout.claimKey(name), layout.encodeClaim(current.value)]);
+    if (added.length > 0) {
+      puts.push([layout.changeKey(id), layout.encodeChange({ change: { add: [], remove: added, removeNames: [] }, by: this.deps.instanceId, at: this.clock.now() })]);
+      puts.push([layout.SERIAL_KEY, this.serialValue()]);
+    }
+    try {
+      await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes);
+    } catch (err) {
+      this.logger.warn({ name, err }, 'cannot take back an update the upstreams refused; the publisher applies it later');
+    }
+  }
+
+  /**
+   * An operator frees `name` (`nsregd names release`): the claim goes from
+   * the store at once; unless `keepRecords`, its records go too and are
+   * removed upstream by the publisher (upstreams that keep records keep
+   * theirs).
+   */
+  async release(name: string, keepRecords: boolean): Promise<{ records: AddrRecord[]; applied: boolean } | null> {
+    return this.withNameLock(name, async () => {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = this.mirror.claim(name);
+        if (current === undefined) return null;
+        const records = keepRecords ? [] : this.mirror.records(name).map((r) => r.record);
+        const id = layout.newChangeId();
+        const puts: Array<[string, string]> = [];
+        const deletes = [layout.claimKey(name), ...records.map((r) => layout.recordPath(r))];
+        const publish = !keepRecords && this.publisher.hasUpstreams;
+        if (publish) {
+          const change: UpstreamChange = { add: [], remove: [], removeNames: [{ name, addresses: records }] };
+          puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: this.clock.now(), skipKeepRecords: true })]);
+        }
+        if (records.length > 0) puts.push([layout.SERIAL_KEY, this.serialValue()]);
+        if (!(await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes))) continue;
+        this.counters.releases++;
+        this.logger.info({ name, keepRecords }, 'name released by the operator');
+        return { records, applied: publish ? await this.published(id) : true };
+      }
+      throw new Error(`${name} kept changing at other daemons; try again`);
+    });
+  }
+
+  // ---- life cycle ----
+
+  /** Starts the upstreams, feeds the per-host ones from the mirror, and joins the publisher election. */
+  async start(): Promise<void> {
+    if (this.unsubscribe.length === 0) {
+      this.unsubscribe.push(
+        this.mirror.onEvent((e) => {
+          for (const r of e.results) this.waiting.get(r.id)?.(r.ok);
+          if (e.records.added.length > 0 || e.records.removed.length > 0) {
+            const change: UpstreamChange = { add: e.records.added, remove: e.records.removed, removeNames: [] };
+            for (const b of this.perHost) void b.submit(change, { request: false });
+          }
+          this.publisher.mirrorChanged(e);
+        }),
+      );
+      this.unsubscribe.push(this.deps.election.onChange((leader) => this.publisher.leaderChanged(leader)));
+    }
+    await this.ensureSerialBase();
+    for (const u of this.upstreamList) {
+      try {
+        await u.start();
+      } catch (err) {
+        this.logger.error({ upstream: u.description, err }, 'upstream start failed');
+      }
+    }
+    if (this.deps.election.isLeader) this.publisher.leaderChanged(true);
+  }
+
+  /** The zone's SOA serial base is written once, by whichever daemon uses the zone first (./serial.ts). */
+  private async ensureSerialBase(): Promise<void> {
+    if (this.mirror.dataVersion !== '0') return;
+    const base = String(Math.floor(this.clock.now() / 1000) >>> 0);
+    const res = await this.deps.store.run('serial base', () =>
+      this.ns.if(layout.SERIAL_KEY, 'Create', '==', 0).then(this.ns.put(layout.SERIAL_KEY).value(base)).commit(),
+    );
+    if (res.succeeded) this.mirror.applyOwn(res.header.revision, { puts: [{ key: layout.SERIAL_KEY, value: base }] });
+  }
+
+  /**
+   * A reload changed the zone's settings: the new upstreams replace the
+   * old, and the new ones receive every live record (per-host ones from
+   * this daemon, shared ones from the publisher). Records stay on an
+   * upstream no longer configured (other daemons of the site may still
+   * run the old settings).
+   */
+  async reconfigure(config: ZoneConfig, upstreams: readonly Upstream[]): Promise<void> {
+    const before = new Set(this.upstreamList.map((u) => u.description));
+    const old = this.upstreamList;
+    this.config = config;
+    this.setUpstreams(upstreams);
+    await Promise.allSettled(old.map((u) => u.close()));
+    await this.start();
+    const live = this.allLiveRecords();
+    if (live.length === 0) return;
+    for (const b of this.perHost) if (!before.has(b.id) && b.upstream.local !== true) void b.submit({ add: live, remove: [], removeNames: [] }, { request: false });
+    this.publisher.resync((u) => !before.has(u.description));
+  }
+
+  /**
+   * Stops this daemon's part: leaves the election (another daemon takes
+   * over publishing at once), removes the live records from per-host
+   * upstreams that do not keep records (they live on this host), and
+   * closes the upstreams. The shared upstreams keep the records: the site
+   * still serves them.
+   */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+    for (const resolve of this.waiting.values()) resolve(false);
+    await this.deps.election.close();
+    await this.publisher.stop();
+    const live = this.allLiveRecords();
+    const boxes = this.perHost.filter((b) => !b.upstream.keepRecords && b.upstream.local !== true);
+    if (live.length > 0 && boxes.length > 0) {
+      await Promise.all(boxes.map((b) => b.submit({ add: [], remove: live, removeNames: [] }, { request: false })));
+      await Promise.all(boxes.map((b) => b.drain(SHUTDOWN_DRAIN_MS)));
+    }
+    for (const b of this.perHost) b.close();
+    await Promise.allSettled(this.upstreamList.map((u) => u.close()));
+  }
+}
+
+function claimedKey(name: string, c: StoredClaim): ClaimedKey {
+  return new StoredKey(name, c.rdata, c.expiry, c.keyTag);
+}
+
+/** Every record a change adds or removes. */
+export function changedRecords(c: UpstreamChange): AddrRecord[] {
+  return [...c.add, ...c.remove, ...c.removeNames.flatMap((n) => n.addresses)];
+}
