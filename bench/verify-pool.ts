@@ -1,7 +1,7 @@
 /**
  * Signature checks on libuv's thread pool (crypto.verify with a callback,
- * what the daemon did until issue 12) against the daemon's verification
- * pool of worker threads (src/daemon/verify-pool.ts): P-384 checks per
+ * what the daemon does) against a pool of worker threads (the prototype in
+ * load/verify-pool.ts, not used by the daemon): P-384 checks per
  * second with N in flight, and per check the CPU of the whole process and
  * of the main thread alone (/proc/self/task/<pid>/stat, 10 ms ticks).
  *
@@ -18,10 +18,10 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { cpuUsage } from 'node:process';
-import { VerifyPool } from '../src/daemon/verify-pool.js';
 import { Algorithm } from '../src/dns/constants.js';
 import { generateKeyPair, signData } from '../src/dns/keys.js';
 import { verifyPreparedSig0, type PreparedSig0 } from '../src/dns/sig0.js';
+import { VerifyPool } from './load/verify-pool.js';
 
 const keys = Number(process.argv[2] ?? 2000);
 const inFlight = Number(process.argv[3] ?? 4);
@@ -65,7 +65,7 @@ const signed = Array.from({ length: keys }, () => {
 const fresh = (): PreparedSig0[] =>
   signed.map((s) => ({ algorithm: ALG, publicKey: createPublicKey({ key: s.der, format: 'der', type: 'spki' }), data: s.data, signature: s.signature }));
 
-const pool = new VerifyPool({ threads });
+const pool = new VerifyPool(threads);
 type Variant = 'libuv' | 'pool';
 const best = new Map<string, Figures>();
 const keep = (label: string, f: Figures): void => {

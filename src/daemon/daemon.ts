@@ -21,7 +21,6 @@ import { ReplayStore } from './replay-store.js';
 import { RegistrationServer, serverLimits } from './server.js';
 import { createUpstream } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
-import { VerifyPool } from './verify-pool.js';
 import { Zone } from './zone.js';
 import { ZoneState } from './zonestate.js';
 import { formatHostPort } from '../net/address.js';
@@ -60,10 +59,8 @@ export class Daemon {
   private readonly instanceId = randomBytes(8).toString('hex');
   private control: ControlServer | undefined;
   private metrics: DaemonMetrics | undefined;
-  /** Worker threads for the signature checks (verify-pool.ts). */
-  private verifyPool: VerifyPool | undefined;
-  /** The signature check: on the verification pool, timed for the metrics when they are served. */
-  private verify: ((p: PreparedSig0) => Promise<void>) | undefined;
+  /** The signature check, timed for the metrics (when they are served). */
+  private timedVerify: ((p: PreparedSig0) => Promise<void>) | undefined;
   /** Connection counters of listeners replaced by reloads, so the metrics' totals never go backwards. */
   private readonly closedListenerStats = { accepted: 0, refusedPerSource: 0, refusedFull: 0, evicted: 0 };
   private startedAt = 0;
@@ -95,18 +92,10 @@ export class Daemon {
       // before it touches a key database, a state file or an upstream.
       daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
       opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
-      const threads = process.env.NSREGD_VERIFY_THREADS === undefined ? undefined : Number(process.env.NSREGD_VERIFY_THREADS);
-      if (threads !== 0) {
-        daemon.verifyPool = new VerifyPool({
-          ...(threads === undefined ? {} : { threads }),
-          onWorkerExit: (err) => opts.logger.error({ err }, 'a signature verification thread died (its checks failed; a new one starts at the next check)'),
-        });
-      }
-      const verify = daemon.verifyPool?.verify ?? verifyPreparedSig0;
       if (config.metricsListen !== undefined) {
         daemon.metrics = new DaemonMetrics(daemon.metricsSource());
-        daemon.verify = daemon.metrics.timedCheck(verify);
-      } else if (daemon.verifyPool !== undefined) daemon.verify = verify;
+        daemon.timedVerify = daemon.metrics.timedCheck(verifyPreparedSig0);
+      }
       await daemon.openReplays();
       for (const zc of Object.values(config.zones)) await daemon.openZone(zc);
       await daemon.listen();
@@ -203,7 +192,7 @@ export class Daemon {
       guard: this.guard,
       maxSigValidity: this.config.limits.replayWindow,
       instanceId: this.instanceId,
-      ...(this.verify === undefined ? {} : { verify: this.verify }),
+      ...(this.timedVerify === undefined ? {} : { verify: this.timedVerify }),
     };
   }
 
@@ -404,8 +393,6 @@ export class Daemon {
     this.server = undefined;
     await Promise.all(this.retired.map((s) => s.close()));
     this.retired = [];
-    await this.verifyPool?.close();
-    this.verifyPool = undefined;
     await this.replays?.close();
     this.replays = undefined;
   }
