@@ -24,7 +24,7 @@ import { decodeMessage } from '../src/dns/message.js';
 import { publicKeyFromRData } from '../src/dns/keys.js';
 import { extractSig0, keyRecords, prepareSig0, verifyPreparedSig0 } from '../src/dns/sig0.js';
 import { procStats } from './load/daemon.js';
-import { runPhase, type Mode, type PhaseResult } from './load/drive.js';
+import { onReplies, runPhase, type Mode, type PhaseResult } from './load/drive.js';
 import { rawVerify } from './load/raw-verify.js';
 import { addressOf, presign, signChild } from './load/sign.js';
 
@@ -56,23 +56,15 @@ function serve(): void {
   };
   const server = net.createServer((sock) => {
     sock.setNoDelay(true);
-    let pending: Buffer = Buffer.alloc(0);
     sock.on('error', () => sock.destroy());
-    sock.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      while (pending.length >= 2) {
-        const len = pending.readUInt16BE(0);
-        if (pending.length < len + 2) break;
-        const msg = pending.subarray(2, len + 2);
-        pending = pending.subarray(len + 2);
-        answer(msg).then(
-          (r) => sock.write(r),
-          (err: unknown) => {
-            process.stderr.write(`${String(err)}\n`);
-            sock.destroy();
-          },
-        );
-      }
+    onReplies(sock, (msg) => {
+      answer(msg).then(
+        (r) => sock.write(r),
+        (err: unknown) => {
+          process.stderr.write(`${String(err)}\n`);
+          sock.destroy();
+        },
+      );
     });
   });
   server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as net.AddressInfo).port}\n`));

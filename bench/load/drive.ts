@@ -38,8 +38,8 @@ function txtOf(reply: Buffer): string {
     .slice(-80);
 }
 
-/** Reads framed replies from `sock`; calls `onReply` with each one's message. */
-function onReplies(sock: net.Socket, onReply: (msg: Buffer) => void): void {
+/** Reads framed messages (replies here, requests in verify-floor.ts) from `sock`; calls `onReply` with each one's message. */
+export function onReplies(sock: net.Socket, onReply: (msg: Buffer) => void): void {
   let pending: Buffer = Buffer.alloc(0);
   sock.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
