@@ -84,6 +84,8 @@ export interface DaemonSpec {
   cpuProfDir?: string;
   /** UV_THREADPOOL_SIZE for the daemon only (default: this process's environment). */
   uvThreadpoolSize?: number;
+  /** A `store:` section (default: none, files in the data-dir). */
+  store?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -94,6 +96,7 @@ export interface DaemonSpec {
 function configYaml(spec: DaemonSpec, port: number, dataDir: string): string {
   const top: Record<string, unknown> = { 'listen-addr': '127.0.0.1', 'listen-port': port, 'data-dir': dataDir };
   if (spec.limits !== undefined) top.limits = spec.limits;
+  if (spec.store !== undefined) top.store = spec.store;
   return `${dump(top, { lineWidth: -1 })}zones:\n${zoneYaml(spec.zone, {
     'max-key-ttl': '720h',
     'max-addr-ttl': '24h',

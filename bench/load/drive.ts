@@ -17,10 +17,11 @@ import { machineCpu, procStats, threadStats } from './daemon.js';
 
 export type Mode = 'per-host' | 'long-lived';
 
-/** One request: a framed message and, per-host, its source address. */
+/** One request: a framed message and, per-host, its source address (and the daemon's port when several take requests). */
 export interface Request {
   readonly framed: Buffer;
   readonly source: string;
+  readonly port?: number;
 }
 
 interface Outcome {
@@ -62,7 +63,7 @@ function rcodeOf(reply: Buffer): number {
 /** One request on its own connection from `req.source`; resolves with the reply's rcode. */
 function oneShot(port: number, req: Request): Promise<{ rcode: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port, localAddress: req.source });
+    const sock = net.connect({ host: '127.0.0.1', port: req.port ?? port, localAddress: req.source });
     sock.setNoDelay(true);
     let done = false;
     sock.setTimeout(REPLY_TIMEOUT_MS, () => sock.destroy(new Error(`no reply within ${REPLY_TIMEOUT_MS / 1000} s`)));
