@@ -226,11 +226,6 @@ export class NsregClient {
     return [...this.slots.values()].map((s) => s.server);
   }
 
-  /** Each zone's registration (its servers, the one in use). */
-  get zones(): ZoneRegistration[] {
-    return [...this.slots.values()];
-  }
-
   /** The registrars now, one per zone with a server. */
   get registrars(): Registrar[] {
     return [...this.slots.values()].map((s) => s.registrar);
