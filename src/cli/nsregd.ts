@@ -2,7 +2,9 @@
  * `nsregd` command line: parse flags, make the logger, run the daemon until
  * a signal. SIGHUP reloads, SIGTERM exits 0, SIGINT exits 2 (README, "Running nsregd").
  * The admin subcommands (`status`, `names …`) talk to a running daemon
- * over its control socket instead (README, "Operating nsregd").
+ * over its control socket instead (README, "Operating nsregd"); `store
+ * export|import` move claims and records between stores (README, "Moving
+ * between stores").
  */
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -10,9 +12,11 @@ import { loadDaemonConfig, DAEMON_CONFIG_CANDIDATES, type DaemonConfig } from '.
 import { ConfigError } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
 import { limitEntries } from '../config/limits.js';
+import { storeEntries } from '../config/store.js';
 import { Daemon } from '../daemon/daemon.js';
 import { runAdmin, type AdminInvocation } from './admin.js';
 import { createLogger } from './logger.js';
+import { runStore, type StoreInvocation } from './store.js';
 import { packageVersion } from './version.js';
 import { errorMessage } from '../errors.js';
 
@@ -33,6 +37,7 @@ export function configSummary(c: DaemonConfig): string {
     `config ${c.file}: OK`,
     `listen ${c.listenAddr} port ${c.listenPort} (TCP), data-dir ${c.dataDir}`,
     `limits: ${limitEntries(c.limits).map(([key, value]) => `${key} ${value}`).join(', ')}`,
+    `store: ${storeEntries(c.store).map(([key, value]) => `${key}: ${value}`).join(', ')}`,
   ];
   for (const z of Object.values(c.zones)) {
     const ups = z.upstreams.map((u) => u.type).join(', ') || 'none';
@@ -45,7 +50,7 @@ export function configSummary(c: DaemonConfig): string {
   return lines.join('\n');
 }
 
-function program(onAdmin: (a: AdminInvocation) => void): Command {
+function program(onAdmin: (a: AdminInvocation) => void, onStore: (s: StoreInvocation) => void): Command {
   const root = new Command('nsregd')
     .description('Registration daemon: hosts claim a DNS name with a SIG(0) key (trust on first use) and keep its A/AAAA records current upstream.')
     .version(packageVersion(), '-V, --version', 'print the version and exit')
@@ -89,14 +94,29 @@ function program(onAdmin: (a: AdminInvocation) => void): Command {
     .action((name: string, o: { keepRecords?: boolean; json?: boolean }) =>
       onAdmin({ request: { command: 'names-release', name, keepRecords: o.keepRecords === true }, json: o.json === true }),
     );
-  for (const c of [...root.commands, ...names.commands]) c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const store = root.command('store').description('move claims and records between stores (files in data-dir, etcd), as JSON lines');
+  store
+    .command('export')
+    .description('write every live claim and its records from the configured store (a files store only while no daemon runs on it)')
+    .option('-o, --output <file>', 'write to this file (default: standard output)')
+    .action((o: { output?: string }) => onStore({ command: 'export', ...(o.output === undefined ? {} : { file: o.output }) }));
+  store
+    .command('import')
+    .description('read an export into the configured store; names claimed there by another key stop it before anything is written')
+    .option('-i, --input <file>', 'read this file (default: standard input)')
+    .action((o: { input?: string }) => onStore({ command: 'import', ...(o.input === undefined ? {} : { file: o.input }) }));
+  for (const c of [...root.commands, ...names.commands, ...store.commands]) c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s) });
   return root;
 }
 
 /** Runs nsregd; resolves with the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   let admin: AdminInvocation | undefined;
-  const cmd = program((a) => (admin = a));
+  let store: StoreInvocation | undefined;
+  const cmd = program(
+    (a) => (admin = a),
+    (s) => (store = s),
+  );
   try {
     cmd.parse(argv);
   } catch (err) {
@@ -116,6 +136,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
     return runAdmin(admin, socket, process);
+  }
+
+  if (store !== undefined) {
+    try {
+      const { config, warnings } = await loadDaemonConfig(file);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      // Standard output may carry the export: logs go to standard error.
+      const logger = createLogger({ name: 'nsregd', debug: flags.debug === true, destination: process.stderr });
+      return await runStore(store, config, process, logger);
+    } catch (err) {
+      process.stderr.write(`nsregd: ${errorMessage(err)}\n`);
+      return 1;
+    }
   }
 
   if (flags.checkConfig) {

@@ -33,8 +33,10 @@ import {
 } from './validate.js';
 import { errnoCode } from '../errors.js';
 import { LIMITS_DEFAULTS, MAX_RECORDS_PER_NAME_LIMIT, parseLimits, type Limits } from './limits.js';
+import { parseStore, readableByOthers, storePasswordInline, type StoreConfig } from './store.js';
 
 export type { UpstreamConfig } from './upstreams/index.js';
+export type { StoreConfig } from './store.js';
 
 /** `label-syntax`: what a claimed label may hold (checked in src/daemon/labels.ts). */
 export const LABEL_SYNTAXES = ['hostname', 'printable'] as const;
@@ -75,6 +77,8 @@ export interface DaemonConfig {
   readonly debug: boolean;
   /** The `limits:` section, defaults filled in (`max-sig-validity` is its `replay-window`). */
   readonly limits: Limits;
+  /** The `store:` section: where claims and records are kept (files in data-dir, or etcd). */
+  readonly store: StoreConfig;
   /** Keyed by zone FQDN (lower case, trailing dot). */
   readonly zones: Readonly<Record<string, ZoneConfig>>;
 }
@@ -164,9 +168,15 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader, recordsPerName
 
 /** Parse configuration text; `file` names it in messages and anchors relative paths. */
 export function parseDaemonConfig(text: string, file: string): LoadedConfig<DaemonConfig> {
+  return parse(text, file).loaded;
+}
+
+/** parseDaemonConfig, and whether the text itself holds the store's password. */
+function parse(text: string, file: string): { loaded: LoadedConfig<DaemonConfig>; storePassword: boolean } {
   const ctx = newContext(file);
   const top = new MapReader(ctx, [], parseYamlDocument(ctx, text));
   const limits = parseLimits(top);
+  const store = parseStore(top);
 
   const zones: Record<string, ZoneConfig> = Object.create(null) as Record<string, ZoneConfig>;
   const zonesReader = top.mapping('zones');
@@ -206,16 +216,20 @@ export function parseDaemonConfig(text: string, file: string): LoadedConfig<Daem
     controlSocket,
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
     limits,
+    store,
     zones,
   };
   top.finish();
-  return { config: deepFreeze(config), warnings: Object.freeze([...ctx.warnings]) };
+  return {
+    loaded: { config: deepFreeze(config), warnings: Object.freeze([...ctx.warnings]) },
+    storePassword: store.type === 'etcd' && storePasswordInline(top),
+  };
 }
 
 /**
  * Read and parse a configuration file. Every failure is a ConfigError. A
- * file holding a TSIG secret that group or other users can read gets a
- * warning naming its mode.
+ * file holding a TSIG secret or the store's password that group or other
+ * users can read gets a warning naming its mode.
  */
 export async function loadDaemonConfig(file: string): Promise<LoadedConfig<DaemonConfig>> {
   let text: string;
@@ -232,13 +246,13 @@ export async function loadDaemonConfig(file: string): Promise<LoadedConfig<Daemo
     const why = errnoCode(err) ?? 'error';
     throw new ConfigError('read', file, '', `cannot read configuration file (${why})`, undefined, { cause: err });
   }
-  const loaded = parseDaemonConfig(text, file);
-  const holdsSecret = Object.values(loaded.config.zones).some((z) =>
+  const { loaded, storePassword } = parse(text, file);
+  const tsig = Object.values(loaded.config.zones).some((z) =>
     z.upstreams.some((u) => u.type === 'nsupdate' || (u.type === 'serve' && u.transferKeys.length > 0)),
   );
-  if (!holdsSecret || (mode & 0o044) === 0) return loaded;
-  const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-  const who = [(mode & 0o040) !== 0 ? 'its group' : '', (mode & 0o004) !== 0 ? 'other users' : ''].filter((w) => w !== '').join(' and ');
-  const warning = `${file}: holds a tsig-secret but its mode is ${octal}, readable by ${who}; chmod 600 it`;
+  const readable = readableByOthers(mode);
+  if (!(tsig || storePassword) || readable === undefined) return loaded;
+  const what = tsig ? 'a tsig-secret' : 'the store password';
+  const warning = `${file}: holds ${what} but ${readable}; chmod 600 it`;
   return { config: loaded.config, warnings: Object.freeze([...loaded.warnings, warning]) };
 }

@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { limitEntries, type Limits } from '../config/limits.js';
+import { storeEntries } from '../config/store.js';
 import { verifyPreparedSig0, type PreparedSig0 } from '../dns/sig0.js';
 import { adminHandler, type StatusReport } from './admin.js';
 import { RecordCache } from './cache.js';
@@ -313,6 +314,12 @@ export class Daemon {
     }
     if (next.controlSocket !== this.config.controlSocket) {
       log.warn({ old: this.config.controlSocket, new: next.controlSocket }, 'control-socket changed: takes effect at the next start');
+    }
+    if (!isDeepStrictEqual(next.store, this.config.store)) {
+      // storeEntries shows no secret (a changed password is "(set)" both times).
+      log.warn({ old: storeEntries(this.config.store), new: storeEntries(next.store) }, 'store changed: takes effect at the next start');
+      // Zones added by this reload open in the store the daemon runs on.
+      next = { ...next, store: this.config.store };
     }
     const previous = this.config;
     this.config = next;

@@ -21,7 +21,7 @@
  * refresh compares it, so a name released and claimed again by another key
  * can never be refreshed by the old key.
  */
-import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
+import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
 
 /** `store:` in nsregd.yaml (src/config/store.ts parses it). */
@@ -128,13 +128,6 @@ export interface ZoneMirror {
   /** The value of serial: the zone's SOA serial base, decimal ('0' when never written). */
   readonly serialBase: string;
   /**
-   * This daemon's own successful transaction, applied at once at the
-   * revision etcd answered: `value` set is a put (create revision = the
-   * revision for a new key), absent a delete. Emits an event like a watch
-   * batch; the watch's later copy of the same writes is then ignored.
-   */
-  applyOwn(revision: string, writes: ReadonlyArray<{ readonly key: string; readonly value?: Buffer }>): void;
-  /**
    * What a failed transaction read back about one name (its `keys/<name>`
    * and every `recs/<name>/…`, with their own revisions, as of `revision`):
    * replaces the mirror's view of that name where it is older. Emits an event.
@@ -142,8 +135,40 @@ export interface ZoneMirror {
   reloadName(name: string, revision: string, kvs: ReadonlyArray<import('etcd3').IKeyValue>): void;
   /** Called after each applied batch of watch events (and after applyOwn). */
   onEvent(listener: (e: MirrorEvent) => void): () => void;
-  /** Waits until the mirror has seen `revision` (resolves at once when it has); rejects after timeoutMs. */
+  /**
+   * Waits until the mirror has seen `revision` (resolves at once when it
+   * has); rejects with StoreUnavailableError after timeoutMs. The revision
+   * should be one of a write in this zone's namespace (a txn's header
+   * revision): the watch reports only revisions that touch the namespace.
+   */
   caughtUp(revision: string, timeoutMs: number): Promise<void>;
+  /**
+   * Applies a write this daemon made in the zone's namespace (its txn
+   * succeeded at `revision`, the txn response's header revision) at once,
+   * so this daemon's next request sees it before the watch reports it; the
+   * watch's report of the same write is then ignored. Emits a MirrorEvent
+   * when anything changed. It does not move `revision` (writes of other
+   * daemons before it may still be on their way).
+   */
+  applyOwn(revision: string, writes: OwnWrites): void;
+  /**
+   * False while the watch is down or the mirror is loading a fresh snapshot
+   * after it failed: the mirror may then be behind (it reports what changed
+   * meanwhile as events once it is current again).
+   */
+  readonly current: boolean;
+}
+
+/** What one of this daemon's transactions wrote in a zone's namespace (keys relative to it). */
+export interface OwnWrites {
+  /**
+   * Keys put, with the value written. `createRevision`: the key's create
+   * revision when the txn updated an existing key (a refresh); when absent
+   * the mirror keeps the create revision it knows, or takes the txn's
+   * revision for a key it does not hold (a key the txn created).
+   */
+  readonly puts?: ReadonlyArray<{ readonly key: string; readonly value: string | Buffer; readonly createRevision?: string }>;
+  readonly deletes?: readonly string[];
 }
 
 /**
@@ -188,4 +213,3 @@ export interface Election {
   close(): Promise<void>;
 }
 
-export type { AddrType };

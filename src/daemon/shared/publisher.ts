@@ -33,6 +33,8 @@ const SWEEP_MIN_MS = 250;
 const SWEEP_MAX_MS = 5_000;
 /** How often changes that failed somewhere are checked for having been applied by a retry. */
 const UNFINISHED_CHECK_MS = 1_000;
+/** How long a new publisher waits for its mirror to reach its election before acting. */
+const CATCH_UP_MS = 10_000;
 /** After a failed write of results, the next try. */
 const RETRY_WRITE_MS = 500;
 
@@ -157,7 +159,7 @@ export class Publisher {
   }
 
   private async begin(): Promise<void> {
-    const { store, ns, mirror, logger } = this.deps;
+    const { mirror, logger } = this.deps;
     this.active = true;
     const term = ++this.term;
     this.boxes = this.makeBoxes();
@@ -166,9 +168,9 @@ export class Publisher {
     this.outcomes = [];
     this.resultsLease = this.newResultsLease();
     try {
-      // Whatever the last publisher did is in the store: act on all of it.
-      const res = await store.run('catch up', () => ns.get(layout.SERIAL_KEY).exec());
-      await mirror.caughtUp(res.header.revision, 10_000);
+      // Whatever the last publisher did is in the store, before this daemon's election: act on all of it.
+      const fence = this.deps.election.fence();
+      if (fence !== undefined) await mirror.caughtUp(fence.createRevision, CATCH_UP_MS);
     } catch (err) {
       logger.warn({ err }, 'publisher: cannot catch up with the store; publishing what the mirror holds');
     }
@@ -291,7 +293,7 @@ export class Publisher {
       return txn.then(...ops).commit();
     });
     if (!res.succeeded) return false;
-    mirror.applyOwn(res.header.revision, [...puts.map(([key, value]) => ({ key, value: Buffer.from(value) })), ...deletes.map((key) => ({ key }))]);
+    mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
     return true;
   }
 

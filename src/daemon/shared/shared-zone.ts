@@ -37,7 +37,7 @@ import { isEmptyChange, recordKey, type AddrRecord, type UpstreamChange } from '
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkUnused, SHUTDOWN_DRAIN_MS, type ClaimedKey, type ServedZone, type UpdatePlan, type UpdateResult, type ZoneCounters } from '../zone.js';
 import type { Election, SharedStore, StoredClaim, ZoneMirror } from './contract.js';
-import { StoreUnavailableError } from './etcd.js';
+import { StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
 import { Publisher } from './publisher.js';
 
@@ -268,7 +268,7 @@ export class SharedZone implements ServedZone {
         .commit(),
     );
     if (res.succeeded) {
-      this.mirror.applyOwn(res.header.revision, [...puts.map(([key, value]) => ({ key, value: Buffer.from(value) })), ...deletes.map((key) => ({ key }))]);
+      this.mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
       return true;
     }
     const [claim, recs] = res.responses;
@@ -367,6 +367,7 @@ export class SharedZone implements ServedZone {
       );
       this.unsubscribe.push(this.deps.election.onChange((leader) => this.publisher.leaderChanged(leader)));
     }
+    await this.ensureSerialBase();
     for (const u of this.upstreamList) {
       try {
         await u.start();
@@ -375,6 +376,16 @@ export class SharedZone implements ServedZone {
       }
     }
     if (this.deps.election.isLeader) this.publisher.leaderChanged(true);
+  }
+
+  /** The zone's SOA serial base is written once, by whichever daemon uses the zone first (./serial.ts). */
+  private async ensureSerialBase(): Promise<void> {
+    if (this.mirror.dataVersion !== '0') return;
+    const base = String(Math.floor(this.clock.now() / 1000) >>> 0);
+    const res = await this.deps.store.run('serial base', () =>
+      this.ns.if(layout.SERIAL_KEY, 'Create', '==', 0).then(this.ns.put(layout.SERIAL_KEY).value(base)).commit(),
+    );
+    if (res.succeeded) this.mirror.applyOwn(res.header.revision, { puts: [{ key: layout.SERIAL_KEY, value: base }] });
   }
 
   /**

@@ -18,6 +18,7 @@ describe('nsregd --check-config summary', () => {
       'listen localhost port 8053 (TCP), data-dir /var/lib/nsregd',
       'limits: sig-rate-per-source 50, sig-burst-per-source 100, checks-in-flight 4, checks-per-source 16, connections 512, ' +
         'connections-per-source 32, idle-timeout 30s, message-timeout 5s, max-message-size 65535, records-per-name 16, replay-window 1h0m0s',
+      'store: type: files',
       'zone dyn.example.org.: max-key-ttl 1h0m0s, max-addr-ttl 1h0m0s, allowed-nets [10.0.0.0/8], max-records-per-name 16, upstreams: serve',
     ]);
   });

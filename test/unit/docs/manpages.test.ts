@@ -101,6 +101,7 @@ function placeOf(table: string): Place | undefined {
   if (table === 'ZONE_DEFAULTS') return { page: 'nsregd.yaml.5', section: 'ZONE KEYS' };
   if (table === 'SERVE_DEFAULTS') return { page: 'nsregd.yaml.5', section: 'UPSTREAMS', subsection: 'type: serve' };
   if (/^LIMITS?_DEFAULTS$/.test(table)) return { page: 'nsregd.yaml.5', section: 'LIMITS' };
+  if (table === 'STORE_DEFAULTS') return { page: 'nsregd.yaml.5', section: 'STORE' };
   if (table === 'CLIENT_DEFAULTS') return { page: 'nsregc.yaml.5', section: 'KEYS' };
   return undefined;
 }

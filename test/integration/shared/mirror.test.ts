@@ -1,0 +1,250 @@
+/**
+ * The zone mirror against a real etcd: the first snapshot, events from
+ * another client's writes, this daemon's own writes applied at once, old
+ * events and deleted keys never coming back, bad entries skipped and
+ * logged once, and a fresh snapshot (reported as events) after the watch
+ * was cut while others wrote.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Etcd3, type Namespace } from 'etcd3';
+import { Algorithm } from '../../../src/dns/constants.js';
+import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
+import type { AddrRecord } from '../../../src/daemon/records.js';
+import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
+import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import type { EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
+import {
+  changeKey,
+  claimKey,
+  encodeChange,
+  encodeClaim,
+  encodeRecord,
+  encodeResult,
+  recordPath,
+  resultKey,
+  SERIAL_KEY,
+  zoneNamespacePrefix,
+} from '../../../src/daemon/shared/layout.js';
+import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
+import { eventually } from '../../helpers/eventually.js';
+import { logSink, type LogLine } from '../../helpers/log-sink.js';
+
+const ZONE = 'example.test.';
+const PREFIX = '/mirror-test';
+const rec = (name: string, address: string, ttl = 300): AddrRecord => ({ name, type: address.includes(':') ? 'AAAA' : 'A', address, ttl });
+const rdata = publicKeyToRData(generateKeyPair(Algorithm.ED25519).publicKey, Algorithm.ED25519);
+const claimValue = (expiry: number): string => encodeClaim({ rdata, keyTag: keyTag(rdata), expiry });
+
+function config(endpoints: readonly string[], prefix: string): StoreConfig {
+  return { type: 'etcd', endpoints, prefix, timeoutMs: 2000, leaseMs: 1000 };
+}
+
+/** Collects a mirror's events. */
+function events(m: ZoneMirror): MirrorEvent[] {
+  const seen: MirrorEvent[] = [];
+  m.onEvent((e) => seen.push(e));
+  return seen;
+}
+
+const skipped = (lines: LogLine[]): LogLine[] => lines.filter((l) => l.msg.includes('does not decode'));
+
+describe('zone mirror', () => {
+  let cluster: EtcdCluster;
+  let raw: Etcd3;
+  let ns: Namespace;
+  let store: SharedStore;
+  let mirror: EtcdZoneMirror;
+  let log: LogLine[];
+
+  before(async () => {
+    cluster = await startEtcdCluster({ members: 1 });
+    raw = new Etcd3({ hosts: [...cluster.endpoints] });
+    ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
+    // What another daemon wrote before this one started, plus some damage.
+    await ns.put(claimKey('a.example.test.')).value(claimValue(1_900_000_000_000));
+    await ns.put(recordPath(rec('a.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300, expiresAt: 1_900_000_000_000 }));
+    await ns.put(recordPath(rec('a.example.test.', '2001:db8::1', 60))).value(encodeRecord({ ttl: 60, expiresAt: 1_900_000_000_000 }));
+    await ns.put(changeKey('c2')).value(encodeChange({ by: 'd2', at: 2, change: { add: [rec('a.example.test.', '192.0.2.1')], remove: [], removeNames: [] } }));
+    await ns.put(changeKey('c1')).value(encodeChange({ by: 'd1', at: 1, change: { add: [], remove: [], removeNames: [] } }));
+    await ns.put(resultKey('c0')).value(encodeResult({ ok: false, reason: 'upstream down' }));
+    await ns.put(SERIAL_KEY).value('1');
+    await ns.put('leader').value('d2');
+    await ns.put('junk/key').value('x');
+    await ns.put(claimKey('b.example.test.')).value('{"not":"a claim"}');
+    await ns.put(claimKey('other.test.')).value(claimValue(1));
+    const sink = logSink();
+    log = sink.lines;
+    store = await openSharedStore(config(cluster.endpoints, PREFIX), sink.logger);
+    mirror = (await store.mirror(ZONE)) as EtcdZoneMirror;
+  });
+  after(async () => {
+    await store.close();
+    raw.close();
+    await cluster.close();
+  });
+
+  it('loads a consistent snapshot, skipping and logging what does not decode', async () => {
+    assert.equal(mirror.zone, ZONE);
+    assert.equal(mirror.current, true);
+    assert.equal(await store.mirror('EXAMPLE.test'), mirror, 'one mirror per zone');
+    assert.equal(mirror.claimCount, 1);
+    assert.deepEqual(mirror.claim('a.example.test.')?.value.rdata, rdata);
+    assert.equal(mirror.claim('b.example.test.'), undefined);
+    assert.equal(mirror.recordCount, 2);
+    assert.deepEqual(
+      mirror.records('a.example.test.').map((r) => r.record).sort((x, y) => x.address.localeCompare(y.address)),
+      [rec('a.example.test.', '192.0.2.1'), rec('a.example.test.', '2001:db8::1', 60)],
+    );
+    assert.deepEqual(mirror.changes().map((c) => c.id), ['c2', 'c1'], 'oldest (lowest create revision) first');
+    assert.equal(mirror.result('c0'), false);
+    assert.notEqual(mirror.dataVersion, '0');
+    const serial = await ns.get(SERIAL_KEY).exec();
+    assert.equal(mirror.dataVersion, serial.kvs[0].mod_revision);
+    assert.equal(BigInt(mirror.revision) >= BigInt(serial.header.revision), true);
+    const bad = skipped(log).map((l) => l.key);
+    assert.deepEqual(bad.sort(), ['junk/key', claimKey('b.example.test.'), claimKey('other.test.')].sort());
+  });
+
+  it('reports the writes of another client as events once caught up to their revision', async () => {
+    const seen = events(mirror);
+    const put = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120, expiresAt: 5 }));
+    await mirror.caughtUp(put.header.revision, 5000);
+    assert.deepEqual(mirror.records('c.example.test.').map((r) => r.record), [rec('c.example.test.', '192.0.2.9', 120)]);
+    const del = await ns.delete().key(recordPath(rec('a.example.test.', '2001:db8::1'))).exec();
+    const claim = await ns.put(claimKey('c.example.test.')).value(claimValue(7));
+    const result = await ns.put(resultKey('c1')).value(encodeResult({ ok: true }));
+    await mirror.caughtUp(result.header.revision, 5000);
+    const all = seen.flatMap((e) => [
+      ...e.records.added.map((r) => `+${r.name}/${r.address}`),
+      ...e.records.removed.map((r) => `-${r.name}/${r.address}`),
+      ...e.claims.put.map((n) => `claim ${n}`),
+      ...e.results.map((r) => `result ${r.id} ${r.ok}`),
+    ]);
+    assert.deepEqual(all, ['+c.example.test./192.0.2.9', '-a.example.test./2001:db8::1', 'claim c.example.test.', 'result c1 true']);
+    assert.ok(BigInt(del.header.revision) < BigInt(claim.header.revision));
+    assert.equal(mirror.result('c1'), true);
+    assert.equal(mirror.recordCount, 2);
+    // A refresh that only moves the deadline is no record change.
+    const before = seen.length;
+    const refresh = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120, expiresAt: 99 }));
+    await mirror.caughtUp(refresh.header.revision, 5000);
+    assert.equal(mirror.records('c.example.test.')[0].entry.value.expiresAt, 99);
+    assert.deepEqual(seen.slice(before).flatMap((e) => [...e.records.added, ...e.records.removed]), []);
+  });
+
+  it('applies its own writes at once and ignores the watch reporting them again', async () => {
+    const seen = events(mirror);
+    const key = claimKey('own.example.test.');
+    const value = claimValue(42);
+    const txn = await ns.if(key, 'Create', '==', 0).then(ns.put(key).value(value)).commit();
+    assert.equal(txn.succeeded, true);
+    mirror.applyOwn(txn.header.revision, { puts: [{ key, value }] });
+    assert.equal(mirror.claim('own.example.test.')?.createRevision, txn.header.revision);
+    assert.equal(seen.length, 1);
+    assert.deepEqual(seen[0].claims.put, ['own.example.test.']);
+    await mirror.caughtUp(txn.header.revision, 5000);
+    assert.equal(seen.length, 1, 'the watch echo of an own write is no new event');
+    // A refresh keeps the claim's create revision.
+    const refresh = await ns.put(key).value(claimValue(43));
+    mirror.applyOwn(refresh.header.revision, { puts: [{ key, value: claimValue(43) }] });
+    assert.equal(mirror.claim('own.example.test.')?.createRevision, txn.header.revision);
+    assert.equal(mirror.claim('own.example.test.')?.modRevision, refresh.header.revision);
+    assert.equal(mirror.claim('own.example.test.')?.value.expiry, 43);
+  });
+
+  it('never lets an older put or a put older than a delete go back', async () => {
+    const key = claimKey('race.example.test.');
+    // An own write etcd ordered after what the watch still has to report.
+    mirror.applyOwn('100000000', { puts: [{ key, value: claimValue(1000) }] });
+    const older = await ns.put(key).value(claimValue(1));
+    await mirror.caughtUp(older.header.revision, 5000);
+    assert.equal(mirror.claim('race.example.test.')?.value.expiry, 1000);
+
+    const gone = claimKey('gone.example.test.');
+    mirror.applyOwn('100000001', { deletes: [gone] });
+    assert.equal(mirror.tombstones, 1);
+    const late = await ns.put(gone).value(claimValue(5));
+    await mirror.caughtUp(late.header.revision, 5000);
+    assert.equal(mirror.claim('gone.example.test.'), undefined, 'a delete is not undone by an older put');
+
+    // A tombstone goes once the mirror's revision has passed it.
+    const realKey = claimKey('real.example.test.');
+    await ns.put(realKey).value(claimValue(9));
+    const del = await ns.delete().key(realKey).exec();
+    mirror.applyOwn(del.header.revision, { deletes: [realKey] });
+    assert.equal(mirror.claim('real.example.test.'), undefined);
+    await mirror.caughtUp(del.header.revision, 5000);
+    assert.equal(mirror.tombstones, 1, 'only the far-future tombstone is left');
+  });
+
+  it('drops an entry whose value goes bad, logging each bad key once', async () => {
+    const seen = events(mirror);
+    const key = claimKey('c.example.test.');
+    const badBefore = skipped(log).length;
+    await ns.put(key).value('garbage');
+    const again = await ns.put(key).value('{"still":"garbage"}');
+    await mirror.caughtUp(again.header.revision, 5000);
+    assert.equal(mirror.claim('c.example.test.'), undefined);
+    assert.deepEqual(seen.flatMap((e) => e.claims.deleted), ['c.example.test.']);
+    assert.equal(skipped(log).length, badBefore + 1);
+    const good = await ns.put(key).value(claimValue(8));
+    await mirror.caughtUp(good.header.revision, 5000);
+    assert.equal(mirror.claim('c.example.test.')?.value.expiry, 8);
+  });
+
+  it('rejects caughtUp for a revision that does not come within the timeout', async () => {
+    await assert.rejects(mirror.caughtUp('999999999', 50), { code: 'ERR_STORE_UNAVAILABLE' });
+  });
+});
+
+describe('zone mirror: the watch cut while others write', () => {
+  let cluster: EtcdCluster;
+  let raw: Etcd3;
+
+  before(async () => {
+    cluster = await startEtcdCluster({ members: 3 });
+    raw = new Etcd3({ hosts: [cluster.endpoints[1], cluster.endpoints[2]] });
+  });
+  after(async () => {
+    raw.close();
+    await cluster.close();
+  });
+
+  it('loads a fresh snapshot when its member comes back and reports what it missed', async () => {
+    const ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
+    await ns.put(recordPath(rec('k.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
+    await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
+    const { logger, lines } = logSink();
+    // This daemon talks to member 0 only.
+    const store = await openSharedStore(config([cluster.endpoints[0]], PREFIX), logger);
+    try {
+      const mirror = await store.mirror(ZONE);
+      assert.equal(mirror.recordCount, 2);
+      const seen = events(mirror);
+      await cluster.stop(0);
+      await eventually('the mirror to notice the watch is down', () => mirror.current, (c) => !c, 10_000);
+      await ns.delete().key(recordPath(rec('k.example.test.', '192.0.2.1'))).exec();
+      await ns.put(recordPath(rec('k.example.test.', '192.0.2.3'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
+      await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 30, expiresAt: 1 }));
+      const last = await ns.put(claimKey('k.example.test.')).value(claimValue(3));
+      await cluster.start(0);
+      await mirror.caughtUp(last.header.revision, 15_000);
+      assert.equal(mirror.current, true);
+      assert.deepEqual(
+        mirror.records('k.example.test.').map((r) => `${r.record.address}/${r.record.ttl}`).sort(),
+        ['192.0.2.2/30', '192.0.2.3/300'],
+      );
+      assert.equal(mirror.claim('k.example.test.')?.value.expiry, 3);
+      const added = seen.flatMap((e) => e.records.added.map((r) => `${r.address}/${r.ttl}`)).sort();
+      const removed = seen.flatMap((e) => e.records.removed.map((r) => r.address));
+      assert.deepEqual(added, ['192.0.2.2/30', '192.0.2.3/300']);
+      assert.deepEqual(removed, ['192.0.2.1']);
+      assert.deepEqual(seen.flatMap((e) => e.claims.put), ['k.example.test.']);
+      assert.equal(lines.filter((l) => l.msg.includes('watch failed')).length, 1, 'the outage is logged once');
+      assert.ok(lines.some((l) => l.msg.includes('current again')));
+    } finally {
+      await store.close();
+    }
+  });
+});

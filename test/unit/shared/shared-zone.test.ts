@@ -1,0 +1,189 @@
+/**
+ * SharedZone and its Publisher on a real etcd (one member, on loopback):
+ * two "daemons" — each its own store connection, mirror, election and
+ * SharedZone — share one zone; one fake upstream stands for the shared
+ * authoritative server both would update. What must hold (README,
+ * "Several daemons as one service"): exactly one of two conflicting first
+ * claims wins; a claim made at one daemon is honoured at the other; only
+ * the elected publisher applies changes, and another takes over when it
+ * goes; deadlines are enforced once; a failed upstream leaves nothing
+ * visible; no quorum means no acknowledgement.
+ */
+import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { systemClock } from '../../../src/clock.js';
+import type { StoreConfig } from '../../../src/daemon/shared/contract.js';
+import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import { SharedZone } from '../../../src/daemon/shared/shared-zone.js';
+import type { AddrRecord } from '../../../src/daemon/records.js';
+import type { UpdatePlan } from '../../../src/daemon/zone.js';
+import { eventually } from '../../helpers/eventually.js';
+import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
+import { FakeUpstream } from '../../helpers/fake-upstream.js';
+import { labZoneConfig, LAB_ZONE } from '../../helpers/handler-lab.js';
+import { makeClient } from '../../helpers/sig0-client.js';
+
+const logger = pino({ level: 'silent' });
+
+let cluster: EtcdCluster;
+before(async () => {
+  cluster = await startEtcdCluster({ members: 1 });
+});
+after(async () => {
+  await cluster?.close();
+});
+
+interface Node {
+  zone: SharedZone;
+  close(): Promise<void>;
+}
+
+/** One daemon's part: its own connection, mirror, election and zone, on `prefix`. */
+async function node(prefix: string, id: string, upstream: FakeUpstream): Promise<Node> {
+  const config: StoreConfig = { type: 'etcd', endpoints: cluster.endpoints, prefix, timeoutMs: 2000, leaseMs: 1000 };
+  const store = await openSharedStore(config, logger);
+  const mirror = await store.mirror(LAB_ZONE);
+  const election = store.election(LAB_ZONE, id);
+  const zone = new SharedZone(labZoneConfig(), { store, mirror, election, instanceId: id }, [upstream], logger, systemClock);
+  await zone.start();
+  return {
+    zone,
+    close: async () => {
+      await zone.shutdown();
+      await store.close();
+    },
+  };
+}
+
+const rec = (name: string, address: string, ttl = 600): AddrRecord => ({ name, type: 'A', address, ttl });
+
+function plan(client: ReturnType<typeof makeClient>, adds: AddrRecord[], opts: { first: boolean; signedAt?: number }): UpdatePlan {
+  return {
+    name: client.name,
+    ...(opts.first ? { newKey: client.rdata } : {}),
+    signer: client.rdata,
+    ...(opts.signedAt === undefined ? {} : { signedAt: opts.signedAt }),
+    keyExpiry: Date.now() + 3_600_000,
+    adds,
+    removes: [],
+    removeTypes: [],
+    removeAll: false,
+  };
+}
+
+async function apply(n: Node, p: UpdatePlan) {
+  return n.zone.withNameLock(p.name, () => n.zone.applyUpdate(p, Date.now()));
+}
+
+const added = (u: FakeUpstream): string[] => u.changes.flatMap((c) => c.add.map((r) => `${r.name} ${r.address}`));
+const removed = (u: FakeUpstream): string[] => u.changes.flatMap((c) => [...c.remove, ...c.removeNames.flatMap((n) => n.addresses)].map((r) => `${r.name} ${r.address}`));
+
+describe('SharedZone on etcd', () => {
+  it('a claim at one daemon is published once and honoured at the other; a refresh there only moves deadlines', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const a = await node(prefix, 'a', upstream);
+    const b = await node(prefix, 'b', upstream);
+    try {
+      const host = makeClient('host1', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
+      assert.deepEqual(added(upstream), [`${host.name} 192.0.2.1`]);
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      assert.deepEqual(b.zone.liveRecords(host.name).map((r) => r.address), ['192.0.2.1']);
+      const changesBefore = upstream.changes.length;
+      assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.1')], { first: false })), { ok: true });
+      assert.equal(upstream.changes.length, changesBefore, 'a refresh sends nothing upstream');
+      // Another key cannot take the name at either daemon.
+      const thief = makeClient('host1', LAB_ZONE);
+      assert.deepEqual(await apply(b, plan(thief, [rec(host.name, '192.0.2.66')], { first: true })), { ok: false, failure: 'exists' });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('of two conflicting first claims of each of 50 names at two daemons, exactly one wins', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const a = await node(prefix, 'a', upstream);
+    const b = await node(prefix, 'b', upstream);
+    try {
+      const names = Array.from({ length: 50 }, (_, i) => `race${i}`);
+      const outcomes = await Promise.all(
+        names.map(async (label) => {
+          const one = makeClient(label, LAB_ZONE);
+          const two = makeClient(label, LAB_ZONE);
+          const [x, y] = await Promise.all([apply(a, plan(one, [rec(one.name, '192.0.2.10')], { first: true })), apply(b, plan(two, [rec(two.name, '192.0.2.20')], { first: true }))]);
+          return [x.ok, y.ok];
+        }),
+      );
+      for (const [i, [x, y]] of outcomes.entries()) assert.ok(x !== y, `name ${names[i]}: ${x} and ${y}`);
+      await eventually('both mirrors hold 50 claims', () => Promise.resolve([a.zone.keyCount, b.zone.keyCount]), ([x, y]) => x === 50 && y === 50, 5000);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('an older signature than the newest accepted for the name is a replay at any daemon', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const a = await node(prefix, 'a', upstream);
+    const b = await node(prefix, 'b', upstream);
+    try {
+      const host = makeClient('host2', LAB_ZONE);
+      const t = Date.now();
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true, signedAt: t })), { ok: true });
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 1000 })), { ok: true });
+      await eventually('b is current', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.9')], { first: false, signedAt: t })), { ok: false, failure: 'replayed' });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('when the publisher goes, the other daemon publishes, and deadlines are enforced once', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const a = await node(prefix, 'a', upstream);
+    const b = await node(prefix, 'b', upstream);
+    let aOpen = true;
+    try {
+      const host = makeClient('host3', LAB_ZONE);
+      assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.3')], { first: true })), { ok: true });
+      await a.close();
+      aOpen = false;
+      const short = makeClient('short', LAB_ZONE);
+      const started = Date.now();
+      assert.deepEqual(await apply(b, plan(short, [rec(short.name, '192.0.2.4', 1)], { first: true })), { ok: true });
+      assert.ok(Date.now() - started < 5000, 'published within 5 s of the old publisher leaving');
+      await eventually('the 1 s record is removed upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${short.name} 192.0.2.4`), 10_000);
+      assert.equal(removed(upstream).filter((r) => r === `${short.name} 192.0.2.4`).length, 1);
+      assert.deepEqual(b.zone.liveRecords(short.name), []);
+    } finally {
+      if (aOpen) await a.close();
+      await b.close();
+    }
+  });
+
+  it('an upstream that refuses: SERVFAIL-worthy failure, and nothing of the claim stays', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const a = await node(prefix, 'a', upstream);
+    try {
+      upstream.fail = true;
+      const host = makeClient('host4', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.5')], { first: true })), { ok: false, failure: 'upstream' });
+      await eventually('the claim is taken back', () => Promise.resolve(a.zone.keyOf(host.name)), (k) => k === undefined, 5000);
+      assert.deepEqual(a.zone.liveRecords(host.name), []);
+      upstream.fail = false;
+      // The queued add and its take-back are applied in order: the record ends removed.
+      await eventually('the take-back reaches the upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${host.name} 192.0.2.5`), 10_000);
+    } finally {
+      await a.close();
+    }
+  });
+});
