@@ -10,9 +10,12 @@
  *
  * These two daemons have separate stores and no site identifier: the move
  * is a change of server, retired by today's rules (the dead one is out of
- * reach: nothing is removed there). Daemons of one site on a shared store
- * are the unit tests' (test/unit/client/failover.test.ts) until the
- * shared store runs end to end.
+ * reach: nothing is removed there).
+ *
+ * Then one site: two nsregd on one etcd store (a one-member cluster),
+ * each with its built-in zone server; the client registers with the
+ * first, which is killed; the name stays served by the second, which the
+ * client's refreshes now go through, and nothing is removed anywhere.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -29,6 +32,7 @@ import { tcpExchange } from '../../src/net/transport.js';
 import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually } from '../helpers/eventually.js';
 import { logSink as sink } from '../helpers/log-sink.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { startSrvServer, type SrvServer } from '../helpers/srv-server.js';
@@ -57,10 +61,10 @@ const staticSource = (addresses: LocalAddress[]): AddressSource => ({
   close: () => Promise.resolve(),
 });
 
-/** A records of NAME from the zone server on `port` ([] when it has none or does not answer). */
-async function served(port: number): Promise<string[]> {
+/** A records of `name` from the zone server on `port` ([] when it has none or does not answer). */
+async function served(port: number, name = NAME): Promise<string[]> {
   const q = emptyMessage(7, Opcode.QUERY);
-  q.questions.push({ name: NAME, type: RRType.A, class: RRClass.IN });
+  q.questions.push({ name, type: RRType.A, class: RRClass.IN });
   try {
     const r = decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message: encodeMessage(q), timeoutMs: 1000 }));
     return r.answers.flatMap((rr) => (rr.type === 'A' && rr.data !== null ? [rr.data] : [])).sort();
@@ -167,6 +171,90 @@ describe('nsregc with two SRV targets', () => {
         2,
         'each dead daemon retired without removals',
       );
+    } finally {
+      await client.shutdown(false);
+    }
+  });
+});
+
+describe('nsregc with two SRV targets of one site (shared etcd store)', () => {
+  const SHARED_NAME = `shared.${ZONE}`;
+  let dir: string;
+  let etcd: EtcdCluster | undefined;
+  const daemons: NsregdLab[] = [];
+  let srv: SrvServer | undefined;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'nsregc-site-'));
+    etcd = await startEtcdCluster({ members: 1 });
+  });
+  after(async () => {
+    for (const d of daemons) await d.stop();
+    await srv?.close();
+    await etcd?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('kill -9 of the daemon in use: the name stays served, is refreshed through the other, nothing is removed', async () => {
+    assert.ok(etcd);
+    const ports = [await freePort(), await freePort()];
+    const dnsPorts = [await freePort(), await freePort()];
+    const store = `store:\n  type: etcd\n  endpoints: [${etcd.endpoints.join(', ')}]\n  prefix: /nsregc-failover\n  lease: 2s\n`;
+    for (const i of [0, 1]) {
+      const zonesYaml = zoneYaml(ZONE, {
+        ...LOOPBACK_ZONE,
+        'max-addr-ttl': '6s',
+        upstreams: [serveUpstream(dnsPorts[i] ?? 0, { 'record-ttl': '30s', 'negative-ttl': '1s', hostmaster: 'admin.example.org' })],
+      });
+      await mkdir(path.join(dir, `d${i}`));
+      daemons.push(await startNsregd({ zonesYaml, port: ports[i], dir: path.join(dir, `d${i}`), extraYaml: store }));
+    }
+    const [a, b] = daemons as [NsregdLab, NsregdLab];
+    const [dnsA, dnsB] = dnsPorts as [number, number];
+    srv = await startSrvServer(ZONE, [
+      { priority: 0, weight: 0, port: a.port, target: '127.0.0.1.' },
+      { priority: 10, weight: 0, port: b.port, target: '127.0.0.1.' },
+    ]);
+    const { logger, lines } = sink();
+    const cfg = mergeClientFlags(defaultClientConfig(dir, { hostname: 'shared' }), {
+      dnsServer: `127.0.0.1@${srv.port}`,
+      dnsTcp: true,
+      zones: [ZONE],
+    });
+    const key = await loadClientKey({ keyFile: path.join(dir, 's.key'), privateKeyFile: path.join(dir, 's.private'), genKey: true, name: 'shared' });
+    const client = await NsregClient.start({
+      // Records of 6 s: refreshed every 3 s, so they lapse within seconds unless the refreshes get through.
+      config: { ...cfg, discoverZones: false, addrTtl: 6_000 },
+      key,
+      logger,
+      openSource: () => Promise.resolve(staticSource(ADDRESSES.map(local))),
+      probeIntervalMs: 300,
+    });
+    const msgs = (text: string): number => lines.filter((l) => String(l['msg']).includes(text)).length;
+    const sharedServed = (port: number): Promise<string[]> => served(port, SHARED_NAME);
+    try {
+      await client.idle();
+      assert.deepEqual(client.servers.map((s) => s.port), [a.port]);
+      // One store: both zone servers answer with the records registered through A.
+      await eventually('A serves the name', () => sharedServed(dnsA), same, 10_000);
+      await eventually('B serves the name', () => sharedServed(dnsB), same, 10_000);
+
+      a.signal('SIGKILL');
+      await a.exited();
+      await eventually('the client moved to B', () => client.servers.map((s) => s.port), (p) => p[0] === b.port, FAILOVER_MS);
+      assert.deepEqual(await sharedServed(dnsB), ADDRESSES, 'still served right after the move');
+      // Three refresh rounds (3 s apart) accepted through B, each check finding the name served: it never lapsed.
+      const atB = `127.0.0.1:${b.port}`;
+      const accepted = (): number => lines.filter((l) => l['msg'] === 'address registered' && l['server'] === atB).length;
+      const before = accepted();
+      for (let round = 1; round <= 3; round++) {
+        await eventually(`refresh ${round} through B`, accepted, (n) => n >= before + 2 * round, 10_000);
+        assert.deepEqual(await sharedServed(dnsB), ADDRESSES, `served after refresh ${round}`);
+      }
+      assert.equal(msgs('removing our records there'), 0);
+      assert.equal(msgs('record removed'), 0);
+      assert.equal(msgs('removing records before exit'), 0);
+      assert.equal(client.registrars[0]?.state, 'running');
     } finally {
       await client.shutdown(false);
     }
