@@ -22,44 +22,22 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NsregClient } from '../../src/client/client.js';
-import { loadClientKey } from '../../src/client/keys.js';
-import { LIFETIME_FOREVER, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
-import { defaultClientConfig, mergeClientFlags } from '../../src/config/client.js';
 import { Opcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
 import { tcpExchange } from '../../src/net/transport.js';
 import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 import { eventually } from '../helpers/eventually.js';
-import { logSink as sink } from '../helpers/log-sink.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
 import { startSrvServer, type SrvServer } from '../helpers/srv-server.js';
+import { startStaticClient } from '../helpers/static-client.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `twice.${ZONE}`;
 const ADDRESSES = ['192.0.2.21', '192.0.2.22'];
 /** "Within a few seconds": a probe interval, a refused connection, one update, the zone server's publication. */
 const FAILOVER_MS = 5_000;
-
-const local = (address: string): LocalAddress => ({
-  address,
-  family: 4,
-  ifindex: 2,
-  ifname: 'eth0',
-  prefixLen: 24,
-  flags: 0x80,
-  validLifetime: LIFETIME_FOREVER,
-  preferredLifetime: LIFETIME_FOREVER,
-});
-
-const staticSource = (addresses: LocalAddress[]): AddressSource => ({
-  kind: 'netlink',
-  list: () => Promise.resolve([...addresses]),
-  subscribe: () => Promise.resolve(),
-  close: () => Promise.resolve(),
-});
 
 /** A records of `name` from the zone server on `port` ([] when it has none or does not answer). */
 async function served(port: number, name = NAME): Promise<string[]> {
@@ -121,21 +99,8 @@ describe('nsregc with two SRV targets', () => {
       { priority: 10, weight: 0, port: portB, target: '127.0.0.1.' },
       { priority: 0, weight: 0, port: portA, target: '127.0.0.1.' },
     ]);
-    const { logger, lines } = sink();
-    const cfg = mergeClientFlags(defaultClientConfig(dir, { hostname: 'twice' }), {
-      dnsServer: `127.0.0.1@${srv.port}`,
-      dnsTcp: true,
-      zones: [ZONE],
-    });
-    const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'twice' });
-    const client = await NsregClient.start({
-      config: { ...cfg, discoverZones: false },
-      key,
-      logger,
-      openSource: () => Promise.resolve(staticSource(ADDRESSES.map(local))),
-      probeIntervalMs: 300,
-    });
-    const moves = (): number => lines.filter((l) => l['msg'] === 'nsregd server failed; registering with the next of the zone\'s servers').length;
+    const { client, count } = await startStaticClient({ dir, label: 'twice', zone: ZONE, dnsPort: srv.port, addresses: ADDRESSES, probeIntervalMs: 300 });
+    const moves = (): number => count('nsregd server failed; registering with the next of the zone\'s servers');
     try {
       await client.idle();
       assert.deepEqual(client.servers.map((s) => s.port), [portA], 'the lower priority first');
@@ -166,11 +131,7 @@ describe('nsregc with two SRV targets', () => {
       assert.ok(Date.now() - t1 < FAILOVER_MS);
       assert.deepEqual(client.servers.map((s) => s.port), [portA]);
       assert.equal(moves(), 2);
-      assert.equal(
-        lines.filter((l) => String(l['msg']).includes('may be the same daemon or is out of reach')).length,
-        2,
-        'each dead daemon retired without removals',
-      );
+      assert.equal(count('may be the same daemon or is out of reach'), 2, 'each dead daemon retired without removals');
     } finally {
       await client.shutdown(false);
     }
@@ -215,22 +176,16 @@ describe('nsregc with two SRV targets of one site (shared etcd store)', () => {
       { priority: 0, weight: 0, port: a.port, target: '127.0.0.1.' },
       { priority: 10, weight: 0, port: b.port, target: '127.0.0.1.' },
     ]);
-    const { logger, lines } = sink();
-    const cfg = mergeClientFlags(defaultClientConfig(dir, { hostname: 'shared' }), {
-      dnsServer: `127.0.0.1@${srv.port}`,
-      dnsTcp: true,
-      zones: [ZONE],
-    });
-    const key = await loadClientKey({ keyFile: path.join(dir, 's.key'), privateKeyFile: path.join(dir, 's.private'), genKey: true, name: 'shared' });
-    const client = await NsregClient.start({
+    const { client, lines, count: msgs } = await startStaticClient({
+      dir,
+      label: 'shared',
+      zone: ZONE,
+      dnsPort: srv.port,
+      addresses: ADDRESSES,
       // Records of 6 s: refreshed every 3 s, so they lapse within seconds unless the refreshes get through.
-      config: { ...cfg, discoverZones: false, addrTtl: 6_000 },
-      key,
-      logger,
-      openSource: () => Promise.resolve(staticSource(ADDRESSES.map(local))),
+      config: { addrTtl: 6_000 },
       probeIntervalMs: 300,
     });
-    const msgs = (text: string): number => lines.filter((l) => String(l['msg']).includes(text)).length;
     const sharedServed = (port: number): Promise<string[]> => served(port, SHARED_NAME);
     try {
       await client.idle();
