@@ -23,7 +23,8 @@
  * Both carry the same `nsregd-site=` identifier: they share one store, so
  * the records are already where the new server looks; the old registrar
  * is dropped without removing anything, and the new one sends the host's
- * full registration. Otherwise it is a change of server, retired as one:
+ * full registration (and the removals the old one still owed: records of
+ * addresses that left the host meanwhile). Otherwise it is a change of server, retired as one:
  * when both answer with different start-up identifiers (two daemons for
  * certain) our records are removed from the old one; when it may be the
  * same daemon under another address, or is out of reach, only the records
@@ -155,6 +156,7 @@ export class ZoneRegistration {
       running ? 'the zone\'s nsregd server changed; registering with the new one' : 'trying the zone\'s nsregd server again',
     );
     this.current = this.open(next, 0);
+    // Still waiting out the back-off: it registered nothing anywhere.
     if (!old.begun) old.abandon();
     else if (old.state === 'running') this.track(this.leave(before, old, next));
     else this.track(old.shutdown(true));
@@ -220,7 +222,7 @@ export class ZoneRegistration {
         { zone: this.zone, server: serverText(old), site: oldSite },
         'the previous nsregd server is of the same site; our records stay with the site',
       );
-      registrar.abandon();
+      this.current.adopt(registrar.abandon());
       return;
     }
     const distinct =

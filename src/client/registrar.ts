@@ -218,6 +218,8 @@ export class Registrar {
   private started = false;
   /** Ends the delay of a delayed start. */
   private startTimer: TimerHandle | undefined;
+  /** Addresses taken over from a registrar of the same site (adopt()), not looked at yet. */
+  private readonly adopted = new Set<string>();
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -285,6 +287,7 @@ export class Registrar {
     return this.enqueue(async () => {
       const addrs = await this.opts.addresses.list();
       await this.sendInserts(addrs);
+      await this.removeAdopted();
     });
   }
 
@@ -292,12 +295,40 @@ export class Registrar {
    * Stops at once, removing nothing and forgetting everything: another
    * server of the same site (one shared store) holds the same records and
    * is registered with instead. An update in flight is left to finish; its
-   * answer is ignored.
+   * answer is ignored. Returns the addresses whose records the site may
+   * hold on this registrar's account (registered, waiting for a retry, or
+   * named by an address event not handled yet), for adopt().
    */
-  abandon(): void {
-    if (this.phase.kind !== 'running') return;
+  abandon(): string[] {
+    if (this.phase.kind !== 'running') return [];
+    const keys = new Set([...this.registered.keys(), ...this.retryInserts, ...this.retryRemovals, ...this.touched]);
     this.dropEverything();
     this.setPhase({ kind: 'stopped' });
+    return [...keys];
+  }
+
+  /**
+   * Takes over from a registrar of the same site (abandon()'s list): the
+   * records of those addresses the host no longer has are removed here,
+   * as that registrar would have done. The others are this registrar's
+   * own registration already.
+   */
+  adopt(addresses: readonly string[]): void {
+    if (!this.active() || addresses.length === 0) return;
+    for (const a of addresses) this.adopted.add(addressKey(a));
+    // Before the initial update (a delayed start), the removal waits for it.
+    if (this.started) void this.enqueue(() => this.removeAdopted());
+  }
+
+  private async removeAdopted(): Promise<void> {
+    if (!this.active() || this.adopted.size === 0) return;
+    const keys = [...this.adopted];
+    this.adopted.clear();
+    const present = new Set((await this.opts.addresses.list()).map((a) => addressKey(a.address)));
+    const gone = keys.filter((k) => !present.has(k) && !this.registered.has(k) && !this.retryInserts.has(k));
+    if (gone.length === 0) return;
+    this.log.info({ addresses: gone }, 'removing records of addresses that left, registered through the previous server of this site');
+    await this.exchangeUpdate({ removals: gone });
   }
 
   /** An address appeared, or was announced again (address event): looked at when the coalescing window ends. */
@@ -774,6 +805,7 @@ export class Registrar {
   private dropEverything(): void {
     this.cancelTimers();
     this.touched.clear();
+    this.adopted.clear();
     this.retryInserts.clear();
     this.retryRemovals.clear();
     for (const k of [...this.registered.keys()]) this.forget(k);

@@ -279,6 +279,24 @@ describe('ZoneRegistration: failover between a zone\'s servers', () => {
     assert.deepEqual(w.removalsAt('192.0.2.1'), []);
   });
 
+  it('same site: the removal the old server still owed (an address that left) is sent to the new one', async () => {
+    const w = new World([server('192.0.2.1'), server('192.0.2.2')], {
+      '192.0.2.1': { site: 'lab' },
+      '192.0.2.2': { site: 'lab' },
+    });
+    await w.advance(PROBE_MS, 1_000);
+    w.daemon('192.0.2.1').updates = 'down';
+    w.addresses = w.addresses.filter((a) => a.address !== '2001:db8::30');
+    w.zone.registrar.addressRemoved('2001:db8::30');
+    await w.advance(2_000);
+    assert.equal(w.zone.server.host, '192.0.2.2');
+    assert.deepEqual(w.removalsAt('192.0.2.1'), ['2001:db8::30'], 'tried at the first, which did not answer');
+    assert.deepEqual(w.removalsAt('192.0.2.2'), ['2001:db8::30']);
+    assert.deepEqual(w.insertsAt().at(-1), [PROBE_MS + 1_000, '192.0.2.2']);
+    assert.deepEqual(w.seen.filter((x) => x.server === '192.0.2.2').flatMap((x) => x.inserts), ['192.0.2.30']);
+    assert.deepEqual(w.zone.registrar.registeredAddresses(), ['192.0.2.30']);
+  });
+
   it('other sites, or none: retired as today — distinct start-up identifiers remove our records at the old server', async () => {
     for (const sites of [
       ['east', 'west'],

@@ -824,8 +824,9 @@ describe('Registrar under a failover owner', () => {
     h.behaviour = { rcode: Rcode.REFUSED };
     h.clock.advance(300_000);
     await eventually('the refresh is in flight', () => h.sent.length, (n) => n === 2, 2_000);
-    h.registrar.abandon();
+    assert.deepEqual(h.registrar.abandon(), ['192.0.2.30'], 'what the site may hold on its account');
     assert.equal(h.registrar.state, 'stopped');
+    assert.deepEqual(h.registrar.abandon(), [], 'once');
     release();
     await h.registrar.idle();
     assert.equal(h.registrar.state, 'stopped', 'the refusal that arrived afterwards changes nothing');
