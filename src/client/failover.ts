@@ -180,6 +180,11 @@ export class ZoneRegistration {
       onServerHealth: (healthy) => this.health(registrar, healthy),
     });
     void registrar.start(delayMs);
+    // Its site is known from the start, so that a move away from it right after a failure needs no answer from it.
+    void this.opts.identify(server).then(
+      (id) => this.sites.set(key, id.site),
+      () => undefined,
+    );
     return registrar;
   }
 

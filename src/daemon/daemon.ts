@@ -204,6 +204,7 @@ export class Daemon {
       guard: this.guard,
       maxSigValidity: this.config.limits.replayWindow,
       instanceId: this.instanceId,
+      ...(this.store === undefined ? {} : { siteId: this.store.siteId }),
       ...(this.timedVerify === undefined ? {} : { verify: this.timedVerify }),
     };
   }

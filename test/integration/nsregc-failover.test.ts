@@ -206,6 +206,8 @@ describe('nsregc with two SRV targets of one site (shared etcd store)', () => {
         await eventually(`refresh ${round} through B`, accepted, (n) => n >= before + 2 * round, 10_000);
         assert.deepEqual(await sharedServed(dnsB), ADDRESSES, `served after refresh ${round}`);
       }
+      // Both daemons said they are of one site (nsregd-site): the move is not a server change.
+      assert.ok(msgs('the previous nsregd server is of the same site; our records stay with the site') >= 1, 'the client saw one site');
       assert.equal(msgs('removing our records there'), 0);
       assert.equal(msgs('record removed'), 0);
       assert.equal(msgs('removing records before exit'), 0);
