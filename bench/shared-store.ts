@@ -1,0 +1,183 @@
+/**
+ * Several nsregd as one service (README, "Several daemons as one
+ * service"): claims and refreshes per second through one daemon on the
+ * files store, one daemon on the etcd store and three daemons on the etcd
+ * store, in one run, against one real BIND `named` (nsupdate upstream over
+ * TCP with TSIG) and a real three-member etcd cluster on loopback (Debian's
+ * `etcd`, test/helpers/etcd.ts). Requests as in nsregd-load.ts's per-host
+ * mode: each name from its own 127.x address on a fresh connection,
+ * pre-signed SIG(0) P-384 updates; with three daemons, request i goes to
+ * daemon i mod 3. Every configuration is the shipped default apart from
+ * listener, data-dir, zone and (for etcd) the `store:` section.
+ *
+ * Printed per phase: requests/s, p50/p99, CPU per request of the daemons
+ * (all of them) and of the etcd members, and the etcd store's refresh rate
+ * as a share of the files store's (issue 15's target: ≥ 0.5).
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--cpu-prof DIR]
+ *
+ * Exits non-zero on errors (a refused or unanswered request, a daemon that
+ * does not start or stop), never on a missed target.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcdCluster, type EtcdCluster } from '../test/helpers/etcd.js';
+import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
+import { procStats, startDaemon, type Daemon } from './load/daemon.js';
+import { runPhase, type PhaseResult, type Request } from './load/drive.js';
+import { addressOf, MAX_SET, presign, signChild, type NameSet } from './load/sign.js';
+
+const ZONE = 'bench.test.';
+const SCRIPT = fileURLToPath(import.meta.url);
+
+interface Args {
+  names: number;
+  concurrency: number;
+  cpuProf: string | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--cpu-prof') {
+      args.cpuProf = path.resolve(argv[++i] ?? 'prof');
+      continue;
+    }
+    const v = Number(argv[++i]);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${String(a)} needs a positive integer`);
+    if (a === '--names') args.names = Math.min(v, MAX_SET);
+    else if (a === '--concurrency') args.concurrency = v;
+    else throw new Error(`unknown argument ${String(a)}`);
+  }
+  return args;
+}
+
+const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+/** The etcd members' processes: those whose command line names the cluster's directory. */
+function etcdPids(cluster: EtcdCluster): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.startsWith('/usr/bin/etcd') && cmd.includes(cluster.dir)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Several daemons as one for runPhase: the first's port, CPU and memory summed over all. */
+function together(ds: readonly Daemon[]): Daemon {
+  const first = ds[0];
+  return {
+    ...first,
+    stats: () => {
+      const all = ds.map((d) => d.stats());
+      return { rssKb: all.reduce((n, s) => n + s.rssKb, 0), cpuMs: all.reduce((n, s) => n + s.cpuMs, 0) };
+    },
+  };
+}
+
+interface Row {
+  setup: string;
+  phase: PhaseResult;
+  etcdMsPerReq: number;
+}
+
+async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, concurrency: number, rows: Row[]): Promise<boolean> {
+  const target = (i: number): number => ds[i % ds.length].port;
+  const claims: Request[] = set.claims.map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i) }));
+  // A refresh goes to another daemon than its claim whenever there are several.
+  const refreshes: Request[] = set.refreshes[0].map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i + 1) }));
+  let ok = true;
+  for (const [label, reqs] of [
+    ['claim', claims],
+    ['refresh', refreshes],
+  ] as const) {
+    const pids = etcd === undefined ? [] : etcdPids(etcd);
+    const before = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
+    const phase = await runPhase(`${setup} ${label}`, 'per-host', together(ds), named.pid, reqs, concurrency);
+    const after = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
+    rows.push({ setup, phase, etcdMsPerReq: pids.length === 0 ? 0 : (after - before) / reqs.length });
+    if (phase.errors > 0) {
+      ok = false;
+      console.error(`${setup} ${label}: ${phase.errors} errors, first: ${phase.firstError ?? '?'}`);
+    }
+  }
+  return ok;
+}
+
+async function main(): Promise<number> {
+  const t0 = performance.now();
+  const args = parseArgs(process.argv.slice(2));
+  const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}; load average at start: ${load()}`);
+  const tsig: TsigKeySpec = { name: 'nsregd-bench.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
+  const named = await startNamed({ tsigKeys: [tsig], zones: [{ name: ZONE, allowUpdateKey: tsig.name, records: [] }], startTimeoutMs: 60_000 });
+  const etcd = await startEtcdCluster({ members: 3 });
+  const rows: Row[] = [];
+  let failed = false;
+  const setups: Array<{ label: string; daemons: number; store?: Record<string, unknown> }> = [
+    { label: 'files, 1 daemon', daemons: 1 },
+    { label: 'etcd, 1 daemon', daemons: 1, store: { type: 'etcd', endpoints: etcd.endpoints, prefix: '/bench1' } },
+    { label: 'etcd, 3 daemons', daemons: 3, store: { type: 'etcd', endpoints: etcd.endpoints, prefix: '/bench3' } },
+  ];
+  try {
+    let block = 1;
+    for (const s of setups) {
+      const set = await presign(SCRIPT, ZONE, `s${block}-`, block, args.names, 1);
+      block++;
+      const ds: Daemon[] = [];
+      try {
+        for (let i = 0; i < s.daemons; i++) ds.push(
+            await startDaemon({
+              zone: ZONE,
+              namedPort: named.port,
+              tsig,
+              preload: 0,
+              ...(s.store === undefined ? {} : { store: s.store }),
+              ...(args.cpuProf === undefined ? {} : { cpuProfDir: path.join(args.cpuProf, `${s.label.replace(/[^a-z0-9]+/g, '-')}-${i}`) }),
+            }),
+          );
+        if (!(await measure(s.label, ds, named, set, s.store === undefined ? undefined : etcd, args.concurrency, rows))) failed = true;
+      } finally {
+        for (const d of ds) {
+          await d.stop().catch((err: unknown) => {
+            failed = true;
+            console.error(`${s.label}: ${String(err).slice(0, 2000)}`);
+          });
+        }
+      }
+    }
+  } finally {
+    await etcd.close();
+    await named.stop();
+  }
+  console.log('');
+  console.log('setup              phase     conc  requests  errors    req/s   p50 ms   p99 ms   daemons CPU ms/req  etcd CPU ms/req  named ms/req');
+  for (const { setup, phase: p, etcdMsPerReq } of rows) {
+    const phase = p.label.slice(setup.length + 1);
+    console.log(
+      `${setup.padEnd(18)} ${phase.padEnd(8)} ${String(p.concurrency).padStart(5)} ${String(p.requests).padStart(9)} ${String(p.errors).padStart(7)} ${fmt(p.rate).padStart(8)} ${fmt(p.p50ms, 2).padStart(8)} ${fmt(p.p99ms, 2).padStart(8)} ${fmt(p.cpuMsPerReq, 3).padStart(19)} ${fmt(etcdMsPerReq, 3).padStart(16)} ${fmt(p.namedMsPerReq, 3).padStart(13)}`,
+    );
+  }
+  const rate = (setup: string, phase: string): number => rows.find((r) => r.setup === setup && r.phase.label.endsWith(phase))?.phase.rate ?? NaN;
+  const files = rate('files, 1 daemon', 'refresh');
+  console.log('');
+  for (const s of ['etcd, 1 daemon', 'etcd, 3 daemons']) {
+    const share = rate(s, 'refresh') / files;
+    console.log(`${s}: refreshes/s ${fmt(rate(s, 'refresh'))} = ${fmt(share, 2)} of the files store's ${fmt(files)} (target ≥ 0.50) — ${share >= 0.5 ? 'met' : 'NOT met'}; claims/s ${fmt(rate(s, 'claim'))} (files ${fmt(rate('files, 1 daemon', 'claim'))})`);
+  }
+  console.log(`load average at end: ${load()}; total run time ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  return failed ? 1 : 0;
+}
+
+if (process.argv[2] === '--sign-job') await signChild(process.argv[3] ?? '{}');
+else process.exitCode = await main();
