@@ -8,7 +8,9 @@
  * The client's fault handling is bounded: a failed call is retried at most
  * once per configured endpoint (each time on another one), with several
  * endpoints one that failed is passed over for a short while, and each
- * unary call carries a deadline of the store timeout. The store writes
+ * unary call carries a deadline of the store timeout. Every call asks
+ * for a member with a raft leader, so a member cut off from the quorum
+ * refuses at once and ends the watches held on it. The store writes
  * nothing secret into etcd, and neither the password nor the TLS key is
  * ever logged.
  */
@@ -34,6 +36,37 @@ const KEEPALIVE_MS = 10_000;
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type Policy = NonNullable<FaultHandling['global']>;
 type Backoff = NonNullable<FaultHandling['watchBackoff']>;
+
+type CallOptions = Exclude<NonNullable<IOptions['defaultCallOptions']>, (...args: never[]) => unknown>;
+type Interceptor = NonNullable<CallOptions['interceptors']>[number];
+type Call = ReturnType<Interceptor>;
+
+/**
+ * Marks every call as one that needs a member with a raft leader (the
+ * "hasleader" metadata etcd's Go client sends for WithRequireLeader): a
+ * member without one refuses unary calls at once (the client moves to
+ * another endpoint) and, after a few election timeouts, ends the watch and
+ * keep-alive streams held on it. Without it, a watch on a member cut off
+ * from the quorum would stay open and silently see nothing.
+ */
+const requireLeader: Interceptor = (options, nextCall) => {
+  const call = nextCall(options);
+  // gRPC needs only the interface; InterceptingCall is the class the type names.
+  const delegate: Record<keyof Call, unknown> & Pick<Call, 'start'> = {
+    start(metadata, listener) {
+      metadata.set('hasleader', 'true');
+      call.start(metadata, listener);
+    },
+    cancelWithStatus: (status: Parameters<Call['cancelWithStatus']>[0], details: string) => call.cancelWithStatus(status, details),
+    getPeer: () => call.getPeer(),
+    sendMessageWithContext: (context: Parameters<Call['sendMessageWithContext']>[0], message: unknown) => call.sendMessageWithContext(context, message),
+    sendMessage: (message: unknown) => call.sendMessage(message),
+    startRead: () => call.startRead(),
+    halfClose: () => call.halfClose(),
+    getAuthContext: () => call.getAuthContext(),
+  };
+  return delegate as unknown as Call;
+};
 
 const noEvent = (): { dispose(): void } => ({ dispose: () => undefined });
 const neverAborted = new AbortController().signal;
@@ -110,7 +143,8 @@ function clientOptions(config: EtcdStoreConfig): IOptions {
       'grpc.keepalive_timeout_ms': config.timeoutMs,
     },
     // Unary calls end at the store timeout; streams (watches, keep-alives) are long-lived.
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),
+    defaultCallOptions: (context) =>
+      context.isStream ? { interceptors: [requireLeader] } : { deadline: Date.now() + config.timeoutMs, interceptors: [requireLeader] },
     faultHandling: {
       host: () => (config.endpoints.length > 1 ? pausePolicy(pause) : passThrough),
       global: retryPolicy(Math.max(2, config.endpoints.length)),
