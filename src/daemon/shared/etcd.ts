@@ -14,7 +14,7 @@
  * nothing secret into etcd, and neither the password nor the TLS key is
  * ever logged.
  */
-import { Etcd3, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 
 import { errorMessage, NsregError } from '../../errors.js';
@@ -74,8 +74,13 @@ const neverAborted = new AbortController().signal;
 /** A call blocked because its endpoint failed a moment ago (not recoverable: the pool moves on). */
 class EndpointPausedError extends Error {}
 
-/** Runs each call once, at most `attempts` times in all while it fails with a recoverable (connection-level) error. */
-function retryPolicy(attempts: number): Policy {
+/**
+ * Runs each call, at most `attempts` times in all while it fails with a
+ * recoverable (connection-level) error. A call that ran out of its
+ * deadline is not tried again: the deadline is the operation's whole
+ * budget, and its caller has given up by then.
+ */
+export function retryPolicy(attempts: number): Policy {
   return {
     _altReturn: undefined as never,
     onSuccess: noEvent,
@@ -86,7 +91,7 @@ function retryPolicy(attempts: number): Policy {
         try {
           return await fn({ signal: signal ?? neverAborted });
         } catch (err) {
-          if (!(err instanceof Error) || !isRecoverableError(err)) throw err;
+          if (!(err instanceof Error) || !isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) throw err;
           last = err;
         }
       }
@@ -96,7 +101,7 @@ function retryPolicy(attempts: number): Policy {
 }
 
 /** Passes an endpoint over for `pauseMs` after a recoverable failure (a small circuit breaker). */
-function pausePolicy(pauseMs: number): Policy {
+export function pausePolicy(pauseMs: number): Policy {
   let pausedUntil = 0;
   return {
     _altReturn: undefined as never,
