@@ -101,7 +101,7 @@ export interface TransferName {
 
 /** What an export read. */
 export interface ExportResult {
-  /** Sorted by zone, then name. */
+  /** Sorted by zone, then name; each name's records by type, then address. */
   readonly names: readonly TransferName[];
   /** What was left out, and why (expired claims and records, records without a claim, undecodable etcd values). */
   readonly notes: readonly string[];
@@ -255,8 +255,13 @@ function sameKey(a: KeyRData, b: KeyRData): boolean {
   return a.flags === b.flags && a.protocol === b.protocol && a.algorithm === b.algorithm && a.publicKey.equals(b.publicKey);
 }
 
-function byZoneAndName(a: TransferName, b: TransferName): number {
-  return a.zone === b.zone ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.zone < b.zone ? -1 : 1;
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** An export's order: by zone, then name; each name's records by type, then address (as text). */
+function exportOrder(names: TransferName[]): TransferName[] {
+  return names
+    .map((n) => ({ ...n, records: [...n.records].sort((a, b) => compare(a.type, b.type) || compare(a.address, b.address)) }))
+    .sort((a, b) => compare(a.zone, b.zone) || compare(a.name, b.name));
 }
 
 function groupByZone(names: readonly TransferName[]): Map<string, TransferName[]> {
@@ -387,7 +392,7 @@ export async function exportFiles(config: DaemonConfig, clock: Clock, logger: Lo
         await closeZone(z);
       }
     }
-    return { names: names.sort(byZoneAndName), notes };
+    return { names: exportOrder(names), notes };
   });
 }
 
@@ -564,7 +569,7 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
     if (orphans.length > 0) notes.push(`${zone}: records of ${orphans.length} name(s) without a claim left out: ${orphans.slice(0, MAX_LISTED).join(', ')}`);
     if (skipped > 0) notes.push(`${zone}: ${skipped} undecodable record(s) left out`);
   }
-  return { names: names.sort(byZoneAndName), notes };
+  return { names: exportOrder(names), notes };
 }
 
 /**
@@ -572,9 +577,9 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
  * time in seconds, only if still absent) when the zone was never used.
  */
 async function serialBase(store: EtcdAccess, ns: Namespace, now: number): Promise<string> {
-  await store.run('serial', () => ns.if(SERIAL_KEY, 'Create', '==', 0).then(ns.put(SERIAL_KEY).value(String(Math.floor(now / 1000)))).commit());
+  await store.run('serial', () => ns.if(SERIAL_KEY, 'Create', '==', 0).then(ns.put(SERIAL_KEY).value(String(Math.floor(now / 1000) >>> 0))).commit());
   const value = await store.run('serial', () => ns.get(SERIAL_KEY).string());
-  return value ?? String(Math.floor(now / 1000));
+  return value ?? String(Math.floor(now / 1000) >>> 0);
 }
 
 /**

@@ -7,15 +7,10 @@
  * before anything is written; a daemon on the data directory stops both.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { parseDaemonConfig, type DaemonConfig } from '../../../src/config/daemon.js';
-import { Algorithm } from '../../../src/dns/constants.js';
-import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
-import type { KeyRData } from '../../../src/dns/types.js';
+import { keyTag } from '../../../src/dns/keys.js';
 import { ControlServer } from '../../../src/daemon/control.js';
 import { KeyStore } from '../../../src/daemon/keydb/keystore.js';
 import {
@@ -28,82 +23,14 @@ import {
   parseTransfer,
   StoreTransferError,
   withDataDirHeld,
-  type TransferName,
 } from '../../../src/daemon/store-transfer.js';
 import { ZoneState } from '../../../src/daemon/zonestate.js';
 import { systemClock } from '../../../src/clock.js';
+import { entry, newKey, NOW, seed, SITE, siteConfigs, sorted, Z1, Z2 } from '../../helpers/transfer-site.js';
 
-const ROOT = mkdtempSync(path.join(tmpdir(), 'nsregd-xfer-'));
-after(() => rmSync(ROOT, { recursive: true, force: true }));
+const { config, cleanup } = siteConfigs();
+after(cleanup);
 const logger = pino({ level: 'silent' });
-const NOW = Date.now();
-const HOUR = 3600_000;
-const Z1 = 'dyn.example.org.';
-const Z2 = 'other.example.';
-
-let dirs = 0;
-function config(more = ''): DaemonConfig {
-  const dir = path.join(ROOT, `d${++dirs}`);
-  const zone = (max = 16): string =>
-    `    max-key-ttl: 720h\n    max-addr-ttl: 1h\n    allowed-nets: [127.0.0.0/8]\n    reserved-names: [ns]\n    max-records-per-name: ${max}\n    upstreams: [{ type: serve, listen-addr: 127.0.0.1 }]\n`;
-  const text = `data-dir: ${dir}\n${more}zones:\n  ${Z1}:\n${zone()}  ${Z2}:\n${zone(3)}`;
-  return parseDaemonConfig(text, path.join(ROOT, `d${dirs}.yaml`)).config;
-}
-
-function newKey(): KeyRData {
-  return publicKeyToRData(generateKeyPair(Algorithm.ED25519).publicKey, Algorithm.ED25519);
-}
-
-function entry(zone: string, label: string, records: TransferName['records'] = [], rdata = newKey()): TransferName {
-  return { zone, name: `${label}.${zone}`, rdata, keyTag: keyTag(rdata), expiry: NOW + 24 * HOUR, records };
-}
-
-const A = (address: string, ttl = 60, expiresAt = NOW + HOUR): TransferName['records'][number] => ({ type: 'A', address, ttl, expiresAt });
-const AAAA = (address: string, ttl = 60, expiresAt = NOW + HOUR): TransferName['records'][number] => ({ type: 'AAAA', address, ttl, expiresAt });
-
-/** Writes claims and records into a data dir through the daemon's own classes. */
-async function seed(c: DaemonConfig, names: readonly TransferName[], extra: { orphan?: string; expiredClaim?: string; expiredRecordOf?: string } = {}): Promise<void> {
-  for (const zone of Object.keys(c.zones)) {
-    const { store } = await KeyStore.open(c.dataDir, zone, systemClock);
-    const { state } = await ZoneState.open(c.dataDir, zone, (err) => assert.fail(err));
-    const live: Array<{ record: { name: string; type: 'A' | 'AAAA'; address: string; ttl: number }; expiresAt: number }> = [];
-    state.setRecordSource(() => live, () => live.length);
-    for (const n of names.filter((x) => x.zone === zone)) {
-      assert.equal(await store.claim(n.name, n.rdata, n.expiry), 'claimed');
-      await store.confirm(n.name);
-      for (const r of n.records) {
-        const record = { name: n.name, type: r.type, address: r.address, ttl: r.ttl };
-        live.push({ record, expiresAt: r.expiresAt });
-        state.recordInstalled(record, r.expiresAt);
-      }
-    }
-    if (zone === Z1 && extra.orphan !== undefined) {
-      const record = { name: `${extra.orphan}.${zone}`, type: 'A' as const, address: '192.0.2.99', ttl: 60 };
-      live.push({ record, expiresAt: NOW + HOUR });
-    }
-    if (zone === Z1 && extra.expiredClaim !== undefined) {
-      const name = `${extra.expiredClaim}.${zone}`;
-      assert.equal(await store.claim(name, newKey(), NOW - 1000), 'claimed');
-      await store.confirm(name);
-    }
-    if (zone === Z1 && extra.expiredRecordOf !== undefined) {
-      live.push({ record: { name: `${extra.expiredRecordOf}.${zone}`, type: 'A', address: '192.0.2.98', ttl: 60 }, expiresAt: NOW - 1000 });
-    }
-    await state.close();
-    await store.close();
-  }
-}
-
-const SITE: readonly TransferName[] = [
-  entry(Z1, 'alpha', [A('192.0.2.1'), A('192.0.2.2', 300, NOW + 2 * HOUR), AAAA('2001:db8::1')]),
-  entry(Z1, 'beta'),
-  entry(Z1, 'gamma', [AAAA('2001:db8::5', 30)]),
-  entry(Z2, 'delta', [A('198.51.100.7')]),
-];
-
-function sorted(names: readonly TransferName[]): TransferName[] {
-  return [...names].sort((a, b) => (a.zone + a.name < b.zone + b.name ? -1 : 1));
-}
 
 describe('store transfer: the format', () => {
   const c = config();
