@@ -8,12 +8,14 @@
  * The client's fault handling is bounded: a failed call is retried at most
  * once per configured endpoint (each time on another one), with several
  * endpoints one that failed is passed over for a short while, and each
- * unary call carries a deadline of the store timeout. The store writes
+ * unary call carries a deadline of the store timeout. Every call asks
+ * for a member with a raft leader, so a member cut off from the quorum
+ * refuses at once and ends the watches held on it. The store writes
  * nothing secret into etcd, and neither the password nor the TLS key is
  * ever logged.
  */
 import { createHash } from 'node:crypto';
-import { Etcd3, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 
 import { errorMessage, NsregError } from '../../errors.js';
@@ -36,14 +38,50 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type Policy = NonNullable<FaultHandling['global']>;
 type Backoff = NonNullable<FaultHandling['watchBackoff']>;
 
+type CallOptions = Exclude<NonNullable<IOptions['defaultCallOptions']>, (...args: never[]) => unknown>;
+type Interceptor = NonNullable<CallOptions['interceptors']>[number];
+type Call = ReturnType<Interceptor>;
+
+/**
+ * Marks every call as one that needs a member with a raft leader (the
+ * "hasleader" metadata etcd's Go client sends for WithRequireLeader): a
+ * member without one refuses unary calls at once (the client moves to
+ * another endpoint) and, after a few election timeouts, ends the watch and
+ * keep-alive streams held on it. Without it, a watch on a member cut off
+ * from the quorum would stay open and silently see nothing.
+ */
+const requireLeader: Interceptor = (options, nextCall) => {
+  const call = nextCall(options);
+  // gRPC needs only the interface; InterceptingCall is the class the type names.
+  const delegate: Record<keyof Call, unknown> & Pick<Call, 'start'> = {
+    start(metadata, listener) {
+      metadata.set('hasleader', 'true');
+      call.start(metadata, listener);
+    },
+    cancelWithStatus: (status: Parameters<Call['cancelWithStatus']>[0], details: string) => call.cancelWithStatus(status, details),
+    getPeer: () => call.getPeer(),
+    sendMessageWithContext: (context: Parameters<Call['sendMessageWithContext']>[0], message: unknown) => call.sendMessageWithContext(context, message),
+    sendMessage: (message: unknown) => call.sendMessage(message),
+    startRead: () => call.startRead(),
+    halfClose: () => call.halfClose(),
+    getAuthContext: () => call.getAuthContext(),
+  };
+  return delegate as unknown as Call;
+};
+
 const noEvent = (): { dispose(): void } => ({ dispose: () => undefined });
 const neverAborted = new AbortController().signal;
 
 /** A call blocked because its endpoint failed a moment ago (not recoverable: the pool moves on). */
 class EndpointPausedError extends Error {}
 
-/** Runs each call once, at most `attempts` times in all while it fails with a recoverable (connection-level) error. */
-function retryPolicy(attempts: number): Policy {
+/**
+ * Runs each call, at most `attempts` times in all while it fails with a
+ * recoverable (connection-level) error. A call that ran out of its
+ * deadline is not tried again: the deadline is the operation's whole
+ * budget, and its caller has given up by then.
+ */
+export function retryPolicy(attempts: number): Policy {
   return {
     _altReturn: undefined as never,
     onSuccess: noEvent,
@@ -54,7 +92,7 @@ function retryPolicy(attempts: number): Policy {
         try {
           return await fn({ signal: signal ?? neverAborted });
         } catch (err) {
-          if (!(err instanceof Error) || !isRecoverableError(err)) throw err;
+          if (!(err instanceof Error) || !isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) throw err;
           last = err;
         }
       }
@@ -64,7 +102,7 @@ function retryPolicy(attempts: number): Policy {
 }
 
 /** Passes an endpoint over for `pauseMs` after a recoverable failure (a small circuit breaker). */
-function pausePolicy(pauseMs: number): Policy {
+export function pausePolicy(pauseMs: number): Policy {
   let pausedUntil = 0;
   return {
     _altReturn: undefined as never,
@@ -111,7 +149,8 @@ function clientOptions(config: EtcdStoreConfig): IOptions {
       'grpc.keepalive_timeout_ms': config.timeoutMs,
     },
     // Unary calls end at the store timeout; streams (watches, keep-alives) are long-lived.
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),
+    defaultCallOptions: (context) =>
+      context.isStream ? { interceptors: [requireLeader] } : { deadline: Date.now() + config.timeoutMs, interceptors: [requireLeader] },
     faultHandling: {
       host: () => (config.endpoints.length > 1 ? pausePolicy(pause) : passThrough),
       global: retryPolicy(Math.max(2, config.endpoints.length)),

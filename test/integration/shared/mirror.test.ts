@@ -254,4 +254,23 @@ describe('zone mirror: the watch cut while others write', () => {
       await store.close();
     }
   });
+
+  it('is not current while its member has no leader, though the member still runs', async () => {
+    const { logger } = logSink();
+    const store = await openSharedStore(config([cluster.endpoints[0]], PREFIX), logger);
+    try {
+      const mirror = await store.mirror(ZONE);
+      assert.equal(mirror.current, true);
+      await Promise.all([cluster.stop(1), cluster.stop(2)]);
+      assert.equal(cluster.running(0), true);
+      // etcd ends a leader-requiring watch after a few election timeouts without a leader.
+      await eventually('the mirror to stop calling itself current', () => mirror.current, (c) => !c, 15_000);
+      await Promise.all([cluster.start(1), cluster.start(2)]);
+      const put = await raw.namespace(zoneNamespacePrefix(PREFIX, ZONE)).put(SERIAL_KEY).value('7');
+      await mirror.caughtUp(put.header.revision, 15_000);
+      assert.equal(mirror.current, true);
+    } finally {
+      await store.close();
+    }
+  });
 });
