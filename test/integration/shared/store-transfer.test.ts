@@ -21,11 +21,12 @@ import { pino } from 'pino';
 import type { DaemonConfig } from '../../../src/config/daemon.js';
 import { systemClock } from '../../../src/clock.js';
 import { decodeChange, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
+import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import type { SharedStore } from '../../../src/daemon/shared/contract.js';
 import {
   importEtcd,
   importFiles,
   StoreTransferError,
-  connectEtcd,
   formatTransfer,
   exportEtcd,
   exportFiles,
@@ -48,9 +49,9 @@ describe('store export/import with etcd', () => {
   /** A configuration on the etcd store, under a prefix of its own. */
   const etcdConfig = (): DaemonConfig =>
     config(`store:\n  type: etcd\n  endpoints: [${cluster.endpoints.join(', ')}]\n  prefix: /t${++prefixes}\n  timeout: 5s\n`);
-  const access = (c: DaemonConfig): ReturnType<typeof connectEtcd> => {
-    assert.ok(c.store.type === 'etcd');
-    const e = connectEtcd(c.store);
+  /** The daemon's own connection to the store of `c`, closed after the tests. */
+  const access = async (c: DaemonConfig): Promise<SharedStore> => {
+    const e = await openSharedStore(c.store, logger);
     after(() => e.close());
     return e;
   };
@@ -76,9 +77,9 @@ describe('store export/import with etcd', () => {
     const fromFiles = await exportFiles(files, systemClock, logger);
     assert.deepEqual(fromFiles.names, sorted(SITE));
     const e = etcdConfig();
-    const result = await importEtcd(access(e), fromFiles.names, NOW, 'test-import');
+    const result = await importEtcd((await access(e)), fromFiles.names, NOW, 'test-import');
     assert.deepEqual([result.imported.length, result.records, result.unchanged], [4, 5, []]);
-    const fromEtcd = await exportEtcd(access(e), e, NOW);
+    const fromEtcd = await exportEtcd((await access(e)), e, NOW);
     assert.deepEqual(fromEtcd, { names: sorted(SITE), notes: [] });
     assert.equal(formatTransfer(fromEtcd.names, NOW), formatTransfer(fromFiles.names, NOW));
 
@@ -106,18 +107,18 @@ describe('store export/import with etcd', () => {
     const e = etcdConfig();
     const records = Array.from({ length: 250 }, (_, i) => A(`10.0.${i >> 8}.${i & 255}`));
     const big = entry(Z1, 'big', records);
-    const result = await importEtcd(access(e), [big], NOW, 'test-import');
+    const result = await importEtcd((await access(e)), [big], NOW, 'test-import');
     assert.equal(result.records, 250);
     const keys = await dump(e, Z1);
     assert.equal([...keys.keys()].filter((k) => k.startsWith('recs/')).length, 250);
     assert.equal([...keys.keys()].filter((k) => k.startsWith('changes/')).length, 3);
     const sortedRecords = [...records].sort((a, b) => (a.address < b.address ? -1 : 1));
-    assert.deepEqual((await exportEtcd(access(e), e, NOW)).names, [{ ...big, records: sortedRecords }]);
+    assert.deepEqual((await exportEtcd((await access(e)), e, NOW)).names, [{ ...big, records: sortedRecords }]);
   });
 
   it('refuses, writing nothing, when a name is claimed there by another key; the same key is left as it is', async () => {
     const e = etcdConfig();
-    const store = access(e);
+    const store = await access(e);
     await importEtcd(store, [SITE[1]], NOW, 'first');
     const before = await dump(e, Z1);
     const other = entry(Z1, 'beta', [A('192.0.2.50')]);
@@ -138,13 +139,13 @@ describe('store export/import with etcd', () => {
 
   it('an export leaves out undecodable values with a note', async () => {
     const e = etcdConfig();
-    await importEtcd(access(e), [SITE[0]], NOW, 'test-import');
+    await importEtcd((await access(e)), [SITE[0]], NOW, 'test-import');
     assert.ok(e.store.type === 'etcd');
     const ns = raw.namespace(zoneNamespacePrefix(e.store.prefix, Z1));
     await ns.put(`keys/${encodeURIComponent(`evil.${Z1}`)}`).value('{"flags":256}');
     await ns.put(`recs/${encodeURIComponent(`alpha.${Z1}`)}/A/192.0.2.77`).value('not json');
     await ns.put('keys/NOT-CANONICAL.dyn.example.org.').value('{}');
-    const { names, notes } = await exportEtcd(access(e), e, NOW);
+    const { names, notes } = await exportEtcd((await access(e)), e, NOW);
     assert.deepEqual(names, [SITE[0]]);
     assert.deepEqual([...notes].sort(), [
       `${Z1}: 1 undecodable record(s) left out`,
@@ -154,12 +155,13 @@ describe('store export/import with etcd', () => {
     ]);
   });
 
-  it('an unreachable etcd is an error naming it', async () => {
+  it('an unreachable etcd is an error naming it, at the command line', async () => {
     const port = await freePort();
     const c = config(`store:\n  type: etcd\n  endpoints: [http://127.0.0.1:${port}]\n  timeout: 300ms\n`);
-    await assert.rejects(exportEtcd(access(c), c, NOW), (err: unknown) => {
-      assert.ok(err instanceof StoreTransferError);
-      assert.match(err.message, new RegExp(`^etcd at http://127\\.0\\.0\\.1:${port}: read keys/: `));
+    await assert.rejects(run(process.execPath, [BIN, '-c', c.file, 'store', 'export']), (err: { code?: number; stdout?: string; stderr?: string }) => {
+      assert.equal(err.code, 1);
+      assert.equal(err.stdout, '');
+      assert.match(err.stderr ?? '', new RegExp(`nsregd: store export: cannot use etcd at http://127\\.0\\.0\\.1:${port}: `));
       return true;
     });
   });
@@ -178,7 +180,7 @@ describe('store export/import with etcd', () => {
     const again = await run(process.execPath, [BIN, '-c', e.file, 'store', 'export']);
     const body = (text: string): string[] => text.split('\n').slice(1);
     assert.deepEqual(body(again.stdout), body(await readFile(out, 'utf8')));
-    const names: TransferName[] = (await exportEtcd(access(e), e, NOW)).names.slice();
+    const names: TransferName[] = (await exportEtcd((await access(e)), e, NOW)).names.slice();
     assert.deepEqual(names, sorted(SITE));
 
     // A bad file: the line named, nothing imported, exit 1.
