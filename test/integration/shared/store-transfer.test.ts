@@ -34,6 +34,11 @@ import {
 } from '../../../src/daemon/store-transfer.js';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
 import { startNsregd } from '../../helpers/nsregd-lab.js';
+import { eventually } from '../../helpers/eventually.js';
+import { serveUpstream, zoneYaml, LOOPBACK_ZONE } from '../../helpers/config-yaml.js';
+import { Opcode, RRClass, RRType } from '../../../src/dns/constants.js';
+import { decodeMessage, emptyMessage, encodeMessage } from '../../../src/dns/message.js';
+import { tcpExchange } from '../../../src/net/transport.js';
 import { freePort } from '../../helpers/ports.js';
 import { A, entry, NOW, seed, SITE, siteConfigs, sorted, Z1 } from '../../helpers/transfer-site.js';
 
@@ -200,6 +205,25 @@ describe('store export/import with etcd', () => {
         assert.match(err.stderr ?? '', /store export: a daemon is running on .* stop it first/);
         return true;
       });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('an import into etcd while a daemon runs on it: its zone server answers the imported records', async () => {
+    const servePort = await freePort();
+    const zones = zoneYaml(Z1, { ...LOOPBACK_ZONE, upstreams: [serveUpstream(servePort)] });
+    const store = `store:\n  type: etcd\n  endpoints: [${cluster.endpoints.join(', ')}]\n  prefix: /t${++prefixes}\n`;
+    const d = await startNsregd({ zonesYaml: zones, extraYaml: store });
+    try {
+      const file = path.join(d.dir, 'site.jsonl');
+      await writeFile(file, formatTransfer([SITE[0]], NOW));
+      const imp = await run(process.execPath, [BIN, '-c', d.configPath, 'store', 'import', '-i', file]);
+      assert.match(imp.stderr, /imported 1 name\(s\) with 3 record\(s\) into etcd/);
+      const q = encodeMessage({ ...emptyMessage(9, Opcode.QUERY), questions: [{ name: SITE[0].name, type: RRType.A, class: RRClass.IN }] });
+      const ask = async (): Promise<string[]> =>
+        decodeMessage(await tcpExchange({ host: '127.0.0.1', port: servePort, message: q, timeoutMs: 5000 })).answers.map((rr) => String(rr.data)).sort();
+      await eventually('the imported A records at the zone server', ask, (v) => v.join() === '192.0.2.1,192.0.2.2', 10_000);
     } finally {
       await d.stop();
     }
