@@ -30,6 +30,8 @@
  *     [--mode per-host|long-lived|both] [--concurrency N] [--claims1 N] [--claims N]
  *     [--scale-claims N] [--small N] [--big N] [--no-scale]
  *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the phases on an empty database)
+ *     [--uv-threadpool-size N]   (UV_THREADPOOL_SIZE of the daemons only)
+ *     [--threads]        (also print the daemon's CPU per request by thread, utime/stime, and how busy the machine was)
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop cleanly), never on missed targets: those are reported.
@@ -39,7 +41,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
-import { LIFTED_LIMITS, preloadedZoneLines, startDaemon, type Daemon } from './load/daemon.js';
+import { LIFTED_LIMITS, preloadedZoneLines, startDaemon, type Daemon, type ThreadCpu } from './load/daemon.js';
 import { runPhase, type Mode, type PhaseResult, type Request } from './load/drive.js';
 import { rawVerify, type RawRates } from './load/raw-verify.js';
 import { addressOf, MAX_SET, presign, signChild, type NameSet } from './load/sign.js';
@@ -57,6 +59,8 @@ interface Args {
   big: number;
   scale: boolean;
   cpuProf: string | undefined;
+  threads: boolean;
+  uvThreadpoolSize: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -70,6 +74,8 @@ function parseArgs(argv: string[]): Args {
     big: 100_000,
     scale: true,
     cpuProf: undefined,
+    threads: false,
+    uvThreadpoolSize: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -91,6 +97,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--small') args.small = num();
     else if (a === '--big') args.big = num();
     else if (a === '--no-scale') args.scale = false;
+    else if (a === '--threads') args.threads = true;
+    else if (a === '--uv-threadpool-size') args.uvThreadpoolSize = num();
     else if (a === '--cpu-prof') args.cpuProf = path.resolve(argv[++i] ?? 'prof');
     else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -149,6 +157,7 @@ class Run {
         tsig: this.tsig,
         preload,
         ...(mode === 'long-lived' ? { limits: LIFTED_LIMITS } : {}),
+        ...(this.args.uvThreadpoolSize === undefined ? {} : { uvThreadpoolSize: this.args.uvThreadpoolSize }),
         ...(profile && this.args.cpuProf !== undefined ? { cpuProfDir: this.args.cpuProf } : {}),
       });
     } catch (err) {
@@ -224,6 +233,25 @@ function printResults(run: Run): void {
   }
 }
 
+/**
+ * The daemon's CPU per request by thread: the main thread, then every other
+ * thread that used at least 0.005 ms a request (libuv's pool, V8's helper
+ * threads, worker threads), as utime+stime; and the busy share of the whole
+ * machine (2 cores: 100 % means no idle time left).
+ */
+function printThreads(run: Run): void {
+  console.log('mode        phase            conc  machine busy  main thread u+s ms/req  other threads u+s ms/req (by thread id)');
+  for (const r of run.results) {
+    const [main, ...rest] = r.threads;
+    const us = (t: ThreadCpu): string => `${fmt(t.utimeMs, 3)}+${fmt(t.stimeMs, 3)}`;
+    const others = rest.filter((t) => t.utimeMs + t.stimeMs >= 0.005).map(us);
+    console.log(
+      `${r.mode.padEnd(11)} ${r.label.padEnd(16)} ${String(r.concurrency).padStart(4)} ${`${fmt(r.machineBusy * 100)} %`.padStart(13)} ` +
+        `${(main === undefined ? '-' : us(main)).padStart(23)}  ${others.join('  ')}`,
+    );
+  }
+}
+
 function printRatios(run: Run, raw: RawRates, args: Args): void {
   const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   const find = (mode: Mode, label: string, conc: number): PhaseResult | undefined =>
@@ -275,6 +303,7 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
+  if (args.uvThreadpoolSize !== undefined) console.log(`daemons: UV_THREADPOOL_SIZE=${args.uvThreadpoolSize}`);
   console.log(`load average at start: ${load()}`);
   const raw0 = await rawVerify(2);
   const tsig: TsigKeySpec = { name: 'nsregd-bench.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
@@ -299,6 +328,10 @@ async function main(): Promise<number> {
   console.log('');
   printResults(run);
   console.log('');
+  if (args.threads) {
+    printThreads(run);
+    console.log('');
+  }
   printRatios(run, raw, args);
   for (const n of run.notes) console.log(n);
   console.log('');

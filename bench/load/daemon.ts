@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -82,6 +82,10 @@ export interface DaemonSpec {
   limits?: Readonly<Record<string, unknown>>;
   /** node --cpu-prof into this directory. */
   cpuProfDir?: string;
+  /** UV_THREADPOOL_SIZE for the daemon only (default: this process's environment). */
+  uvThreadpoolSize?: number;
+  /** A `store:` section (default: none, files in the data-dir). */
+  store?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -92,6 +96,7 @@ export interface DaemonSpec {
 function configYaml(spec: DaemonSpec, port: number, dataDir: string): string {
   const top: Record<string, unknown> = { 'listen-addr': '127.0.0.1', 'listen-port': port, 'data-dir': dataDir };
   if (spec.limits !== undefined) top.limits = spec.limits;
+  if (spec.store !== undefined) top.store = spec.store;
   return `${dump(top, { lineWidth: -1 })}zones:\n${zoneYaml(spec.zone, {
     'max-key-ttl': '720h',
     'max-addr-ttl': '24h',
@@ -117,6 +122,45 @@ export function procStats(pid: number): ProcStats {
   return { rssKb: Number(m?.[1] ?? NaN), cpuMs: ((Number(rest[11]) + Number(rest[12])) / CLK_TCK) * 1000 };
 }
 
+/** CPU of one thread, milliseconds. */
+export interface ThreadCpu {
+  tid: number;
+  utimeMs: number;
+  stimeMs: number;
+}
+
+/** utime and stime of every thread of `pid` (/proc/<pid>/task/<tid>/stat), by thread id; threads gone meanwhile are left out. */
+export function threadStats(pid: number): Map<number, ThreadCpu> {
+  const out = new Map<number, ThreadCpu>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(t), { tid: Number(t), utimeMs: (Number(rest[11]) / CLK_TCK) * 1000, stimeMs: (Number(rest[12]) / CLK_TCK) * 1000 });
+  }
+  return out;
+}
+
+/** The whole machine's CPU time, busy and all, milliseconds summed over the cores (/proc/stat). */
+export function machineCpu(): { busyMs: number; totalMs: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  // user nice system idle iowait irq softirq steal …
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = v[3] + v[4];
+  return { busyMs: ((total - idle) / CLK_TCK) * 1000, totalMs: (total / CLK_TCK) * 1000 };
+}
+
 export interface Daemon {
   readonly pid: number;
   readonly port: number;
@@ -139,7 +183,10 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   await writeFile(conf, configYaml(spec, port, dataDir));
   const nodeArgs = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`];
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, '-c', conf], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: spec.uvThreadpoolSize === undefined ? process.env : { ...process.env, UV_THREADPOOL_SIZE: String(spec.uvThreadpoolSize) },
+  });
   let out = '';
   let listening: (() => void) | undefined;
   const keep = (s: string): void => {

@@ -12,15 +12,16 @@
  */
 import { cpuUsage } from 'node:process';
 import * as net from 'node:net';
-import type { Daemon } from './daemon.js';
-import { procStats } from './daemon.js';
+import type { Daemon, ThreadCpu } from './daemon.js';
+import { machineCpu, procStats, threadStats } from './daemon.js';
 
 export type Mode = 'per-host' | 'long-lived';
 
-/** One request: a framed message and, per-host, its source address. */
+/** One request: a framed message and, per-host, its source address (and the daemon's port when several take requests). */
 export interface Request {
   readonly framed: Buffer;
   readonly source: string;
+  readonly port?: number;
 }
 
 interface Outcome {
@@ -38,8 +39,8 @@ function txtOf(reply: Buffer): string {
     .slice(-80);
 }
 
-/** Reads framed replies from `sock`; calls `onReply` with each one's message. */
-function onReplies(sock: net.Socket, onReply: (msg: Buffer) => void): void {
+/** Reads framed messages (replies here, requests in verify-floor.ts) from `sock`; calls `onReply` with each one's message. */
+export function onReplies(sock: net.Socket, onReply: (msg: Buffer) => void): void {
   let pending: Buffer = Buffer.alloc(0);
   sock.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -62,7 +63,7 @@ function rcodeOf(reply: Buffer): number {
 /** One request on its own connection from `req.source`; resolves with the reply's rcode. */
 function oneShot(port: number, req: Request): Promise<{ rcode: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port, localAddress: req.source });
+    const sock = net.connect({ host: '127.0.0.1', port: req.port ?? port, localAddress: req.source });
     sock.setNoDelay(true);
     let done = false;
     sock.setTimeout(REPLY_TIMEOUT_MS, () => sock.destroy(new Error(`no reply within ${REPLY_TIMEOUT_MS / 1000} s`)));
@@ -164,6 +165,20 @@ export interface PhaseResult {
   /** This process's CPU (the clients) per request. */
   readonly clientMsPerReq: number;
   readonly rssKbAfter: number;
+  /** Per thread of the daemon (the main thread first, then by thread id): CPU per request, ms. */
+  readonly threads: readonly ThreadCpu[];
+  /** The share of the machine's CPU time (all cores) that was busy during the phase, 0–1. */
+  readonly machineBusy: number;
+}
+
+/** Each thread's CPU between two readings, per request; the main thread (tid = pid) first, then by thread id. */
+function threadDeltas(pid: number, before: Map<number, ThreadCpu>, after: Map<number, ThreadCpu>, n: number): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { tid, utimeMs: 0, stimeMs: 0 };
+    out.push({ tid, utimeMs: (a.utimeMs - b.utimeMs) / n, stimeMs: (a.stimeMs - b.stimeMs) / n });
+  }
+  return out.sort((x, y) => (x.tid === pid ? -1 : y.tid === pid ? 1 : x.tid - y.tid));
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -196,12 +211,16 @@ export async function runPhase(label: string, mode: Mode, d: Daemon, namedPid: n
   const latencies = new Float64Array(reqs.length);
   const out: Outcome = { errors: 0 };
   const before = d.stats();
+  const threadsBefore = threadStats(d.pid);
+  const machineBefore = machineCpu();
   const namedBefore = procStats(namedPid);
   const clientBefore = cpuUsage();
   const t0 = performance.now();
   await (mode === 'per-host' ? perHost : longLived)(d.port, reqs, concurrency, latencies, out);
   const seconds = (performance.now() - t0) / 1000;
   const after = d.stats();
+  const threadsAfter = threadStats(d.pid);
+  const machineAfter = machineCpu();
   const client = cpuUsage(clientBefore);
   const namedAfter = procStats(namedPid);
   process.stderr.write(`  ${mode} ${label} ×${concurrency}: ${reqs.length} in ${seconds.toFixed(1)} s\n`);
@@ -222,5 +241,7 @@ export async function runPhase(label: string, mode: Mode, d: Daemon, namedPid: n
     namedMsPerReq: (namedAfter.cpuMs - namedBefore.cpuMs) / n,
     clientMsPerReq: (client.user + client.system) / 1000 / n,
     rssKbAfter: after.rssKb,
+    threads: threadDeltas(d.pid, threadsBefore, threadsAfter, n),
+    machineBusy: (machineAfter.busyMs - machineBefore.busyMs) / Math.max(1, machineAfter.totalMs - machineBefore.totalMs),
   };
 }

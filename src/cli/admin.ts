@@ -37,7 +37,8 @@ function statusText(s: StatusReport): string {
     `listening: ${s.listening.join(', ') || '(nothing)'}`,
   ];
   for (const z of s.zones) {
-    lines.push(`zone ${z.zone}: ${z.names} names, ${z.records} records`);
+    const role = z.publisher === undefined ? '' : z.publisher ? ' (shared store; this daemon publishes)' : ' (shared store; another daemon publishes)';
+    lines.push(`zone ${z.zone}: ${z.names} names, ${z.records} records${role}`);
     for (const u of z.upstreams) lines.push(`    ${u.upstream}: ${u.state}, ${u.pending} pending`);
   }
   lines.push(`limits: ${Object.entries(s.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);

@@ -20,11 +20,12 @@ import { formatHostPort } from '../net/address.js';
 import { tcpExchange } from '../net/transport.js';
 import { HostAddresses } from './addresses/host.js';
 import { openAddressSource, PollAddressSource, type AddressSource } from './addresses/index.js';
-import { daemonInstance, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
+import { daemonInstance, daemonSite, makeQuery, type LookupFn, type NsregServer, type QueryFn } from './discover.js';
 import { ClientStartError } from './errors.js';
 import { loadClientKey, type ClientKey } from './keys.js';
 import { ZoneLocator } from './locator.js';
-import { Registrar, type ProbeFn, type SendFn } from './registrar.js';
+import { ZoneRegistration, type DaemonIdentity, type RegistrarHooks } from './failover.js';
+import { Registrar, type SendFn } from './registrar.js';
 import { systemNameserver } from './resolvconf.js';
 
 export interface LoadClientSetupOptions {
@@ -127,40 +128,23 @@ function serverText(s: { host: string; port: number }): string {
   return formatHostPort(s.host, s.port);
 }
 
-function sameServer(a: NsregServer, b: NsregServer): boolean {
-  return a.host === b.host && a.port === b.port && a.name === b.name;
-}
-
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new ClientStartError('aborted', 'start-up interrupted', { cause: signal.reason });
 }
 
-/** A zone with a server: the registrar keeping the name there. */
-interface ZoneSlot {
-  readonly server: NsregServer;
-  readonly registrar: Registrar;
-}
-
 /**
- * A running nsregc: the zone locator, and one Registrar per zone whose
- * nsregd server was found. A zone whose server changes (the host moved,
- * the SRV record changed) gets a new registrar at once, and the old one
- * is retired: both servers are asked for their start-up identifiers, and
- * only when both answer with different ones (two daemons for certain)
- * are our records removed from the old one. Otherwise it may be the same
- * daemon under another address, where a removal could undo the new
- * registration, or it is out of reach: then only the records of addresses
- * that left the host are removed there, and the rest expire with their
- * TTL.
+ * A running nsregc: the zone locator, and for each zone whose nsregd
+ * servers were found a ZoneRegistration (src/client/failover.ts) keeping
+ * the name with one of them: failing over between a zone's servers, and
+ * retiring a server that was replaced (the host moved, the SRV record
+ * changed). Address events go to the registrar in use in each zone.
  */
 export class NsregClient {
   /** Resolves once every zone known has refused us (nothing is left to do). */
   readonly allRefused: Promise<void>;
   private resolveAllRefused: () => void = () => undefined;
-  private readonly slots = new Map<string, ZoneSlot>();
+  private readonly slots = new Map<string, ZoneRegistration>();
   private readonly locator: ZoneLocator;
-  /** Shutdowns of registrars replaced while running. */
-  private readonly retiring = new Set<Promise<void>>();
   private networkTimer: TimerHandle | undefined;
   private stopping: Promise<void> | undefined;
   private dnsServerSeen: string | undefined;
@@ -186,7 +170,7 @@ export class NsregClient {
       discoveryRetryDelayMs: config.dnsTimeout,
       ...(opts.lookupRetryInitialMs === undefined ? {} : { retryInitialMs: opts.lookupRetryInitialMs }),
       ...(opts.lookupRetryCapMs === undefined ? {} : { retryCapMs: opts.lookupRetryCapMs }),
-      onServer: (server) => this.serverFound(server),
+      onServers: (servers) => this.serversFound(servers),
     });
   }
 
@@ -250,7 +234,7 @@ export class NsregClient {
   /** Resolves once the look-ups under way and every registrar's queued updates are done (tests). */
   async idle(): Promise<void> {
     await this.locator.idle();
-    await Promise.all([...this.registrars.map((r) => r.idle()), ...this.retiring]);
+    await Promise.all([...this.slots.values()].map((z) => z.idle()));
   }
 
   /** True when every zone known refused us. */
@@ -268,7 +252,7 @@ export class NsregClient {
       this.locator.close();
       this.networkTimer?.cancel();
       this.networkTimer = undefined;
-      await Promise.all([...this.registrars.map((r) => r.shutdown(keep)), ...this.retiring]);
+      await Promise.all([...this.slots.values()].map((z) => z.shutdown(keep)));
       await this.addresses.close();
     })();
     return this.stopping;
@@ -298,41 +282,29 @@ export class NsregClient {
     });
   }
 
-  /** A look-up found `server` for its zone: new, changed, or the one in use. */
-  private serverFound(server: NsregServer): void {
-    if (this.stopping !== undefined) return;
-    const slot = this.slots.get(server.zone);
-    if (slot !== undefined && sameServer(slot.server, server) && slot.registrar.state === 'running') return;
-    if (slot !== undefined) {
-      const wasRunning = slot.registrar.state === 'running';
-      this.opts.logger.info(
-        { zone: server.zone, before: serverText(slot.server), now: serverText(server), previous: slot.registrar.state },
-        wasRunning ? 'the zone\'s nsregd server changed; registering with the new one' : 'trying the zone\'s nsregd server again',
-      );
-      const done = (wasRunning ? this.retire(slot, server) : slot.registrar.shutdown(true)).finally(() => this.retiring.delete(done));
-      this.retiring.add(done);
+  /** A look-up found a zone's servers: a new zone, or a new SRV order for one known. */
+  private serversFound(servers: readonly NsregServer[]): void {
+    const first = servers[0];
+    if (this.stopping !== undefined || first === undefined) return;
+    const zone = this.slots.get(first.zone);
+    if (zone !== undefined) {
+      zone.update(servers);
+      return;
     }
-    const registrar = this.makeRegistrar(server);
-    this.slots.set(server.zone, { server, registrar });
-    void registrar.start();
-  }
-
-  /** Stops the registrar of a server that was replaced by `next` (see the class comment). */
-  private async retire(old: ZoneSlot, next: NsregServer): Promise<void> {
     const timeoutMs = this.opts.config.dnsTimeout;
-    const [before, now] = await Promise.allSettled([srvProbe(old.server, timeoutMs)(), srvProbe(next, timeoutMs)()]);
-    const distinct =
-      before.status === 'fulfilled' && now.status === 'fulfilled' && before.value !== undefined && now.value !== undefined && before.value !== now.value;
-    this.opts.logger.info(
-      { zone: next.zone, server: serverText(old.server) },
-      distinct
-        ? 'the previous nsregd server is another daemon; removing our records there'
-        : 'the previous nsregd server may be the same daemon or is out of reach; only records of addresses that left are removed there',
+    this.slots.set(
+      first.zone,
+      new ZoneRegistration({
+        servers,
+        makeRegistrar: (server, hooks) => this.makeRegistrar(server, hooks),
+        identify: (server) => identify(server, timeoutMs),
+        clock: this.clock,
+        logger: this.opts.logger,
+      }),
     );
-    await old.registrar.shutdown(!distinct);
   }
 
-  private makeRegistrar(server: NsregServer): Registrar {
+  private makeRegistrar(server: NsregServer, hooks: RegistrarHooks): Registrar {
     const { config, logger: log } = this.opts;
     const where = serverText(server);
     const rlog = log.child({ registering: server.name });
@@ -346,7 +318,8 @@ export class NsregClient {
       keyTtl: Math.floor(config.keyTtl / 1000),
       addresses: this.addresses,
       send: this.opts.print === true ? printing(exchange, rlog, where) : exchange,
-      probe: srvProbe(server, config.dnsTimeout),
+      probe: hooks.probe,
+      onServerHealth: hooks.onServerHealth,
       probeIntervalMs: this.opts.probeIntervalMs ?? config.probeInterval,
       clock: this.clock,
       logger: rlog,
@@ -361,19 +334,18 @@ export class NsregClient {
  * The liveness question: SRV `_nsreg._tcp.<zone>` over TCP to the server
  * itself. Every nsregd answers it (the original too), it needs no
  * signature, and any reply with our ID counts as alive, whatever its rcode.
- * Resolves with the daemon's start-up identifier, if the answer has one.
+ * Resolves with the daemon's start-up and site identifiers, where the
+ * answer has them.
  */
-function srvProbe(server: NsregServer, timeoutMs: number): ProbeFn {
-  return async (): Promise<string | undefined> => {
-    const id = randomInt(0, 0x10000);
-    const q = emptyMessage(id, Opcode.QUERY);
-    q.questions.push({ name: `_nsreg._tcp.${server.zone}`, type: RRType.SRV, class: RRClass.IN });
-    const reply = decodeMessage(
-      await tcpExchange({ host: server.host, port: server.port, message: encodeMessage(q), timeoutMs: Math.min(timeoutMs, 5000) }),
-    );
-    if (!reply.qr || reply.id !== id) throw new Error('liveness probe: reply does not match the query');
-    return daemonInstance(reply);
-  };
+async function identify(server: NsregServer, timeoutMs: number): Promise<DaemonIdentity> {
+  const id = randomInt(0, 0x10000);
+  const q = emptyMessage(id, Opcode.QUERY);
+  q.questions.push({ name: `_nsreg._tcp.${server.zone}`, type: RRType.SRV, class: RRClass.IN });
+  const reply = decodeMessage(
+    await tcpExchange({ host: server.host, port: server.port, message: encodeMessage(q), timeoutMs: Math.min(timeoutMs, 5000) }),
+  );
+  if (!reply.qr || reply.id !== id) throw new Error('liveness probe: reply does not match the query');
+  return { instance: daemonInstance(reply), site: daemonSite(reply) };
 }
 
 /** Wraps a SendFn so each update and reply is logged in presentation form. */

@@ -1,7 +1,8 @@
 /**
  * Finding where to register: zone discovery
  * with DNS-SD browse-domain queries (RFC 6763 §11), then one SRV lookup
- * per zone for the nsregd server (`_nsreg._tcp.<zone>`, RFC 2782).
+ * per zone for its nsregd servers (`_nsreg._tcp.<zone>`, RFC 2782), in
+ * the order RFC 2782 says to try them.
  *
  * DNS I/O goes through an injected QueryFn, so tests drive discovery
  * without sockets; makeQuery builds the real one on src/net/transport.ts.
@@ -16,6 +17,7 @@ import type { Clock } from '../clock.js';
 import { Opcode, RRClass, RRType, Rcode, rcodeName } from '../dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage, optRecord, type DecodedMessage } from '../dns/message.js';
 import { canonicalName, fqdn, namesEqual } from '../dns/names.js';
+import type { SrvData } from '../dns/rdata.js';
 import { exchange } from '../net/transport.js';
 import { DiscoveryError } from './errors.js';
 import { errorMessage } from '../errors.js';
@@ -208,7 +210,7 @@ export type LookupFn = (host: string) => Promise<string>;
 /** getaddrinfo(3) through node, so /etc/hosts and nsswitch apply. */
 export const systemLookup: LookupFn = async (host: string): Promise<string> => (await dnsLookup(host)).address;
 
-/** Where to register a name: one nsregd server for one zone. */
+/** Where to register a name: one nsregd server of one zone. */
 export interface NsregServer {
   /** Zone FQDN, lower case. */
   readonly zone: string;
@@ -219,6 +221,8 @@ export interface NsregServer {
   /** IP address to connect to. */
   readonly host: string;
   readonly port: number;
+  /** The SRV priority (RFC 2782: lowest first). */
+  readonly priority: number;
 }
 
 /**
@@ -238,18 +242,82 @@ export async function resolveTarget(target: string, lookup: LookupFn = systemLoo
   }
 }
 
-export interface FindServerOptions {
+/**
+ * Most SRV targets kept for one zone, in order. A site runs a handful of
+ * daemons; the resolver of whatever network the host is on decides what
+ * the answer holds, so it must not be able to make the client resolve
+ * and cycle through hundreds of targets.
+ */
+export const MAX_SRV_TARGETS = 16;
+
+/** A uniform random integer in [0, maxInclusive] (RFC 2782's "between 0 and the sum, inclusive"). */
+export type RandomInt = (maxInclusive: number) => number;
+
+const cryptoRandomInt: RandomInt = (maxInclusive) => randomInt(0, maxInclusive + 1);
+
+/**
+ * SRV records in the order to try them (RFC 2782, "Usage rules"): lowest
+ * priority first; within one priority, a weighted random order: the
+ * records not yet ordered are listed with those of weight 0 first, a
+ * number is drawn uniformly between 0 and the sum of their weights
+ * (inclusive), and the first record whose running sum of weights is at
+ * least that number comes next. A weight-0 record is thus picked only
+ * when the draw is 0, or once no weighted record is left. Targets of "."
+ * ("the service is decidedly not available") are dropped, as are repeats
+ * of a target and port already listed; at most `limit` records are
+ * returned (the lowest priorities, ordered as above).
+ */
+export function orderSrvRecords(records: readonly SrvData[], random: RandomInt = cryptoRandomInt, limit = MAX_SRV_TARGETS): SrvData[] {
+  const seen = new Set<string>();
+  const usable: SrvData[] = [];
+  for (const r of records) {
+    const target = canonicalName(r.target);
+    const key = `${target} ${r.port}`;
+    if (target === '.' || seen.has(key)) continue;
+    seen.add(key);
+    usable.push(r);
+  }
+  const priorities = [...new Set(usable.map((r) => r.priority))].sort((a, b) => a - b);
+  const out: SrvData[] = [];
+  for (const priority of priorities) {
+    const group = usable.filter((r) => r.priority === priority);
+    // Weight 0 first, each part in answer order ("any order" in the RFC).
+    const left = [...group.filter((r) => r.weight === 0), ...group.filter((r) => r.weight !== 0)];
+    while (left.length > 0 && out.length < limit) {
+      const sum = left.reduce((n, r) => n + r.weight, 0);
+      const draw = Math.min(sum, Math.max(0, Math.floor(random(sum))));
+      let running = 0;
+      let pick = left.length - 1;
+      for (let i = 0; i < left.length; i++) {
+        running += left[i]?.weight ?? 0;
+        if (running >= draw) {
+          pick = i;
+          break;
+        }
+      }
+      out.push(...left.splice(pick, 1));
+    }
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+export interface FindServersOptions {
   readonly query: QueryFn;
   readonly lookup?: LookupFn;
   readonly logger: Logger;
+  /** The weighted draw (tests); default crypto's randomInt. */
+  readonly random?: RandomInt;
 }
 
 /**
- * The nsregd server of `zone` for the unqualified `name`: the first SRV
- * answer at `_nsreg._tcp.<zone>`. null (with a log line) when there is
- * none, the query fails or the target does not resolve.
+ * The nsregd servers of `zone` for the unqualified `name`: every SRV
+ * answer at `_nsreg._tcp.<zone>`, in the order to try them (see
+ * orderSrvRecords), each target resolved to an address; targets that do
+ * not resolve are left out. Empty (with a log line) when there is none,
+ * the query fails or no target resolves.
  */
-export async function findServer(zone: string, name: string, opts: FindServerOptions): Promise<NsregServer | null> {
+export async function findServers(zone: string, name: string, opts: FindServersOptions): Promise<NsregServer[]> {
   const z = canonicalName(zone);
   const qname = `${SRV_PREFIX}.${z}`;
   let reply: DecodedMessage;
@@ -257,31 +325,57 @@ export async function findServer(zone: string, name: string, opts: FindServerOpt
     reply = await opts.query(qname, 'SRV');
   } catch (err) {
     opts.logger.warn({ zone: z, err: err }, 'cannot look up the nsregd server of the zone');
-    return null;
+    return [];
   }
-  const srv = reply.answers.find((rr) => rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname));
-  if (srv === undefined || srv.type !== 'SRV' || srv.data === null) {
+  const records: SrvData[] = [];
+  for (const rr of reply.answers) {
+    if (rr.type === 'SRV' && rr.data !== null && namesEqual(rr.name, qname)) records.push(rr.data);
+  }
+  if (records.length === 0) {
     opts.logger.warn({ zone: z, rcode: rcodeName(reply.rcode) }, 'no nsregd server for zone (no SRV record)');
-    return null;
+    return [];
   }
-  const target = fqdn(srv.data.target);
-  let host: string;
-  try {
-    host = await resolveTarget(target, opts.lookup);
-  } catch (err) {
-    opts.logger.warn({ zone: z, target, err: err }, 'nsregd server address unknown');
-    return null;
+  const ordered = orderSrvRecords(records, opts.random);
+  if (ordered.length === 0) {
+    opts.logger.warn({ zone: z }, 'the zone\'s SRV target is "." (RFC 2782: the service is decidedly not available)');
+    return [];
   }
-  const server: NsregServer = Object.freeze({ zone: z, name: canonicalName(`${name}.${z}`), target, host, port: srv.data.port });
-  opts.logger.info(
-    { zone: z, target, address: host, port: server.port, name: server.name },
-    'found nsregd server for zone',
+  const resolved = await Promise.all(
+    ordered.map(async (r): Promise<NsregServer | null> => {
+      const target = fqdn(r.target);
+      try {
+        const host = await resolveTarget(target, opts.lookup);
+        return Object.freeze({ zone: z, name: canonicalName(`${name}.${z}`), target, host, port: r.port, priority: r.priority });
+      } catch (err) {
+        opts.logger.warn({ zone: z, target, err: err }, 'nsregd server address unknown');
+        return null;
+      }
+    }),
   );
-  return server;
+  const servers = resolved.filter((s): s is NsregServer => s !== null);
+  servers.forEach((server, i) =>
+    opts.logger.info(
+      { zone: z, target: server.target, address: server.host, port: server.port, name: server.name, ...(servers.length > 1 ? { order: i + 1, of: servers.length } : {}) },
+      'found nsregd server for zone',
+    ),
+  );
+  return servers;
 }
 
 /** Prefix of nsregd's start-up identifier, a TXT string in the Additional section of its SRV self-answer. */
 const INSTANCE_PREFIX = 'nsregd-instance=';
+/** Prefix of nsregd's site identifier (daemons sharing one store), likewise. */
+const SITE_PREFIX = 'nsregd-site=';
+
+/** The text after `prefix` in the first TXT string of the Additional section that starts with it. */
+function additionalText(reply: DecodedMessage, prefix: string): string | undefined {
+  for (const rr of reply.additionals) {
+    if (rr.type !== 'TXT' || rr.data === null) continue;
+    const text = rr.data.find((t) => t.startsWith(prefix));
+    if (text !== undefined) return text.slice(prefix.length);
+  }
+  return undefined;
+}
 
 /**
  * The start-up identifier in an nsregd SRV self-answer: the text after
@@ -289,10 +383,15 @@ const INSTANCE_PREFIX = 'nsregd-instance=';
  * when there is none (the original daemon, or another server).
  */
 export function daemonInstance(reply: DecodedMessage): string | undefined {
-  for (const rr of reply.additionals) {
-    if (rr.type !== 'TXT' || rr.data === null) continue;
-    const text = rr.data.find((t) => t.startsWith(INSTANCE_PREFIX));
-    if (text !== undefined) return text.slice(INSTANCE_PREFIX.length);
-  }
-  return undefined;
+  return additionalText(reply, INSTANCE_PREFIX);
+}
+
+/**
+ * The site identifier in an nsregd SRV self-answer (`nsregd-site=<id>`):
+ * daemons answering with the same one share their claims and records
+ * (README, "Running nsregc"). Undefined when there is none, or it is empty.
+ */
+export function daemonSite(reply: DecodedMessage): string | undefined {
+  const site = additionalText(reply, SITE_PREFIX);
+  return site === '' ? undefined : site;
 }

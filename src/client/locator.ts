@@ -1,7 +1,8 @@
 /**
  * Where to register, kept current for as long as nsregc runs: the zones
  * (configured, plus those found by discovery, RFC 6763 §11) and, for each,
- * the nsregd server its SRV record names (RFC 2782).
+ * the nsregd servers its SRV records name, in the order RFC 2782 says to
+ * try them.
  *
  * A look-up that did not get an answer naming a server (no DNS server
  * known yet, a timeout, no SRV record, a target that does not resolve) is
@@ -14,14 +15,14 @@
  * zones, other servers and another resolver.
  *
  * Rounds never overlap: a request made while one runs is carried out
- * when it ends. Every server found is reported; the client decides
- * whether it is news.
+ * when it ends. Every zone's servers found are reported; the client
+ * decides whether that is news.
  */
 import type { Logger } from 'pino';
 import { Backoff } from '../backoff.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { errorMessage } from '../errors.js';
-import { discoverZones, findServer, type LookupFn, type NetworkPrefix, type NsregServer, type QueryFn } from './discover.js';
+import { discoverZones, findServers, type LookupFn, type NetworkPrefix, type NsregServer, type QueryFn } from './discover.js';
 
 /** First delay before a failed look-up is tried again. */
 export const LOOKUP_RETRY_INITIAL_MS = 2_000;
@@ -63,8 +64,8 @@ export interface ZoneLocatorOptions {
   /** Back-off bounds (tests may shorten them). */
   readonly retryInitialMs?: number;
   readonly retryCapMs?: number;
-  /** A server was found for a zone (each time a look-up finds one). */
-  readonly onServer: (server: NsregServer) => void;
+  /** A zone's servers were found, in the order to try them (each time a look-up finds any); never empty. */
+  readonly onServers: (servers: readonly NsregServer[]) => void;
 }
 
 export class ZoneLocator {
@@ -173,15 +174,15 @@ export class ZoneLocator {
     }
     const todo = kind === 'all' ? [...this.zoneList] : this.zoneList.filter((z) => this.unresolved.has(z));
     for (const zone of todo) {
-      const server = await findServer(zone, this.opts.label, {
+      const servers = await findServers(zone, this.opts.label, {
         query,
         logger: this.opts.logger,
         ...(this.opts.lookup === undefined ? {} : { lookup: this.opts.lookup }),
       });
       if (this.closed) return;
-      if (server === null) continue;
+      if (servers.length === 0) continue;
       this.unresolved.delete(zone);
-      this.opts.onServer(server);
+      this.opts.onServers(servers);
     }
     if (this.unresolved.size > 0 || this.zoneList.length === 0 || (this.opts.discover && !this.discovered)) this.scheduleRetry();
     else this.backoff.reset();

@@ -133,6 +133,13 @@ export interface RegistrarOptions {
   readonly stopTimeoutMs?: number;
   /** Called once when the state leaves 'running'. */
   readonly onStateChange?: (state: RegistrarState) => void;
+  /**
+   * How the server is doing, for an owner that can fail over to another
+   * (src/client/failover.ts): false each time an update gets no answer or
+   * SERVFAIL, or a liveness probe gets no answer; true each time an update
+   * is answered NOERROR. Only while running.
+   */
+  readonly onServerHealth?: (healthy: boolean) => void;
 }
 
 /** What the registrar knows of its server while running. */
@@ -207,6 +214,12 @@ export class Registrar {
   private readonly touched = new Set<string>();
   /** Ends the current coalescing window. */
   private flushTimer: TimerHandle | undefined;
+  /** The initial registration began (start() ran, or its delay ended). */
+  private started = false;
+  /** Ends the delay of a delayed start. */
+  private startTimer: TimerHandle | undefined;
+  /** Addresses taken over from a registrar of the same site (adopt()), not looked at yet. */
+  private readonly adopted = new Set<string>();
 
   constructor(opts: RegistrarOptions) {
     this.opts = opts;
@@ -224,6 +237,11 @@ export class Registrar {
   /** True while the server is considered down (not answering). */
   get serverDown(): boolean {
     return this.phase.kind === 'running' && this.phase.link.kind === 'down';
+  }
+
+  /** The initial registration began (false while a delayed start waits). */
+  get begun(): boolean {
+    return this.started;
   }
 
   get state(): RegistrarState {
@@ -245,14 +263,72 @@ export class Registrar {
     return this.queue;
   }
 
-  /** The initial update: every current address (even none: that still claims the name). */
-  start(): Promise<void> {
+  /**
+   * The initial update: every current address (even none: that still
+   * claims the name), after `delayMs` if given (a failover that found
+   * every server of the zone failing waits with its back-off). Until then
+   * nothing is sent, probed or gathered from address events: the initial
+   * update lists the addresses the host has when it goes out.
+   */
+  start(delayMs = 0): Promise<void> {
+    if (delayMs <= 0) return this.begin();
+    this.startTimer = this.opts.clock.schedule(delayMs, () => {
+      this.startTimer = undefined;
+      void this.begin();
+    });
+    return Promise.resolve();
+  }
+
+  private begin(): Promise<void> {
+    if (!this.active() || this.started) return this.queue;
+    this.started = true;
     this.log.info({ name: this.name }, 'registering with nsregd server');
     this.scheduleProbe(this.probeIntervalMs);
     return this.enqueue(async () => {
       const addrs = await this.opts.addresses.list();
       await this.sendInserts(addrs);
+      await this.removeAdopted();
     });
+  }
+
+  /**
+   * Stops at once, removing nothing and forgetting everything: another
+   * server of the same site (one shared store) holds the same records and
+   * is registered with instead. An update in flight is left to finish; its
+   * answer is ignored. Returns the addresses whose records the site may
+   * hold on this registrar's account (registered, waiting for a retry, or
+   * named by an address event not handled yet), for adopt().
+   */
+  abandon(): string[] {
+    if (this.phase.kind !== 'running') return [];
+    const keys = new Set([...this.registered.keys(), ...this.retryInserts, ...this.retryRemovals, ...this.touched]);
+    this.dropEverything();
+    this.setPhase({ kind: 'stopped' });
+    return [...keys];
+  }
+
+  /**
+   * Takes over from a registrar of the same site (abandon()'s list): the
+   * records of those addresses the host no longer has are removed here,
+   * as that registrar would have done. The others are this registrar's
+   * own registration already.
+   */
+  adopt(addresses: readonly string[]): void {
+    if (!this.active() || addresses.length === 0) return;
+    for (const a of addresses) this.adopted.add(addressKey(a));
+    // Before the initial update (a delayed start), the removal waits for it.
+    if (this.started) void this.enqueue(() => this.removeAdopted());
+  }
+
+  private async removeAdopted(): Promise<void> {
+    if (!this.active() || this.adopted.size === 0) return;
+    const keys = [...this.adopted];
+    this.adopted.clear();
+    const present = new Set((await this.opts.addresses.list()).map((a) => addressKey(a.address)));
+    const gone = keys.filter((k) => !present.has(k) && !this.registered.has(k) && !this.retryInserts.has(k));
+    if (gone.length === 0) return;
+    this.log.info({ addresses: gone }, 'removing records of addresses that left, registered through the previous server of this site');
+    await this.exchangeUpdate({ removals: gone });
   }
 
   /** An address appeared, or was announced again (address event): looked at when the coalescing window ends. */
@@ -270,7 +346,7 @@ export class Registrar {
    * went): probe the server now instead of at the next interval.
    */
   networkChanged(): void {
-    if (!this.active() || this.opts.probe === undefined) return;
+    if (!this.active() || !this.started || this.opts.probe === undefined) return;
     this.probeBackoff.reset();
     this.scheduleProbe(0);
   }
@@ -336,7 +412,7 @@ export class Registrar {
 
   /** Opens a coalescing window unless one is open. */
   private touch(address: string): void {
-    if (!this.active()) return;
+    if (!this.active() || !this.started) return;
     this.touched.add(addressKey(address));
     if (this.flushTimer !== undefined) return;
     this.flushTimer = this.opts.clock.schedule(this.opts.coalesceMs ?? COALESCE_MS, () => {
@@ -415,6 +491,8 @@ export class Registrar {
     this.cancelRetry();
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
+    this.startTimer?.cancel();
+    this.startTimer = undefined;
     this.dueTimer?.cancel();
     this.dueTimer = undefined;
     this.dueRefresh.clear();
@@ -447,6 +525,7 @@ export class Registrar {
       answer = { id: await probe() };
     } catch (err) {
       this.markDown('liveness probe', err);
+      this.reportHealth(false);
     }
     if (this.phase.kind !== 'running') return;
     if (answer === undefined) {
@@ -546,14 +625,19 @@ export class Registrar {
       reply = decodeMessage(await this.opts.send(update));
       if (!reply.qr) throw new Error('reply is not a response (QR clear)');
     } catch (err) {
+      if (this.abandoned()) return 'skipped';
       this.log.warn({ err }, 'network error while sending update');
       this.markDown('update', err);
       this.transient(inserts, removals);
+      this.reportHealth(false);
       return 'transient';
     }
+    // Abandoned while the update was in flight: its answer no longer matters here.
+    if (this.abandoned()) return 'skipped';
     if (reply.rcode === Rcode.SERVFAIL) {
       this.log.warn({ rcode: rcodeName(reply.rcode), reason: replyReason(reply) }, 'server failure');
       this.transient(inserts, removals);
+      this.reportHealth(false);
       return 'transient';
     }
     if (reply.rcode !== Rcode.NOERROR) {
@@ -578,7 +662,18 @@ export class Registrar {
     }
     for (const a of removals) this.log.info({ address: a }, 'record removed');
     this.registerEchoed(reply);
+    this.reportHealth(true);
     return 'ok';
+  }
+
+  /** Stopped while an update was in flight (only abandon() stops a registrar with an update under way). */
+  private abandoned(): boolean {
+    return this.phase.kind === 'stopped';
+  }
+
+  /** Tells the owner how the server is doing (onServerHealth), while running. */
+  private reportHealth(healthy: boolean): void {
+    if (this.phase.kind === 'running') this.opts.onServerHealth?.(healthy);
   }
 
   /** For every echoed A/AAAA (class IN, TTL > 0): registered, refreshed at half its TTL (unless `refresh` is false: stopping). */
@@ -702,11 +797,17 @@ export class Registrar {
   }
 
   private refuse(): void {
+    this.dropEverything();
+    this.setPhase({ kind: 'refused' });
+  }
+
+  /** No timer left, nothing pending, nothing registered. */
+  private dropEverything(): void {
     this.cancelTimers();
     this.touched.clear();
+    this.adopted.clear();
     this.retryInserts.clear();
     this.retryRemovals.clear();
     for (const k of [...this.registered.keys()]) this.forget(k);
-    this.setPhase({ kind: 'refused' });
   }
 }

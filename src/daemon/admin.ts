@@ -36,6 +36,8 @@ export interface StatusReport {
     readonly zone: string;
     readonly names: number;
     readonly records: number;
+    /** On a shared store: whether this daemon is the zone's elected publisher. */
+    readonly publisher?: boolean;
     readonly upstreams: ReadonlyArray<{ readonly upstream: string; readonly state: 'up' | 'failing'; readonly pending: number }>;
   }>;
   /** `limits:` as in force, key → value in the configuration's syntax. */

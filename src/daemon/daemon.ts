@@ -187,6 +187,7 @@ export class Daemon {
         zone: z.name,
         names: z.keyCount,
         records: z.recordCount,
+        ...(z.publishing === undefined ? {} : { publisher: z.publishing }),
         upstreams: z.upstreamStates().map((u) => ({ upstream: u.upstream, state: u.failing ? ('failing' as const) : ('up' as const), pending: u.pending })),
       })),
       limits: Object.fromEntries(limitEntries(this.config.limits)),

@@ -48,10 +48,19 @@ export interface HandlerContext {
    * it did not see happen. None: the answer carries no identifier.
    */
   instanceId?: string;
+  /**
+   * Names the site: every daemon sharing one store (and so one set of claims
+   * and records) carries the same id. Sent with the SRV self-answer so a
+   * client failing over between two of them knows it may simply register
+   * at the other, removing nothing. None: no site TXT.
+   */
+  siteId?: string;
 }
 
 /** Prefix of the start-up identifier's TXT string in the SRV self-answer (README, "Running nsregc"). */
 export const INSTANCE_TXT_PREFIX = 'nsregd-instance=';
+/** Prefix of the site identifier's TXT string in the SRV self-answer (README, "Running nsregc"). */
+export const SITE_TXT_PREFIX = 'nsregd-site=';
 
 /** The default `max-sig-validity`: BIND's and nsregc's windows are ±5 minutes. */
 export const DEFAULT_MAX_SIG_VALIDITY = 3600_000;
@@ -178,7 +187,9 @@ export async function handleMessage(raw: Buffer, remote: string, ctx: HandlerCon
  * it. With an instance id, the Additional section also carries one TXT
  * record (owner the queried name, TTL 0) `nsregd-instance=<id>`: nsregc
  * compares it between liveness probes to notice a restart; clients that do
- * not know it ignore additional data they did not ask for.
+ * not know it ignore additional data they did not ask for. With a site id,
+ * a second TXT record `nsregd-site=<id>` follows: daemons answering with
+ * the same one share their claims and records.
  */
 function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
   const q = req.questions[0];
@@ -192,6 +203,9 @@ function srvAnswer(req: Message, ctx: HandlerContext): Buffer {
   });
   if (ctx.instanceId !== undefined) {
     m.additionals.push({ name: fqdn(q.name), type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${INSTANCE_TXT_PREFIX}${ctx.instanceId}`] });
+  }
+  if (ctx.siteId !== undefined) {
+    m.additionals.push({ name: fqdn(q.name), type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${SITE_TXT_PREFIX}${ctx.siteId}`] });
   }
   return encodeMessage(m);
 }

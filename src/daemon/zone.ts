@@ -127,6 +127,8 @@ export interface ServedZone {
   readonly counters: ZoneCounters;
   readonly keyCount: number;
   readonly recordCount: number;
+  /** On a shared store: whether this daemon publishes for the zone now; undefined for a zone in files. */
+  readonly publishing?: boolean;
   keyOf(name: string): ClaimedKey | undefined;
   withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
   applyUpdate(plan: UpdatePlan, now: number): Promise<UpdateResult>;

@@ -237,10 +237,12 @@ export function parsePrivateKeyFile(text: string, file: string): PrivateKeyFile 
 
   const ec = EC_SIZES[algorithm];
   if (ec !== undefined) {
-    const d = bytes('PrivateKey');
-    if (d.buf.length !== ec.size) {
-      throw new KeyFileError(file, `${ec.crv} private key must be ${ec.size} bytes, got ${d.buf.length}`, d.line);
+    const raw = bytes('PrivateKey');
+    // BIND writes the scalar as a big-endian number without leading zero bytes (one key in 256 is shorter).
+    if (raw.buf.length === 0 || raw.buf.length > ec.size) {
+      throw new KeyFileError(file, `${ec.crv} private key must be 1 to ${ec.size} bytes, got ${raw.buf.length}`, raw.line);
     }
+    const d = { line: raw.line, buf: Buffer.concat([Buffer.alloc(ec.size - raw.buf.length), raw.buf]) };
     return load(d.line, () => {
       // The file holds only the scalar d; JWK import needs the public point too.
       const ecdh = crypto.createECDH(ec.curve);
@@ -340,11 +342,13 @@ function bindTimestamp(now: Date): string {
 }
 
 /** JWK members are base64url; BIND fields are standard base64, EC scalars at full width. */
-function jwkField(value: string | undefined, width?: number): string {
+/** A JWK field in base64; a number as BIND writes it: big-endian, without leading zero bytes (at least one byte). */
+function jwkField(value: string | undefined, isNumber = true): string {
   if (value === undefined) throw new InvalidKeyError('private key export lacks a field');
-  let b = Buffer.from(value, 'base64url');
-  if (width !== undefined && b.length < width) b = Buffer.concat([Buffer.alloc(width - b.length), b]);
-  return b.toString('base64');
+  const b = Buffer.from(value, 'base64url');
+  let start = 0;
+  while (isNumber && start < b.length - 1 && b[start] === 0) start++;
+  return b.subarray(start).toString('base64');
 }
 
 /** A `.private` file in BIND 9.18's v1.3 layout. */
@@ -357,7 +361,8 @@ export function formatPrivateKeyFile(algorithm: number, privateKey: KeyObject, n
   if (algorithm === Algorithm.RSASHA256 || algorithm === Algorithm.RSASHA512) {
     for (const [field, member] of RSA_FIELDS) lines.push(`${field}: ${jwkField(jwk[member])}`);
   } else {
-    lines.push(`PrivateKey: ${jwkField(jwk.d, EC_SIZES[algorithm]?.size)}`);
+    // An EdDSA key is its fixed-length seed, written as it is (RFC 8080 section 3); an ECDSA scalar is a number.
+    lines.push(`PrivateKey: ${jwkField(jwk.d, EDDSA_SIZES[algorithm] === undefined)}`);
   }
   const stamp = bindTimestamp(now);
   lines.push(`Created: ${stamp}`, `Publish: ${stamp}`, `Activate: ${stamp}`);

@@ -11,7 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -28,6 +29,18 @@ export interface EtcdClusterOptions {
   heartbeatMs?: number;
   /** Raft election timeout (ms; etcd's default 1000). */
   electionTimeoutMs?: number;
+  /**
+   * Serve clients over TLS with a throw-away CA (made with openssl), and
+   * require a client certificate signed by it. Peers still talk plain HTTP.
+   */
+  tls?: boolean;
+}
+
+/** PEM texts of the throw-away CA and a client certificate it signed. */
+export interface EtcdTestTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
 }
 
 export interface EtcdCluster {
@@ -35,6 +48,8 @@ export interface EtcdCluster {
   readonly endpoints: readonly string[];
   /** The temporary directory holding every member's data dir and log. */
   readonly dir: string;
+  /** With `tls`: what a client needs (the CA, a client certificate and its key). */
+  readonly tls: EtcdTestTls | undefined;
   /** Whether member i is running. */
   running(i: number): boolean;
   /** The last `bytes` of member i's log. */
@@ -79,14 +94,50 @@ interface Member {
 }
 
 /** Whether the member at `clientUrl` reports healthy on /health (bounded; false on any failure). */
-async function checkHealth(clientUrl: string): Promise<boolean> {
+async function checkHealth(clientUrl: string, tls: EtcdTestTls | undefined): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
-    const body = (await res.json()) as { health?: unknown };
-    return res.ok && body.health === 'true';
+    if (tls === undefined) {
+      const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+      return res.ok && ((await res.json()) as { health?: unknown }).health === 'true';
+    }
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.get(`${clientUrl}/health`, { ca: tls.ca, cert: tls.cert, key: tls.key, timeout: HEALTH_TIMEOUT_MS }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`status ${res.statusCode}`))));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+    });
+    return (JSON.parse(body) as { health?: unknown }).health === 'true';
   } catch {
     return false;
   }
+}
+
+/** Certificates for 127.0.0.1 signed by a fresh CA, in `dir/tls`: file paths for etcd, PEM texts for clients. */
+async function makeCertificates(dir: string): Promise<{ files: { ca: string; cert: string; key: string }; client: EtcdTestTls }> {
+  const openssl = requireTool('openssl');
+  const tlsDir = path.join(dir, 'tls');
+  await mkdir(tlsDir, { mode: 0o700 });
+  const at = (f: string): string => path.join(tlsDir, f);
+  const step = async (args: string[]): Promise<void> => {
+    const r = await run(openssl, args);
+    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await step(['req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.crt'), '-days', '2', '-subj', '/CN=nsregd test CA']);
+  for (const [name, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+    await writeFile(at(`${name}.ext`), `subjectAltName=IP:127.0.0.1\nextendedKeyUsage=${usage}\n`);
+    await step(['req', ...ec, '-keyout', at(`${name}.key`), '-out', at(`${name}.csr`), '-subj', `/CN=${name === 'server' ? '127.0.0.1' : 'root'}`]);
+    await step(['x509', '-req', '-in', at(`${name}.csr`), '-CA', at('ca.crt'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at(`${name}.crt`), '-days', '2', '-extfile', at(`${name}.ext`)]);
+  }
+  const pem = (f: string): Promise<string> => readFile(at(f), 'utf8');
+  return {
+    files: { ca: at('ca.crt'), cert: at('server.crt'), key: at('server.key') },
+    client: { ca: await pem('ca.crt'), cert: await pem('client.crt'), key: await pem('client.key') },
+  };
 }
 
 function tail(file: string, bytes: number): string {
@@ -106,7 +157,10 @@ export async function startEtcdCluster(opts: EtcdClusterOptions): Promise<EtcdCl
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-etcd-'));
-    const cluster = await launch(etcd, dir, opts);
+    const cluster = await launch(etcd, dir, opts).catch(async (err: unknown) => {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    });
     if (!('error' in cluster)) return cluster;
     lastError = cluster.error;
     if (!cluster.retry) break;
@@ -116,6 +170,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions): Promise<EtcdCl
 
 async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Promise<EtcdCluster | { error: Error; retry: boolean }> {
   const token = `nsregd-test-${randomBytes(6).toString('hex')}`;
+  const certificates = opts.tls === true ? await makeCertificates(dir) : undefined;
+  const scheme = certificates === undefined ? 'http' : 'https';
   const members: Member[] = [];
   const taken = new Set<number>();
   const port = async (): Promise<number> => {
@@ -136,7 +192,7 @@ async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Prom
       name,
       dataDir,
       logFile: path.join(dir, `${name}.log`),
-      clientUrl: `http://127.0.0.1:${await port()}`,
+      clientUrl: `${scheme}://127.0.0.1:${await port()}`,
       peerUrl: `http://127.0.0.1:${await port()}`,
       proc: undefined,
     });
@@ -156,7 +212,11 @@ async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Prom
     '--election-timeout', String(opts.electionTimeoutMs ?? 1000),
     '--logger', 'zap',
     '--log-outputs', 'stderr',
+    ...(certificates === undefined
+      ? []
+      : ['--cert-file', certificates.files.cert, '--key-file', certificates.files.key, '--trusted-ca-file', certificates.files.ca, '--client-cert-auth']),
   ];
+  const tls = certificates?.client;
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
 
   const spawnMember = (i: number): void => {
@@ -174,7 +234,7 @@ async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Prom
     const state = async (): Promise<'up' | 'waiting' | 'exited' | 'spawn'> => {
       if (m.proc?.spawnError()) return 'spawn';
       if (m.proc?.exited()) return 'exited';
-      return (await checkHealth(m.clientUrl)) ? 'up' : 'waiting';
+      return (await checkHealth(m.clientUrl, tls)) ? 'up' : 'waiting';
     };
     const outcome = await eventually(`etcd member ${m.name} to report healthy`, state, (s) => s !== 'waiting', startTimeoutMs).catch(
       () => 'timeout' as const,
@@ -226,6 +286,7 @@ async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Prom
   return {
     endpoints: members.map((m) => m.clientUrl),
     dir,
+    tls,
     running: (i) => {
       const proc = check(i).proc;
       return proc !== undefined && proc.exited() === undefined;
@@ -239,10 +300,11 @@ async function launch(etcd: string, dir: string, opts: EtcdClusterOptions): Prom
       spawnMember(i);
       if (startOpts.waitHealthy ?? true) await waitHealthy(i);
     },
-    healthy: (i) => checkHealth(check(i).clientUrl),
+    healthy: (i) => checkHealth(check(i).clientUrl, tls),
     etcdctl(args, member): Promise<RunResult> {
       const urls = member === undefined ? members.filter((m) => m.proc?.exited() === undefined).map((m) => m.clientUrl) : [check(member).clientUrl];
-      return run(etcdctl, ['--endpoints', urls.join(','), '--dial-timeout', '2s', '--command-timeout', '5s', ...args], {
+      const tlsArgs = certificates === undefined ? [] : ['--cacert', certificates.files.ca, '--cert', path.join(dir, 'tls', 'client.crt'), '--key', path.join(dir, 'tls', 'client.key')];
+      return run(etcdctl, ['--endpoints', urls.join(','), '--dial-timeout', '2s', '--command-timeout', '5s', ...tlsArgs, ...args], {
         env: { ...process.env, ETCDCTL_API: '3' },
       });
     },

@@ -5,6 +5,7 @@
  * the registry so a new algorithm is tested everywhere at once.
  */
 import { readFileSync } from 'node:fs';
+import { loadClientKey, type ClientKey } from '../../src/client/keys.js';
 import { Algorithm, type AlgorithmNumber } from '../../src/dns/constants.js';
 
 /** dist/test/helpers/ → repository root → test/fixtures/. */
@@ -16,3 +17,12 @@ export const fixtureBytes = (rel: string): Buffer => readFileSync(fixturePath(re
 
 /** [name, number] of every supported DNSSEC algorithm. */
 export const ALGORITHMS: ReadonlyArray<readonly [string, AlgorithmNumber]> = Object.entries(Algorithm);
+
+/** The original client's key pair (go-nsregc/nsregc.key, .private), for the name `foxtrot`. */
+export const goNsregcKey = (): Promise<ClientKey> =>
+  loadClientKey({
+    keyFile: fixturePath('go-nsregc/nsregc.key'),
+    privateKeyFile: fixturePath('go-nsregc/nsregc.private'),
+    genKey: false,
+    name: 'foxtrot',
+  });

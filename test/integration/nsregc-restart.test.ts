@@ -14,35 +14,18 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NsregClient } from '../../src/client/client.js';
-import { loadClientKey } from '../../src/client/keys.js';
-import { LIFETIME_FOREVER, type AddressSource, type LocalAddress } from '../../src/client/addresses/source.js';
-import { defaultClientConfig, mergeClientFlags } from '../../src/config/client.js';
 import { Opcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, emptyMessage, encodeMessage } from '../../src/dns/message.js';
 import { tcpExchange } from '../../src/net/transport.js';
 import { systemClock, type Clock, type TimerHandle } from '../../src/clock.js';
 import { startNsregd, type NsregdLab } from '../helpers/nsregd-lab.js';
 import { freePort } from '../helpers/ports.js';
-import { logSink as sink } from '../helpers/log-sink.js';
+import { startStaticClient } from '../helpers/static-client.js';
 import { LOOPBACK_ZONE, serveUpstream, zoneYaml } from '../helpers/config-yaml.js';
 
 const ZONE = 'dynamic.example.org.';
 const NAME = `lab.${ZONE}`;
 
-
-function local(address: string): LocalAddress {
-  return {
-    address,
-    family: address.includes(':') ? 6 : 4,
-    ifindex: 2,
-    ifname: 'eth0',
-    prefixLen: 24,
-    flags: 0x80,
-    validLifetime: LIFETIME_FOREVER,
-    preferredLifetime: LIFETIME_FOREVER,
-  };
-}
 
 /**
  * Real time, but the test can hold every timer that falls due (a held one
@@ -84,14 +67,6 @@ class HoldingClock implements Clock {
     for (const q of this.queued.splice(0)) q.fn();
   }
 }
-
-/** Fixed addresses; nothing changes during the test. */
-const staticSource = (addresses: LocalAddress[]): AddressSource => ({
-  kind: 'netlink',
-  list: () => Promise.resolve([...addresses]),
-  subscribe: () => Promise.resolve(),
-  close: () => Promise.resolve(),
-});
 
 describe('daemon restart under a running nsregc', () => {
   let dir: string;
@@ -141,20 +116,7 @@ describe('daemon restart under a running nsregc', () => {
   it('re-registers after SIGTERM + restart and after kill -9 + restart', async () => {
     await mkdir(path.join(dir, 'daemon'), { recursive: true });
     d = await start();
-    const { logger, lines } = sink();
-    const cfg = mergeClientFlags(defaultClientConfig(dir, { hostname: 'lab' }), {
-      dnsServer: `127.0.0.1@${port}`,
-      dnsTcp: true,
-      zones: [ZONE],
-    });
-    const key = await loadClientKey({ keyFile: path.join(dir, 'k.key'), privateKeyFile: path.join(dir, 'k.private'), genKey: true, name: 'lab' });
-    const client = await NsregClient.start({
-      config: { ...cfg, discoverZones: false },
-      key,
-      logger,
-      openSource: () => Promise.resolve(staticSource([local('192.0.2.1'), local('192.0.2.2')])),
-      probeIntervalMs: 300,
-    });
+    const { client, lines } = await startStaticClient({ dir, label: 'lab', zone: ZONE, dnsPort: port, addresses: ['192.0.2.1', '192.0.2.2'], probeIntervalMs: 300 });
     try {
       await client.idle();
       await waitServed(['192.0.2.1', '192.0.2.2'], 5000);
@@ -190,25 +152,15 @@ describe('daemon restart under a running nsregc', () => {
     const PROBE_MS = 400;
     const name = `between.${ZONE}`;
     d ??= await start();
-    const { logger, lines } = sink();
     const clock = new HoldingClock(PROBE_MS);
-    const cfg = mergeClientFlags(defaultClientConfig(dir, { hostname: 'between' }), {
-      dnsServer: `127.0.0.1@${port}`,
-      dnsTcp: true,
-      zones: [ZONE],
-    });
-    const key = await loadClientKey({
-      keyFile: path.join(dir, 'b.key'),
-      privateKeyFile: path.join(dir, 'b.private'),
-      genKey: true,
-      name: 'between',
-    });
-    const client = await NsregClient.start({
-      config: { ...cfg, discoverZones: false, probeInterval: PROBE_MS },
-      key,
-      logger,
+    const { client, lines } = await startStaticClient({
+      dir,
+      label: 'between',
+      zone: ZONE,
+      dnsPort: port,
+      addresses: ['192.0.2.11', '192.0.2.12'],
+      config: { probeInterval: PROBE_MS },
       clock,
-      openSource: () => Promise.resolve(staticSource([local('192.0.2.11'), local('192.0.2.12')])),
     });
     const msgs = (text: string): number => lines.filter((l) => String(l['msg']).includes(text)).length;
     try {

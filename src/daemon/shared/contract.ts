@@ -187,6 +187,8 @@ export interface SharedStore {
   mirror(zone: string): Promise<ZoneMirror>;
   /** Joins the zone's publisher election (one Election per zone and daemon). */
   election(zone: string, instanceId: string): Election;
+  /** The same for every daemon on this etcd cluster and prefix: what clients compare to recognise one site. */
+  readonly siteId: string;
   /** Whether the store answered within the timeout lately (false while there is no quorum). */
   readonly healthy: boolean;
   close(): Promise<void>;

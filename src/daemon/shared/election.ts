@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 
 import type { Election } from './contract.js';
 import { encodeLeader, LEADER_KEY } from './layout.js';
+import { Listeners } from './listeners.js';
 
 export interface LeaseElectionOptions {
   /** The zone's namespace (`<prefix>/v1/zones/<zone>/`). */
@@ -56,7 +57,7 @@ export class LeaseElection implements Election {
   readonly #keepAliveMs: number;
   readonly #retryMs: number;
 
-  readonly #listeners = new Set<(leader: boolean) => void>();
+  readonly #listeners: Listeners<boolean>;
   #leader = false;
   #lease: Lease | undefined;
   #createRevision: string | undefined;
@@ -78,6 +79,7 @@ export class LeaseElection implements Election {
     this.#timeoutMs = opts.timeoutMs;
     this.#log = opts.logger;
     this.#onClose = opts.onClose;
+    this.#listeners = new Listeners(opts.logger, 'election');
     this.#validMs = opts.leaseMs / 2;
     this.#keepAliveMs = Math.max(50, Math.floor(opts.leaseMs / 6));
     this.#retryMs = Math.max(100, Math.min(1000, Math.floor(opts.leaseMs / 4)));
@@ -89,8 +91,7 @@ export class LeaseElection implements Election {
   }
 
   onChange(listener: (leader: boolean) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   fence(): { readonly key: string; readonly createRevision: string } | undefined {
@@ -102,7 +103,7 @@ export class LeaseElection implements Election {
     if (this.#closed) return;
     const wasLeader = this.#leader;
     const lease = this.#shutDown();
-    if (wasLeader) this.#emit(false);
+    if (wasLeader) this.#listeners.emit(false);
     if (lease !== undefined) {
       try {
         await this.#bounded(lease.revoke({ deadline: Date.now() + this.#timeoutMs }), 'revoke');
@@ -223,6 +224,8 @@ export class LeaseElection implements Election {
     this.#log.info({ createRevision }, 'publisher of this zone');
     this.#armExpiry();
     this.#keepAliveTimer = setInterval(() => this.#keepAlive(), this.#keepAliveMs);
+    // The lease's time runs from its grant: the first keep-alive goes at once.
+    this.#keepAlive();
     // While leader, a change of `leader` by anyone else ends it at once.
     const watcher = this.#ns.watch().key(LEADER_KEY).startRevision((BigInt(createRevision) + 1n).toString()).watcher();
     this.#watcher = watcher;
@@ -231,7 +234,7 @@ export class LeaseElection implements Election {
       if (kv.create_revision !== createRevision) this.#lose('the leader key was replaced');
     });
     watcher.on('error', () => undefined);
-    this.#emit(true);
+    this.#listeners.emit(true);
   }
 
   #keepAlive(): void {
@@ -273,7 +276,7 @@ export class LeaseElection implements Election {
     this.#lease = undefined;
     if (lease !== undefined) this.#giveUp(lease);
     this.#log.warn({ reason: why }, 'no longer publisher of this zone');
-    this.#emit(false);
+    this.#listeners.emit(false);
     void this.#campaign();
   }
 
@@ -296,16 +299,6 @@ export class LeaseElection implements Election {
     // Its 'error' listener stays: an EventEmitter without one throws.
     watcher.removeAllListeners('delete').removeAllListeners('put').removeAllListeners('disconnected');
     watcher.cancel().catch(() => undefined);
-  }
-
-  #emit(leader: boolean): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(leader);
-      } catch (err) {
-        this.#log.error({ err }, 'election listener failed');
-      }
-    }
   }
 
   /** Pauses `ms`, or less when closed. */

@@ -12,6 +12,7 @@
  * nothing secret into etcd, and neither the password nor the TLS key is
  * ever logged.
  */
+import { createHash } from 'node:crypto';
 import { Etcd3, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 
@@ -150,6 +151,8 @@ class EtcdStore implements SharedStore {
   readonly #mirrors = new Map<string, Promise<EtcdZoneMirror>>();
   readonly #elections = new Set<LeaseElection>();
   #healthy = true;
+  /** Set once the first read answered (openSharedStore). */
+  siteId = '';
   #probe: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -269,6 +272,16 @@ class EtcdStore implements SharedStore {
 }
 
 /**
+ * One site's name: the same for every daemon on one etcd cluster and
+ * prefix, different for another cluster or prefix. nsregc compares it to
+ * tell another daemon of its site from another service (README, "Running
+ * nsregc").
+ */
+function siteIdOf(clusterId: string, prefix: string): string {
+  return createHash('sha256').update(`${clusterId}\0${prefix}`).digest('hex').slice(0, 16);
+}
+
+/**
  * Connects to etcd and checks that it answers (a bounded read under the
  * prefix); rejects with StoreUnavailableError naming the endpoints
  * otherwise. `config` must be the etcd kind.
@@ -279,7 +292,8 @@ export async function openSharedStore(config: StoreConfig, logger: Logger): Prom
   const client = new Etcd3(clientOptions(config));
   const store = new EtcdStore(client, config, log);
   try {
-    await store.run('first read', () => client.get(zonesPrefix(config.prefix)).exists());
+    const first = await store.run('first read', () => client.get(zonesPrefix(config.prefix)).exec());
+    store.siteId = siteIdOf(first.header.cluster_id, config.prefix);
   } catch (err) {
     await store.close();
     throw new StoreUnavailableError(`cannot use etcd at ${config.endpoints.join(', ')}: ${errorMessage(err)}`, { cause: err });

@@ -34,6 +34,7 @@ import type {
   ZoneMirror,
 } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
+import { Listeners } from './listeners.js';
 import { claimKey, decodeChange, decodeClaim, decodeRecord, decodeResult, parseZoneKey, recordPath, type Decoded, type ZoneKey } from './layout.js';
 
 /** Keys per page of a snapshot read. */
@@ -119,7 +120,7 @@ class Mirror implements EtcdZoneMirror {
   #serialBase = '0';
   #revision = 0n;
 
-  readonly #listeners = new Set<(e: MirrorEvent) => void>();
+  readonly #listeners: Listeners<MirrorEvent>;
   readonly #waiters = new Set<Waiter>();
   #watcher: Watcher | undefined;
   #current = false;
@@ -132,6 +133,7 @@ class Mirror implements EtcdZoneMirror {
     this.#ns = opts.namespace;
     this.#run = opts.run;
     this.#log = opts.logger;
+    this.#listeners = new Listeners(opts.logger, 'zone mirror event');
     this.#retryMs = Math.max(100, Math.min(1000, opts.timeoutMs));
   }
 
@@ -196,8 +198,7 @@ class Mirror implements EtcdZoneMirror {
   }
 
   onEvent(listener: (e: MirrorEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   caughtUp(revision: string, timeoutMs: number): Promise<void> {
@@ -224,6 +225,9 @@ class Mirror implements EtcdZoneMirror {
 
   applyOwn(revision: string, writes: OwnWrites): void {
     const rev = BigInt(revision);
+    // The mirror has seen every write up to its revision, this one included (by the watch or a
+    // snapshot, which may also have seen later writes to the same keys that this must not undo).
+    if (rev <= this.#revision) return;
     const batch = new Batch();
     for (const put of writes.puts ?? []) {
       const existing = this.#entries.get(put.key);
@@ -231,7 +235,7 @@ class Mirror implements EtcdZoneMirror {
       this.#applyPut(put.key, typeof put.value === 'string' ? Buffer.from(put.value) : put.value, created, rev, batch);
     }
     for (const key of writes.deletes ?? []) this.#applyDelete(key, rev, batch);
-    if (batch.touched) this.#emit(batch.event(rev));
+    if (batch.touched) this.#listeners.emit(batch.event(rev));
   }
 
   reloadName(name: string, revision: string, kvs: ReadonlyArray<IKeyValue>): void {
@@ -249,7 +253,7 @@ class Mirror implements EtcdZoneMirror {
     // What the read did not find was gone at `revision`.
     const held = [claimKey(name), ...this.records(name).map(({ record }) => recordPath(record))];
     for (const key of held) if (!seen.has(key)) this.#applyDelete(key, rev, batch);
-    if (batch.touched) this.#emit(batch.event(rev));
+    if (batch.touched) this.#listeners.emit(batch.event(rev));
   }
 
   async close(): Promise<void> {
@@ -308,7 +312,7 @@ class Mirror implements EtcdZoneMirror {
     if (resync) this.#log.info({ revision: this.revision }, 'zone mirror current again');
     this.#current = true;
     this.#watch(at + 1n);
-    if (batch.touched) this.#emit(batch.event(this.#revision));
+    if (batch.touched) this.#listeners.emit(batch.event(this.#revision));
     this.#settleWaiters();
   }
 
@@ -338,7 +342,7 @@ class Mirror implements EtcdZoneMirror {
     const rev = BigInt(res.header.revision);
     if (rev > this.#revision) this.#revision = rev;
     this.#sweep();
-    if (batch.touched) this.#emit(batch.event(this.#revision));
+    if (batch.touched) this.#listeners.emit(batch.event(this.#revision));
     this.#settleWaiters();
   }
 
@@ -537,16 +541,6 @@ class Mirror implements EtcdZoneMirror {
     }
     this.#badKeys.add(key);
     this.#log.warn({ key: key.slice(0, 300), reason }, 'zone mirror: skipped an entry in etcd that does not decode');
-  }
-
-  #emit(e: MirrorEvent): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(e);
-      } catch (err) {
-        this.#log.error({ err }, 'zone mirror: an event listener failed');
-      }
-    }
   }
 
   #settleWaiters(): void {

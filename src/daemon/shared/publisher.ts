@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { ComparatorBuilder, Lease, Namespace } from 'etcd3';
 import type { Clock, TimerHandle } from '../../clock.js';
 import { Outbox, type AttemptObserver } from '../outbox.js';
-import type { AddrRecord, UpstreamChange } from '../records.js';
+import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import type { ZoneCounters } from '../zone.js';
 import type { Election, MirrorEvent, SharedStore, StoredChange, Versioned, StoredClaim, ZoneMirror } from './contract.js';
@@ -175,8 +175,13 @@ export class Publisher {
       logger.warn({ err }, 'publisher: cannot catch up with the store; publishing what the mirror holds');
     }
     if (!this.active || term !== this.term) return;
-    const live = mirror.allRecords().map((r) => r.record);
-    logger.info({ records: live.length, queued: mirror.changes().length }, 'publishing for the zone (elected publisher)');
+    // Records a queued change adds are sent with it, in order, rather than twice.
+    const queued = new Set(mirror.changes().flatMap(({ entry }) => entry.value.change.add.map(recordKey)));
+    const live = mirror
+      .allRecords()
+      .map((r) => r.record)
+      .filter((r) => !queued.has(recordKey(r)));
+    logger.info({ records: live.length, queued: queued.size }, 'publishing for the zone (elected publisher)');
     if (live.length > 0) for (const b of this.boxes) void b.submit({ add: live, remove: [], removeNames: [] }, { request: false });
     this.pump();
     this.scheduleSweep(0);

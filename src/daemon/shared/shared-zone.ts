@@ -133,6 +133,10 @@ export class SharedZone implements ServedZone {
     return this.mirror.claimCount;
   }
 
+  get publishing(): boolean {
+    return this.publisher.isActive;
+  }
+
   get recordCount(): number {
     return this.mirror.recordCount;
   }

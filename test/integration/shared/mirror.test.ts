@@ -151,6 +151,13 @@ describe('zone mirror', () => {
     assert.equal(mirror.claim('own.example.test.')?.createRevision, txn.header.revision);
     assert.equal(mirror.claim('own.example.test.')?.modRevision, refresh.header.revision);
     assert.equal(mirror.claim('own.example.test.')?.value.expiry, 43);
+    // An own write the mirror has already passed (the watch or a snapshot saw it, and maybe later ones) changes nothing.
+    await mirror.caughtUp(refresh.header.revision, 5000);
+    const count = seen.length;
+    mirror.applyOwn(txn.header.revision, { puts: [{ key, value: claimValue(42) }], deletes: [claimKey('a.example.test.')] });
+    assert.equal(mirror.claim('own.example.test.')?.value.expiry, 43);
+    assert.ok(mirror.claim('a.example.test.') !== undefined);
+    assert.equal(seen.length, count);
   });
 
   it('never lets an older put or a put older than a delete go back', async () => {

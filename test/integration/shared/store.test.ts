@@ -103,6 +103,25 @@ describe('shared store: etcd connection', () => {
     }
   });
 
+  it('talks TLS with a client certificate, and never logs the key', async () => {
+    const secure = await startEtcdCluster({ members: 1, tls: true });
+    try {
+      assert.match(secure.endpoints[0], /^https:/);
+      const tls = secure.tls;
+      assert.ok(tls !== undefined);
+      const { logger, lines } = logSink('trace');
+      const store = await openSharedStore(config(secure.endpoints, { tls }), logger);
+      await store.run('put', () => store.zoneNamespace('example.test').put('serial').value('1').exec());
+      await store.close();
+      const keyBody = tls.key.split('\n')[1];
+      assert.ok(!JSON.stringify(lines).includes(keyBody));
+      // Without a client certificate etcd refuses the connection.
+      await assert.rejects(openSharedStore(config(secure.endpoints, { tls: { ca: tls.ca } }), logSink().logger), StoreUnavailableError);
+    } finally {
+      await secure.close();
+    }
+  });
+
   it('authenticates with a username and password and never logs them', async () => {
     const auth = await startEtcdCluster({ members: 1 });
     try {

@@ -6,8 +6,11 @@ import { setImmediate as tick } from 'node:timers/promises';
 import {
   browseDomains,
   daemonInstance,
+  daemonSite,
   discoverZones,
-  findServer,
+  findServers,
+  MAX_SRV_TARGETS,
+  orderSrvRecords,
   makeQuery,
   resolveTarget,
   reverseNetworkDomain,
@@ -25,6 +28,7 @@ import {
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { logSink as sink } from '../../helpers/log-sink.js';
 import { answer, ptr, srv } from '../../helpers/dns-answers.js';
+import type { SrvData } from '../../../src/dns/rdata.js';
 
 
 describe('reverseNetworkDomain (RFC 6763 §11: reverse name of the network address)', () => {
@@ -119,26 +123,37 @@ describe('discoverZones', () => {
   });
 });
 
-describe('findServer', () => {
+describe('findServers', () => {
   const noLookup = async (host: string): Promise<string> => {
     throw new Error(`unexpected lookup of ${host}`);
   };
 
-  it('takes the first SRV answer: host, port, name to register', async () => {
+  it('equal priorities and weights 0: answer order; host, port, name to register', async () => {
     const query: QueryFn = async (name, type) => {
       assert.equal(name, '_nsreg._tcp.dynamic.example.org.');
       assert.equal(type, 'SRV');
       return answer(name, type, [srv(name, '192.0.2.1.', 5353), srv(name, '192.0.2.2.', 53)]);
     };
     const { logger, lines } = sink();
-    const s = await findServer('Dynamic.Example.Org', 'laptop', { query, lookup: noLookup, logger });
-    assert.deepEqual(s, {
-      zone: 'dynamic.example.org.',
-      name: 'laptop.dynamic.example.org.',
-      target: '192.0.2.1.',
-      host: '192.0.2.1',
-      port: 5353,
-    });
+    const s = await findServers('Dynamic.Example.Org', 'laptop', { query, lookup: noLookup, logger });
+    assert.deepEqual(s, [
+      {
+        zone: 'dynamic.example.org.',
+        name: 'laptop.dynamic.example.org.',
+        target: '192.0.2.1.',
+        host: '192.0.2.1',
+        port: 5353,
+        priority: 0,
+      },
+      {
+        zone: 'dynamic.example.org.',
+        name: 'laptop.dynamic.example.org.',
+        target: '192.0.2.2.',
+        host: '192.0.2.2',
+        port: 53,
+        priority: 0,
+      },
+    ]);
     const line = lines.find((l) => l['msg'] === 'found nsregd server for zone');
     assert.equal(line?.['zone'], 'dynamic.example.org.');
     assert.equal(line?.['port'], 5353);
@@ -170,7 +185,7 @@ describe('findServer', () => {
     );
   });
 
-  it('null for zones without SRV, with a failed lookup, or an unresolvable target, with a warning each', async () => {
+  it('nothing for zones without SRV, with a failed lookup, or an unresolvable target, with a warning each', async () => {
     const query: QueryFn = async (name, type) => {
       if (name.endsWith('.none.example.')) return answer(name, type, [], Rcode.NXDOMAIN);
       if (name.endsWith('.down.example.')) throw new TransportError('timeout', 'no reply');
@@ -184,14 +199,126 @@ describe('findServer', () => {
     };
     const found = [];
     for (const zone of ['none.example.', 'down.example.', 'bad.example.', 'ok.example.']) {
-      found.push(await findServer(zone, 'pc', { query, lookup, logger }));
+      found.push(await findServers(zone, 'pc', { query, lookup, logger }));
     }
     assert.deepEqual(
-      found.map((s) => (s === null ? null : [s.zone, s.host, s.port, s.name])),
-      [null, null, null, ['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']],
+      found.map((list) => list.map((s) => [s.zone, s.host, s.port, s.name])),
+      [[], [], [], [['ok.example.', '127.0.0.1', 5300, 'pc.ok.example.']]],
     );
     const warned = lines.filter((l) => l['level'] === 40);
     assert.deepEqual(warned.map((l) => l['zone']), ['none.example.', 'down.example.', 'bad.example.']);
+  });
+});
+
+describe('orderSrvRecords (RFC 2782 usage rules)', () => {
+  const rec = (target: string, priority: number, weight: number, port = 53): SrvData => ({ priority, weight, port, target });
+  const names = (l: readonly SrvData[]): string[] => l.map((r) => r.target);
+  /** Always draws 0 (the first record whose running sum is ≥ 0). */
+  const zero = (): number => 0;
+
+  it('lowest priority first; within one, weight 0 in answer order when nothing is weighted', () => {
+    const ordered = orderSrvRecords([rec('c.', 20, 0), rec('a.', 10, 0), rec('d.', 20, 0), rec('b.', 10, 0)], zero);
+    assert.deepEqual(names(ordered), ['a.', 'b.', 'c.', 'd.']);
+  });
+
+  it('the weighted draw: weight-0 records listed first, the first running sum ≥ the draw is picked', () => {
+    const group = [rec('heavy.', 0, 30), rec('none.', 0, 0), rec('light.', 0, 10)];
+    // Every draw from 0 to the sum (40), inclusive: which record comes first.
+    const firsts = new Map<string, number>();
+    const asked: number[] = [];
+    for (let draw = 0; draw <= 40; draw++) {
+      let first = true;
+      const ordered = orderSrvRecords(group, (max) => {
+        if (first) asked.push(max);
+        const d = first ? draw : 0;
+        first = false;
+        return d;
+      });
+      assert.equal(ordered.length, 3);
+      const name = ordered[0]?.target ?? '';
+      firsts.set(name, (firsts.get(name) ?? 0) + 1);
+    }
+    assert.ok(asked.every((m) => m === 40), 'the draw is between 0 and the sum of the weights');
+    // Running sums in the list order none(0), heavy(30), light(40): 0 → none, 1..30 → heavy, 31..40 → light.
+    assert.deepEqual(Object.fromEntries(firsts), { 'none.': 1, 'heavy.': 30, 'light.': 10 });
+  });
+
+  it('a weight-0 record comes after the weighted ones unless the draw is 0', () => {
+    const max = (n: number): number => n;
+    assert.deepEqual(names(orderSrvRecords([rec('zero.', 0, 0), rec('a.', 0, 5), rec('b.', 0, 5)], max)), ['b.', 'a.', 'zero.']);
+    assert.deepEqual(names(orderSrvRecords([rec('zero.', 0, 0), rec('a.', 0, 5), rec('b.', 0, 5)], zero)), ['zero.', 'a.', 'b.']);
+  });
+
+  it('clamps a draw outside [0, sum]', () => {
+    assert.deepEqual(names(orderSrvRecords([rec('a.', 0, 1), rec('b.', 0, 1)], () => 99)), ['b.', 'a.']);
+    assert.deepEqual(names(orderSrvRecords([rec('a.', 0, 1), rec('b.', 0, 1)], () => -5)), ['a.', 'b.']);
+  });
+
+  it('drops "." targets and repeats of a target and port; keeps at most the limit, lowest priorities first', () => {
+    assert.deepEqual(orderSrvRecords([rec('.', 0, 0)], zero), []);
+    assert.deepEqual(names(orderSrvRecords([rec('.', 0, 0), rec('A.example.', 1, 0), rec('a.example.', 1, 0), rec('a.example.', 2, 0, 54)], zero)), [
+      'A.example.',
+      'a.example.',
+    ]);
+    const many = Array.from({ length: 40 }, (_, i) => rec(`t${i}.`, 40 - i, 0));
+    const ordered = orderSrvRecords(many);
+    assert.equal(ordered.length, MAX_SRV_TARGETS);
+    assert.deepEqual(
+      ordered.map((r) => r.priority),
+      Array.from({ length: MAX_SRV_TARGETS }, (_, i) => i + 1),
+    );
+  });
+
+  it('with the default (crypto) draw, every record is listed once', () => {
+    const group = [rec('a.', 0, 1), rec('b.', 0, 2), rec('c.', 0, 0), rec('d.', 0, 65535), rec('e.', 1, 7)];
+    const ordered = orderSrvRecords(group);
+    assert.deepEqual([...names(ordered)].sort(), ['a.', 'b.', 'c.', 'd.', 'e.']);
+    assert.equal(ordered[4]?.target, 'e.');
+  });
+});
+
+describe('findServers: several targets', () => {
+  const lookup = async (h: string): Promise<string> => {
+    if (h === 'one.example') return '192.0.2.1';
+    throw new Error('ENOTFOUND');
+  };
+  const srvAt = (name: string, target: string, port: number, priority: number): ResourceRecord => ({
+    name,
+    type: 'SRV',
+    class: RRClass.IN,
+    ttl: 60,
+    data: { priority, weight: 0, port, target },
+  });
+
+  it('every target in SRV order, those that do not resolve left out', async () => {
+    const query: QueryFn = async (name, type) =>
+      answer(name, type, [srvAt(name, '192.0.2.9.', 5300, 20), srvAt(name, 'gone.example.', 53, 5), srvAt(name, 'one.example.', 53, 10)]);
+    const { logger, lines } = sink();
+    const found = await findServers('z.example.', 'pc', { query, lookup, logger });
+    assert.deepEqual(
+      found.map((s) => [s.target, s.host, s.port, s.priority]),
+      [
+        ['one.example.', '192.0.2.1', 53, 10],
+        ['192.0.2.9.', '192.0.2.9', 5300, 20],
+      ],
+    );
+    assert.equal(lines.filter((l) => l['msg'] === 'nsregd server address unknown').length, 1);
+  });
+
+  it('a "." target: the service is not available, nothing found', async () => {
+    const query: QueryFn = async (name, type) => answer(name, type, [srvAt(name, '.', 0, 0)]);
+    const { logger, lines } = sink();
+    assert.deepEqual(await findServers('z.example.', 'pc', { query, lookup, logger }), []);
+    assert.ok(lines.some((l) => String(l['msg']).includes('decidedly not available')));
+  });
+
+  it('keeps at most MAX_SRV_TARGETS targets', async () => {
+    const query: QueryFn = async (name, type) =>
+      answer(name, type, Array.from({ length: 30 }, (_, i) => srvAt(name, `192.0.2.${i + 1}.`, 53, i)));
+    const { logger } = sink();
+    const found = await findServers('z.example.', 'pc', { query, lookup, logger });
+    assert.equal(found.length, MAX_SRV_TARGETS);
+    assert.deepEqual(found.map((s) => s.host), Array.from({ length: MAX_SRV_TARGETS }, (_, i) => `192.0.2.${i + 1}`));
   });
 });
 
@@ -246,5 +373,13 @@ describe('daemonInstance', () => {
   it('undefined without one (the original daemon adds nothing)', () => {
     assert.equal(daemonInstance(reply([])), undefined);
     assert.equal(daemonInstance(reply([txt(['nsregd-instance', 'instance=1'])])), undefined);
+  });
+
+  it('daemonSite reads nsregd-site=<id> next to the instance; undefined when absent or empty', () => {
+    const both = reply([txt(['nsregd-instance=00ff']), txt(['nsregd-site=lab-1'])]);
+    assert.equal(daemonSite(both), 'lab-1');
+    assert.equal(daemonInstance(both), '00ff');
+    assert.equal(daemonSite(reply([txt(['nsregd-instance=00ff'])])), undefined);
+    assert.equal(daemonSite(reply([txt(['nsregd-site='])])), undefined);
   });
 });

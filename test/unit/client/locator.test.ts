@@ -44,7 +44,13 @@ function locator(world: World, opts: { zones?: string[]; discover?: boolean; net
     clock,
     logger,
     discoveryRetryDelayMs: 500,
-    onServer: (server) => found.push({ at: clock.now() - start, server }),
+    onServers: (servers) => {
+      // One SRV record per zone in this world: one server each.
+      assert.equal(servers.length, 1);
+      const server = servers[0];
+      assert.ok(server);
+      found.push({ at: clock.now() - start, server });
+    },
   });
   const start = clock.now();
   /** Moves the fake clock in steps, letting each round finish. */

@@ -3,16 +3,18 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadClientKey, type ClientKey } from '../../../src/client/keys.js';
+import type { ClientKey } from '../../../src/client/keys.js';
 import { COALESCE_MS, RETRY_CAP_MS, Registrar, type RegistrarState } from '../../../src/client/registrar.js';
 import { buildRegistration, type RegistrarAddress } from '../../../src/client/update-message.js';
 import { Opcode, RRClass, Rcode } from '../../../src/dns/constants.js';
 import { TransportError } from '../../../src/dns/errors.js';
-import { decodeMessage, emptyMessage, encodeMessage, type DecodedMessage, type Message } from '../../../src/dns/message.js';
+import { decodeMessage, type DecodedMessage } from '../../../src/dns/message.js';
 import { keyRecords, verifySig0 } from '../../../src/dns/sig0.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
+import { goNsregcKey } from '../../helpers/fixtures.js';
 import { eventually } from '../../helpers/eventually.js';
 import { logSink as sink } from '../../helpers/log-sink.js';
+import { updateReply, type UpdateAnswer } from '../../helpers/update-replies.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.resolve(here, '../../../../test/fixtures/go-nsregc');
@@ -25,12 +27,7 @@ let key: ClientKey;
 let signedAt = 0;
 
 before(async () => {
-  key = await loadClientKey({
-    keyFile: path.join(fixtures, 'nsregc.key'),
-    privateKeyFile: path.join(fixtures, 'nsregc.private'),
-    genKey: false,
-    name: 'foxtrot',
-  });
+  key = await goNsregcKey();
   signedAt = Number((await readFile(path.join(fixtures, 'signed-at.txt'), 'utf8')).trim());
 });
 
@@ -41,31 +38,14 @@ interface Sent {
 }
 
 /** What the fake server does with one update: reply with this rcode (echoing with `ttl`), or fail on the network. */
-type Behaviour = { rcode?: number; ttl?: number; reason?: string } | 'network-error';
-
-function replyTo(update: DecodedMessage, b: { rcode?: number; ttl?: number; reason?: string }): Buffer {
-  const rcode = b.rcode ?? Rcode.NOERROR;
-  const r: Message = {
-    ...emptyMessage(update.id, Opcode.UPDATE),
-    qr: true,
-    rcode,
-    questions: update.questions,
-    // nsregd echoes the accepted records in the prerequisite (answer) slot.
-    answers:
-      rcode === Rcode.NOERROR
-        ? update.authorities.map((rr) => (rr.class === RRClass.IN && b.ttl !== undefined ? { ...rr, ttl: b.ttl } : rr))
-        : [],
-    authorities: [],
-    additionals:
-      b.reason === undefined ? [] : [{ name: update.authorities[0]?.name ?? NAME, type: 'TXT', class: RRClass.ANY, ttl: 0, data: [b.reason] }],
-  };
-  return encodeMessage(r);
-}
+type Behaviour = UpdateAnswer | 'network-error';
 
 class Harness {
   readonly clock: FakeClock;
   readonly sent: Sent[] = [];
   readonly states: RegistrarState[] = [];
+  /** What onServerHealth reported, in order. */
+  readonly health: boolean[] = [];
   addresses: RegistrarAddress[];
   behaviour: Behaviour = {};
   readonly registrar: Registrar;
@@ -98,12 +78,13 @@ class Harness {
         await this.hold;
         const b = this.behaviour;
         if (b === 'network-error') throw new TransportError('connect', 'connection refused');
-        return replyTo(msg, b);
+        return updateReply(msg, b, NAME);
       },
       clock: this.clock,
       logger,
       randomId: () => id++,
       onStateChange: (s) => this.states.push(s),
+      onServerHealth: (healthy) => this.health.push(healthy),
       ...(opts.probeIntervalMs === undefined
         ? {}
         : {
@@ -779,5 +760,81 @@ describe('Registrar key claim refresh', () => {
     assert.equal(h.sent.length, 3, 'the next one half a key TTL after the accepted retry');
     await h.advance(1);
     assert.equal(h.sent.length, 4);
+  });
+});
+
+describe('Registrar under a failover owner', () => {
+  it('reports the server\'s health: NOERROR true; no answer, SERVFAIL and an unanswered probe false; REFUSED nothing', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 600 }], { probeIntervalMs: 10_000 });
+    await h.registrar.start();
+    assert.deepEqual(h.health, [true]);
+    h.behaviour = { rcode: Rcode.SERVFAIL, reason: 'Shared store unavailable, try another server' };
+    await h.advance(300_000);
+    assert.deepEqual(h.health.slice(-1), [false]);
+    h.behaviour = 'network-error';
+    h.health.length = 0;
+    await h.advance(1_000);
+    assert.deepEqual(h.health, [false]);
+    h.probeAnswers = false;
+    h.health.length = 0;
+    await h.advance(2_000);
+    assert.ok(h.health.length > 0 && h.health.every((x) => !x), JSON.stringify(h.health));
+    h.behaviour = { rcode: Rcode.REFUSED };
+    h.probeAnswers = true;
+    h.health.length = 0;
+    await h.advanceBy(20_000, 1_000);
+    assert.equal(h.registrar.state, 'refused');
+    assert.deepEqual(h.health, [], 'a refusal is an answer, not a server failure');
+  });
+
+  it('a delayed start sends, probes and gathers nothing until the delay ends; then every current address in one update', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 600 }], { probeIntervalMs: 1_000 });
+    await h.registrar.start(5_000);
+    assert.equal(h.registrar.begun, false);
+    h.registrar.addressAdded({ address: '192.0.2.31', ttl: 600 });
+    h.addresses.push({ address: '192.0.2.31', ttl: 600 });
+    h.registrar.networkChanged();
+    await h.advanceBy(4_999, 500);
+    assert.deepEqual(h.sent, []);
+    assert.deepEqual(h.probes, []);
+    await h.advance(1);
+    assert.equal(h.registrar.begun, true);
+    assert.equal(h.sent.length, 1);
+    assert.deepEqual(updates(h.last()).map((u) => u[3]), ['192.0.2.30', '192.0.2.31']);
+    await h.advance(1_000);
+    assert.equal(h.probes.length, 1, 'probing starts with the registration');
+  });
+
+  it('a delayed start cut short by shutdown sends nothing', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 600 }]);
+    await h.registrar.start(5_000);
+    await h.registrar.shutdown(false);
+    await h.advance(10_000);
+    assert.deepEqual(h.sent, []);
+    assert.equal(h.registrar.state, 'stopped');
+  });
+
+  it('abandon(): stops at once, removes nothing, and ignores the answer to an update in flight', async () => {
+    const h = new Harness([{ address: '192.0.2.30', ttl: 600 }], { probeIntervalMs: 1_000 });
+    await h.registrar.start();
+    let release: () => void = () => undefined;
+    h.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    h.behaviour = { rcode: Rcode.REFUSED };
+    h.clock.advance(300_000);
+    await eventually('the refresh is in flight', () => h.sent.length, (n) => n === 2, 2_000);
+    assert.deepEqual(h.registrar.abandon(), ['192.0.2.30'], 'what the site may hold on its account');
+    assert.equal(h.registrar.state, 'stopped');
+    assert.deepEqual(h.registrar.abandon(), [], 'once');
+    release();
+    await h.registrar.idle();
+    assert.equal(h.registrar.state, 'stopped', 'the refusal that arrived afterwards changes nothing');
+    assert.deepEqual(h.registrar.registeredAddresses(), []);
+    const probes = h.probes.length;
+    await h.advanceBy(600_000, 10_000);
+    assert.equal(h.sent.length, 2, 'nothing more sent: no removal, no refresh');
+    assert.equal(h.probes.length, probes, 'no more probes');
+    assert.deepEqual(h.states, ['stopped']);
   });
 });

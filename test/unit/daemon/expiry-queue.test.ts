@@ -108,13 +108,14 @@ describe('ExpiryQueue', () => {
     assert.equal(q.size, 0);
   });
 
-  it('pops in O(log n): 200k entries drain in well under a second', () => {
+  // Its cost per operation is measured through the record cache and key store by bench/store-scaling.ts, not here (no timed unit tests).
+  it('200k entries, half of them moved, drain in deadline order', () => {
     const q = new ExpiryQueue<number>();
     const rand = rng(7);
     for (let i = 0; i < 200_000; i++) q.set(`n${i}`, Math.floor(rand() * 1e9), i);
-    const t0 = performance.now();
     for (let i = 0; i < 200_000; i += 2) q.set(`n${i}`, Math.floor(rand() * 1e9), i);
-    assert.equal(q.popDue(Infinity).length, 200_000);
-    assert.ok(performance.now() - t0 < 2000, 'heap operations are logarithmic');
+    const drained = q.popDue(Infinity);
+    assert.equal(drained.length, 200_000);
+    assert.ok(drained.every((e, i) => i === 0 || drained[i - 1].deadline <= e.deadline), 'in deadline order');
   });
 });

@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { INSTANCE_TXT_PREFIX } from '../../../src/daemon/handler.js';
+import { INSTANCE_TXT_PREFIX, SITE_TXT_PREFIX } from '../../../src/daemon/handler.js';
 import { Opcode, RRClass, RRType, Rcode } from '../../../src/dns/constants.js';
 import { emptyMessage, encodeMessage } from '../../../src/dns/message.js';
 import { handlerLab, LAB_ZONE } from '../../helpers/handler-lab.js';
@@ -29,6 +29,26 @@ describe('handler: SRV self-answer with the start-up identifier', () => {
     assert.deepEqual(r.answers, plain.answers);
     assert.deepEqual(r.additionals, [
       { name: `_nsreg._tcp.${LAB_ZONE}`, type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${INSTANCE_TXT_PREFIX}0123456789abcdef`] },
+    ]);
+  });
+
+  it('with a site id: a second TXT nsregd-site=<id> after the instance TXT, the answer itself unchanged', async () => {
+    const l = handlerLab();
+    const plain = await l.send(srvQuery(6));
+    l.ctx.instanceId = '0123456789abcdef';
+    l.ctx.siteId = 'site-a';
+    const r = await l.send(srvQuery(6));
+    assert.equal(r.rcode, Rcode.NOERROR);
+    assert.deepEqual(r.answers, plain.answers);
+    assert.deepEqual(r.additionals, [
+      { name: `_nsreg._tcp.${LAB_ZONE}`, type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${INSTANCE_TXT_PREFIX}0123456789abcdef`] },
+      { name: `_nsreg._tcp.${LAB_ZONE}`, type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${SITE_TXT_PREFIX}site-a`] },
+    ]);
+    // A site id alone (no instance id) is carried too.
+    delete l.ctx.instanceId;
+    const siteOnly = await l.send(srvQuery(7));
+    assert.deepEqual(siteOnly.additionals, [
+      { name: `_nsreg._tcp.${LAB_ZONE}`, type: 'TXT', class: RRClass.IN, ttl: 0, data: [`${SITE_TXT_PREFIX}site-a`] },
     ]);
   });
 });
