@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import type { DaemonConfig } from '../config/daemon.js';
 import { systemClock } from '../clock.js';
 import { atomicWrite } from '../fs/atomic.js';
+import { openSharedStore } from '../daemon/shared/etcd.js';
 import {
-  connectEtcd,
   exportEtcd,
   exportFiles,
   formatTransfer,
@@ -46,11 +46,11 @@ async function runExport(config: DaemonConfig, file: string | undefined, io: Sto
   const now = systemClock.now();
   let result: ExportResult;
   if (config.store.type === 'etcd') {
-    const etcd = connectEtcd(config.store);
+    const etcd = await openSharedStore(config.store, logger);
     try {
       result = await exportEtcd(etcd, config, now);
     } finally {
-      etcd.close();
+      await etcd.close();
     }
   } else {
     result = await exportFiles(config, systemClock, logger);
@@ -65,11 +65,11 @@ async function runImport(config: DaemonConfig, file: string | undefined, io: Sto
   const text = file === undefined ? await readAll(io.stdin) : await readFile(file, 'utf8');
   const names = parseTransfer(text, file ?? '<standard input>', config.zones);
   if (config.store.type === 'etcd') {
-    const etcd = connectEtcd(config.store);
+    const etcd = await openSharedStore(config.store, logger);
     try {
       return await importEtcd(etcd, names, systemClock.now(), IMPORT_AUTHOR);
     } finally {
-      etcd.close();
+      await etcd.close();
     }
   }
   return importFiles(config, names, systemClock, logger);

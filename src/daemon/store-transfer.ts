@@ -33,8 +33,8 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { Etcd3, Range, type IOptions, type Namespace } from 'etcd3';
-import type { DaemonConfig, StoreConfig, ZoneConfig } from '../config/daemon.js';
+import { Range, type Namespace } from 'etcd3';
+import type { DaemonConfig, ZoneConfig } from '../config/daemon.js';
 import type { Clock } from '../clock.js';
 import { childLabel } from '../dns/names.js';
 import type { KeyRData } from '../dns/types.js';
@@ -61,7 +61,6 @@ import {
   isCanonicalName,
   parseZoneKey,
   recordPath,
-  zoneNamespacePrefix,
 } from './shared/layout.js';
 import { ZoneState, type LoadedRecord } from './zonestate.js';
 
@@ -121,7 +120,7 @@ export class StoreTransferError extends NsregError {
   readonly code = 'ERR_STORE_TRANSFER';
 }
 
-/** What store export/import needs of the etcd connection (src/daemon/shared/etcd.ts opens one). */
+/** What store export/import needs of the etcd connection (openSharedStore in src/daemon/shared/etcd.ts opens one). */
 export type EtcdAccess = Pick<SharedStore, 'zoneNamespace' | 'run'>;
 
 // ---------------------------------------------------------------- the format
@@ -456,43 +455,6 @@ export async function importFiles(config: DaemonConfig, names: readonly Transfer
 }
 
 // ---------------------------------------------------------------- the etcd store
-
-/**
- * A connection to the etcd store of `config` for export and import: every
- * operation bounded by the store's timeout, a failure a StoreTransferError
- * naming the endpoints. (The daemon's own connection, src/daemon/shared,
- * adds health tracking and fail-over policies a one-off command does not
- * need.)
- */
-export function connectEtcd(config: Extract<StoreConfig, { type: 'etcd' }>): EtcdAccess & { close(): void } {
-  const options: IOptions = {
-    hosts: [...config.endpoints],
-    dialTimeout: config.timeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + config.timeoutMs }),
-  };
-  const { tls } = config;
-  if (tls !== undefined) {
-    options.credentials = {
-      // gRPC uses the system's roots when there is no CA (etcd3's type wants a Buffer, gRPC takes null).
-      rootCertificate: tls.ca === undefined ? (null as unknown as Buffer) : Buffer.from(tls.ca),
-      ...(tls.key === undefined ? {} : { privateKey: Buffer.from(tls.key) }),
-      ...(tls.cert === undefined ? {} : { certChain: Buffer.from(tls.cert) }),
-    };
-  }
-  if (config.username !== undefined) options.auth = { username: config.username, password: config.password ?? '' };
-  const client = new Etcd3(options);
-  return {
-    zoneNamespace: (zone) => client.namespace(zoneNamespacePrefix(config.prefix, zone)),
-    async run(what, op) {
-      try {
-        return await op();
-      } catch (err) {
-        throw new StoreTransferError(`etcd at ${config.endpoints.join(', ')}: ${what}: ${errorMessage(err)}`, { cause: err });
-      }
-    },
-    close: () => client.close(),
-  };
-}
 
 /** Every key and value under `prefix` of `ns` at one revision (the first page's unless given), page by page. */
 async function rangeAll(

@@ -21,11 +21,12 @@ import { pino } from 'pino';
 import type { DaemonConfig } from '../../../src/config/daemon.js';
 import { systemClock } from '../../../src/clock.js';
 import { decodeChange, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
+import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import type { SharedStore } from '../../../src/daemon/shared/contract.js';
 import {
   importEtcd,
   importFiles,
   StoreTransferError,
-  connectEtcd,
   formatTransfer,
   exportEtcd,
   exportFiles,
@@ -33,6 +34,11 @@ import {
 } from '../../../src/daemon/store-transfer.js';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
 import { startNsregd } from '../../helpers/nsregd-lab.js';
+import { eventually } from '../../helpers/eventually.js';
+import { serveUpstream, zoneYaml, LOOPBACK_ZONE } from '../../helpers/config-yaml.js';
+import { Opcode, RRClass, RRType } from '../../../src/dns/constants.js';
+import { decodeMessage, emptyMessage, encodeMessage } from '../../../src/dns/message.js';
+import { tcpExchange } from '../../../src/net/transport.js';
 import { freePort } from '../../helpers/ports.js';
 import { A, entry, NOW, seed, SITE, siteConfigs, sorted, Z1 } from '../../helpers/transfer-site.js';
 
@@ -48,9 +54,9 @@ describe('store export/import with etcd', () => {
   /** A configuration on the etcd store, under a prefix of its own. */
   const etcdConfig = (): DaemonConfig =>
     config(`store:\n  type: etcd\n  endpoints: [${cluster.endpoints.join(', ')}]\n  prefix: /t${++prefixes}\n  timeout: 5s\n`);
-  const access = (c: DaemonConfig): ReturnType<typeof connectEtcd> => {
-    assert.ok(c.store.type === 'etcd');
-    const e = connectEtcd(c.store);
+  /** The daemon's own connection to the store of `c`, closed after the tests. */
+  const access = async (c: DaemonConfig): Promise<SharedStore> => {
+    const e = await openSharedStore(c.store, logger);
     after(() => e.close());
     return e;
   };
@@ -76,9 +82,9 @@ describe('store export/import with etcd', () => {
     const fromFiles = await exportFiles(files, systemClock, logger);
     assert.deepEqual(fromFiles.names, sorted(SITE));
     const e = etcdConfig();
-    const result = await importEtcd(access(e), fromFiles.names, NOW, 'test-import');
+    const result = await importEtcd((await access(e)), fromFiles.names, NOW, 'test-import');
     assert.deepEqual([result.imported.length, result.records, result.unchanged], [4, 5, []]);
-    const fromEtcd = await exportEtcd(access(e), e, NOW);
+    const fromEtcd = await exportEtcd((await access(e)), e, NOW);
     assert.deepEqual(fromEtcd, { names: sorted(SITE), notes: [] });
     assert.equal(formatTransfer(fromEtcd.names, NOW), formatTransfer(fromFiles.names, NOW));
 
@@ -106,18 +112,18 @@ describe('store export/import with etcd', () => {
     const e = etcdConfig();
     const records = Array.from({ length: 250 }, (_, i) => A(`10.0.${i >> 8}.${i & 255}`));
     const big = entry(Z1, 'big', records);
-    const result = await importEtcd(access(e), [big], NOW, 'test-import');
+    const result = await importEtcd((await access(e)), [big], NOW, 'test-import');
     assert.equal(result.records, 250);
     const keys = await dump(e, Z1);
     assert.equal([...keys.keys()].filter((k) => k.startsWith('recs/')).length, 250);
     assert.equal([...keys.keys()].filter((k) => k.startsWith('changes/')).length, 3);
     const sortedRecords = [...records].sort((a, b) => (a.address < b.address ? -1 : 1));
-    assert.deepEqual((await exportEtcd(access(e), e, NOW)).names, [{ ...big, records: sortedRecords }]);
+    assert.deepEqual((await exportEtcd((await access(e)), e, NOW)).names, [{ ...big, records: sortedRecords }]);
   });
 
   it('refuses, writing nothing, when a name is claimed there by another key; the same key is left as it is', async () => {
     const e = etcdConfig();
-    const store = access(e);
+    const store = await access(e);
     await importEtcd(store, [SITE[1]], NOW, 'first');
     const before = await dump(e, Z1);
     const other = entry(Z1, 'beta', [A('192.0.2.50')]);
@@ -138,13 +144,13 @@ describe('store export/import with etcd', () => {
 
   it('an export leaves out undecodable values with a note', async () => {
     const e = etcdConfig();
-    await importEtcd(access(e), [SITE[0]], NOW, 'test-import');
+    await importEtcd((await access(e)), [SITE[0]], NOW, 'test-import');
     assert.ok(e.store.type === 'etcd');
     const ns = raw.namespace(zoneNamespacePrefix(e.store.prefix, Z1));
     await ns.put(`keys/${encodeURIComponent(`evil.${Z1}`)}`).value('{"flags":256}');
     await ns.put(`recs/${encodeURIComponent(`alpha.${Z1}`)}/A/192.0.2.77`).value('not json');
     await ns.put('keys/NOT-CANONICAL.dyn.example.org.').value('{}');
-    const { names, notes } = await exportEtcd(access(e), e, NOW);
+    const { names, notes } = await exportEtcd((await access(e)), e, NOW);
     assert.deepEqual(names, [SITE[0]]);
     assert.deepEqual([...notes].sort(), [
       `${Z1}: 1 undecodable record(s) left out`,
@@ -154,12 +160,13 @@ describe('store export/import with etcd', () => {
     ]);
   });
 
-  it('an unreachable etcd is an error naming it', async () => {
+  it('an unreachable etcd is an error naming it, at the command line', async () => {
     const port = await freePort();
     const c = config(`store:\n  type: etcd\n  endpoints: [http://127.0.0.1:${port}]\n  timeout: 300ms\n`);
-    await assert.rejects(exportEtcd(access(c), c, NOW), (err: unknown) => {
-      assert.ok(err instanceof StoreTransferError);
-      assert.match(err.message, new RegExp(`^etcd at http://127\\.0\\.0\\.1:${port}: read keys/: `));
+    await assert.rejects(run(process.execPath, [BIN, '-c', c.file, 'store', 'export']), (err: { code?: number; stdout?: string; stderr?: string }) => {
+      assert.equal(err.code, 1);
+      assert.equal(err.stdout, '');
+      assert.match(err.stderr ?? '', new RegExp(`nsregd: store export: cannot use etcd at http://127\\.0\\.0\\.1:${port}: `));
       return true;
     });
   });
@@ -178,7 +185,7 @@ describe('store export/import with etcd', () => {
     const again = await run(process.execPath, [BIN, '-c', e.file, 'store', 'export']);
     const body = (text: string): string[] => text.split('\n').slice(1);
     assert.deepEqual(body(again.stdout), body(await readFile(out, 'utf8')));
-    const names: TransferName[] = (await exportEtcd(access(e), e, NOW)).names.slice();
+    const names: TransferName[] = (await exportEtcd((await access(e)), e, NOW)).names.slice();
     assert.deepEqual(names, sorted(SITE));
 
     // A bad file: the line named, nothing imported, exit 1.
@@ -198,6 +205,25 @@ describe('store export/import with etcd', () => {
         assert.match(err.stderr ?? '', /store export: a daemon is running on .* stop it first/);
         return true;
       });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('an import into etcd while a daemon runs on it: its zone server answers the imported records', async () => {
+    const servePort = await freePort();
+    const zones = zoneYaml(Z1, { ...LOOPBACK_ZONE, upstreams: [serveUpstream(servePort)] });
+    const store = `store:\n  type: etcd\n  endpoints: [${cluster.endpoints.join(', ')}]\n  prefix: /t${++prefixes}\n`;
+    const d = await startNsregd({ zonesYaml: zones, extraYaml: store });
+    try {
+      const file = path.join(d.dir, 'site.jsonl');
+      await writeFile(file, formatTransfer([SITE[0]], NOW));
+      const imp = await run(process.execPath, [BIN, '-c', d.configPath, 'store', 'import', '-i', file]);
+      assert.match(imp.stderr, /imported 1 name\(s\) with 3 record\(s\) into etcd/);
+      const q = encodeMessage({ ...emptyMessage(9, Opcode.QUERY), questions: [{ name: SITE[0].name, type: RRType.A, class: RRClass.IN }] });
+      const ask = async (): Promise<string[]> =>
+        decodeMessage(await tcpExchange({ host: '127.0.0.1', port: servePort, message: q, timeoutMs: 5000 })).answers.flatMap((rr) => (typeof rr.data === 'string' ? [rr.data] : [])).sort();
+      await eventually('the imported A records at the zone server', ask, (v) => v.join() === '192.0.2.1,192.0.2.2', 10_000);
     } finally {
       await d.stop();
     }
