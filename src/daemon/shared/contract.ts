@@ -25,27 +25,7 @@ import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
 
 /** `store:` in nsregd.yaml (src/config/store.ts parses it). */
-export type StoreConfig =
-  | { readonly type: 'files' }
-  | {
-      readonly type: 'etcd';
-      /** e.g. `http://127.0.0.1:2379`, `https://etcd1.example.org:2379`. */
-      readonly endpoints: readonly string[];
-      /** Key prefix, no trailing slash (default `/nsregd`). */
-      readonly prefix: string;
-      readonly tls?: {
-        /** PEM contents (read at parse time), not paths. */
-        readonly ca?: string;
-        readonly cert?: string;
-        readonly key?: string;
-      };
-      readonly username?: string;
-      readonly password?: string;
-      /** How long one store operation may take before the request gets SERVFAIL (ms; default 2000). */
-      readonly timeoutMs: number;
-      /** The publisher's lease (ms; default 2000): a dead publisher is replaced within about twice this. */
-      readonly leaseMs: number;
-    };
+export type { StoreConfig } from '../../config/store.js';
 
 export const LAYOUT_VERSION = 'v1';
 

@@ -14,7 +14,6 @@ import { configSummary } from '../../../src/cli/nsregd.js';
 import { loadDaemonConfig, parseDaemonConfig, type StoreConfig } from '../../../src/config/daemon.js';
 import { ConfigError, type ConfigErrorReason } from '../../../src/config/errors.js';
 import { STORE_DEFAULTS, storeEntries } from '../../../src/config/store.js';
-import type { StoreConfig as ContractStoreConfig } from '../../../src/daemon/shared/contract.js';
 
 const DIR = mkdtempSync(path.join(tmpdir(), 'nsregd-store-config-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));
@@ -115,10 +114,6 @@ describe('daemon config: store', () => {
       leaseMs: 5000,
     };
     assert.deepEqual(config.store, expected);
-    // The type the daemon's shared store is written against is this one.
-    const asContract: ContractStoreConfig = config.store;
-    const back: StoreConfig = asContract;
-    assert.equal(back, config.store);
   });
 
   it('accepts: one endpoint as a string, a CA alone, cert and key alone, a PKCS#8 key with EC parameters, an inline password', () => {
