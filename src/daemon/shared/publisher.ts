@@ -131,7 +131,13 @@ export class Publisher {
   mirrorChanged(e: MirrorEvent): void {
     if (!this.active) return;
     if (e.changes.put.length > 0) this.pump();
-    if (e.claims.put.length > 0 || e.records.added.length > 0) this.scheduleSweep(SWEEP_MIN_MS);
+    // A refresh only moves deadlines later; a sweep is brought forward only for a deadline earlier than the next one planned.
+    let earliest = Infinity;
+    for (const name of e.claims.put) earliest = Math.min(earliest, this.deps.mirror.claim(name)?.value.expiry ?? Infinity);
+    for (const r of e.records.added) {
+      for (const { record, entry } of this.deps.mirror.records(r.name)) if (record.type === r.type && record.address === r.address) earliest = Math.min(earliest, entry.value.expiresAt);
+    }
+    if (earliest < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliest - this.deps.clock.now()));
   }
 
   /** Sends every live record to the shared upstreams `which` selects (new after a reload). */
@@ -312,6 +318,7 @@ export class Publisher {
     this.sweepAt = at;
     this.sweepTimer = this.deps.clock.schedule(inMs, () => {
       this.sweepTimer = undefined;
+      this.sweepAt = Infinity;
       void this.sweep();
     });
   }

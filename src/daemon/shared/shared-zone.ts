@@ -40,6 +40,7 @@ import type { Election, SharedStore, StoredClaim, ZoneMirror } from './contract.
 import { StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
 import { Publisher } from './publisher.js';
+import { TxnBatcher } from './batch.js';
 
 /** How often an update is recomputed after another daemon changed the name meanwhile. */
 const MAX_ATTEMPTS = 3;
@@ -68,6 +69,8 @@ export class SharedZone implements ServedZone {
   /** Outboxes of the per-host upstreams (fed from the mirror, no journal: the store is the record). */
   private perHost: Outbox[] = [];
   private readonly publisher: Publisher;
+  /** Request transactions go to etcd together (./batch.ts). */
+  private readonly batcher: TxnBatcher;
   private readonly waiting = new Map<string, (ok: boolean) => void>();
   private unsubscribe: Array<() => void> = [];
   private attemptObserver: AttemptObserver | undefined;
@@ -82,6 +85,7 @@ export class SharedZone implements ServedZone {
   ) {
     this.ns = deps.store.zoneNamespace(config.name);
     this.mirror = deps.mirror;
+    this.batcher = new TxnBatcher(this.ns, (what, op) => deps.store.run(what, op));
     this.publisher = new Publisher({
       ns: this.ns,
       store: deps.store,
@@ -264,21 +268,20 @@ export class SharedZone implements ServedZone {
    */
   private async transact(name: string, compare: { column: 'Create' | 'Mod'; revision: string }, puts: ReadonlyArray<[string, string]>, deletes: readonly string[]): Promise<boolean> {
     const claimPath = layout.claimKey(name);
-    const res = await this.deps.store.run('update', () =>
-      this.ns
-        .if(claimPath, compare.column, '==', compare.revision)
-        .then(...puts.map(([k, v]) => this.ns.put(k).value(v)), ...deletes.map((k) => this.ns.delete().key(k)))
-        .else(this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name)))
-        .commit(),
-    );
+    const res = await this.batcher.submit({
+      compare: { key: claimPath, target: compare.column, revision: compare.revision },
+      puts,
+      deletes,
+      readBack: { key: claimPath, prefix: layout.recordsOfNamePrefix(name) },
+    });
     if (res.succeeded) {
-      this.mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
+      this.mirror.applyOwn(res.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
       return true;
     }
-    const [claim, recs] = res.responses;
-    this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
+    this.mirror.reloadName(name, res.revision, res.kvs);
     return false;
   }
+
 
   /** Waits for the publisher's first attempt at change `id`: true when every shared upstream took it. */
   private published(id: string): Promise<boolean> {

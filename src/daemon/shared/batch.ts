@@ -1,0 +1,128 @@
+/**
+ * Group commit for the request path on a shared store: the transactions of
+ * requests arriving while one batch is on its way to etcd go together in
+ * the next, as nested transactions of one outer transaction (etcd 3.3 and
+ * later). Each name's transaction keeps its own compare and its own outcome
+ * (the outer one has no compare), so one name's conflict fails nobody
+ * else's; the batch costs one round trip and one raft entry instead of one
+ * per request.
+ *
+ * etcd refuses a transaction that writes one key twice. Names in one batch
+ * are distinct (a daemon runs one request per name at a time, Zone
+ * withNameLock), so only the zone's `serial` could repeat: it is taken out
+ * of the nested transactions and written once, by the outer one, when any
+ * of them writes it. It is then written even if that name's compare fails,
+ * which moves the zone's version on without a change (harmless: secondaries
+ * transfer an unchanged zone once).
+ */
+import { CompareResult, CompareTarget, Range, type IKeyValue, type IRequestOp, type ITxnRequest, type Namespace } from 'etcd3';
+import type { SharedStore } from './contract.js';
+import { StoreUnavailableError } from './errors.js';
+import { SERIAL_KEY } from './layout.js';
+
+/** At most this many names per batch (etcd's default --max-txn-ops is 128 operations per level). */
+export const MAX_BATCH = 64;
+
+/** One name's transaction. Keys are relative to the zone namespace. */
+export interface NameTxn {
+  readonly compare: { readonly key: string; readonly target: 'Create' | 'Mod'; readonly revision: string };
+  readonly puts: ReadonlyArray<readonly [key: string, value: string]>;
+  readonly deletes: readonly string[];
+  /** What to read back when the compare fails: one key and one prefix. */
+  readonly readBack: { readonly key: string; readonly prefix: string };
+}
+
+export interface NameTxnResult {
+  readonly succeeded: boolean;
+  /** The revision of the batch (the writes' mod revision when it succeeded). */
+  readonly revision: string;
+  /** After a failed compare: what readBack found, keys as etcd returns them (namespace prefix included). */
+  readonly kvs: readonly IKeyValue[];
+}
+
+interface Pending {
+  readonly txn: NameTxn;
+  readonly resolve: (r: NameTxnResult) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export class TxnBatcher {
+  private queue: Pending[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly ns: Namespace,
+    private readonly run: SharedStore['run'],
+  ) {}
+
+  submit(txn: NameTxn): Promise<NameTxnResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ txn, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        // The requests of this turn of the event loop join the first batch.
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      try {
+        const results = await this.commit(batch.map((p) => p.txn));
+        batch.forEach((p, i) => p.resolve(results[i]));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    this.flushing = false;
+  }
+
+  private key(k: string): Buffer {
+    return Buffer.concat([this.ns.prefix, Buffer.from(k)]);
+  }
+
+  private inner(t: NameTxn): ITxnRequest {
+    const column = t.compare.target === 'Create' ? CompareTarget.Create : CompareTarget.Mod;
+    const prefix = Range.prefix(this.key(t.readBack.prefix));
+    return {
+      compare: [
+        {
+          key: this.key(t.compare.key),
+          result: CompareResult.Equal,
+          target: column,
+          ...(column === CompareTarget.Create ? { create_revision: t.compare.revision } : { mod_revision: t.compare.revision }),
+        },
+      ],
+      success: [
+        ...t.puts.filter(([k]) => k !== SERIAL_KEY).map(([k, v]): IRequestOp => ({ request_put: { key: this.key(k), value: Buffer.from(v) } })),
+        ...t.deletes.map((k): IRequestOp => ({ request_delete_range: { key: this.key(k) } })),
+      ],
+      failure: [{ request_range: { key: this.key(t.readBack.key) } }, { request_range: { key: prefix.start, range_end: prefix.end } }],
+    };
+  }
+
+  private async commit(txns: readonly NameTxn[]): Promise<NameTxnResult[]> {
+    const serial = txns.flatMap((t) => t.puts.filter(([k]) => k === SERIAL_KEY)).at(-1);
+    const outer: ITxnRequest = {
+      compare: [],
+      success: [
+        ...txns.map((t): IRequestOp => ({ request_txn: this.inner(t) })),
+        ...(serial === undefined ? [] : [{ request_put: { key: this.key(SERIAL_KEY), value: Buffer.from(serial[1]) } }]),
+      ],
+      failure: [],
+    };
+    const res = await this.run('update', () => this.ns.kv.txn(outer));
+    const revision = res.header.revision;
+    return txns.map((_, i) => {
+      const inner = res.responses[i]?.response_txn;
+      if (inner === undefined) throw new StoreUnavailableError(`etcd answered a batch of ${txns.length} without the result of transaction ${i}`);
+      return {
+        succeeded: inner.succeeded,
+        revision,
+        kvs: inner.succeeded ? [] : inner.responses.flatMap((r) => r.response_range?.kvs ?? []),
+      };
+    });
+  }
+}
