@@ -26,7 +26,7 @@
  * built-in zone server, Unbound) are fed by every daemon from its mirror.
  */
 import type { Logger } from 'pino';
-import type { Namespace } from 'etcd3';
+import type { MultiRangeBuilder, Namespace, SingleRangeBuilder } from 'etcd3';
 import type { ZoneConfig } from '../../config/daemon.js';
 import type { Clock } from '../../clock.js';
 import { keyTag, sameKey } from '../../dns/keys.js';
@@ -203,6 +203,8 @@ export class SharedZone implements ServedZone {
       }
       if (first && !checkedUnused) {
         const unused = await checkUnused(this.upstreamList, name, this.logger);
+        // The records may be those of a claim another daemon has just made: then that claim decides.
+        if (unused === 'in-use' && (await this.claimedInStore(name))) continue;
         if (unused !== undefined) return { ok: false, failure: unused };
         checkedUnused = true;
       }
@@ -274,6 +276,28 @@ export class SharedZone implements ServedZone {
     const [claim, recs] = res.responses;
     this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
     return false;
+  }
+
+  /**
+   * Reads `name`'s claim and records from the store (one read at one
+   * revision) into the mirror; true when the name is claimed there. A
+   * first claim whose name an upstream reports in use asks this, so that
+   * the loser of two claims at two daemons hears that the name is another
+   * key's, as at a single daemon, not that its records are someone else's.
+   */
+  private async claimedInStore(name: string): Promise<boolean> {
+    const claimPath = layout.claimKey(name);
+    const reads = (): [SingleRangeBuilder, MultiRangeBuilder] => [this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name))];
+    const res = await this.deps.store.run('read', () =>
+      this.ns
+        .if(claimPath, 'Create', '==', '0')
+        .then(...reads())
+        .else(...reads())
+        .commit(),
+    );
+    const [claim, recs] = res.responses;
+    this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
+    return this.mirror.claim(name) !== undefined;
   }
 
   /** Waits for the publisher's first attempt at change `id`: true when every shared upstream took it. */
