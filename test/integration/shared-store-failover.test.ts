@@ -1,0 +1,140 @@
+/**
+ * The publisher of a site of three nsregd on one etcd store is killed with
+ * SIGKILL (README, "Several daemons as one service": another daemon is
+ * elected within about twice the lease and finishes what was pending):
+ * a claim sent to a surviving daemon right after the kill is answered
+ * NOERROR within 5 s and served by named; records claimed, refreshed or
+ * expiring around the fail-over, and claims the killed daemon was taking
+ * when it died, end up exactly right at named — nothing missing, nothing
+ * left behind.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Algorithm, Rcode } from '../../src/dns/constants.js';
+import type { DecodedMessage } from '../../src/dns/message.js';
+import { eventually, letTimePass } from '../helpers/eventually.js';
+import { makeClient, type TestClient } from '../helpers/sig0-client.js';
+import { claimOf, mapLimit, outcome, SITE_ZONE, startSharedSite, type SharedSite } from '../helpers/shared-site.js';
+
+/** A client's refresh interval in this test (its records live REFRESH_TTL s). */
+const REFRESH_EVERY_MS = 1000;
+const REFRESH_TTL = 4;
+/** Records that expire around the fail-over. */
+const SHORT_TTL = 3;
+
+interface Host {
+  readonly c: TestClient;
+  readonly address: string;
+  readonly line: string;
+}
+
+function hosts(label: string, count: number, net: number): Host[] {
+  return Array.from({ length: count }, (_, i) => {
+    const c = makeClient(`${label}${i}`, SITE_ZONE, Algorithm.ECDSAP256SHA256);
+    const address = `10.${net}.0.${i + 1}`;
+    return { c, address, line: `${c.name} ${address}` };
+  });
+}
+
+const lines = (hs: readonly Host[]): string[] => hs.map((h) => h.line);
+
+describe('kill -9 of the publisher of a site of three nsregd', () => {
+  let site: SharedSite;
+
+  before(async () => {
+    site = await startSharedSite({ name: 'failover' });
+  });
+
+  after(async () => {
+    await site?.close();
+  });
+
+  it('another daemon publishes within 5 s, and named ends up holding exactly the live records', async () => {
+    const p = await eventually('one daemon to publish', () => site.publisher(), (v) => v !== undefined, 10_000);
+    assert.ok(p !== undefined);
+    const victim = site.daemons[p];
+    const survivors = site.daemons.filter((_, i) => i !== p);
+    const claimAt = async (ds: typeof site.daemons, hs: readonly Host[], ttl: number): Promise<void> => {
+      await mapLimit(hs, 4, async (h, i) => {
+        const r = await ds[i % ds.length].send(claimOf(h.c, h.address, ttl));
+        assert.equal(r.rcode, Rcode.NOERROR, `claim of ${h.c.name}: ${outcome(r)}`);
+      });
+    };
+
+    // Long-lived records, claimed at every daemon (the publisher too).
+    const keep = hosts('keep', 6, 1);
+    await claimAt(site.daemons, keep, 300);
+    // Records a client keeps refreshing, at the survivors, through the fail-over.
+    const refreshed = hosts('refresh', 6, 2);
+    await claimAt(site.daemons, refreshed, REFRESH_TTL);
+    const refreshReplies: Array<{ name: string; reply: DecodedMessage }> = [];
+    let refreshing = true;
+    const refresher = (async () => {
+      for (let round = 0; refreshing; round++) {
+        await mapLimit(refreshed, 6, async (h, i) => {
+          const reply = await survivors[(round + i) % survivors.length].send(claimOf(h.c, h.address, REFRESH_TTL));
+          refreshReplies.push({ name: h.c.name, reply });
+        });
+        await letTimePass(REFRESH_EVERY_MS);
+      }
+    })();
+    // Records whose deadlines pass while the publisher is being replaced.
+    const expiring = hosts('short', 6, 3);
+    await claimAt(site.daemons, expiring, SHORT_TTL);
+
+    // Claims in flight at the publisher when it dies: whatever etcd took must reach named, nothing else.
+    const inflight = hosts('inflight', 12, 4);
+    let killed: Promise<void> | undefined;
+    let killedAt = 0;
+    const kill = (): Promise<void> =>
+      (killed ??= (async () => {
+        victim.child.kill('SIGKILL');
+        await victim.exited();
+        killedAt = Date.now();
+      })());
+    const inflightReplies = await Promise.all(
+      inflight.map(async (h) => {
+        try {
+          const reply = await victim.send(claimOf(h.c, h.address, 300));
+          void kill();
+          return reply;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    await kill();
+
+    // Right after the kill: claims at the survivors are published within 5 s.
+    const late = hosts('late', 6, 5);
+    await mapLimit(late, 6, async (h, i) => {
+      const r = await survivors[i % survivors.length].send(claimOf(h.c, h.address, 300));
+      const tookMs = Date.now() - killedAt;
+      assert.equal(r.rcode, Rcode.NOERROR, `claim of ${h.c.name} after the kill: ${outcome(r)}`);
+      assert.ok(tookMs < 5000, `claim of ${h.c.name} answered ${tookMs} ms after the kill`);
+      assert.deepEqual(await site.named.query(h.c.name, 'A', { tcp: true }), [h.address]);
+    });
+    const dead = new Set([p]);
+    const next = site.publisher(dead);
+    assert.ok(next !== undefined, 'a surviving daemon says it publishes');
+
+    const accepted = inflight.filter((_, i) => inflightReplies[i]?.rcode === Rcode.NOERROR);
+    const unknown = new Set(lines(inflight.filter((_, i) => inflightReplies[i]?.rcode !== Rcode.NOERROR)));
+    const wanted = [...lines(keep), ...lines(refreshed), ...lines(late), ...lines(accepted)].sort();
+    const converged = (v: { named: string[]; store: string[] }): boolean =>
+      JSON.stringify(v.named) === JSON.stringify(v.store) && JSON.stringify(v.store.filter((l) => !unknown.has(l))) === JSON.stringify(wanted);
+    const final = await eventually(
+      'named and the store to hold exactly the live records',
+      async () => ({ named: await site.namedRecords(), store: await site.storeRecords() }),
+      converged,
+      15_000,
+    ).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\nwanted ${JSON.stringify(wanted)}\nnamed ${JSON.stringify(await site.namedRecords())}`);
+    });
+    refreshing = false;
+    await refresher;
+    for (const h of expiring) assert.ok(!final.named.includes(h.line), `${h.line} expired but is still served`);
+    for (const { name, reply } of refreshReplies) assert.equal(reply.rcode, Rcode.NOERROR, `refresh of ${name}: ${outcome(reply)}`);
+    assert.ok(refreshReplies.length >= 12, `refreshes sent: ${refreshReplies.length}`);
+  });
+});
