@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rcodeName } from '../../src/dns/constants.js';
-import type { DecodedMessage } from '../../src/dns/message.js';
+import type { DecodedMessage, ResourceRecord } from '../../src/dns/message.js';
 import { parseZoneKey, zoneNamespacePrefix } from '../../src/daemon/shared/layout.js';
 import { LOOPBACK_ZONE, nsupdateUpstream, zoneYaml } from './config-yaml.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd.js';
@@ -158,10 +158,15 @@ export async function startSharedSite(opts: SharedSiteOptions): Promise<SharedSi
 
 let ids = 0;
 
+/** An update of `c`'s name with `records`, signed by `c` now. */
+export function updateOf(c: TestClient, records: ResourceRecord[]): Buffer {
+  ids = (ids + 1) % 65536;
+  return signedUpdate(c, records, { now: Math.floor(Date.now() / 1000), id: ids });
+}
+
 /** An update of `c`'s name carrying `address` as its one A record (a claim, or a refresh of it), signed now. */
 export function claimOf(c: TestClient, address: string, ttl = 300): Buffer {
-  ids = (ids + 1) % 65536;
-  return signedUpdate(c, [a(c.name, address, ttl)], { now: Math.floor(Date.now() / 1000), id: ids });
+  return updateOf(c, [a(c.name, address, ttl)]);
 }
 
 /** The TXT reasons of a reply. */
@@ -174,14 +179,20 @@ export function outcome(m: DecodedMessage): string {
   return `${rcodeName(m.rcode)} ${reasons(m).join('; ')}`;
 }
 
-/** Runs `fn` over `items`, at most `limit` at once; results in order. */
+/** Runs `fn` over `items`, at most `limit` at once; results in order. After a failure no more are started. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      out[i] = await fn(items[i], i);
+      try {
+        out[i] = await fn(items[i], i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
