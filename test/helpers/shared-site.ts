@@ -176,7 +176,7 @@ export function reasons(m: DecodedMessage): string[] {
 
 /** `rcode` and reasons, for assertion messages. */
 export function outcome(m: DecodedMessage): string {
-  return `${rcodeName(m.rcode)} ${reasons(m).join('; ')}`;
+  return [rcodeName(m.rcode), ...reasons(m)].join(' ');
 }
 
 /** Runs `fn` over `items`, at most `limit` at once; results in order. After a failure no more are started. */
