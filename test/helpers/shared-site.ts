@@ -7,14 +7,14 @@
  * after()) stops everything, also what a failed start left running.
  */
 import { randomBytes } from 'node:crypto';
-import { rcodeName } from '../../src/dns/constants.js';
+import { Algorithm, rcodeName } from '../../src/dns/constants.js';
 import type { DecodedMessage, ResourceRecord } from '../../src/dns/message.js';
 import { parseZoneKey, zoneNamespacePrefix } from '../../src/daemon/shared/layout.js';
 import { LOOPBACK_ZONE, nsupdateUpstream, zoneYaml } from './config-yaml.js';
 import { startEtcdCluster, type EtcdCluster } from './etcd.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from './named.js';
 import { startNsregd, type NsregdLab } from './nsregd-lab.js';
-import { a, signedUpdate, type TestClient } from './sig0-client.js';
+import { a, makeClient, signedUpdate, type TestClient } from './sig0-client.js';
 
 export const SITE_ZONE = 'dynamic.example.org.';
 
@@ -155,6 +155,24 @@ export async function startSharedSite(opts: SharedSiteOptions): Promise<SharedSi
     throw err;
   }
 }
+
+/** A client of the site: its key, its one address, and `name address` as namedRecords() lists it. */
+export interface Host {
+  readonly c: TestClient;
+  readonly address: string;
+  readonly line: string;
+}
+
+/** `count` clients `<label><i>` with addresses 10.<net>.0.<i + 1> (cheap P-256 keys). */
+export function hosts(label: string, count: number, net: number): Host[] {
+  return Array.from({ length: count }, (_, i) => {
+    const c = makeClient(`${label}${i}`, SITE_ZONE, Algorithm.ECDSAP256SHA256);
+    const address = `10.${net}.0.${i + 1}`;
+    return { c, address, line: `${c.name} ${address}` };
+  });
+}
+
+export const lines = (hs: readonly Host[]): string[] => hs.map((h) => h.line);
 
 let ids = 0;
 

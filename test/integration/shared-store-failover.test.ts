@@ -10,32 +10,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Algorithm, RRClass, Rcode } from '../../src/dns/constants.js';
+import { RRClass, Rcode } from '../../src/dns/constants.js';
 import { eventually, letTimePass } from '../helpers/eventually.js';
-import { a, makeClient, type TestClient } from '../helpers/sig0-client.js';
-import { claimOf, mapLimit, outcome, SITE_ZONE, startSharedSite, updateOf, type SharedSite } from '../helpers/shared-site.js';
+import { a } from '../helpers/sig0-client.js';
+import { claimOf, hosts, lines, mapLimit, outcome, startSharedSite, updateOf, type Host, type SharedSite } from '../helpers/shared-site.js';
 
 /** A client's refresh interval in this test (its records live REFRESH_TTL s). */
 const REFRESH_EVERY_MS = 1000;
 const REFRESH_TTL = 4;
 /** Records that expire around the fail-over. */
 const SHORT_TTL = 3;
-
-interface Host {
-  readonly c: TestClient;
-  readonly address: string;
-  readonly line: string;
-}
-
-function hosts(label: string, count: number, net: number): Host[] {
-  return Array.from({ length: count }, (_, i) => {
-    const c = makeClient(`${label}${i}`, SITE_ZONE, Algorithm.ECDSAP256SHA256);
-    const address = `10.${net}.0.${i + 1}`;
-    return { c, address, line: `${c.name} ${address}` };
-  });
-}
-
-const lines = (hs: readonly Host[]): string[] => hs.map((h) => h.line);
 
 describe('kill -9 of the publisher of a site of three nsregd', () => {
   let site: SharedSite;

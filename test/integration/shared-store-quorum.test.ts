@@ -11,32 +11,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Algorithm, Rcode } from '../../src/dns/constants.js';
+import { Rcode } from '../../src/dns/constants.js';
 import type { DecodedMessage } from '../../src/dns/message.js';
 import { eventually, letTimePass } from '../helpers/eventually.js';
-import { makeClient, type TestClient } from '../helpers/sig0-client.js';
-import { claimOf, mapLimit, outcome, reasons, SITE_ZONE, startSharedSite, type SharedSite } from '../helpers/shared-site.js';
+import { claimOf, hosts, lines, mapLimit, outcome, reasons, startSharedSite, type Host, type SharedSite } from '../helpers/shared-site.js';
 
 const STORE_TIMEOUT_MS = 1000;
 const UNAVAILABLE = 'Shared store unavailable, try another server';
 /** Records whose deadlines pass during the outage. */
 const SHORT_TTL = 3;
-
-interface Host {
-  readonly c: TestClient;
-  readonly address: string;
-  readonly line: string;
-}
-
-function hosts(label: string, count: number, net: number): Host[] {
-  return Array.from({ length: count }, (_, i) => {
-    const c = makeClient(`${label}${i}`, SITE_ZONE, Algorithm.ECDSAP256SHA256);
-    const address = `10.${net}.0.${i + 1}`;
-    return { c, address, line: `${c.name} ${address}` };
-  });
-}
-
-const lines = (hs: readonly Host[]): string[] => hs.map((h) => h.line);
 
 describe('a site of three nsregd losing etcd members', () => {
   let site: SharedSite;
