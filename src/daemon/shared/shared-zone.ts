@@ -26,7 +26,7 @@
  * built-in zone server, Unbound) are fed by every daemon from its mirror.
  */
 import type { Logger } from 'pino';
-import type { Namespace } from 'etcd3';
+import type { MultiRangeBuilder, Namespace, SingleRangeBuilder } from 'etcd3';
 import type { ZoneConfig } from '../../config/daemon.js';
 import type { Clock } from '../../clock.js';
 import { keyTag, sameKey } from '../../dns/keys.js';
@@ -71,7 +71,8 @@ export class SharedZone implements ServedZone {
   private readonly publisher: Publisher;
   /** Request transactions go to etcd together (./batch.ts). */
   private readonly batcher: TxnBatcher;
-  private readonly waiting = new Map<string, (ok: boolean) => void>();
+  /** Requests waiting for the publisher's first attempt at a change, by change id (several may wait for one). */
+  private readonly waiting = new Map<string, { readonly result: Promise<boolean>; readonly settle: (ok: boolean) => void }>();
   private unsubscribe: Array<() => void> = [];
   private attemptObserver: AttemptObserver | undefined;
   private closed = false;
@@ -211,10 +212,13 @@ export class SharedZone implements ServedZone {
       }
       if (first && !checkedUnused) {
         const unused = await checkUnused(this.upstreamList, name, this.logger);
+        // The records may be those of a claim another daemon has just made: then that claim decides.
+        if (unused === 'in-use' && (await this.claimedInStore(name))) continue;
         if (unused !== undefined) return { ok: false, failure: unused };
         checkedUnused = true;
       }
       const change = this.changeFor(plan);
+      const pending = this.queuedAddsOf(plan);
       // Only the upstreams every daemon shares wait for the publisher; per-host ones follow the mirror.
       const id = isEmptyChange(change) || !this.publisher.hasUpstreams ? undefined : layout.newChangeId();
       const signedAt = Math.max(plan.signedAt ?? 0, current?.value.signedAt ?? 0);
@@ -227,17 +231,15 @@ export class SharedZone implements ServedZone {
       const compare = first ? ({ column: 'Create', revision: '0' } as const) : ({ column: 'Mod', revision: current!.modRevision } as const);
       const committed = await this.transact(name, compare, puts, deletes);
       if (!committed) continue;
-      if (id === undefined) {
-        if (first) this.counters.claims++;
-        return { ok: true };
+      const [ok, ...earlier] = await Promise.all([id === undefined ? true : this.published(id), ...pending.map((p) => this.published(p))]);
+      if (!ok) {
+        await this.takeBack(name, first, change.add);
+        return { ok: false, failure: 'upstream' };
       }
-      const ok = await this.published(id);
-      if (ok) {
-        if (first) this.counters.claims++;
-        return { ok: true };
-      }
-      await this.takeBack(name, first, change.add);
-      return { ok: false, failure: 'upstream' };
+      // A record of this update that an earlier change is still adding is not published yet either.
+      if (!earlier.every(Boolean)) return { ok: false, failure: 'upstream' };
+      if (first) this.counters.claims++;
+      return { ok: true };
     }
     this.logger.info({ name }, 'update given up: the name kept changing at other daemons');
     return { ok: false, failure: 'changed' };
@@ -254,6 +256,25 @@ export class SharedZone implements ServedZone {
     const removed = [...removes.values()];
     if (plan.removeAll && removed.length > 0) return { add, remove: [], removeNames: [{ name: plan.name, addresses: removed }] };
     return { add, remove: removed, removeNames: [] };
+  }
+
+  /**
+   * The queued changes that add a record this update carries and the name
+   * already holds: such a record is not published until its change is
+   * applied (a publisher that died before applying it left it queued, or
+   * one is applying it now), so the reply waits for those changes too —
+   * a client whose claim went unanswered and who retries at another
+   * daemon hears NOERROR only once named serves its records.
+   */
+  private queuedAddsOf(plan: UpdatePlan): string[] {
+    if (!this.publisher.hasUpstreams || plan.adds.length === 0) return [];
+    const known = new Set(this.mirror.records(plan.name).map((r) => recordKey(r.record)));
+    const carried = new Set(plan.adds.map(recordKey).filter((k) => known.has(k)));
+    if (carried.size === 0) return [];
+    return this.mirror
+      .changes()
+      .filter(({ entry }) => entry.value.change.add.some((r) => carried.has(recordKey(r))))
+      .map(({ id }) => id);
   }
 
   /** The value every transaction that changes published data writes to `serial` (the zone's serial base). */
@@ -282,23 +303,48 @@ export class SharedZone implements ServedZone {
     return false;
   }
 
+  /**
+   * Reads `name`'s claim and records from the store (one read at one
+   * revision) into the mirror; true when the name is claimed there. A
+   * first claim whose name an upstream reports in use asks this, so that
+   * the loser of two claims at two daemons hears that the name is another
+   * key's, as at a single daemon, not that its records are someone else's.
+   */
+  private async claimedInStore(name: string): Promise<boolean> {
+    const claimPath = layout.claimKey(name);
+    const reads = (): [SingleRangeBuilder, MultiRangeBuilder] => [this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name))];
+    const res = await this.deps.store.run('read', () =>
+      this.ns
+        .if(claimPath, 'Create', '==', '0')
+        .then(...reads())
+        .else(...reads())
+        .commit(),
+    );
+    const [claim, recs] = res.responses;
+    this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
+    return this.mirror.claim(name) !== undefined;
+  }
 
   /** Waits for the publisher's first attempt at change `id`: true when every shared upstream took it. */
   private published(id: string): Promise<boolean> {
     const known = this.mirror.result(id);
     if (known !== undefined) return Promise.resolve(known);
-    return new Promise((resolve) => {
+    const already = this.waiting.get(id);
+    if (already !== undefined) return already.result;
+    let settle: (ok: boolean) => void = () => undefined;
+    const result = new Promise<boolean>((resolve) => {
       const timer = this.clock.schedule(PUBLISH_WAIT_MS, () => {
-        this.waiting.delete(id);
         this.logger.warn({ change: id, waitedMs: PUBLISH_WAIT_MS }, 'no publisher applied the change in time; it stays queued');
-        resolve(false);
+        settle(false);
       });
-      this.waiting.set(id, (ok) => {
+      settle = (ok) => {
         timer.cancel();
         this.waiting.delete(id);
         resolve(ok);
-      });
+      };
     });
+    this.waiting.set(id, { result, settle });
+    return result;
   }
 
   /**
@@ -364,7 +410,7 @@ export class SharedZone implements ServedZone {
     if (this.unsubscribe.length === 0) {
       this.unsubscribe.push(
         this.mirror.onEvent((e) => {
-          for (const r of e.results) this.waiting.get(r.id)?.(r.ok);
+          for (const r of e.results) this.waiting.get(r.id)?.settle(r.ok);
           if (e.records.added.length > 0 || e.records.removed.length > 0) {
             const change: UpstreamChange = { add: e.records.added, remove: e.records.removed, removeNames: [] };
             for (const b of this.perHost) void b.submit(change, { request: false });
@@ -427,7 +473,7 @@ export class SharedZone implements ServedZone {
     this.closed = true;
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
-    for (const resolve of this.waiting.values()) resolve(false);
+    for (const w of [...this.waiting.values()]) w.settle(false);
     await this.deps.election.close();
     await this.publisher.stop();
     const live = this.allLiveRecords();
