@@ -84,6 +84,8 @@ export interface DaemonSpec {
   cpuProfDir?: string;
   /** UV_THREADPOOL_SIZE for the daemon only (default: this process's environment). */
   uvThreadpoolSize?: number;
+  /** Options for the daemon's node (`--max-semi-space-size=32`, say). */
+  nodeOptions?: readonly string[];
 }
 
 /**
@@ -178,7 +180,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   const port = await freePort();
   const conf = path.join(dir, 'nsregd.yaml');
   await writeFile(conf, configYaml(spec, port, dataDir));
-  const nodeArgs = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`];
+  const nodeArgs = [...(spec.nodeOptions ?? []), ...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`])];
   const t0 = performance.now();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, '-c', conf], {
     stdio: ['ignore', 'pipe', 'pipe'],
