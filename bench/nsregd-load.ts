@@ -31,6 +31,7 @@
  *     [--scale-claims N] [--small N] [--big N] [--no-scale]
  *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the phases on an empty database)
  *     [--uv-threadpool-size N]   (UV_THREADPOOL_SIZE of the daemons only)
+ *     [--daemon-node-option OPT]...   (an option for the daemons' node, e.g. --max-semi-space-size=32)
  *     [--threads]        (also print the daemon's CPU per request by thread, utime/stime, and how busy the machine was)
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
@@ -61,6 +62,7 @@ interface Args {
   cpuProf: string | undefined;
   threads: boolean;
   uvThreadpoolSize: number | undefined;
+  nodeOptions: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -76,6 +78,7 @@ function parseArgs(argv: string[]): Args {
     cpuProf: undefined,
     threads: false,
     uvThreadpoolSize: undefined,
+    nodeOptions: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -99,6 +102,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-scale') args.scale = false;
     else if (a === '--threads') args.threads = true;
     else if (a === '--uv-threadpool-size') args.uvThreadpoolSize = num();
+    else if (a === '--daemon-node-option') args.nodeOptions.push(argv[++i] ?? '');
     else if (a === '--cpu-prof') args.cpuProf = path.resolve(argv[++i] ?? 'prof');
     else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -158,6 +162,7 @@ class Run {
         preload,
         ...(mode === 'long-lived' ? { limits: LIFTED_LIMITS } : {}),
         ...(this.args.uvThreadpoolSize === undefined ? {} : { uvThreadpoolSize: this.args.uvThreadpoolSize }),
+        ...(this.args.nodeOptions.length === 0 ? {} : { nodeOptions: this.args.nodeOptions }),
         ...(profile && this.args.cpuProf !== undefined ? { cpuProfDir: this.args.cpuProf } : {}),
       });
     } catch (err) {
@@ -304,6 +309,7 @@ async function main(): Promise<number> {
   const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
   if (args.uvThreadpoolSize !== undefined) console.log(`daemons: UV_THREADPOOL_SIZE=${args.uvThreadpoolSize}`);
+  if (args.nodeOptions.length > 0) console.log(`daemons: node ${args.nodeOptions.join(' ')}`);
   console.log(`load average at start: ${load()}`);
   const raw0 = await rawVerify(2);
   const tsig: TsigKeySpec = { name: 'nsregd-bench.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };

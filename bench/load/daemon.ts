@@ -86,6 +86,8 @@ export interface DaemonSpec {
   uvThreadpoolSize?: number;
   /** A `store:` section (default: none, files in the data-dir). */
   store?: Readonly<Record<string, unknown>>;
+  /** Options for the daemon's node (`--max-semi-space-size=32`, say). */
+  nodeOptions?: readonly string[];
 }
 
 /**
@@ -181,7 +183,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   const port = await freePort();
   const conf = path.join(dir, 'nsregd.yaml');
   await writeFile(conf, configYaml(spec, port, dataDir));
-  const nodeArgs = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`];
+  const nodeArgs = [...(spec.nodeOptions ?? []), ...(spec.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${spec.cpuProfDir}`])];
   const t0 = performance.now();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, '-c', conf], {
     stdio: ['ignore', 'pipe', 'pipe'],
