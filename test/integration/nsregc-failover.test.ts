@@ -51,6 +51,19 @@ async function served(port: number, name = NAME): Promise<string[]> {
   }
 }
 
+/** The zone's SOA serial as the zone server on `port` answers it (undefined when it does not). */
+async function soaSerial(port: number): Promise<number | undefined> {
+  const q = emptyMessage(8, Opcode.QUERY);
+  q.questions.push({ name: ZONE, type: RRType.SOA, class: RRClass.IN });
+  try {
+    const r = decodeMessage(await tcpExchange({ host: '127.0.0.1', port, message: encodeMessage(q), timeoutMs: 1000 }));
+    const soa = r.answers.find((rr) => rr.type === 'SOA');
+    return soa?.type === 'SOA' && soa.data !== null ? soa.data.serial : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const same = (got: string[]): boolean => JSON.stringify(got) === JSON.stringify(ADDRESSES);
 
 describe('nsregc with two SRV targets', () => {
@@ -193,6 +206,8 @@ describe('nsregc with two SRV targets of one site (shared etcd store)', () => {
       // One store: both zone servers answer with the records registered through A.
       await eventually('A serves the name', () => sharedServed(dnsA), same, 10_000);
       await eventually('B serves the name', () => sharedServed(dnsB), same, 10_000);
+      // The serial is the shared data's: both zone servers give the same one for the same data.
+      await eventually('A and B give one SOA serial', () => Promise.all([soaSerial(dnsA), soaSerial(dnsB)]), ([x, y]) => x !== undefined && x === y, 10_000);
 
       a.signal('SIGKILL');
       await a.exited();
