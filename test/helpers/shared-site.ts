@@ -33,11 +33,13 @@ export interface SharedSite {
   /** Every claimed name in the store, sorted. */
   storeClaims(): Promise<string[]>;
   /**
-   * The daemon that says it publishes the zone now (by its log: the last of
-   * "publishing for the zone (elected publisher)" / "no longer publishing
-   * for the zone"); undefined unless exactly one does. Daemons killed are
-   * passed in `dead` and left out.
+   * The daemons that say they publish the zone now (by their logs: the
+   * last of "publishing for the zone (elected publisher)" / "no longer
+   * publishing for the zone"). Daemons killed are passed in `dead` and
+   * left out.
    */
+  publishers(dead?: ReadonlySet<number>): number[];
+  /** The one daemon that says it publishes the zone; undefined unless exactly one does. */
   publisher(dead?: ReadonlySet<number>): number | undefined;
   close(): Promise<void>;
 }
@@ -114,6 +116,16 @@ export async function startSharedSite(opts: SharedSiteOptions): Promise<SharedSi
         .filter((l) => l.startsWith(ns))
         .map((l) => l.slice(ns.length));
     };
+    const publishers = (dead: ReadonlySet<number> = new Set()): number[] =>
+      daemons.flatMap((d, i) => {
+        if (dead.has(i)) return [];
+        let on = false;
+        for (const l of d.logs()) {
+          if (l.msg === 'publishing for the zone (elected publisher)') on = true;
+          else if (l.msg === 'no longer publishing for the zone') on = false;
+        }
+        return on ? [i] : [];
+      });
     return {
       etcd,
       named,
@@ -136,16 +148,9 @@ export async function startSharedSite(opts: SharedSiteOptions): Promise<SharedSi
           .flatMap((k) => (k?.kind === 'claim' ? [k.name] : []))
           .sort();
       },
-      publisher(dead = new Set()) {
-        const publishing = daemons.flatMap((d, i) => {
-          if (dead.has(i)) return [];
-          let on = false;
-          for (const l of d.logs()) {
-            if (l.msg === 'publishing for the zone (elected publisher)') on = true;
-            else if (l.msg === 'no longer publishing for the zone') on = false;
-          }
-          return on ? [i] : [];
-        });
+      publishers,
+      publisher(dead) {
+        const publishing = publishers(dead);
         return publishing.length === 1 ? publishing[0] : undefined;
       },
       close,

@@ -19,7 +19,7 @@ import { claimOf, hosts, lines, mapLimit, outcome, reasons, startSharedSite, typ
 const STORE_TIMEOUT_MS = 1000;
 const UNAVAILABLE = 'Shared store unavailable, try another server';
 /** Records whose deadlines pass during the outage. */
-const SHORT_TTL = 3;
+const SHORT_TTL = 4;
 
 describe('a site of three nsregd losing etcd members', () => {
   let site: SharedSite;
@@ -80,6 +80,7 @@ describe('a site of three nsregd losing etcd members', () => {
     await site.etcd.stop(second);
     const namedBefore = await site.namedRecords();
     const serialBefore = await site.namedSerial();
+    assert.deepEqual(namedBefore, up, 'the short records are still served when the quorum goes');
     const during = hosts('during', 3, 4);
     const tries = [
       ...during.map((h, i) => ({ what: `claim of ${h.c.name} at daemon ${i}`, send: () => send(i, h) })),
@@ -93,10 +94,13 @@ describe('a site of three nsregd losing etcd members', () => {
       assert.deepEqual(reasons(r), [UNAVAILABLE], t.what);
       assert.ok(tookMs < STORE_TIMEOUT_MS + 1000, `${t.what} answered after ${tookMs} ms`);
     }
+    // The publisher, cut off, stops within half its lease (README: before its lease can run out at etcd).
+    await eventually('no daemon to publish', () => site.publishers(), (v) => v.length === 0, 2000);
     // Nothing reaches named while there is no quorum, not even the removal of records past their deadlines.
     await letTimePass(Math.max(0, shortDeadline - Date.now()) + 2000);
     assert.deepEqual(await site.namedRecords(), namedBefore, 'named changed without an etcd quorum');
     assert.equal(await site.namedSerial(), serialBefore, 'named changed without an etcd quorum');
+    assert.deepEqual(site.publishers(), [], 'a daemon publishes without an etcd quorum');
 
     // The members come back: claims are accepted again at every daemon, and everything converges.
     await site.etcd.start(leader, { waitHealthy: false });
@@ -120,6 +124,7 @@ describe('a site of three nsregd losing etcd members', () => {
     // A claim answered SERVFAIL may still have been written when the quorum came back: it is served then too.
     const converged = (v: { named: string[]; store: string[] }): boolean =>
       JSON.stringify(v.named) === JSON.stringify(v.store) && JSON.stringify(v.store.filter((l) => !lines(during).includes(l))) === JSON.stringify(wanted);
+    await eventually('one daemon to publish again', () => site.publishers(), (v) => v.length === 1, 10_000);
     await eventually('named and the store to converge', snapshot, converged, 15_000).catch(async (err: unknown) => {
       throw new Error(`${String(err)}\nwanted ${JSON.stringify(wanted)}\nnow ${JSON.stringify(await snapshot())}`);
     });

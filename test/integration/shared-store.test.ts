@@ -52,6 +52,7 @@ describe('several nsregd on one etcd store, one named', () => {
     });
     assert.deepEqual(await site.namedRecords(), expected);
     assert.deepEqual(await site.storeRecords(), expected);
+    assert.deepEqual(await site.storeClaims(), hosts.map(({ c }) => c.name).sort());
   });
 
   it('of two conflicting claims of each of 100 names at two daemons at once, exactly one wins, at named too', async () => {
@@ -78,5 +79,6 @@ describe('several nsregd on one etcd store, one named', () => {
     assert.deepEqual([...refusedWhy.keys()], [WRONG_KEY], `the losers' reasons: ${JSON.stringify([...refusedWhy])}`);
     assert.deepEqual(await site.namedRecords(), expected);
     assert.deepEqual(await site.storeRecords(), expected);
+    assert.equal((await site.storeClaims()).length, 130);
   });
 });
