@@ -6,15 +6,17 @@
  * TCP with TSIG) and a real three-member etcd cluster on loopback (Debian's
  * `etcd`, test/helpers/etcd.ts). Requests as in nsregd-load.ts's per-host
  * mode: each name from its own 127.x address on a fresh connection,
- * pre-signed SIG(0) P-384 updates; with three daemons, request i goes to
- * daemon i mod 3. Every configuration is the shipped default apart from
+ * pre-signed SIG(0) P-384 updates; with three daemons, name i registers
+ * and refreshes at daemon i mod 3, as hosts spread over a site's SRV
+ * targets and stay with the one that answers (--cross: each refresh at
+ * the next daemon, which must import the key the first time). Every configuration is the shipped default apart from
  * listener, data-dir, zone and (for etcd) the `store:` section.
  *
  * Printed per phase: requests/s, p50/p99, CPU per request of the daemons
  * (all of them) and of the etcd members, and the etcd store's refresh rate
  * as a share of the files store's (issue 15's target: ≥ 0.5).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--cpu-prof DIR]
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--cross] [--cpu-prof DIR]
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop), never on a missed target.
@@ -37,12 +39,17 @@ interface Args {
   names: number;
   concurrency: number;
   cpuProf: string | undefined;
+  cross: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined };
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--cross') {
+      args.cross = true;
+      continue;
+    }
     if (a === '--cpu-prof') {
       args.cpuProf = path.resolve(argv[++i] ?? 'prof');
       continue;
@@ -91,11 +98,12 @@ interface Row {
   etcdMsPerReq: number;
 }
 
-async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, concurrency: number, rows: Row[]): Promise<boolean> {
+async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, args: Args, rows: Row[]): Promise<boolean> {
+  const { concurrency, cross } = args;
   const target = (i: number): number => ds[i % ds.length].port;
   const claims: Request[] = set.claims.map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i) }));
-  // A refresh goes to another daemon than its claim whenever there are several.
-  const refreshes: Request[] = set.refreshes[0].map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i + 1) }));
+  // A host refreshes where it registered (nsregc stays with a server that answers); --cross sends each refresh to the next daemon.
+  const refreshes: Request[] = set.refreshes[0].map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(cross ? i + 1 : i) }));
   let ok = true;
   for (const [label, reqs] of [
     ['claim', claims],
@@ -146,7 +154,7 @@ async function main(): Promise<number> {
               ...(args.cpuProf === undefined ? {} : { cpuProfDir: path.join(args.cpuProf, `${s.label.replace(/[^a-z0-9]+/g, '-')}-${i}`) }),
             }),
           );
-        if (!(await measure(s.label, ds, named, set, s.store === undefined ? undefined : etcd, args.concurrency, rows))) failed = true;
+        if (!(await measure(s.label, ds, named, set, s.store === undefined ? undefined : etcd, args, rows))) failed = true;
       } finally {
         for (const d of ds) {
           await d.stop().catch((err: unknown) => {
