@@ -3,8 +3,9 @@
  * service"): claims and refreshes per second through one daemon on the
  * files store, one daemon on the etcd store and three daemons on the etcd
  * store, in one run, against one real BIND `named` (nsupdate upstream over
- * TCP with TSIG) and a real three-member etcd cluster on loopback (Debian's
- * `etcd`, test/helpers/etcd.ts). Requests as in nsregd-load.ts's per-host
+ * TCP with TSIG) and a real etcd cluster on loopback, three members unless
+ * --etcd-members 1 (Debian's `etcd`, test/helpers/etcd.ts; on this machine
+ * its members share the two cores with everything else). Requests as in nsregd-load.ts's per-host
  * mode: each name from its own 127.x address on a fresh connection,
  * pre-signed SIG(0) P-384 updates; with three daemons, name i registers
  * and refreshes at daemon i mod 3, as hosts spread over a site's SRV
@@ -16,7 +17,7 @@
  * (all of them) and of the etcd members, and the etcd store's refresh rate
  * as a share of the files store's (issue 15's target: ≥ 0.5).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--cross] [--cpu-prof DIR]
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--cpu-prof DIR]
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop), never on a missed target.
@@ -40,10 +41,11 @@ interface Args {
   concurrency: number;
   cpuProf: string | undefined;
   cross: boolean;
+  members: 1 | 3;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false };
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cross') {
@@ -57,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     const v = Number(argv[++i]);
     if (!Number.isInteger(v) || v < 1) throw new Error(`${String(a)} needs a positive integer`);
     if (a === '--names') args.names = Math.min(v, MAX_SET);
+    else if (a === '--etcd-members' && (v === 1 || v === 3)) args.members = v;
     else if (a === '--concurrency') args.concurrency = v;
     else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -129,7 +132,8 @@ async function main(): Promise<number> {
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}; load average at start: ${load()}`);
   const tsig: TsigKeySpec = { name: 'nsregd-bench.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
   const named = await startNamed({ tsigKeys: [tsig], zones: [{ name: ZONE, allowUpdateKey: tsig.name, records: [] }], startTimeoutMs: 60_000 });
-  const etcd = await startEtcdCluster({ members: 3 });
+  const etcd = await startEtcdCluster({ members: args.members });
+  console.log(`etcd: ${args.members} member(s) on this machine`);
   const rows: Row[] = [];
   let failed = false;
   const setups: Array<{ label: string; daemons: number; store?: Record<string, unknown> }> = [
