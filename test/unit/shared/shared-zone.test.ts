@@ -57,6 +57,20 @@ async function node(prefix: string, id: string, upstream: FakeUpstream): Promise
   };
 }
 
+/** Two daemons on a fresh prefix with one shared upstream; both closed after `body` (unless it closed them). */
+async function twoDaemons(body: (a: Node, b: Node, upstream: FakeUpstream) => Promise<void>): Promise<void> {
+  const prefix = `/t-${randomBytes(4).toString('hex')}`;
+  const upstream = new FakeUpstream('named');
+  const a = await node(prefix, 'a', upstream);
+  const b = await node(prefix, 'b', upstream);
+  try {
+    await body(a, b, upstream);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
 const rec = (name: string, address: string, ttl = 600): AddrRecord => ({ name, type: 'A', address, ttl });
 
 function plan(client: ReturnType<typeof makeClient>, adds: AddrRecord[], opts: { first: boolean; signedAt?: number }): UpdatePlan {
@@ -82,11 +96,7 @@ const removed = (u: FakeUpstream): string[] => u.changes.flatMap((c) => [...c.re
 
 describe('SharedZone on etcd', () => {
   it('a claim at one daemon is published once and honoured at the other; a refresh there only moves deadlines', async () => {
-    const prefix = `/t-${randomBytes(4).toString('hex')}`;
-    const upstream = new FakeUpstream('named');
-    const a = await node(prefix, 'a', upstream);
-    const b = await node(prefix, 'b', upstream);
-    try {
+    await twoDaemons(async (a, b, upstream) => {
       const host = makeClient('host1', LAB_ZONE);
       assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
       assert.deepEqual(added(upstream), [`${host.name} 192.0.2.1`]);
@@ -98,18 +108,11 @@ describe('SharedZone on etcd', () => {
       // Another key cannot take the name at either daemon.
       const thief = makeClient('host1', LAB_ZONE);
       assert.deepEqual(await apply(b, plan(thief, [rec(host.name, '192.0.2.66')], { first: true })), { ok: false, failure: 'exists' });
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('of two conflicting first claims of each of 50 names at two daemons, exactly one wins', async () => {
-    const prefix = `/t-${randomBytes(4).toString('hex')}`;
-    const upstream = new FakeUpstream('named');
-    const a = await node(prefix, 'a', upstream);
-    const b = await node(prefix, 'b', upstream);
-    try {
+    await twoDaemons(async (a, b) => {
       const names = Array.from({ length: 50 }, (_, i) => `race${i}`);
       const outcomes = await Promise.all(
         names.map(async (label) => {
@@ -121,41 +124,25 @@ describe('SharedZone on etcd', () => {
       );
       for (const [i, [x, y]] of outcomes.entries()) assert.ok(x !== y, `name ${names[i]}: ${x} and ${y}`);
       await eventually('both mirrors hold 50 claims', () => Promise.resolve([a.zone.keyCount, b.zone.keyCount]), ([x, y]) => x === 50 && y === 50, 5000);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('an older signature than the newest accepted for the name is a replay at any daemon', async () => {
-    const prefix = `/t-${randomBytes(4).toString('hex')}`;
-    const upstream = new FakeUpstream('named');
-    const a = await node(prefix, 'a', upstream);
-    const b = await node(prefix, 'b', upstream);
-    try {
+    await twoDaemons(async (a, b) => {
       const host = makeClient('host2', LAB_ZONE);
       const t = Date.now();
       assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true, signedAt: t })), { ok: true });
       assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 1000 })), { ok: true });
       await eventually('b is current', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
       assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.9')], { first: false, signedAt: t })), { ok: false, failure: 'replayed' });
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('when the publisher goes, the other daemon publishes, and deadlines are enforced once', async () => {
-    const prefix = `/t-${randomBytes(4).toString('hex')}`;
-    const upstream = new FakeUpstream('named');
-    const a = await node(prefix, 'a', upstream);
-    const b = await node(prefix, 'b', upstream);
-    let aOpen = true;
-    try {
+    await twoDaemons(async (a, b, upstream) => {
       const host = makeClient('host3', LAB_ZONE);
       assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.3')], { first: true })), { ok: true });
       await a.close();
-      aOpen = false;
       const short = makeClient('short', LAB_ZONE);
       const started = Date.now();
       assert.deepEqual(await apply(b, plan(short, [rec(short.name, '192.0.2.4', 1)], { first: true })), { ok: true });
@@ -163,10 +150,7 @@ describe('SharedZone on etcd', () => {
       await eventually('the 1 s record is removed upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${short.name} 192.0.2.4`), 10_000);
       assert.equal(removed(upstream).filter((r) => r === `${short.name} 192.0.2.4`).length, 1);
       assert.deepEqual(b.zone.liveRecords(short.name), []);
-    } finally {
-      if (aOpen) await a.close();
-      await b.close();
-    }
+    });
   });
 
   it('an upstream that refuses: SERVFAIL-worthy failure, and nothing of the claim stays', async () => {
