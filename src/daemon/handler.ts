@@ -388,7 +388,12 @@ async function processUpdate(
   if (ctx.guard?.isReplay(replay, now)) throw Refusals.replayed();
   if (!claimableName(name, zone.name, cfg.labelSyntax)) throw Refusals.labelNotHostname();
   const keyRR = keyRecordOf(req);
-  const existing = zone.keyOf(name);
+  let existing = zone.keyOf(name);
+  if (existing !== undefined && zone.refreshClaim !== undefined && !sameKey(keyRR.rdata, existing.rdata)) {
+    // A shared store's view may lag behind a release and a new claim at another daemon: look again before refusing.
+    await zone.refreshClaim(name);
+    existing = zone.keyOf(name);
+  }
   if (existing !== undefined) {
     // Cheap comparisons first; the signature check is the expensive part.
     if (sig.sig.keyTag !== existing.keyTag) throw Refusals.wrongKey();

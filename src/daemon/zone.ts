@@ -130,6 +130,13 @@ export interface ServedZone {
   /** On a shared store: whether this daemon publishes for the zone now; undefined for a zone in files. */
   readonly publishing?: boolean;
   keyOf(name: string): ClaimedKey | undefined;
+  /**
+   * A shared store: reads the name's claim again from the store itself,
+   * so that what keyOf() says next is not behind a change made at another
+   * daemon (the handler asks before refusing a key). Absent for a zone in
+   * files, whose keyOf() is never behind.
+   */
+  refreshClaim?(name: string): Promise<void>;
   withNameLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
   applyUpdate(plan: UpdatePlan, now: number): Promise<UpdateResult>;
   liveRecords(name: string): readonly AddrRecord[];

@@ -40,6 +40,7 @@ import type { Election, SharedStore, StoredClaim, ZoneMirror } from './contract.
 import { StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
 import { Publisher } from './publisher.js';
+import { Refusals } from '../refusals.js';
 import { TxnBatcher } from './batch.js';
 
 /** How often an update is recomputed after another daemon changed the name meanwhile. */
@@ -310,6 +311,15 @@ export class SharedZone implements ServedZone {
    * the loser of two claims at two daemons hears that the name is another
    * key's, as at a single daemon, not that its records are someone else's.
    */
+  async refreshClaim(name: string): Promise<void> {
+    try {
+      await this.claimedInStore(name);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw Refusals.storeUnavailable();
+      throw err;
+    }
+  }
+
   private async claimedInStore(name: string): Promise<boolean> {
     const claimPath = layout.claimKey(name);
     const reads = (): [SingleRangeBuilder, MultiRangeBuilder] => [this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name))];

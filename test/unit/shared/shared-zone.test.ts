@@ -17,6 +17,7 @@ import { systemClock } from '../../../src/clock.js';
 import type { StoreConfig } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { SharedZone } from '../../../src/daemon/shared/shared-zone.js';
+import { claimKey } from '../../../src/daemon/shared/layout.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { UpdatePlan } from '../../../src/daemon/zone.js';
 import { eventually } from '../../helpers/eventually.js';
@@ -37,6 +38,7 @@ after(async () => {
 
 interface Node {
   zone: SharedZone;
+  prefix: string;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ async function node(prefix: string, id: string, upstream: FakeUpstream): Promise
   await zone.start();
   return {
     zone,
+    prefix,
     close: async () => {
       await zone.shutdown();
       await store.close();
@@ -124,6 +127,23 @@ describe('SharedZone on etcd', () => {
       );
       for (const [i, [x, y]] of outcomes.entries()) assert.ok(x !== y, `name ${names[i]}: ${x} and ${y}`);
       await eventually('both mirrors hold 50 claims', () => Promise.resolve([a.zone.keyCount, b.zone.keyCount]), ([x, y]) => x === 50 && y === 50, 5000);
+    });
+  });
+
+  it('refreshClaim reads the claim from the store itself: a release elsewhere is seen at once', async () => {
+    await twoDaemons(async (a, b) => {
+      const host = makeClient('host5', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      // Another writer removes the claim; b reads again before its watch need have said so.
+      const other = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix: a.prefix, timeoutMs: 2000, leaseMs: 1000 }, logger);
+      try {
+        await other.zoneNamespace(LAB_ZONE).delete().key(claimKey(host.name));
+      } finally {
+        await other.close();
+      }
+      await b.zone.refreshClaim(host.name);
+      assert.equal(b.zone.keyOf(host.name), undefined);
     });
   });
 
