@@ -266,23 +266,25 @@ export class Publisher {
       if (o.done) deletes.push(layout.changeKey(o.id));
     }
     const term = this.term;
-    void this.commitFenced([], puts, deletes, lease)
-      .then((committed) => {
-        if (!committed && this.term === term) this.end('the leader key is gone');
-      })
-      .catch((err: unknown) => {
-        this.deps.logger.warn({ err, results: batch.length }, 'publisher: cannot write results; retrying');
+    void this.commitFenced([], puts, deletes, lease).then(
+      (committed) => {
+        this.writing = false;
         if (this.term !== term) return;
+        if (!committed) this.end('the leader key is gone');
+        else this.writeOutcomes();
+      },
+      (err: unknown) => {
+        this.writing = false;
+        if (this.term !== term) return;
+        // Tried again after a pause: a store without a leader refuses at once, and must not be asked in a loop.
+        this.deps.logger.warn({ err, results: batch.length }, 'publisher: cannot write results; retrying');
         this.outcomes.unshift(...batch);
         this.writeTimer ??= this.deps.clock.schedule(RETRY_WRITE_MS, () => {
           this.writeTimer = undefined;
           this.writeOutcomes();
         });
-      })
-      .finally(() => {
-        this.writing = false;
-        if (this.term === term) this.writeOutcomes();
-      });
+      },
+    );
   }
 
   /**
