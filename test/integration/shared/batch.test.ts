@@ -1,0 +1,80 @@
+/**
+ * Group commit of request transactions (src/daemon/shared/batch.ts) on a
+ * real etcd: transactions submitted together share one outer transaction,
+ * yet each keeps its own compare and outcome — one name's conflict fails no
+ * other name, reads back what is there, and writes nothing of its own — and
+ * the zone's `serial`, written by several, is written once.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { TxnBatcher, type NameTxn } from '../../../src/daemon/shared/batch.js';
+import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import { claimKey, recordsOfNamePrefix, SERIAL_KEY } from '../../../src/daemon/shared/layout.js';
+import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
+
+const ZONE = 'batch.example.';
+const logger = pino({ level: 'silent' });
+
+function txn(name: string, compare: NameTxn['compare'], value: string): NameTxn {
+  return {
+    compare,
+    puts: [
+      [claimKey(name), value],
+      [`${recordsOfNamePrefix(name)}A/192.0.2.1`, value],
+      [SERIAL_KEY, '1700000000'],
+    ],
+    deletes: [],
+    readBack: { key: claimKey(name), prefix: recordsOfNamePrefix(name) },
+  };
+}
+
+describe('shared store: request transactions in batches', () => {
+  let cluster: EtcdCluster;
+  before(async () => {
+    cluster = await startEtcdCluster({ members: 1 });
+  });
+  after(async () => {
+    await cluster.close();
+  });
+
+  it('each name keeps its own compare and outcome; serial is written once', async () => {
+    const store = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix: '/batch-test', timeoutMs: 2000, leaseMs: 1000 }, logger);
+    try {
+      const ns = store.zoneNamespace(ZONE);
+      const batcher = new TxnBatcher(ns, (what, op) => store.run(what, op));
+      // taken.batch.example. exists already: a create-only-if-absent of it must fail, and only it.
+      const taken = `taken.${ZONE}`;
+      await ns.put(claimKey(taken)).value('theirs').exec();
+      const names = [`a.${ZONE}`, taken, `b.${ZONE}`];
+      const results = await Promise.all(names.map((n) => batcher.submit(txn(n, { key: claimKey(n), target: 'Create', revision: '0' }, `mine:${n}`))));
+      assert.deepEqual(
+        results.map((r) => r.succeeded),
+        [true, false, true],
+      );
+      // One batch: one revision for all three.
+      assert.equal(new Set(results.map((r) => r.revision)).size, 1);
+      // The loser read back what is there, and wrote nothing.
+      assert.deepEqual(
+        results[1]?.kvs.map((kv) => kv.value.toString()),
+        ['theirs'],
+      );
+      assert.equal(await ns.get(claimKey(taken)).string(), 'theirs');
+      assert.equal(await ns.get(`${recordsOfNamePrefix(taken)}A/192.0.2.1`).string(), null);
+      for (const n of [`a.${ZONE}`, `b.${ZONE}`]) assert.equal(await ns.get(claimKey(n)).string(), `mine:${n}`);
+      // serial: one write for the batch (etcd refuses a transaction that writes one key twice).
+      const serial = (await ns.get(SERIAL_KEY).exec()).kvs[0];
+      assert.equal(serial?.value.toString(), '1700000000');
+      assert.equal(serial?.version, '1');
+      // A later compare on the mod revision the batch gave holds; a stale one fails.
+      const a = `a.${ZONE}`;
+      const fresh = await batcher.submit(txn(a, { key: claimKey(a), target: 'Mod', revision: results[0]?.revision ?? '' }, 'again'));
+      assert.equal(fresh.succeeded, true);
+      const stale = await batcher.submit(txn(a, { key: claimKey(a), target: 'Mod', revision: results[0]?.revision ?? '' }, 'stale'));
+      assert.equal(stale.succeeded, false);
+      assert.equal(await ns.get(claimKey(a)).string(), 'again');
+    } finally {
+      await store.close();
+    }
+  });
+});
