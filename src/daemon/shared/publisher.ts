@@ -47,6 +47,8 @@ export interface PublisherDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly counters: ZoneCounters;
+  /** Told at once of the first attempt at a change this daemon queued (its client need not wait for the result to travel through etcd). */
+  readonly ownResult?: (id: string, ok: boolean) => void;
 }
 
 interface Outcome {
@@ -229,6 +231,7 @@ export class Publisher {
     const results = await Promise.all(targets.map((b) => b.submit(stored.change, { request: true })));
     if (!this.active || term !== this.term) return;
     const ok = results.every(Boolean);
+    if (stored.by === this.deps.instanceId) this.deps.ownResult?.(id, ok);
     if (!ok) {
       this.unfinished.set(id, stored.change);
       this.armUnfinishedCheck();

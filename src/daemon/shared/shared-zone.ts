@@ -97,6 +97,7 @@ export class SharedZone implements ServedZone {
       logger,
       clock,
       counters: this.counters,
+      ownResult: (id, ok) => this.waiting.get(id)?.settle(ok),
     });
     this.setUpstreams(upstreams);
   }
