@@ -113,6 +113,11 @@ export class Publisher {
     });
   }
 
+  /** Changes of this term not yet gone from the store (bounded by what is queued there). */
+  get trackedChanges(): number {
+    return this.submitted.size;
+  }
+
   get isActive(): boolean {
     return this.active;
   }
@@ -132,6 +137,8 @@ export class Publisher {
 
   mirrorChanged(e: MirrorEvent): void {
     if (!this.active) return;
+    // A change gone from the store is done with: its id need not be remembered for the rest of the term.
+    for (const id of e.changes.deleted) this.submitted.delete(id);
     if (e.changes.put.length > 0) this.pump();
     // A refresh only moves deadlines later; a sweep is brought forward only for a deadline earlier than the next one planned.
     let earliest = Infinity;

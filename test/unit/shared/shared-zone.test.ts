@@ -179,6 +179,8 @@ describe('SharedZone on etcd', () => {
       await eventually('the 1 s record is removed upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${short.name} 192.0.2.4`), 10_000);
       assert.equal(removed(upstream).filter((r) => r === `${short.name} 192.0.2.4`).length, 1);
       assert.deepEqual(b.zone.liveRecords(short.name), []);
+      // The publisher forgets the changes it finished: what it remembers is bounded by what is queued.
+      await eventually('the publisher remembers no finished change', () => b.zone['publisher'].trackedChanges, (n) => n === 0, 5000);
     });
   });
 
