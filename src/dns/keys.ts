@@ -132,13 +132,27 @@ export function publicKeyFromRData(k: KeyRData): KeyObject {
       if (key.length !== 2 * spec.size) {
         throw new InvalidKeyError(`${spec.crv} public key must be ${2 * spec.size} bytes, got ${key.length}`);
       }
-      return importPublicSpki(Buffer.concat([EC_SPKI_PREFIX[spec.crv], EC_UNCOMPRESSED, key]));
+      return rememberCurve(importPublicSpki(Buffer.concat([EC_SPKI_PREFIX[spec.crv], EC_UNCOMPRESSED, key])), spec.nodeCurve);
     case 'okp':
       if (key.length !== spec.size) {
         throw new InvalidKeyError(`${spec.crv} public key must be ${spec.size} bytes, got ${key.length}`);
       }
       return importPublicJwk({ kty: 'OKP', crv: spec.crv, x: b64url(key) });
   }
+}
+
+/**
+ * The curve of each EC key this module imported. Node's
+ * `asymmetricKeyDetails` makes OpenSSL 3 build a second, legacy copy of the
+ * key (EVP_PKEY_get0_EC_KEY), about 1.4 KB that stays with the key and
+ * costs the calling thread a few tens of microseconds; a key imported here
+ * has its curve known already, and keeps only its provider form.
+ */
+const importedCurves = new WeakMap<KeyObject, string>();
+
+function rememberCurve(key: KeyObject, curve: string): KeyObject {
+  importedCurves.set(key, curve);
+  return key;
 }
 
 /** Throws InvalidKeyError unless `key` is of the kind `algorithm` uses. */
@@ -148,7 +162,7 @@ function checkKeyKind(spec: AlgorithmSpec, algorithm: number, key: KeyObject): v
     spec.kind === 'rsa'
       ? type === 'rsa'
       : spec.kind === 'ec'
-        ? type === 'ec' && key.asymmetricKeyDetails?.namedCurve === spec.nodeCurve
+        ? type === 'ec' && (importedCurves.get(key) ?? key.asymmetricKeyDetails?.namedCurve) === spec.nodeCurve
         : type === spec.keyType;
   if (!ok) throw new InvalidKeyError(`a ${type ?? 'non-asymmetric'} key cannot be used with algorithm ${algorithm}`);
 }
@@ -240,6 +254,34 @@ export function signData(algorithm: number, privateKey: KeyObject, data: Buffer)
   return crypto.sign(digestForAlgorithm(algorithm), data, keyInput(spec, privateKey));
 }
 
+/** One DER INTEGER (X.690 §8.3) of the unsigned big-endian `bytes`: minimal, non-negative. */
+function derInteger(bytes: Buffer): Buffer {
+  let start = 0;
+  while (start < bytes.length - 1 && bytes[start] === 0) start++;
+  const pad = (bytes[start] & 0x80) !== 0 ? 1 : 0;
+  const len = bytes.length - start + pad;
+  const out = Buffer.alloc(2 + len);
+  out[0] = 0x02;
+  out[1] = len;
+  bytes.copy(out, 2 + pad, start);
+  return out;
+}
+
+/**
+ * An ECDSA signature r || s (RFC 6605 §4, each `size` bytes) as the DER
+ * Ecdsa-Sig-Value SEQUENCE { r INTEGER, s INTEGER } (RFC 5480 §2.2.3; RFC
+ * 3279 §2.2.3). Node would do this itself for `dsaEncoding: 'ieee-p1363'`,
+ * but to learn the size of r and s it asks OpenSSL 3 for the legacy form of
+ * the key, which builds a second copy of every key on its first check (on
+ * the calling thread, and kept as long as the key): see importedCurves.
+ * `size` ≤ 66, so the contents stay below 128 octets (a one-octet length).
+ */
+export function ecdsaSignatureToDer(signature: Buffer, size: number): Buffer {
+  const r = derInteger(signature.subarray(0, size));
+  const s = derInteger(signature.subarray(size, 2 * size));
+  return Buffer.concat([Buffer.from([0x30, r.length + s.length]), r, s]);
+}
+
 /**
  * Common checks of verifyData/verifyDataAsync. Returns undefined when the
  * signature cannot be valid for shape reasons alone.
@@ -248,14 +290,14 @@ function prepareVerify(
   algorithm: number,
   publicKey: KeyObject,
   signature: Buffer,
-): { hash: Hash | null; key: KeyObject | crypto.VerifyKeyObjectInput } | undefined {
+): { hash: Hash | null; key: KeyObject; signature: Buffer } | undefined {
   const spec = specFor(algorithm);
   checkKeyKind(spec, algorithm, publicKey);
   // Fixed-width formats: anything else is malformed, hence invalid.
   if (spec.kind === 'ec' && signature.length !== 2 * spec.size) return undefined;
   if (spec.kind === 'okp' && signature.length !== 2 * spec.size) return undefined;
   if (signature.length === 0) return undefined;
-  return { hash: digestForAlgorithm(algorithm), key: keyInput(spec, publicKey) };
+  return { hash: digestForAlgorithm(algorithm), key: publicKey, signature: spec.kind === 'ec' ? ecdsaSignatureToDer(signature, spec.size) : signature };
 }
 
 /**
@@ -266,7 +308,7 @@ export function verifyData(algorithm: number, publicKey: KeyObject, data: Buffer
   const prepared = prepareVerify(algorithm, publicKey, signature);
   if (prepared === undefined) return false;
   try {
-    return crypto.verify(prepared.hash, data, prepared.key, signature);
+    return crypto.verify(prepared.hash, data, prepared.key, prepared.signature);
   } catch {
     return false;
   }
@@ -289,7 +331,7 @@ export function verifyDataAsync(
   const { hash, key } = prepared;
   return new Promise<boolean>((resolve) => {
     try {
-      crypto.verify(hash, data, key, signature, (err, ok) => resolve(err === null && ok));
+      crypto.verify(hash, data, key, prepared.signature, (err, ok) => resolve(err === null && ok));
     } catch {
       resolve(false);
     }

@@ -6,12 +6,14 @@ import type { KeyRData } from '../../dns/types.js';
 
 /**
  * Keys imported for signature checks, shared by every zone: a key used
- * lately is found here (src/dns/key-cache.ts). A P-384 key holds ~4 KB of
- * OpenSSL memory once it has checked a signature, so 4,096 keys hold
- * ~16 MB: ~170 B per name at 100,000 names, inside the ≤ 1 KB per name
- * budget (bench/memory.ts; bench/README.md, "Hot path (issue 12)").
+ * lately is found here (src/dns/key-cache.ts). A P-384 key holds 3–3.5 KB of
+ * OpenSSL memory once it has checked a signature, so 7,168 keys hold
+ * ~24 MB: ~250 B per name at 100,000 names, inside the ≤ 1 KB per name
+ * budget with the rest of a name (~690 B) (bench/memory.ts; bench/README.md,
+ * "Hot path (issue 12)"). Hosts refresh in a cycle, so a daemon whose
+ * active names all fit here imports each key once.
  */
-export const KEY_CACHE_CAPACITY = 4096;
+export const KEY_CACHE_CAPACITY = 7168;
 export const keyObjects = new KeyObjectCache(KEY_CACHE_CAPACITY);
 
 /** Lets the key store move a key's expiry; nobody else can. */

@@ -7,6 +7,7 @@ import { InvalidKeyError, UnsupportedAlgorithmError } from '../../../src/dns/err
 import { parsePrivateKeyFile, parsePublicKeyFile } from '../../../src/dns/keyfile.js';
 import {
   digestForAlgorithm,
+  ecdsaSignatureToDer,
   generateKeyPair,
   keyTag,
   publicKeyFromRData,
@@ -189,6 +190,14 @@ describe('algorithms: generate → sign → verify → tamper → reject', () =>
     const p256 = generateKeyPair(Algorithm.ECDSAP256SHA256);
     assert.throws(() => signData(Algorithm.ECDSAP384SHA384, p256.privateKey, data), InvalidKeyError);
   });
+
+  it('tells the curves of keys imported from KEY rdata apart too', () => {
+    const p256 = publicKeyFromRData(publicKeyToRData(generateKeyPair(Algorithm.ECDSAP256SHA256).publicKey, Algorithm.ECDSAP256SHA256));
+    const p384 = publicKeyFromRData(publicKeyToRData(generateKeyPair(Algorithm.ECDSAP384SHA384).publicKey, Algorithm.ECDSAP384SHA384));
+    assert.throws(() => verifyData(Algorithm.ECDSAP384SHA384, p256, data, Buffer.alloc(96)), InvalidKeyError);
+    assert.throws(() => verifyData(Algorithm.ECDSAP256SHA256, p384, data, Buffer.alloc(64)), InvalidKeyError);
+    assert.equal(verifyData(Algorithm.ECDSAP256SHA256, p256, data, Buffer.alloc(64)), false);
+  });
 });
 
 describe('public key decoding errors', () => {
@@ -272,6 +281,58 @@ describe('fixture private keys sign for their public keys', () => {
       assert.equal(verifyData(algorithm, publicKeyFromRData(rdata), Buffer.from(pub), sig), true, pub);
       // And an independent check that node agrees the halves belong together.
       assert.equal(crypto.createPublicKey(privateKey).equals(publicKeyFromRData(rdata)), true, pub);
+    }
+  });
+});
+
+/** Test-side reading of a DER Ecdsa-Sig-Value into r || s of `size` bytes each (RFC 5480 §2.2.3). */
+function derToRs(der: Buffer, size: number): Buffer {
+  assert.equal(der[0], 0x30);
+  assert.equal(der[1], der.length - 2);
+  const out = Buffer.alloc(2 * size);
+  let at = 2;
+  for (const half of [0, 1]) {
+    assert.equal(der[at], 0x02);
+    const len = der[at + 1];
+    const value = der.subarray(at + 2, at + 2 + len);
+    const trimmed = value.length > size ? value.subarray(value.length - size) : value;
+    trimmed.copy(out, half * size + size - trimmed.length);
+    at += 2 + len;
+  }
+  assert.equal(at, der.length);
+  return out;
+}
+
+describe('ecdsaSignatureToDer (RFC 6605 §4 r || s → RFC 5480 DER)', () => {
+  it("gives OpenSSL's own DER bytes for 300 signatures of each curve", () => {
+    for (const [curve, size] of [['P-256', 32], ['P-384', 48]] as const) {
+      const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: curve });
+      for (let i = 0; i < 300; i++) {
+        const der = crypto.sign(size === 32 ? 'sha256' : 'sha384', Buffer.from(`message ${i}`), privateKey);
+        assert.deepEqual(ecdsaSignatureToDer(derToRs(der, size), size), der, `${curve} signature ${i}`);
+      }
+    }
+  });
+
+  it('keeps integers minimal and non-negative: leading zeros dropped, a high bit padded, zero as one octet', () => {
+    const size = 4;
+    const cases: Array<[string, string]> = [
+      ['00000001' + '7fffffff', '3009' + '020101' + '02047fffffff'],
+      ['80000000' + '00800000', '300d' + '02050080000000' + '020400800000'],
+      ['00000000' + 'ffffffff', '300a' + '020100' + '020500ffffffff'],
+    ];
+    for (const [rs, der] of cases) assert.equal(ecdsaSignatureToDer(Buffer.from(rs, 'hex'), size).toString('hex'), der, rs);
+  });
+
+  it('is what verifyData checks: an r || s signature verifies, and one with r or s changed does not', () => {
+    const { privateKey, publicKey } = generateKeyPair(Algorithm.ECDSAP384SHA384);
+    const data = Buffer.from('data');
+    const sig = signData(Algorithm.ECDSAP384SHA384, privateKey, data);
+    assert.equal(verifyData(Algorithm.ECDSAP384SHA384, publicKey, data, sig), true);
+    for (const at of [0, 47, 48, 95]) {
+      const bad = Buffer.from(sig);
+      bad[at] ^= 1;
+      assert.equal(verifyData(Algorithm.ECDSAP384SHA384, publicKey, data, bad), false, `octet ${at} changed`);
     }
   });
 });
