@@ -194,7 +194,25 @@ export class Daemon {
     };
   }
 
+  /** The last context built, and what it was built from (see handlerContext). */
+  private context: { readonly from: readonly unknown[]; readonly ctx: HandlerContext } | undefined;
+
+  /**
+   * What the handler needs, built again only when something it is built
+   * from changed: the configuration (a reload), the listener, the store or
+   * the timed check (a request would otherwise pay for an object and a
+   * getsockname() call).
+   */
   private handlerContext(): HandlerContext {
+    const from = [this.config, this.server, this.store, this.timedVerify];
+    const c = this.context;
+    if (c !== undefined && from.every((x, i) => x === c.from[i])) return c.ctx;
+    const ctx = this.buildHandlerContext();
+    this.context = { from, ctx };
+    return ctx;
+  }
+
+  private buildHandlerContext(): HandlerContext {
     return {
       zones: this.zones,
       listenAddr: this.config.listenAddr,

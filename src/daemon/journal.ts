@@ -9,7 +9,7 @@
  * line written before checksums were added and is taken as it is; a line
  * whose checksum does not match is bad.
  *
- * - write()/writeDurable(): lines queued in one tick go out in one write;
+ * - write()/writeDurable(): lines queued in one event-loop turn go out in one write;
  *   if any of them is durable, one fdatasync covers them all before any
  *   durable promise resolves (group commit).
  * - writeDeferred(): a lazy line that may also wait up to
@@ -410,9 +410,10 @@ export class Journal<T> {
   }
 
   /**
-   * Starts the writer after the current tick, so that lines queued in it
-   * share one write; when only deferred lines are queued, after
-   * LAZY_WRITE_DELAY_MS.
+   * Starts the writer once the event loop has run what is ready now (the
+   * I/O callbacks of this turn: every request that completed in it), so
+   * that their lines share one write and one fdatasync; when only deferred
+   * lines are queued, after LAZY_WRITE_DELAY_MS.
    */
   #schedule(): void {
     if (this.#writing || this.#held || this.#queue.length === 0) return;
@@ -422,7 +423,7 @@ export class Journal<T> {
     }
     this.#scheduled = true;
     if (this.#urgentQueued > 0) {
-      queueMicrotask(() => this.#run());
+      setImmediate(() => this.#run());
     } else {
       this.#lazyTimer = setTimeout(() => this.#run(), LAZY_WRITE_DELAY_MS);
     }
@@ -433,7 +434,7 @@ export class Journal<T> {
     if (this.#lazyTimer === undefined) return;
     clearTimeout(this.#lazyTimer);
     this.#lazyTimer = undefined;
-    queueMicrotask(() => this.#run());
+    setImmediate(() => this.#run());
   }
 
   #run(): void {

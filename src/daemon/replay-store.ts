@@ -135,11 +135,11 @@ export class ReplayStore implements ReplayPersistence {
     });
   }
 
-  /** Starts the writer after the current tick, so that lines added in it share one write. */
+  /** Starts the writer once the event loop has run what is ready now, so that the lines of every request completed in this turn share one write. */
   private startWriter(): void {
     if (this.draining || this.held || this.pending.length === 0) return;
     this.draining = true;
-    queueMicrotask(() => void this.drain());
+    setImmediate(() => void this.drain());
   }
 
   private async drain(): Promise<void> {

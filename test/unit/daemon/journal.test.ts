@@ -160,6 +160,29 @@ describe('Journal', () => {
     assert.deepEqual(await reopen(file), [0, 1, 2, 3, 4, 5]);
   });
 
+  it('group commit: durable lines queued by separate callbacks of one event-loop turn share one write and one fdatasync', async () => {
+    const file = tempFile();
+    const { journal } = await Journal.open(file, parse);
+    const [, writes] = await counting('write', async () => {
+      const [, syncs] = await counting('datasync', async () => {
+        // Two callbacks of one phase of the loop, as requests completing in one poll phase: microtasks run between them.
+        const durable = await new Promise<Array<Promise<void>>>((resolve) => {
+          const out: Array<Promise<void>> = [];
+          setImmediate(() => out.push(journal.writeDurable({ x: 1 })));
+          setImmediate(() => {
+            out.push(journal.writeDurable({ x: 2 }));
+            resolve(out);
+          });
+        });
+        await Promise.all(durable);
+      });
+      assert.equal(syncs, 1);
+    });
+    assert.equal(writes, 1);
+    await journal.close();
+    assert.deepEqual(await reopen(file), [1, 2]);
+  });
+
   it('deferred lines alone wait for company: lines of several ticks share one write, and any other line takes them along', async () => {
     assert.ok(LAZY_WRITE_DELAY_MS > 0 && LAZY_WRITE_DELAY_MS <= 50, 'the delay is a few milliseconds');
     const file = tempFile();
