@@ -43,6 +43,11 @@ function parseUncached(s: string): ParsedIp | null {
   // ip-address accepts a prefix length and a zone id; an address here has neither.
   if (s.includes('/') || s.includes('%')) return null;
   if (s.includes(':')) return Address6.isValid(s) ? Object.freeze({ family: 6, value: new Address6(s).bigInt() }) : null;
+  // Canonical dotted decimal (every IPv4 peer's socket text) needs no library: four octets.
+  if (CANONICAL_V4.test(s)) {
+    const [a, b, c, d] = s.split('.').map(Number);
+    return Object.freeze({ family: 4, value: BigInt((((a << 24) | (b << 16) | (c << 8) | d) >>> 0)) });
+  }
   return Address4.isValid(s) ? Object.freeze({ family: 4, value: new Address4(s).bigInt() }) : null;
 }
 

@@ -104,3 +104,13 @@ describe('parseIp memo', () => {
     assert.equal(prefixKey('2001:db8::7', HOST_PREFIX), '2001:db8::/64');
   });
 });
+
+describe('parseIp of dotted decimal', () => {
+  it('gives the value ip-address gives, at the edges and in between', async () => {
+    const { Address4 } = await import('ip-address');
+    for (const s of ['0.0.0.0', '255.255.255.255', '127.1.2.3', '128.0.0.1', '10.200.3.44', '192.168.0.1', '1.0.0.0']) {
+      assert.deepEqual(parseIp(s), { family: 4, value: new Address4(s).bigInt() }, s);
+    }
+    for (const s of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', ' 1.2.3.4']) assert.equal(parseIp(s), null, s);
+  });
+});
