@@ -3,14 +3,14 @@
  * place of one picked at random.
  *
  * Importing KEY rdata into node:crypto (publicKeyFromRData) costs about
- * 0.15 ms for a P-384 key, and the first signature check with a freshly
- * imported key holds the calling thread another 0.1–0.25 ms; a check with a
- * key already used costs the calling thread ~0.03 ms. So a name's key is
- * imported once and reused while the name is in use.
+ * 0.1–0.15 ms for a P-384 key (OpenSSL 3 sets up its decoders anew for
+ * every import), against a few microseconds to find it here. So a name's
+ * key is imported once and reused while the name is in use.
  *
- * An imported key holds 3–5 KB of OpenSSL memory that the JavaScript heap
- * does not see, so the cache is bounded: a daemon with 100,000 names keeps
- * only the keys of the names used lately (bench/README.md, "Hot path").
+ * An imported key holds about 3 KB of OpenSSL memory that the JavaScript
+ * heap does not see, so the cache is bounded: a daemon with 100,000 names
+ * keeps only the keys of the names used lately (bench/README.md, "Hot
+ * path" and "Where the main thread's time went").
  *
  * Why random and not least-recently-used: hosts refresh in a cycle (each
  * every half TTL), so with more names than places LRU always drops exactly
