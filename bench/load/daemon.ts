@@ -19,6 +19,7 @@ import { ZoneState } from '../../src/daemon/zonestate.js';
 import { nsupdateUpstream, zoneYaml } from '../../test/helpers/config-yaml.js';
 import type { TsigKeySpec } from '../../test/helpers/named.js';
 import { freePort } from '../../test/helpers/ports.js';
+import { LogTail } from '../../test/helpers/tools.js';
 
 /** bin/nsregd of this checkout (it runs dist/src/cli/nsregd.js). */
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/nsregd');
@@ -189,11 +190,12 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: spec.uvThreadpoolSize === undefined ? process.env : { ...process.env, UV_THREADPOOL_SIZE: String(spec.uvThreadpoolSize) },
   });
-  let out = '';
+  // The daemon logs every claim: its output is kept as pieces, joined only when read (LogTail).
+  const out = new LogTail(20_000);
   let listening: (() => void) | undefined;
   const keep = (s: string): void => {
-    out = (out + s).slice(-20_000);
-    if (listening !== undefined && out.includes(LISTENING)) listening();
+    out.push(s);
+    if (listening !== undefined && out.text().includes(LISTENING)) listening();
   };
   child.stdout?.setEncoding('utf8');
   child.stderr?.setEncoding('utf8');
@@ -203,7 +205,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   let startMs: number;
   try {
     startMs = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nsregd did not listen within 60 s:\n${out}`)), 60_000);
+      const timer = setTimeout(() => reject(new Error(`nsregd did not listen within 60 s:\n${out.text()}`)), 60_000);
       listening = () => {
         listening = undefined;
         clearTimeout(timer);
@@ -211,7 +213,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
       };
       void exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`nsregd exited during start-up:\n${out}`));
+        reject(new Error(`nsregd exited during start-up:\n${out.text()}`));
       });
     });
   } catch (err) {
@@ -221,7 +223,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     throw err;
   }
   // A build without the `limits:` section only warns about it, and would measure its own defaults.
-  const ignored = /limits(\.[a-z-]+)?: unknown key/.exec(out);
+  const ignored = /limits(\.[a-z-]+)?: unknown key/.exec(out.text());
   if (spec.limits !== undefined && ignored !== null) {
     child.kill('SIGKILL');
     await exited;
@@ -234,7 +236,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     port,
     startMs,
     stats: () => procStats(pid),
-    output: () => out,
+    output: () => out.text(),
     async stop(): Promise<number> {
       const t = performance.now();
       if (child.exitCode === null && child.signalCode === null) {
@@ -245,7 +247,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
       }
       const ms = performance.now() - t;
       await rm(dir, { recursive: true, force: true });
-      if (child.exitCode !== 0) throw new Error(`nsregd exited ${String(child.exitCode ?? child.signalCode)} at SIGTERM:\n${out.slice(-4000)}`);
+      if (child.exitCode !== 0) throw new Error(`nsregd exited ${String(child.exitCode ?? child.signalCode)} at SIGTERM:\n${out.text().slice(-4000)}`);
       return ms;
     },
   };

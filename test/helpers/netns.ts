@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TsigKeySpec, ZoneSpec } from './named.js';
-import { requireTool, run, type RunResult } from './tools.js';
+import { LogTail, requireTool, run, type RunResult } from './tools.js';
 import { errorMessage } from '../../src/errors.js';
 import { eventually } from './eventually.js';
 import { onJsonLines } from './json-lines.js';
@@ -247,11 +247,9 @@ export async function startNamedInNetns(ns: Netns, zones: readonly ZoneSpec[], k
   const confPath = path.join(dir, 'named.conf');
   await writeFile(confPath, `${conf.join('\n')}\n`);
   const child = ns.spawn(named, ['-g', '-4', '-c', confPath]);
-  let log = '';
+  const log = new LogTail(200_000);
   child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (s: string) => {
-    log = (log + s).slice(-200_000);
-  });
+  child.stderr?.on('data', (s: string) => log.push(s));
   let exited = false;
   const exit = new Promise<void>((resolve) =>
     child.once('exit', () => {
@@ -273,7 +271,7 @@ export async function startNamedInNetns(ns: Netns, zones: readonly ZoneSpec[], k
     // Polled until named answers SOA for every zone, or its log shows it will not.
     const state = async (): Promise<'ready' | 'waiting' | 'exited' | 'zone not loaded'> => {
       if (exited) return 'exited';
-      if (/not loaded due to errors/.test(log)) return 'zone not loaded';
+      if (/not loaded due to errors/.test(log.text())) return 'zone not loaded';
       for (const z of zones) {
         const r = await ns.exec(dig, ['@127.0.0.1', '-p', String(port), '+tcp', '+time=1', '+tries=1', '+short', fqdn(z.name), 'SOA']);
         if (r.code !== 0 || r.stdout.trim() === '') return 'waiting';
@@ -281,13 +279,13 @@ export async function startNamedInNetns(ns: Netns, zones: readonly ZoneSpec[], k
       return 'ready';
     };
     const outcome = await eventually('named to answer SOA for every zone', state, (v) => v !== 'waiting', 10_000).catch((err: unknown) => {
-      throw new Error(`${errorMessage(err)}:\n${log}`);
+      throw new Error(`${errorMessage(err)}:\n${log.text()}`);
     });
-    if (outcome === 'exited') throw new Error(`named exited during start-up:\n${log}`);
-    if (outcome === 'zone not loaded') throw new Error(`named could not load a zone:\n${log}`);
+    if (outcome === 'exited') throw new Error(`named exited during start-up:\n${log.text()}`);
+    if (outcome === 'zone not loaded') throw new Error(`named could not load a zone:\n${log.text()}`);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { port, dir, query, log: () => log, stop };
+  return { port, dir, query, log: () => log.text(), stop };
 }
