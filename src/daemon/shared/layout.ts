@@ -90,8 +90,13 @@ export function isCanonicalName(name: string): boolean {
   return name !== '.' && name !== '' && canonicalOrUndefined(name) === name;
 }
 
+/** An IPv4 address as the A codec writes it: four decimal octets without leading zeros. */
+const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+
 /** True when `address` is an address of `type` written as the A/AAAA codec writes it. */
 export function isCanonicalAddress(type: AddrType, address: string): boolean {
+  // The common case without a round trip through the codec (every deadline of every refresh is checked).
+  if (type === 'A') return CANONICAL_IPV4.test(address);
   try {
     return decodeRData(type, encodeRData(type, address)) === address;
   } catch {
@@ -354,7 +359,10 @@ export function decodeRecord(bytes: Buffer | string): Decoded<StoredRecord> {
  * records. Throws LayoutError when the value would not decode.
  */
 export function encodeDeadlines(d: StoredDeadlines): string {
-  const text = toJson(
+  // What decodeDeadlines checks, checked on the input (every refresh writes one: no parse of what was just made).
+  const problem = deadlinesProblem(d.expiry, d.signedAt, d.records);
+  if (problem !== undefined) throw new LayoutError(`deadlines cannot be stored: ${problem}`);
+  return toJson(
     {
       expiry: d.expiry,
       ...(d.signedAt === undefined ? {} : { signed: d.signedAt }),
@@ -363,7 +371,18 @@ export function encodeDeadlines(d: StoredDeadlines): string {
     MAX_DEADLINES_BYTES,
     'deadlines',
   );
-  return checked(text, decodeDeadlines, 'deadlines');
+}
+
+/** Why deadlines would not decode (apart from their size), or undefined. */
+function deadlinesProblem(expiry: unknown, signed: unknown, records: Iterable<[string, unknown]> & { readonly size: number }): string | undefined {
+  if (!isTime(expiry)) return 'expiry is not a time';
+  if (signed !== undefined && !isTime(signed)) return 'signed is not a time';
+  if (records.size > MAX_CHANGE_RECORDS) return `more than ${MAX_CHANGE_RECORDS} record deadlines`;
+  for (const [slot, at] of records) {
+    if (slotRecord('.', slot, 0) === undefined) return `${JSON.stringify(slot.slice(0, 100))} is not <type>/<address> in canonical form`;
+    if (!isTime(at)) return `the deadline of ${slot} is not a time`;
+  }
+  return undefined;
 }
 
 export function decodeDeadlines(bytes: Buffer | string): Decoded<StoredDeadlines> {
@@ -371,18 +390,11 @@ export function decodeDeadlines(bytes: Buffer | string): Decoded<StoredDeadlines
   if (!json.ok) return json;
   const v = json.value;
   if (!isObject(v) || !hasFields(v, ['expiry', 'recs'], ['signed'])) return bad('not a deadlines object');
-  if (!isTime(v.expiry)) return bad('expiry is not a time');
-  if (v.signed !== undefined && !isTime(v.signed)) return bad('signed is not a time');
   if (!isObject(v.recs)) return bad('recs is not an object');
-  const entries = Object.entries(v.recs);
-  if (entries.length > MAX_CHANGE_RECORDS) return bad(`more than ${MAX_CHANGE_RECORDS} record deadlines`);
-  const records = new Map<string, number>();
-  for (const [slot, at] of entries) {
-    if (slotRecord('.', slot, 0) === undefined) return bad(`${JSON.stringify(slot.slice(0, 100))} is not <type>/<address> in canonical form`);
-    if (!isTime(at)) return bad(`the deadline of ${slot} is not a time`);
-    records.set(slot, at);
-  }
-  return ok({ expiry: v.expiry, ...(v.signed === undefined ? {} : { signedAt: v.signed }), records });
+  const records = new Map(Object.entries(v.recs));
+  const problem = deadlinesProblem(v.expiry, v.signed, records);
+  if (problem !== undefined) return bad(problem);
+  return ok({ expiry: v.expiry as number, ...(v.signed === undefined ? {} : { signedAt: v.signed as number }), records: records as Map<string, number> });
 }
 
 // ---------------------------------------------------------------- changes

@@ -9,6 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
+import { decodeRData, encodeRData } from '../../../src/dns/rdata.js';
 import type { StoredChange, StoredClaim } from '../../../src/daemon/shared/contract.js';
 import {
   DEADLINES_PREFIX,
@@ -33,6 +34,7 @@ import {
   encodeLeader,
   encodeRecord,
   encodeResult,
+  isCanonicalAddress,
   parseZoneKey,
   recordPath,
   recordSlot,
@@ -96,6 +98,18 @@ describe('layout keys', () => {
   it('sorts the deadlines after every other key of a zone namespace (a mirror without them reads one range)', () => {
     const others = [claimKey('z.example.test.'), recordPath(rec('z.example.test.', 'A', '192.0.2.1')), changeKey('zz'), resultKey('zz'), SERIAL_KEY, 'leader'];
     for (const k of others) assert.ok(Buffer.compare(Buffer.from(k), Buffer.from(DEADLINES_PREFIX)) < 0, k);
+  });
+
+  it('takes an IPv4 address as canonical exactly when the A codec writes it so', () => {
+    for (const address of ['0.0.0.0', '192.0.2.1', '255.255.255.255', '10.0.0.10', '1.2.3.4', '192.0.2.01', '256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.4 ', '', 'a.b.c.d', '1..2.3', '-1.2.3.4', '1.2.3.249', '1.2.3.250', '1.2.3.199', '1.2.3.00']) {
+      let codec: boolean;
+      try {
+        codec = decodeRData('A', encodeRData('A', address)) === address;
+      } catch {
+        codec = false;
+      }
+      assert.equal(isCanonicalAddress('A', address), codec, address);
+    }
   });
 
   it('names a record by <type>/<address> within its name', () => {
