@@ -17,6 +17,7 @@ import { systemClock } from '../../../src/clock.js';
 import type { MirrorEvent, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { SharedZone } from '../../../src/daemon/shared/shared-zone.js';
+import { adminHandler } from '../../../src/daemon/admin.js';
 import { claimKey } from '../../../src/daemon/shared/layout.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { UpdatePlan } from '../../../src/daemon/zone.js';
@@ -189,6 +190,15 @@ describe('SharedZone on etcd', () => {
         seen.flatMap((e) => e.changes.put),
         [],
       );
+      // b neither wrote nor read the name's deadlines: `names show` there says so; a knows them.
+      const show = async (n: Node): Promise<unknown> => {
+        const handler = adminHandler({ zones: new Map([[LAB_ZONE, n.zone]]), status: () => assert.fail('not asked') });
+        const report = (await handler({ command: 'names-show', name: host.name })) as { keyExpires: string; records: Array<{ expires: string }> };
+        return [report.keyExpires, ...report.records.map((r) => r.expires)];
+      };
+      assert.deepEqual(await show(b), ['unknown here', 'unknown here']);
+      const known = (await show(a)) as string[];
+      assert.ok(known.every((t) => !Number.isNaN(Date.parse(t))), known.join(' '));
     });
   });
 
