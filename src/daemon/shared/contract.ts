@@ -100,15 +100,16 @@ export interface MirrorEvent {
 }
 
 /**
- * A zone's data as this daemon last saw it in etcd: a consistent snapshot
- * (one range read at revision R), then kept current by a watch from R+1.
+ * A zone's data as this daemon last saw it in etcd, all but the deadlines
+ * (until/): a consistent snapshot (one range read at revision R), then
+ * kept current by a watch from R+1.
  * Writes this daemon makes are applied at once with the revision etcd
  * answered (`applyOwn`), and a watch event older than what an entry
  * already holds is ignored, so the mirror never goes back.
  */
 export interface ZoneMirror {
   readonly zone: string;
-  /** The revision the mirror is current to. */
+  /** The revision the mirror is current to (a write to until/ alone does not move it: the watch does not report it). */
   readonly revision: string;
   claim(name: string): Versioned<StoredClaim> | undefined;
   claims(): IterableIterator<[string, Versioned<StoredClaim>]>;
@@ -177,7 +178,7 @@ export interface DeadlineMirror {
 export interface OwnWrites {
   /**
    * Keys put, with the value written. `createRevision`: the key's create
-   * revision when the txn updated an existing key (a refresh); when absent
+   * revision when the txn updated an existing key; when absent
    * the mirror keeps the create revision it knows, or takes the txn's
    * revision for a key it does not hold (a key the txn created).
    */
