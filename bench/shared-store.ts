@@ -13,11 +13,16 @@
  * the next daemon, which must import the key the first time). Every configuration is the shipped default apart from
  * listener, data-dir, zone and (for etcd) the `store:` section.
  *
+ * --files-3 adds a fourth set-up, **files, 3 daemons**: three independent
+ * daemons on the files store (each its own data-dir, names spread as
+ * above), which share nothing but the machine and named — what three
+ * processes cost on these two cores without etcd.
+ *
  * Printed per phase: requests/s, p50/p99, CPU per request of the daemons
  * (all of them) and of the etcd members, and the etcd store's refresh rate
  * as a share of the files store's (issue 15's target: ≥ 0.5).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--cpu-prof DIR]
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--cpu-prof DIR]
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop), never on a missed target.
@@ -42,14 +47,19 @@ interface Args {
   cpuProf: string | undefined;
   cross: boolean;
   members: 1 | 3;
+  files3: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3 };
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3, files3: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cross') {
       args.cross = true;
+      continue;
+    }
+    if (a === '--files-3') {
+      args.files3 = true;
       continue;
     }
     if (a === '--cpu-prof') {
@@ -140,6 +150,7 @@ async function main(): Promise<number> {
     { label: 'files, 1 daemon', daemons: 1 },
     { label: 'etcd, 1 daemon', daemons: 1, store: { type: 'etcd', endpoints: etcd.endpoints, prefix: '/bench1' } },
     { label: 'etcd, 3 daemons', daemons: 3, store: { type: 'etcd', endpoints: etcd.endpoints, prefix: '/bench3' } },
+    ...(args.files3 ? [{ label: 'files, 3 daemons', daemons: 3 }] : []),
   ];
   try {
     let block = 1;
@@ -183,7 +194,7 @@ async function main(): Promise<number> {
   const rate = (setup: string, phase: string): number => rows.find((r) => r.setup === setup && r.phase.label.endsWith(phase))?.phase.rate ?? NaN;
   const files = rate('files, 1 daemon', 'refresh');
   console.log('');
-  for (const s of ['etcd, 1 daemon', 'etcd, 3 daemons']) {
+  for (const s of ['etcd, 1 daemon', 'etcd, 3 daemons', ...(args.files3 ? ['files, 3 daemons'] : [])]) {
     const share = rate(s, 'refresh') / files;
     console.log(`${s}: refreshes/s ${fmt(rate(s, 'refresh'))} = ${fmt(share, 2)} of the files store's ${fmt(files)} (target ≥ 0.50) — ${share >= 0.5 ? 'met' : 'NOT met'}; claims/s ${fmt(rate(s, 'claim'))} (files ${fmt(rate('files, 1 daemon', 'claim'))})`);
   }

@@ -50,6 +50,8 @@ export interface AdminView {
 }
 
 function iso(ms: number): string {
+  // NaN: a daemon on a shared store that has not written or read the name's deadlines (README, "Several daemons as one service").
+  if (Number.isNaN(ms)) return 'unknown here';
   return Number.isFinite(ms) ? new Date(ms).toISOString() : 'never';
 }
 

@@ -26,9 +26,9 @@
  * daemon refuses to start while they run. Imported records are written as
  * withdrawn at a stop: the daemon's next start publishes them on every
  * upstream that does not keep records (Zone.restore/start). Into etcd,
- * each name is one transaction (claim only if absent, its records, the
- * serial, and a change for the publisher with its records' adds), which a
- * running site takes like a claim.
+ * each name is one transaction (claim only if absent, its deadlines, its
+ * records, the serial, and a change for the publisher with its records'
+ * adds), which a running site takes like a claim.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -46,29 +46,35 @@ import { claimableName } from './labels.js';
 import { recordKey, type AddrRecord, type AddrType } from './records.js';
 import type { SharedStore } from './shared/contract.js';
 import {
+  DEADLINES_PREFIX,
   KEYS_PREFIX,
   MAX_TTL,
   RECS_PREFIX,
   SERIAL_KEY,
   changeKey,
   claimKey,
+  deadlinesKey,
   decodeClaim,
+  decodeDeadlines,
   decodeRecord,
   encodeChange,
   encodeClaim,
+  encodeDeadlines,
   encodeRecord,
   isCanonicalAddress,
   isCanonicalName,
   parseZoneKey,
   recordPath,
+  recordSlot,
 } from './shared/layout.js';
+import type { StoredDeadlines } from './shared/contract.js';
 import { ZoneState, type LoadedRecord } from './zonestate.js';
 
 /** The format this nsregd writes and reads. */
 export const TRANSFER_FORMAT = 1;
 /** A line longer than this is refused: a name at the 4096-record bound takes about 400 KB. */
 export const MAX_LINE_BYTES = 1024 * 1024;
-/** Records written in one etcd transaction (etcd allows 128 operations in one by default). */
+/** Records written in one etcd transaction (etcd allows 128 operations in one by default; the first also writes the claim, the deadlines, the serial and a change). */
 const RECORDS_PER_TXN = 100;
 /** Claims written to the key database at once (their fsyncs are shared). */
 const CLAIM_BATCH = 512;
@@ -189,7 +195,7 @@ function parseName(v: unknown, zones: Readonly<Record<string, ZoneConfig>>): Tra
   const key = fields(o.key, 'key', ['flags', 'protocol', 'algorithm', 'publicKey']);
   const expiry = time(o.expiry, 'expiry');
   // The same checks as a claim read from etcd: ranges, canonical base64, the key tag, the key's cost bounds.
-  const claim = decodeClaim(JSON.stringify({ flags: key.flags, protocol: key.protocol, algorithm: key.algorithm, key: key.publicKey, tag: o.keyTag, expiry }));
+  const claim = decodeClaim(JSON.stringify({ flags: key.flags, protocol: key.protocol, algorithm: key.algorithm, key: key.publicKey, tag: o.keyTag }));
   if (!claim.ok) throw new Error(`key: ${claim.reason}`);
   if (!Array.isArray(o.records)) throw new Error('records is not a list');
   if (o.records.length > zc.maxRecordsPerName) throw new Error(`${o.records.length} records; ${zone} allows ${zc.maxRecordsPerName} per name (max-records-per-name)`);
@@ -482,7 +488,11 @@ async function rangeAll(
   }
 }
 
-/** Every live claim and record of the configured zones in etcd (one consistent read per zone). */
+/**
+ * Every live claim and record of the configured zones in etcd (one
+ * consistent read per zone): claims from keys/, records from recs/, their
+ * deadlines from until/.
+ */
 export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: number): Promise<ExportResult> {
   const names: TransferName[] = [];
   const notes: string[] = [];
@@ -490,6 +500,17 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
     const ns = store.zoneNamespace(zone);
     const claims = await rangeAll(store, ns, KEYS_PREFIX);
     const recs = await rangeAll(store, ns, RECS_PREFIX, claims.revision);
+    const until = await rangeAll(store, ns, DEADLINES_PREFIX, claims.revision);
+    const deadlinesOf = new Map<string, StoredDeadlines>();
+    for (const { key, value } of until.kvs) {
+      const k = parseZoneKey(key);
+      const v = decodeDeadlines(value);
+      if (k?.kind !== 'deadlines' || !v.ok) {
+        notes.push(`${zone}: ${key}: ${v.ok ? 'not a deadlines key' : v.reason}; left out`);
+        continue;
+      }
+      deadlinesOf.set(k.name, v.value);
+    }
     const recordsOf = new Map<string, TransferRecord[]>();
     let skipped = 0;
     let expiredRecords = 0;
@@ -501,13 +522,19 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
         skipped++;
         continue;
       }
-      if (v.value.expiresAt <= now) {
+      const expiresAt = deadlinesOf.get(k.name)?.records.get(recordSlot(k));
+      if (expiresAt === undefined) {
+        notes.push(`${zone}: ${key}: no deadline in ${deadlinesKey(k.name)}; left out`);
+        skipped++;
+        continue;
+      }
+      if (expiresAt <= now) {
         expiredRecords++;
         continue;
       }
       let list = recordsOf.get(k.name);
       if (list === undefined) recordsOf.set(k.name, (list = []));
-      list.push({ type: k.type, address: k.address, ttl: v.value.ttl, expiresAt: v.value.expiresAt });
+      list.push({ type: k.type, address: k.address, ttl: v.value.ttl, expiresAt });
     }
     let expiredClaims = 0;
     for (const { key, value } of claims.kvs) {
@@ -519,11 +546,16 @@ export async function exportEtcd(store: EtcdAccess, config: DaemonConfig, now: n
       }
       const records = recordsOf.get(k.name) ?? [];
       recordsOf.delete(k.name);
-      if (v.value.expiry <= now) {
+      const expiry = deadlinesOf.get(k.name)?.expiry;
+      if (expiry === undefined) {
+        notes.push(`${zone}: ${key}: no deadlines in ${deadlinesKey(k.name)}; left out`);
+        continue;
+      }
+      if (expiry <= now) {
         expiredClaims++;
         continue;
       }
-      names.push({ zone, name: k.name, rdata: v.value.rdata, keyTag: v.value.keyTag, expiry: v.value.expiry, records });
+      names.push({ zone, name: k.name, rdata: v.value.rdata, keyTag: v.value.keyTag, expiry, records });
     }
     if (expiredClaims > 0) notes.push(`${zone}: ${expiredClaims} expired claim(s) left out`);
     if (expiredRecords > 0) notes.push(`${zone}: ${expiredRecords} expired record(s) left out`);
@@ -579,22 +611,23 @@ export async function importEtcd(store: EtcdAccess, names: readonly TransferName
     for (const n of list) {
       if (unchanged.has(n.name)) continue;
       const all: AddrRecord[] = n.records.map((r) => ({ name: n.name, type: r.type, address: r.address, ttl: r.ttl }));
-      const expires = new Map(n.records.map((r) => [`${r.type} ${r.address}`, r.expiresAt]));
       // Records change the published data: the serial is touched and the publisher gets their adds.
       const puts = (chunk: readonly AddrRecord[]): Array<ReturnType<Namespace['put']>> =>
         chunk.length === 0
           ? []
           : [
-              ...chunk.map((r) => ns.put(recordPath(r)).value(encodeRecord({ ttl: r.ttl, expiresAt: expires.get(`${r.type} ${r.address}`) ?? now }))),
+              ...chunk.map((r) => ns.put(recordPath(r)).value(encodeRecord({ ttl: r.ttl }))),
               ns.put(SERIAL_KEY).value(base),
               ns.put(changeKey(randomUUID())).value(encodeChange({ change: { add: chunk, remove: [], removeNames: [] }, by, at: now })),
             ];
       const first = all.slice(0, RECORDS_PER_TXN);
-      const claim = encodeClaim({ rdata: n.rdata, keyTag: n.keyTag, expiry: n.expiry });
+      const claim = encodeClaim({ rdata: n.rdata, keyTag: n.keyTag });
+      // Every record's deadline, those of later transactions included (they follow while the claim is this one).
+      const deadlines = encodeDeadlines({ expiry: n.expiry, records: new Map(n.records.map((r) => [recordSlot(r), r.expiresAt])) });
       const res = await store.run(`import ${n.name}`, () =>
         ns
           .if(claimKey(n.name), 'Create', '==', 0)
-          .then(ns.put(claimKey(n.name)).value(claim), ...puts(first))
+          .then(ns.put(claimKey(n.name)).value(claim), ns.put(deadlinesKey(n.name)).value(deadlines), ...puts(first))
           .else(ns.get(claimKey(n.name)))
           .commit(),
       );

@@ -23,13 +23,21 @@ import { SERIAL_KEY } from './layout.js';
 /** At most this many names per batch (etcd's default --max-txn-ops is 128 operations per level). */
 export const MAX_BATCH = 64;
 
+/** One compare of a name's transaction: the key's create or mod revision equals `revision` (0: absent). */
+export interface NameCompare {
+  readonly key: string;
+  readonly target: 'Create' | 'Mod';
+  readonly revision: string;
+}
+
 /** One name's transaction. Keys are relative to the zone namespace. */
 export interface NameTxn {
-  readonly compare: { readonly key: string; readonly target: 'Create' | 'Mod'; readonly revision: string };
+  /** All must hold. */
+  readonly compares: readonly NameCompare[];
   readonly puts: ReadonlyArray<readonly [key: string, value: string]>;
   readonly deletes: readonly string[];
-  /** What to read back when the compare fails: one key and one prefix. */
-  readonly readBack: { readonly key: string; readonly prefix: string };
+  /** What to read back when a compare fails: some keys and one prefix. */
+  readonly readBack: { readonly keys: readonly string[]; readonly prefix: string };
 }
 
 export interface NameTxnResult {
@@ -84,22 +92,21 @@ export class TxnBatcher {
   }
 
   private inner(t: NameTxn): ITxnRequest {
-    const column = t.compare.target === 'Create' ? CompareTarget.Create : CompareTarget.Mod;
     const prefix = Range.prefix(this.key(t.readBack.prefix));
     return {
-      compare: [
-        {
-          key: this.key(t.compare.key),
-          result: CompareResult.Equal,
-          target: column,
-          ...(column === CompareTarget.Create ? { create_revision: t.compare.revision } : { mod_revision: t.compare.revision }),
-        },
-      ],
+      compare: t.compares.map((c) => ({
+        key: this.key(c.key),
+        result: CompareResult.Equal,
+        ...(c.target === 'Create' ? { target: CompareTarget.Create, create_revision: c.revision } : { target: CompareTarget.Mod, mod_revision: c.revision }),
+      })),
       success: [
         ...t.puts.filter(([k]) => k !== SERIAL_KEY).map(([k, v]): IRequestOp => ({ request_put: { key: this.key(k), value: Buffer.from(v) } })),
         ...t.deletes.map((k): IRequestOp => ({ request_delete_range: { key: this.key(k) } })),
       ],
-      failure: [{ request_range: { key: this.key(t.readBack.key) } }, { request_range: { key: prefix.start, range_end: prefix.end } }],
+      failure: [
+        ...t.readBack.keys.map((k): IRequestOp => ({ request_range: { key: this.key(k) } })),
+        { request_range: { key: prefix.start, range_end: prefix.end } },
+      ],
     };
   }
 

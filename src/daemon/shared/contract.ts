@@ -9,17 +9,28 @@
  * claimed names percent-encoded (encodeURIComponent) so that no `/` can
  * appear inside one path segment:
  *
- *   P/v1/zones/<zone>/keys/<name>                  the claim: KEY rdata, key tag, expiry
- *   P/v1/zones/<zone>/recs/<name>/<type>/<address>  one live record: TTL and deadline
+ *   P/v1/zones/<zone>/keys/<name>                  the claim: KEY rdata and key tag
+ *   P/v1/zones/<zone>/recs/<name>/<type>/<address>  one live record: its TTL
  *   P/v1/zones/<zone>/serial                       touched by every txn that changes published data;
  *                                                   its mod revision is the zone's data version
  *   P/v1/zones/<zone>/changes/<id>                 a change waiting for the publisher (ordered by create revision)
  *   P/v1/zones/<zone>/results/<id>                 the publisher's first attempt at a change (leased)
  *   P/v1/zones/<zone>/leader                       the zone's publisher (leased; value: its instance id)
+ *   P/v1/zones/<zone>/until/<name>                 what moves on every refresh: the claim's deadline, the
+ *                                                   newest signature inception accepted, each record's deadline
  *
- * A claim is identified by the create revision of its keys/ entry: a
- * refresh compares it, so a name released and claimed again by another key
- * can never be refreshed by the old key.
+ * keys/ and recs/ change only when a name's key or record set changes;
+ * every write to a name (claim, update, refresh, expiry, release) writes or
+ * deletes its until/ entry. The daemons' mirrors hold everything but
+ * until/ (it sorts last, so a mirror is one range): a refresh, which
+ * writes only until/<name>, reaches no other daemon's mirror. Only the
+ * publisher, which expires, watches until/ (a mirror of its own).
+ *
+ * A claim is identified by the create revision of its keys/ entry, and a
+ * name's state by the mod revision of its until/ entry: an update compares
+ * both, so a name released and claimed again by another key can never be
+ * refreshed by the old key, and a change made to the name at another
+ * daemon meanwhile makes the update read the name again.
  */
 import type { AddrRecord, UpstreamChange } from '../records.js';
 import type { KeyRData } from '../../dns/types.js';
@@ -33,17 +44,21 @@ export const LAYOUT_VERSION = 'v1';
 export interface StoredClaim {
   readonly rdata: KeyRData;
   readonly keyTag: number;
-  /** ms since the epoch. */
-  readonly expiry: number;
-  /** The newest signature inception accepted for the name (ms since the epoch); older requests are replays. */
-  readonly signedAt?: number;
 }
 
 /** One live record as stored under recs/<name>/<type>/<address> (its identity is the path). */
 export interface StoredRecord {
   readonly ttl: number;
-  /** ms since the epoch. */
-  readonly expiresAt: number;
+}
+
+/** A name's deadlines, as stored under until/<name>: everything a refresh moves. */
+export interface StoredDeadlines {
+  /** The claim's deadline, ms since the epoch. */
+  readonly expiry: number;
+  /** The newest signature inception accepted for the name (ms since the epoch); older requests are replays. */
+  readonly signedAt?: number;
+  /** Each live record's deadline (ms since the epoch), by `<type>/<address>`. */
+  readonly records: ReadonlyMap<string, number>;
 }
 
 /** A change waiting for the publisher under changes/<id>. */
@@ -79,19 +94,22 @@ export interface MirrorEvent {
   readonly records: { readonly added: readonly AddrRecord[]; readonly removed: readonly AddrRecord[] };
   readonly claims: { readonly put: readonly string[]; readonly deleted: readonly string[] };
   readonly changes: { readonly put: readonly string[]; readonly deleted: readonly string[] };
+  /** Names whose until/ entry was written or deleted (a DeadlineMirror's events only). */
+  readonly deadlines: { readonly put: readonly string[]; readonly deleted: readonly string[] };
   readonly results: ReadonlyArray<{ readonly id: string; readonly ok: boolean }>;
 }
 
 /**
- * A zone's data as this daemon last saw it in etcd: a consistent snapshot
- * (one range read at revision R), then kept current by a watch from R+1.
+ * A zone's data as this daemon last saw it in etcd, all but the deadlines
+ * (until/): a consistent snapshot (one range read at revision R), then
+ * kept current by a watch from R+1.
  * Writes this daemon makes are applied at once with the revision etcd
  * answered (`applyOwn`), and a watch event older than what an entry
  * already holds is ignored, so the mirror never goes back.
  */
 export interface ZoneMirror {
   readonly zone: string;
-  /** The revision the mirror is current to. */
+  /** The revision the mirror is current to (a write to until/ alone does not move it: the watch does not report it). */
   readonly revision: string;
   claim(name: string): Versioned<StoredClaim> | undefined;
   claims(): IterableIterator<[string, Versioned<StoredClaim>]>;
@@ -139,11 +157,28 @@ export interface ZoneMirror {
   readonly current: boolean;
 }
 
+/**
+ * The publisher's mirror of a zone's until/ entries (every name's
+ * deadlines), kept like a ZoneMirror: a snapshot, then a watch, its own
+ * writes applied at once. The other daemons do not hold one: their
+ * mirrors leave until/ out, so that refreshes cost them nothing.
+ */
+export interface DeadlineMirror {
+  readonly revision: string;
+  readonly current: boolean;
+  deadlines(name: string): Versioned<StoredDeadlines> | undefined;
+  allDeadlines(): IterableIterator<[string, Versioned<StoredDeadlines>]>;
+  applyOwn(revision: string, writes: OwnWrites): void;
+  /** Called after each applied batch of watch events (and after applyOwn); `deadlines` says which names. */
+  onEvent(listener: (e: MirrorEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
 /** What one of this daemon's transactions wrote in a zone's namespace (keys relative to it). */
 export interface OwnWrites {
   /**
    * Keys put, with the value written. `createRevision`: the key's create
-   * revision when the txn updated an existing key (a refresh); when absent
+   * revision when the txn updated an existing key; when absent
    * the mirror keeps the create revision it knows, or takes the txn's
    * revision for a key it does not hold (a key the txn created).
    */
@@ -165,6 +200,8 @@ export interface SharedStore {
   run<T>(what: string, op: () => Promise<T>): Promise<T>;
   /** Opens (once per zone) the zone's mirror: resolves when its first snapshot is loaded. */
   mirror(zone: string): Promise<ZoneMirror>;
+  /** Opens a new mirror of the zone's until/ entries (the publisher's, for its term; the caller closes it). */
+  deadlineMirror(zone: string): Promise<DeadlineMirror>;
   /** Joins the zone's publisher election (one Election per zone and daemon). */
   election(zone: string, instanceId: string): Election;
   /** The same for every daemon on this etcd cluster and prefix: what clients compare to recognise one site. */

@@ -26,12 +26,14 @@ import { canonicalName } from '../../dns/names.js';
 import { decodeRData, encodeRData } from '../../dns/rdata.js';
 import type { KeyRData } from '../../dns/types.js';
 import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
-import { LAYOUT_VERSION, type StoredChange, type StoredClaim, type StoredRecord, type StoredResult } from './contract.js';
+import { LAYOUT_VERSION, type StoredChange, type StoredClaim, type StoredDeadlines, type StoredRecord, type StoredResult } from './contract.js';
 
 /** A value larger than this is rejected (claims, records, results, leader). */
 export const MAX_VALUE_BYTES = 64 * 1024;
 /** A change (changes/<id>) larger than this is rejected; etcd's own request limit is 1.5 MiB. */
 export const MAX_CHANGE_BYTES = 1024 * 1024;
+/** A name's deadlines (until/<name>) larger than this are rejected: 4096 records of the longest form take about 270 KB. */
+export const MAX_DEADLINES_BYTES = 512 * 1024;
 /** At most this many records in one change (add + remove + every removeNames entry and its addresses). */
 export const MAX_CHANGE_RECORDS = 4096;
 /** TTLs are 31-bit (RFC 2181 section 8). */
@@ -54,6 +56,12 @@ export const CHANGES_PREFIX = 'changes/';
 export const RESULTS_PREFIX = 'results/';
 export const SERIAL_KEY = 'serial';
 export const LEADER_KEY = 'leader';
+/**
+ * Deadlines (until/<name>). It sorts after every other key of a zone
+ * namespace, so the daemons' mirrors, which leave it out, read and watch
+ * one range: from the namespace's start up to this prefix.
+ */
+export const DEADLINES_PREFIX = 'until/';
 
 /** A key or value the layout cannot represent (an encoder's input that would not read back). */
 export class LayoutError extends NsregError {
@@ -82,8 +90,13 @@ export function isCanonicalName(name: string): boolean {
   return name !== '.' && name !== '' && canonicalOrUndefined(name) === name;
 }
 
+/** An IPv4 address as the A codec writes it: four decimal octets without leading zeros. */
+const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+
 /** True when `address` is an address of `type` written as the A/AAAA codec writes it. */
 export function isCanonicalAddress(type: AddrType, address: string): boolean {
+  // The common case without a round trip through the codec (every deadline of every refresh is checked).
+  if (type === 'A') return CANONICAL_IPV4.test(address);
   try {
     return decodeRData(type, encodeRData(type, address)) === address;
   } catch {
@@ -148,6 +161,24 @@ export function claimKey(name: string): string {
   return KEYS_PREFIX + nameSegment(name, 'claimed name');
 }
 
+/** `until/<name>`: the deadlines of `name`. */
+export function deadlinesKey(name: string): string {
+  return DEADLINES_PREFIX + nameSegment(name, 'claimed name');
+}
+
+/** A record's identity within its name: `<type>/<address>` (the tail of its recs/ path, the key of its deadline). */
+export function recordSlot(r: Pick<AddrRecord, 'type' | 'address'>): string {
+  return `${r.type}/${r.address}`;
+}
+
+/** The record of `name` a `<type>/<address>` slot stands for (with `ttl`), or undefined when it is none in canonical form. */
+export function slotRecord(name: string, slot: string, ttl: number): AddrRecord | undefined {
+  const slash = slot.indexOf('/');
+  const type = slot.slice(0, slash);
+  const address = slot.slice(slash + 1);
+  return slash > 0 && isAddrType(type) && isCanonicalAddress(type, address) ? { name, type, address, ttl } : undefined;
+}
+
 /** `recs/<name>/`: the prefix of every record of `name`. */
 export function recordsOfNamePrefix(name: string): string {
   return `${RECS_PREFIX}${nameSegment(name, 'record owner')}/`;
@@ -157,7 +188,7 @@ export function recordsOfNamePrefix(name: string): string {
 export function recordPath(r: Pick<AddrRecord, 'name' | 'type' | 'address'>): string {
   if (!isAddrType(r.type)) throw new LayoutError(`record type ${JSON.stringify(r.type)} is not A or AAAA`);
   if (!isCanonicalAddress(r.type, r.address)) throw new LayoutError(`${JSON.stringify(r.address)} is not a canonical ${r.type} address`);
-  return `${recordsOfNamePrefix(r.name)}${r.type}/${r.address}`;
+  return recordsOfNamePrefix(r.name) + recordSlot(r);
 }
 
 /** `changes/<id>`: a change waiting for the publisher. */
@@ -173,6 +204,7 @@ export function resultKey(id: string): string {
 /** What a key of a zone namespace stands for. */
 export type ZoneKey =
   | { readonly kind: 'claim'; readonly name: string }
+  | { readonly kind: 'deadlines'; readonly name: string }
   | { readonly kind: 'record'; readonly name: string; readonly type: AddrType; readonly address: string }
   | { readonly kind: 'change'; readonly id: string }
   | { readonly kind: 'result'; readonly id: string }
@@ -188,10 +220,11 @@ export function parseZoneKey(key: string): ZoneKey | undefined {
   if (key === LEADER_KEY) return { kind: 'leader' };
   const parts = key.split('/');
   switch (parts[0]) {
-    case 'keys': {
+    case 'keys':
+    case 'until': {
       if (parts.length !== 2) return undefined;
       const name = parseNameSegment(parts[1]);
-      return name === undefined ? undefined : { kind: 'claim', name };
+      return name === undefined ? undefined : { kind: parts[0] === 'keys' ? 'claim' : 'deadlines', name };
     }
     case 'recs': {
       if (parts.length !== 4) return undefined;
@@ -264,8 +297,8 @@ function checked<T>(text: string, decode: (t: string) => Decoded<T>, what: strin
 // ---------------------------------------------------------------- claims
 
 /**
- * keys/<name>: `{"flags":256,"protocol":3,"algorithm":13,"key":"<base64>","tag":12345,"expiry":<ms>}`.
- * Throws LayoutError when the claim would not decode.
+ * keys/<name>: `{"flags":256,"protocol":3,"algorithm":13,"key":"<base64>","tag":12345}`
+ * (its deadline is in until/<name>). Throws LayoutError when the claim would not decode.
  */
 export function encodeClaim(c: StoredClaim): string {
   const text = JSON.stringify({
@@ -274,8 +307,6 @@ export function encodeClaim(c: StoredClaim): string {
     algorithm: c.rdata.algorithm,
     key: c.rdata.publicKey.toString('base64'),
     tag: c.keyTag,
-    expiry: c.expiry,
-    ...(c.signedAt === undefined ? {} : { signed: c.signedAt }),
   });
   return checked(text, decodeClaim, 'claim');
 }
@@ -290,37 +321,80 @@ export function decodeClaim(bytes: Buffer | string): Decoded<StoredClaim> {
   const json = parseJson(bytes, MAX_VALUE_BYTES);
   if (!json.ok) return json;
   const v = json.value;
-  if (!isObject(v) || !hasFields(v, ['flags', 'protocol', 'algorithm', 'key', 'tag', 'expiry'], ['signed'])) return bad('not a claim object');
-  if (v.signed !== undefined && !isTime(v.signed)) return bad('signed is not a time');
+  if (!isObject(v) || !hasFields(v, ['flags', 'protocol', 'algorithm', 'key', 'tag'])) return bad('not a claim object');
   if (!isUint(v.flags, 0xffff) || !isUint(v.protocol, 0xff) || !isUint(v.algorithm, 0xff)) return bad('KEY flags, protocol or algorithm out of range');
   if (typeof v.key !== 'string' || v.key.length === 0) return bad('no public key');
   const publicKey = Buffer.from(v.key, 'base64');
   if (publicKey.toString('base64') !== v.key) return bad('public key is not canonical base64');
   if (publicKey.length > MAX_PUBLIC_KEY_BYTES) return bad(`public key of ${publicKey.length} bytes (at most ${MAX_PUBLIC_KEY_BYTES})`);
   if (!isUint(v.tag, 0xffff)) return bad('key tag out of range');
-  if (!isTime(v.expiry)) return bad('expiry is not a time');
   const rdata: KeyRData = { flags: v.flags, protocol: v.protocol, algorithm: v.algorithm, publicKey };
   if (keyTag(rdata) !== v.tag) return bad(`key tag ${v.tag} is not the key's (${keyTag(rdata)})`);
   const cost = keyCostProblem(rdata);
   if (cost !== undefined) return bad(cost);
-  return ok({ rdata, keyTag: v.tag, expiry: v.expiry, ...(v.signed === undefined ? {} : { signedAt: v.signed }) });
+  return ok({ rdata, keyTag: v.tag });
 }
 
 // ---------------------------------------------------------------- records
 
-/** recs/<name>/<type>/<address>: `{"ttl":300,"expiresAt":<ms>}`. Throws LayoutError when out of range. */
+/** recs/<name>/<type>/<address>: `{"ttl":300}` (its deadline is in until/<name>). Throws LayoutError when out of range. */
 export function encodeRecord(r: StoredRecord): string {
-  return checked(JSON.stringify({ ttl: r.ttl, expiresAt: r.expiresAt }), decodeRecord, 'record');
+  return checked(JSON.stringify({ ttl: r.ttl }), decodeRecord, 'record');
 }
 
 export function decodeRecord(bytes: Buffer | string): Decoded<StoredRecord> {
   const json = parseJson(bytes, MAX_VALUE_BYTES);
   if (!json.ok) return json;
   const v = json.value;
-  if (!isObject(v) || !hasFields(v, ['ttl', 'expiresAt'])) return bad('not a record object');
+  if (!isObject(v) || !hasFields(v, ['ttl'])) return bad('not a record object');
   if (!isUint(v.ttl, MAX_TTL)) return bad('TTL out of range');
-  if (!isTime(v.expiresAt)) return bad('expiresAt is not a time');
-  return ok({ ttl: v.ttl, expiresAt: v.expiresAt });
+  return ok({ ttl: v.ttl });
+}
+
+// ---------------------------------------------------------------- deadlines
+
+/**
+ * until/<name>: `{"expiry":<ms>,"signed":<ms>,"recs":{"A/192.0.2.1":<ms>,…}}` (`signed`
+ * only once a signed request was accepted). At most MAX_CHANGE_RECORDS
+ * records. Throws LayoutError when the value would not decode.
+ */
+export function encodeDeadlines(d: StoredDeadlines): string {
+  // What decodeDeadlines checks, checked on the input (every refresh writes one: no parse of what was just made).
+  const problem = deadlinesProblem(d.expiry, d.signedAt, d.records);
+  if (problem !== undefined) throw new LayoutError(`deadlines cannot be stored: ${problem}`);
+  return toJson(
+    {
+      expiry: d.expiry,
+      ...(d.signedAt === undefined ? {} : { signed: d.signedAt }),
+      recs: Object.fromEntries(d.records),
+    },
+    MAX_DEADLINES_BYTES,
+    'deadlines',
+  );
+}
+
+/** Why deadlines would not decode (apart from their size), or undefined. */
+function deadlinesProblem(expiry: unknown, signed: unknown, records: Iterable<[string, unknown]> & { readonly size: number }): string | undefined {
+  if (!isTime(expiry)) return 'expiry is not a time';
+  if (signed !== undefined && !isTime(signed)) return 'signed is not a time';
+  if (records.size > MAX_CHANGE_RECORDS) return `more than ${MAX_CHANGE_RECORDS} record deadlines`;
+  for (const [slot, at] of records) {
+    if (slotRecord('.', slot, 0) === undefined) return `${JSON.stringify(slot.slice(0, 100))} is not <type>/<address> in canonical form`;
+    if (!isTime(at)) return `the deadline of ${slot} is not a time`;
+  }
+  return undefined;
+}
+
+export function decodeDeadlines(bytes: Buffer | string): Decoded<StoredDeadlines> {
+  const json = parseJson(bytes, MAX_DEADLINES_BYTES);
+  if (!json.ok) return json;
+  const v = json.value;
+  if (!isObject(v) || !hasFields(v, ['expiry', 'recs'], ['signed'])) return bad('not a deadlines object');
+  if (!isObject(v.recs)) return bad('recs is not an object');
+  const records = new Map(Object.entries(v.recs));
+  const problem = deadlinesProblem(v.expiry, v.signed, records);
+  if (problem !== undefined) return bad(problem);
+  return ok({ expiry: v.expiry as number, ...(v.signed === undefined ? {} : { signedAt: v.signed as number }), records: records as Map<string, number> });
 }
 
 // ---------------------------------------------------------------- changes

@@ -14,6 +14,10 @@
  * when the publisher dies is applied again by the next one. Every write
  * the publisher makes is conditional on its leader key, so a publisher
  * cut off from the quorum can change nothing in the store.
+ *
+ * Deadlines live under until/, which the daemons' zone mirrors leave out
+ * (a refresh writes nothing else): the publisher alone holds a mirror of
+ * them, opened for its term, and expires from it.
  */
 import type { Logger } from 'pino';
 import type { ComparatorBuilder, Lease, Namespace } from 'etcd3';
@@ -22,7 +26,7 @@ import { Outbox, type AttemptObserver } from '../outbox.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import type { ZoneCounters } from '../zone.js';
-import type { Election, MirrorEvent, SharedStore, StoredChange, Versioned, StoredClaim, ZoneMirror } from './contract.js';
+import type { DeadlineMirror, Election, MirrorEvent, OwnWrites, SharedStore, StoredChange, StoredDeadlines, Versioned, ZoneMirror } from './contract.js';
 import * as layout from './layout.js';
 
 /** How long results stay readable (s): far longer than a request waits for one. */
@@ -77,6 +81,9 @@ export class Publisher {
   private sweeping = false;
   private checkTimer: TimerHandle | undefined;
   private writeTimer: TimerHandle | undefined;
+  /** This term's mirror of until/ (opened by the first sweep of the term). */
+  private deadlineMirror: DeadlineMirror | undefined;
+  private stopDeadlineEvents: (() => void) | undefined;
 
   constructor(private readonly deps: PublisherDeps) {}
 
@@ -140,13 +147,37 @@ export class Publisher {
     // A change gone from the store is done with: its id need not be remembered for the rest of the term.
     for (const id of e.changes.deleted) this.submitted.delete(id);
     if (e.changes.put.length > 0) this.pump();
-    // A refresh only moves deadlines later; a sweep is brought forward only for a deadline earlier than the next one planned.
+  }
+
+  /** The deadlines of `name` as this term's deadline mirror holds them (undefined when not publishing). */
+  deadlines(name: string): Versioned<StoredDeadlines> | undefined {
+    return this.active ? this.deadlineMirror?.deadlines(name) : undefined;
+  }
+
+  /** Deadlines written or deleted: a sweep is brought forward only for a deadline earlier than the next one planned. */
+  private deadlinesChanged(e: MirrorEvent): void {
+    if (!this.active) return;
     let earliest = Infinity;
-    for (const name of e.claims.put) earliest = Math.min(earliest, this.deps.mirror.claim(name)?.value.expiry ?? Infinity);
-    for (const r of e.records.added) {
-      for (const { record, entry } of this.deps.mirror.records(r.name)) if (record.type === r.type && record.address === r.address) earliest = Math.min(earliest, entry.value.expiresAt);
+    for (const name of e.deadlines.put) {
+      const d = this.deadlineMirror?.deadlines(name)?.value;
+      if (d === undefined) continue;
+      earliest = Math.min(earliest, d.expiry);
+      for (const at of d.records.values()) earliest = Math.min(earliest, at);
     }
     if (earliest < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliest - this.deps.clock.now()));
+  }
+
+  /** Opens this term's deadline mirror (once per term); undefined when the term ended meanwhile. */
+  private async openDeadlines(term: number): Promise<DeadlineMirror | undefined> {
+    if (this.deadlineMirror !== undefined) return this.deadlineMirror;
+    const opened = await this.deps.store.deadlineMirror(this.deps.mirror.zone);
+    if (!this.active || term !== this.term) {
+      await opened.close();
+      return undefined;
+    }
+    this.deadlineMirror = opened;
+    this.stopDeadlineEvents = opened.onEvent((e) => this.deadlinesChanged(e));
+    return opened;
   }
 
   /** Sends every live record to the shared upstreams `which` selects (new after a reload). */
@@ -218,6 +249,10 @@ export class Publisher {
     // Results already written stay until their lease runs out; the next publisher writes its own.
     this.resultsLease?.release();
     this.resultsLease = undefined;
+    this.stopDeadlineEvents?.();
+    this.stopDeadlineEvents = undefined;
+    void this.deadlineMirror?.close();
+    this.deadlineMirror = undefined;
   }
 
   async stop(): Promise<void> {
@@ -302,7 +337,7 @@ export class Publisher {
    * (the leader key is the one it wrote) and the given compares hold.
    * False when a compare failed; rejects with StoreUnavailableError.
    */
-  private async commitFenced(compares: readonly Compare[], puts: readonly Put[], deletes: readonly string[], lease?: Lease): Promise<boolean> {
+  private async commitFenced(compares: readonly Compare[], puts: readonly Put[], deletes: readonly string[], lease?: Lease, deletePrefix?: string): Promise<boolean> {
     const fence = this.deps.election.fence();
     if (fence === undefined) return false;
     const { ns, store, mirror } = this.deps;
@@ -312,11 +347,18 @@ export class Publisher {
       const ops = [
         ...puts.map(([k, v]) => (lease !== undefined && k.startsWith(layout.RESULTS_PREFIX) ? lease.put(k).value(v) : ns.put(k).value(v))),
         ...deletes.map((k) => ns.delete().key(k)),
+        ...(deletePrefix === undefined ? [] : [ns.delete().prefix(deletePrefix)]),
       ];
       return txn.then(...ops).commit();
     });
     if (!res.succeeded) return false;
-    mirror.applyOwn(res.header.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
+    const isDeadline = (k: string): boolean => k.startsWith(layout.DEADLINES_PREFIX);
+    const part = (which: boolean): OwnWrites => ({
+      puts: puts.filter(([k]) => isDeadline(k) === which).map(([key, value]) => ({ key, value })),
+      deletes: deletes.filter((k) => isDeadline(k) === which),
+    });
+    mirror.applyOwn(res.header.revision, part(false));
+    this.deadlineMirror?.applyOwn(res.header.revision, part(true));
     return true;
   }
 
@@ -341,8 +383,10 @@ export class Publisher {
    * Removes what is due: a claim whose deadline passed goes with all its
    * records (delete-name upstream, skipping upstreams that keep records);
    * a record whose deadline passed goes alone. Each name is one fenced
-   * transaction that also compares the name's claim, so a refresh at
+   * transaction that also compares the name's until/ entry, so a refresh at
    * another daemon in the same moment wins (the next sweep looks again).
+   * A claim without an until/ entry (which only a write from outside
+   * nsregd leaves) has no deadline and does not expire.
    */
   private async sweep(): Promise<void> {
     if (!this.active || this.sweeping) return;
@@ -350,32 +394,31 @@ export class Publisher {
     const term = this.term;
     let next = Infinity;
     try {
-      const { mirror } = this.deps;
+      const deadlines = await this.openDeadlines(term);
+      if (deadlines === undefined) return;
       const now = this.deps.clock.now();
-      const expiredKeys: Array<[string, Versioned<StoredClaim>]> = [];
-      for (const [name, c] of mirror.claims()) {
-        if (c.value.expiry <= now) expiredKeys.push([name, c]);
-        else next = Math.min(next, c.value.expiry);
-      }
-      const gone = new Set(expiredKeys.map(([n]) => n));
-      const due = new Map<string, Array<{ record: AddrRecord; modRevision: string }>>();
-      for (const { record, entry } of mirror.allRecords()) {
-        if (gone.has(record.name)) continue;
-        if (entry.value.expiresAt <= now) {
-          let list = due.get(record.name);
-          if (list === undefined) due.set(record.name, (list = []));
-          list.push({ record, modRevision: entry.modRevision });
-        } else {
-          next = Math.min(next, entry.value.expiresAt);
+      const expired: Array<[string, Versioned<StoredDeadlines>]> = [];
+      const due: Array<[string, Versioned<StoredDeadlines>, string[]]> = [];
+      for (const [name, d] of deadlines.allDeadlines()) {
+        if (d.value.expiry <= now) {
+          expired.push([name, d]);
+          continue;
         }
+        next = Math.min(next, d.value.expiry);
+        const slots: string[] = [];
+        for (const [slot, at] of d.value.records) {
+          if (at <= now) slots.push(slot);
+          else next = Math.min(next, at);
+        }
+        if (slots.length > 0) due.push([name, d, slots]);
       }
-      for (const [name, c] of expiredKeys) {
+      for (const [name, d] of expired) {
         if (this.term !== term) return;
-        await this.expireClaim(name, c, now);
+        await this.expireClaim(name, d, now);
       }
-      for (const [name, records] of due) {
+      for (const [name, d, slots] of due) {
         if (this.term !== term) return;
-        await this.expireRecords(name, records, now);
+        await this.expireRecords(name, d, slots, now);
       }
     } catch (err) {
       this.deps.logger.warn({ err }, 'publisher: expiry failed; trying again');
@@ -388,37 +431,50 @@ export class Publisher {
     this.scheduleSweep(wait);
   }
 
-  private async expireClaim(name: string, claim: Versioned<StoredClaim>, now: number): Promise<void> {
-    const addresses = this.deps.mirror.records(name).map((r) => r.record);
+  /** The records of `name` the slots stand for, with the TTL the zone mirror holds (0 when it has none yet: removals ignore it). */
+  private recordsOf(name: string, slots: Iterable<string>): AddrRecord[] {
+    const held = new Map(this.deps.mirror.records(name).map(({ record }) => [layout.recordSlot(record), record]));
+    const out: AddrRecord[] = [];
+    for (const slot of slots) {
+      const r = held.get(slot) ?? layout.slotRecord(name, slot, 0);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  private async expireClaim(name: string, d: Versioned<StoredDeadlines>, now: number): Promise<void> {
+    // Every record the zone mirror or the deadlines know of; any other under recs/<name>/ goes by its prefix.
+    const slots = new Set([...d.value.records.keys(), ...this.deps.mirror.records(name).map(({ record }) => layout.recordSlot(record))]);
+    const addresses = this.recordsOf(name, slots);
     const change: StoredChange = { change: { add: [], remove: [], removeNames: [{ name, addresses }] }, by: this.deps.instanceId, at: now, skipKeepRecords: true };
     const id = layout.newChangeId();
     const ok = await this.commitFenced(
-      [[layout.claimKey(name), 'Mod', claim.modRevision]],
+      [[layout.deadlinesKey(name), 'Mod', d.modRevision]],
       [
         [layout.changeKey(id), layout.encodeChange(change)],
         [layout.SERIAL_KEY, this.deps.mirror.serialBase],
       ],
-      [layout.claimKey(name), ...addresses.map((r) => layout.recordPath(r))],
+      [layout.claimKey(name), layout.deadlinesKey(name), ...addresses.map((r) => layout.recordPath(r))],
+      undefined,
+      layout.recordsOfNamePrefix(name),
     );
     if (!ok) return;
     this.deps.counters.keyExpiries++;
     this.deps.logger.info({ name }, 'key expired');
   }
 
-  private async expireRecords(name: string, records: ReadonlyArray<{ record: AddrRecord; modRevision: string }>, now: number): Promise<void> {
-    const { mirror } = this.deps;
-    const claim = mirror.claim(name);
+  private async expireRecords(name: string, d: Versioned<StoredDeadlines>, slots: readonly string[], now: number): Promise<void> {
+    const remove = this.recordsOf(name, slots);
+    const records = new Map(d.value.records);
+    for (const slot of slots) records.delete(slot);
     const id = layout.newChangeId();
-    const remove = records.map((r) => r.record);
     const puts: Put[] = [
       [layout.changeKey(id), layout.encodeChange({ change: { add: [], remove, removeNames: [] }, by: this.deps.instanceId, at: now })],
-      [layout.SERIAL_KEY, mirror.serialBase],
+      [layout.SERIAL_KEY, this.deps.mirror.serialBase],
+      // Rewritten without them: an update of the name elsewhere in the meantime fails its compare and looks again.
+      [layout.deadlinesKey(name), layout.encodeDeadlines({ ...d.value, records })],
     ];
-    // The claim is rewritten as it is, so that an update of the name elsewhere in the meantime fails its compare and looks again.
-    const compares: Compare[] =
-      claim === undefined ? records.map((r) => [layout.recordPath(r.record), 'Mod', r.modRevision] as const) : [[layout.claimKey(name), 'Mod', claim.modRevision]];
-    if (claim !== undefined) puts.push([layout.claimKey(name), layout.encodeClaim(claim.value)]);
-    const ok = await this.commitFenced(compares, puts, remove.map((r) => layout.recordPath(r)));
+    const ok = await this.commitFenced([[layout.deadlinesKey(name), 'Mod', d.modRevision]], puts, remove.map((r) => layout.recordPath(r)));
     if (!ok) return;
     this.deps.counters.recordExpiries += remove.length;
     this.deps.logger.info({ name, count: remove.length }, 'records expired');

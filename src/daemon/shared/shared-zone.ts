@@ -8,13 +8,23 @@
  *   - a first claim writes `keys/<name>` only if it is absent (create
  *     revision 0): of two daemons taking claims of one name by different
  *     keys at the same moment, exactly one transaction succeeds;
- *   - any other update compares the mod revision of `keys/<name>` with the
- *     one the mirror holds. Every transaction that changes a name's
- *     records also rewrites `keys/<name>` (its deadline moves on), so this
- *     one compare catches any change to the name made elsewhere, as well
- *     as a release and a new claim by another key. On a failed compare the
- *     name is read again and the update recomputed (a bounded number of
- *     times);
+ *   - any other update compares the create revision of `keys/<name>` with
+ *     the one the mirror holds (the same claim: not released and claimed
+ *     again by another key) and the mod revision of `until/<name>` with the
+ *     one this daemon last wrote or read. Every transaction that changes a
+ *     name writes `until/<name>` (its deadlines move on), so this compare
+ *     catches any change to the name made elsewhere. The mirrors do not
+ *     hold `until/`: a daemon knows the deadlines of the names it wrote or
+ *     read itself (a bounded cache); for any other name its first attempt
+ *     fails the compare and reads them. On a failed compare the name is
+ *     read again and the update recomputed (a bounded number of times);
+ *   - the replay check across daemons (a signature older than the newest
+ *     accepted for the name is refused) reads the newest inception from
+ *     the same `until/<name>`: a stale one fails the compare, so the check
+ *     is made again against what the store holds;
+ *   - a refresh that only moves deadlines writes `until/<name>` alone, which
+ *     no other daemon's mirror receives; records new to the name or whose
+ *     TTL changed are written under `recs/`;
  *   - records added or removed are queued for the publisher in the same
  *     transaction (`changes/<id>`), and the client is answered NOERROR only
  *     once the publisher reports its first attempt succeeded — the promise
@@ -36,17 +46,32 @@ import { Outbox, type AttemptObserver } from '../outbox.js';
 import { isEmptyChange, recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkUnused, SHUTDOWN_DRAIN_MS, type ClaimedKey, type ServedZone, type UpdatePlan, type UpdateResult, type ZoneCounters } from '../zone.js';
-import type { Election, SharedStore, StoredClaim, ZoneMirror } from './contract.js';
+import type { Election, SharedStore, StoredClaim, StoredDeadlines, ZoneMirror } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
 import { Publisher } from './publisher.js';
 import { Refusals } from '../refusals.js';
-import { TxnBatcher } from './batch.js';
+import { TxnBatcher, type NameCompare } from './batch.js';
+import type { IKeyValue } from 'etcd3';
 
 /** How often an update is recomputed after another daemon changed the name meanwhile. */
 const MAX_ATTEMPTS = 3;
 /** How long a request waits for the publisher's first attempt at its change. */
 export const PUBLISH_WAIT_MS = 8_000;
+/** Names whose deadlines a daemon remembers (beyond, the least recently written or read go: their next update reads them again). */
+const MAX_KNOWN_DEADLINES = 65_536;
+
+/**
+ * What this daemon knows of a name's `until/<name>`: its mod revision
+ * ('0': absent) and value (undefined when absent, or present but not
+ * decodable — reported, and replaced by the next update).
+ */
+interface KnownDeadlines {
+  readonly mod: string;
+  readonly value: StoredDeadlines | undefined;
+}
+
+const ABSENT: KnownDeadlines = { mod: '0', value: undefined };
 
 /** Upstreams every daemon feeds itself: they live on the daemon's own host. */
 export function isPerHost(u: Upstream): boolean {
@@ -72,6 +97,8 @@ export class SharedZone implements ServedZone {
   private readonly publisher: Publisher;
   /** Request transactions go to etcd together (./batch.ts). */
   private readonly batcher: TxnBatcher;
+  /** The deadlines this daemon last wrote or read, by name, least recently used first (bounded). */
+  private readonly known = new Map<string, KnownDeadlines>();
   /** Requests waiting for the publisher's first attempt at a change, by change id (several may wait for one). */
   private readonly waiting = new Map<string, { readonly result: Promise<boolean>; readonly settle: (ok: boolean) => void }>();
   private unsubscribe: Array<() => void> = [];
@@ -125,7 +152,41 @@ export class SharedZone implements ServedZone {
 
   keyOf(name: string): ClaimedKey | undefined {
     const c = this.mirror.claim(name);
-    return c === undefined ? undefined : claimedKey(name, c.value);
+    return c === undefined ? undefined : claimedKey(name, c.value, this.deadlinesOf(name)?.value?.expiry);
+  }
+
+  /**
+   * The newest of what this daemon wrote or read of `until/<name>`, and
+   * what the publisher's deadline mirror holds (when this daemon publishes
+   * and its zone mirror has seen that revision, so that the records it
+   * holds for the name are not older than these deadlines).
+   */
+  private deadlinesOf(name: string): KnownDeadlines | undefined {
+    const cached = this.known.get(name);
+    const seen = this.publisher.deadlines(name);
+    if (seen === undefined) return cached;
+    const mod = BigInt(seen.modRevision);
+    if (mod > BigInt(this.mirror.revision) || (cached !== undefined && BigInt(cached.mod) >= mod)) return cached;
+    return { mod: seen.modRevision, value: seen.value };
+  }
+
+  private remember(name: string, d: KnownDeadlines): void {
+    this.known.delete(name);
+    this.known.set(name, d);
+    if (this.known.size > MAX_KNOWN_DEADLINES) this.known.delete(this.known.keys().next().value as string);
+  }
+
+  /** Notes what a read of `name` found under `until/<name>` (its absence included). */
+  private rememberRead(name: string, kvs: readonly IKeyValue[]): void {
+    const full = Buffer.concat([this.ns.prefix, Buffer.from(layout.deadlinesKey(name))]);
+    const kv = kvs.find((k) => k.key.equals(full));
+    if (kv === undefined) {
+      this.remember(name, ABSENT);
+      return;
+    }
+    const d = layout.decodeDeadlines(kv.value);
+    if (!d.ok) this.logger.warn({ name, reason: d.reason }, 'deadlines in etcd do not decode; the next update replaces them');
+    this.remember(name, { mod: kv.mod_revision, value: d.ok ? d.value : undefined });
   }
 
   liveRecords(name: string): readonly AddrRecord[] {
@@ -149,14 +210,16 @@ export class SharedZone implements ServedZone {
   }
 
   *claims(): Iterable<ClaimedKey> {
-    for (const [name, c] of this.mirror.claims()) yield claimedKey(name, c.value);
+    for (const [name, c] of this.mirror.claims()) yield claimedKey(name, c.value, this.deadlinesOf(name)?.value?.expiry);
   }
 
   recordStates(name: string): Array<{ record: AddrRecord; expiresAt: number; upstreams: Array<{ upstream: string; pending: boolean }> }> {
     const queued = new Set(this.mirror.changes().flatMap(({ entry }) => changedRecords(entry.value.change).map(recordKey)));
-    return this.mirror.records(name).map(({ record, entry }) => ({
+    const deadlines = this.deadlinesOf(name)?.value?.records;
+    return this.mirror.records(name).map(({ record }) => ({
       record,
-      expiresAt: entry.value.expiresAt,
+      // Unknown here (NaN) when this daemon neither wrote nor read the name's deadlines.
+      expiresAt: deadlines?.get(layout.recordSlot(record)) ?? NaN,
       upstreams: [
         ...this.publisher.upstreamIds().map((upstream) => ({ upstream, pending: queued.has(recordKey(record)) })),
         ...this.perHost.map((b) => ({ upstream: b.id, pending: b.isPending(record) })),
@@ -201,6 +264,7 @@ export class SharedZone implements ServedZone {
     let checkedUnused = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = this.mirror.claim(name);
+      const known = this.deadlinesOf(name);
       let first: boolean;
       if (current === undefined) {
         // Only a request that was checked as a first claim may create the name.
@@ -208,7 +272,7 @@ export class SharedZone implements ServedZone {
         first = true;
       } else {
         if (!sameKey(current.value.rdata, plan.signer)) return { ok: false, failure: 'exists' };
-        const newest = current.value.signedAt;
+        const newest = known?.value?.signedAt;
         if (plan.signedAt !== undefined && newest !== undefined && plan.signedAt < newest) return { ok: false, failure: 'replayed' };
         first = false;
       }
@@ -223,15 +287,20 @@ export class SharedZone implements ServedZone {
       const pending = this.queuedAddsOf(plan);
       // Only the upstreams every daemon shares wait for the publisher; per-host ones follow the mirror.
       const id = isEmptyChange(change) || !this.publisher.hasUpstreams ? undefined : layout.newChangeId();
-      const signedAt = Math.max(plan.signedAt ?? 0, current?.value.signedAt ?? 0);
-      const claim: StoredClaim = { rdata: plan.signer, keyTag: current?.value.keyTag ?? keyTag(plan.signer), expiry: plan.keyExpiry, ...(signedAt > 0 ? { signedAt } : {}) };
-      const puts: Array<[string, string]> = [[layout.claimKey(name), layout.encodeClaim(claim)]];
-      for (const r of plan.adds) puts.push([layout.recordPath(r), layout.encodeRecord({ ttl: r.ttl, expiresAt: now + r.ttl * 1000 })]);
-      const deletes = [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)].map((r) => layout.recordPath(r));
+      const before = first ? undefined : known?.value;
+      const signedAt = Math.max(plan.signedAt ?? 0, before?.signedAt ?? 0);
+      const removed = [...change.remove, ...change.removeNames.flatMap((n) => n.addresses)];
+      const deadlines = this.deadlinesAfter(plan, first, before, removed, now);
+      const until: StoredDeadlines = { expiry: plan.keyExpiry, ...(signedAt > 0 ? { signedAt } : {}), records: deadlines };
+      const puts: Array<[string, string]> = [];
+      if (first) puts.push([layout.claimKey(name), layout.encodeClaim({ rdata: plan.signer, keyTag: keyTag(plan.signer) })]);
+      // A record already stored with its TTL is not written again: its deadline is in until/<name>.
+      const ttls = new Map(this.mirror.records(name).map(({ record }) => [layout.recordSlot(record), record.ttl]));
+      for (const r of plan.adds) if (first || ttls.get(layout.recordSlot(r)) !== r.ttl) puts.push([layout.recordPath(r), layout.encodeRecord({ ttl: r.ttl })]);
+      const deletes = removed.map((r) => layout.recordPath(r));
       if (id !== undefined) puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: now })]);
       if (!isEmptyChange(change)) puts.push([layout.SERIAL_KEY, this.serialValue()]);
-      const compare = first ? ({ column: 'Create', revision: '0' } as const) : ({ column: 'Mod', revision: current!.modRevision } as const);
-      const committed = await this.transact(name, compare, puts, deletes);
+      const committed = await this.transact(name, this.comparesFor(name, first ? undefined : current!.createRevision, known), puts, deletes, until);
       if (!committed) continue;
       const [ok, ...earlier] = await Promise.all([id === undefined ? true : this.published(id), ...pending.map((p) => this.published(p))]);
       if (!ok) {
@@ -245,6 +314,35 @@ export class SharedZone implements ServedZone {
     }
     this.logger.info({ name }, 'update given up: the name kept changing at other daemons');
     return { ok: false, failure: 'changed' };
+  }
+
+  /**
+   * Each record's deadline after an update: the records the name keeps
+   * keep theirs (one whose deadline is unknown, which only a damaged
+   * until/ entry leaves, is due at once), the removed ones go, and the
+   * records the update carries run from now for their TTL.
+   */
+  private deadlinesAfter(plan: UpdatePlan, first: boolean, before: StoredDeadlines | undefined, removed: readonly AddrRecord[], now: number): Map<string, number> {
+    const out = new Map<string, number>();
+    if (!first) for (const { record } of this.mirror.records(plan.name)) out.set(layout.recordSlot(record), before?.records.get(layout.recordSlot(record)) ?? now);
+    for (const r of removed) out.delete(layout.recordSlot(r));
+    for (const r of plan.adds) out.set(layout.recordSlot(r), now + r.ttl * 1000);
+    return out;
+  }
+
+  /**
+   * The compares of a transaction on `name`: a first claim, that the name
+   * is not claimed; otherwise that the claim is the one of create revision
+   * `claimed`, and `until/<name>` is as this daemon knows it (absent when
+   * it knows nothing: then the compare fails unless it is, and the
+   * transaction reads it back).
+   */
+  private comparesFor(name: string, claimed: string | undefined, known: KnownDeadlines | undefined): NameCompare[] {
+    if (claimed === undefined) return [{ key: layout.claimKey(name), target: 'Create', revision: '0' }];
+    return [
+      { key: layout.claimKey(name), target: 'Create', revision: claimed },
+      { key: layout.deadlinesKey(name), target: 'Mod', revision: known?.mod ?? '0' },
+    ];
   }
 
   /** The change for the upstreams: records new to the name, and every record the update removes. */
@@ -285,29 +383,38 @@ export class SharedZone implements ServedZone {
   }
 
   /**
-   * One transaction for one name: the compare on `keys/<name>`, then the
-   * puts and deletes. Returns false when the compare failed (the name is
-   * read again into the mirror first).
+   * One transaction for one name: the compares, then the puts and deletes,
+   * and `until/<name>` written (or deleted). Returns false when a compare
+   * failed (the name is read again into the mirror and the known deadlines
+   * first).
    */
-  private async transact(name: string, compare: { column: 'Create' | 'Mod'; revision: string }, puts: ReadonlyArray<[string, string]>, deletes: readonly string[]): Promise<boolean> {
-    const claimPath = layout.claimKey(name);
+  private async transact(
+    name: string,
+    compares: readonly NameCompare[],
+    puts: ReadonlyArray<[string, string]>,
+    deletes: readonly string[],
+    until: StoredDeadlines | 'delete',
+  ): Promise<boolean> {
+    const untilKey = layout.deadlinesKey(name);
     const res = await this.batcher.submit({
-      compare: { key: claimPath, target: compare.column, revision: compare.revision },
-      puts,
-      deletes,
-      readBack: { key: claimPath, prefix: layout.recordsOfNamePrefix(name) },
+      compares,
+      puts: until === 'delete' ? puts : [...puts, [untilKey, layout.encodeDeadlines(until)]],
+      deletes: until === 'delete' ? [...deletes, untilKey] : deletes,
+      readBack: { keys: [layout.claimKey(name), untilKey], prefix: layout.recordsOfNamePrefix(name) },
     });
     if (res.succeeded) {
       this.mirror.applyOwn(res.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
+      this.remember(name, until === 'delete' ? ABSENT : { mod: res.revision, value: until });
       return true;
     }
     this.mirror.reloadName(name, res.revision, res.kvs);
+    this.rememberRead(name, res.kvs);
     return false;
   }
 
   /**
-   * Reads `name`'s claim and records from the store (one read at one
-   * revision) into the mirror; true when the name is claimed there. A
+   * Reads `name`'s claim, deadlines and records from the store (one read at
+   * one revision) into the mirror; true when the name is claimed there. A
    * first claim whose name an upstream reports in use asks this, so that
    * the loser of two claims at two daemons hears that the name is another
    * key's, as at a single daemon, not that its records are someone else's.
@@ -323,7 +430,11 @@ export class SharedZone implements ServedZone {
 
   private async claimedInStore(name: string): Promise<boolean> {
     const claimPath = layout.claimKey(name);
-    const reads = (): [SingleRangeBuilder, MultiRangeBuilder] => [this.ns.get(claimPath), this.ns.getAll().prefix(layout.recordsOfNamePrefix(name))];
+    const reads = (): [SingleRangeBuilder, SingleRangeBuilder, MultiRangeBuilder] => [
+      this.ns.get(claimPath),
+      this.ns.get(layout.deadlinesKey(name)),
+      this.ns.getAll().prefix(layout.recordsOfNamePrefix(name)),
+    ];
     const res = await this.deps.store.run('read', () =>
       this.ns
         .if(claimPath, 'Create', '==', '0')
@@ -331,8 +442,9 @@ export class SharedZone implements ServedZone {
         .else(...reads())
         .commit(),
     );
-    const [claim, recs] = res.responses;
-    this.mirror.reloadName(name, res.header.revision, [...(claim?.response_range.kvs ?? []), ...(recs?.response_range.kvs ?? [])]);
+    const kvs = res.responses.flatMap((r) => r.response_range?.kvs ?? []);
+    this.mirror.reloadName(name, res.header.revision, kvs);
+    this.rememberRead(name, kvs);
     return this.mirror.claim(name) !== undefined;
   }
 
@@ -367,18 +479,20 @@ export class SharedZone implements ServedZone {
    */
   private async takeBack(name: string, first: boolean, added: readonly AddrRecord[]): Promise<void> {
     const current = this.mirror.claim(name);
-    if (current === undefined) return;
+    const known = this.deadlinesOf(name);
+    if (current === undefined || known?.value === undefined) return;
     const id = layout.newChangeId();
     const puts: Array<[string, string]> = [];
     const deletes = added.map((r) => layout.recordPath(r));
     if (first) deletes.push(layout.claimKey(name));
-    else puts.push([layout.claimKey(name), layout.encodeClaim(current.value)]);
+    const records = new Map(known.value.records);
+    for (const r of added) records.delete(layout.recordSlot(r));
     if (added.length > 0) {
       puts.push([layout.changeKey(id), layout.encodeChange({ change: { add: [], remove: added, removeNames: [] }, by: this.deps.instanceId, at: this.clock.now() })]);
       puts.push([layout.SERIAL_KEY, this.serialValue()]);
     }
     try {
-      await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes);
+      await this.transact(name, this.comparesFor(name, current.createRevision, known), puts, deletes, first ? 'delete' : { ...known.value, records });
     } catch (err) {
       this.logger.warn({ name, err }, 'cannot take back an update the upstreams refused; the publisher applies it later');
     }
@@ -405,7 +519,8 @@ export class SharedZone implements ServedZone {
           puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: this.clock.now(), skipKeepRecords: true })]);
         }
         if (records.length > 0) puts.push([layout.SERIAL_KEY, this.serialValue()]);
-        if (!(await this.transact(name, { column: 'Mod', revision: current.modRevision }, puts, deletes))) continue;
+        const compares = this.comparesFor(name, current.createRevision, this.deadlinesOf(name));
+        if (!(await this.transact(name, compares, puts, deletes, 'delete'))) continue;
         this.counters.releases++;
         this.logger.info({ name, keepRecords }, 'name released by the operator');
         return { records, applied: publish ? await this.published(id) : true };
@@ -498,8 +613,9 @@ export class SharedZone implements ServedZone {
   }
 }
 
-function claimedKey(name: string, c: StoredClaim): ClaimedKey {
-  return new StoredKey(name, c.rdata, c.expiry, c.keyTag);
+/** The claim as the handler and the control channel see it; its expiry NaN when this daemon does not know it. */
+function claimedKey(name: string, c: StoredClaim, expiry: number | undefined): ClaimedKey {
+  return new StoredKey(name, c.rdata, expiry ?? NaN, c.keyTag);
 }
 
 /** Every record a change adds or removes. */

@@ -8,24 +8,24 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { TxnBatcher, type NameTxn } from '../../../src/daemon/shared/batch.js';
+import { TxnBatcher, type NameCompare, type NameTxn } from '../../../src/daemon/shared/batch.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
-import { claimKey, recordsOfNamePrefix, SERIAL_KEY } from '../../../src/daemon/shared/layout.js';
+import { claimKey, deadlinesKey, recordsOfNamePrefix, SERIAL_KEY } from '../../../src/daemon/shared/layout.js';
 import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
 
 const ZONE = 'batch.example.';
 const logger = pino({ level: 'silent' });
 
-function txn(name: string, compare: NameTxn['compare'], value: string): NameTxn {
+function txn(name: string, compare: NameCompare | readonly NameCompare[], value: string): NameTxn {
   return {
-    compare,
+    compares: Array.isArray(compare) ? compare : [compare as NameCompare],
     puts: [
       [claimKey(name), value],
       [`${recordsOfNamePrefix(name)}A/192.0.2.1`, value],
       [SERIAL_KEY, '1700000000'],
     ],
     deletes: [],
-    readBack: { key: claimKey(name), prefix: recordsOfNamePrefix(name) },
+    readBack: { keys: [claimKey(name), deadlinesKey(name)], prefix: recordsOfNamePrefix(name) },
   };
 }
 
@@ -73,6 +73,38 @@ describe('shared store: request transactions in batches', () => {
       const stale = await batcher.submit(txn(a, { key: claimKey(a), target: 'Mod', revision: results[0]?.revision ?? '' }, 'stale'));
       assert.equal(stale.succeeded, false);
       assert.equal(await ns.get(claimKey(a)).string(), 'again');
+      // Several compares: all must hold. The claim's create revision holds, the deadlines' mod revision does not.
+      await ns.put(deadlinesKey(a)).value('d1').exec();
+      const created = results[0]?.revision ?? '';
+      const both = await batcher.submit(
+        txn(
+          a,
+          [
+            { key: claimKey(a), target: 'Create', revision: created },
+            { key: deadlinesKey(a), target: 'Mod', revision: '0' },
+          ],
+          'both',
+        ),
+      );
+      assert.equal(both.succeeded, false);
+      // What it read back: the claim, the deadlines, the name's records.
+      assert.deepEqual(
+        both.kvs.map((kv) => kv.value.toString()),
+        ['again', 'd1', 'again'],
+      );
+      const mod = both.kvs[1]?.mod_revision ?? '';
+      const retried = await batcher.submit(
+        txn(
+          a,
+          [
+            { key: claimKey(a), target: 'Create', revision: created },
+            { key: deadlinesKey(a), target: 'Mod', revision: mod },
+          ],
+          'both',
+        ),
+      );
+      assert.equal(retried.succeeded, true);
+      assert.equal(await ns.get(claimKey(a)).string(), 'both');
     } finally {
       await store.close();
     }

@@ -3,7 +3,8 @@
  * another client's writes, this daemon's own writes applied at once, old
  * events and deleted keys never coming back, bad entries skipped and
  * logged once, and a fresh snapshot (reported as events) after the watch
- * was cut while others wrote.
+ * was cut while others wrote. The zone mirror leaves the deadlines
+ * (until/) out; the publisher's deadline mirror holds only them.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,14 +12,17 @@ import { Etcd3, type Namespace } from 'etcd3';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
+import type { KeyRData } from '../../../src/dns/types.js';
 import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import type { EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
 import {
   changeKey,
   claimKey,
+  deadlinesKey,
   encodeChange,
   encodeClaim,
+  encodeDeadlines,
   encodeRecord,
   encodeResult,
   recordPath,
@@ -33,8 +37,18 @@ import { logSink, type LogLine } from '../../helpers/log-sink.js';
 const ZONE = 'example.test.';
 const PREFIX = '/mirror-test';
 const rec = (name: string, address: string, ttl = 300): AddrRecord => ({ name, type: address.includes(':') ? 'AAAA' : 'A', address, ttl });
-const rdata = publicKeyToRData(generateKeyPair(Algorithm.ED25519).publicKey, Algorithm.ED25519);
-const claimValue = (expiry: number): string => encodeClaim({ rdata, keyTag: keyTag(rdata), expiry });
+/** Claims of different versions hold different keys (a claim holds nothing else that changes). */
+const keys = new Map<number, KeyRData>();
+function keyOf(version: number): KeyRData {
+  let k = keys.get(version);
+  if (k === undefined) keys.set(version, (k = publicKeyToRData(generateKeyPair(Algorithm.ED25519).publicKey, Algorithm.ED25519)));
+  return k;
+}
+const rdata = keyOf(0);
+const claimValue = (version: number): string => encodeClaim({ rdata: keyOf(version), keyTag: keyTag(keyOf(version)) });
+/** Which claimValue(version) a mirrored claim is. */
+const versionOf = (c: { value: { rdata: KeyRData } } | undefined): number | undefined =>
+  [...keys].find(([, k]) => c !== undefined && k.publicKey.equals(c.value.rdata.publicKey))?.[0];
 
 function config(endpoints: readonly string[], prefix: string): StoreConfig {
   return { type: 'etcd', endpoints, prefix, timeoutMs: 2000, leaseMs: 1000 };
@@ -62,9 +76,12 @@ describe('zone mirror', () => {
     raw = new Etcd3({ hosts: [...cluster.endpoints] });
     ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
     // What another daemon wrote before this one started, plus some damage.
-    await ns.put(claimKey('a.example.test.')).value(claimValue(1_900_000_000_000));
-    await ns.put(recordPath(rec('a.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300, expiresAt: 1_900_000_000_000 }));
-    await ns.put(recordPath(rec('a.example.test.', '2001:db8::1', 60))).value(encodeRecord({ ttl: 60, expiresAt: 1_900_000_000_000 }));
+    await ns.put(claimKey('a.example.test.')).value(claimValue(0));
+    await ns.put(recordPath(rec('a.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300 }));
+    await ns.put(recordPath(rec('a.example.test.', '2001:db8::1', 60))).value(encodeRecord({ ttl: 60 }));
+    // Deadlines, one of them damaged: the zone mirror reads neither.
+    await ns.put(deadlinesKey('a.example.test.')).value(encodeDeadlines({ expiry: 1_900_000_000_000, records: new Map([['A/192.0.2.1', 1_900_000_000_000]]) }));
+    await ns.put(deadlinesKey('b.example.test.')).value('{"expiry":"soon"}');
     await ns.put(changeKey('c2')).value(encodeChange({ by: 'd2', at: 2, change: { add: [rec('a.example.test.', '192.0.2.1')], remove: [], removeNames: [] } }));
     await ns.put(changeKey('c1')).value(encodeChange({ by: 'd1', at: 1, change: { add: [], remove: [], removeNames: [] } }));
     await ns.put(resultKey('c0')).value(encodeResult({ ok: false, reason: 'upstream down' }));
@@ -73,6 +90,7 @@ describe('zone mirror', () => {
     await ns.put('junk/key').value('x');
     await ns.put(claimKey('b.example.test.')).value('{"not":"a claim"}');
     await ns.put(claimKey('other.test.')).value(claimValue(1));
+    await ns.put('zzz').value('after until/: in no mirror');
     const sink = logSink();
     log = sink.lines;
     store = await openSharedStore(config(cluster.endpoints, PREFIX), sink.logger);
@@ -108,7 +126,7 @@ describe('zone mirror', () => {
 
   it('reports the writes of another client as events once caught up to their revision', async () => {
     const seen = events(mirror);
-    const put = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120, expiresAt: 5 }));
+    const put = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120 }));
     await mirror.caughtUp(put.header.revision, 5000);
     assert.deepEqual(mirror.records('c.example.test.').map((r) => r.record), [rec('c.example.test.', '192.0.2.9', 120)]);
     const del = await ns.delete().key(recordPath(rec('a.example.test.', '2001:db8::1'))).exec();
@@ -125,12 +143,24 @@ describe('zone mirror', () => {
     assert.ok(BigInt(del.header.revision) < BigInt(claim.header.revision));
     assert.equal(mirror.result('c1'), true);
     assert.equal(mirror.recordCount, 2);
-    // A refresh that only moves the deadline is no record change.
+    // A record written again with its TTL is no record change.
     const before = seen.length;
-    const refresh = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120, expiresAt: 99 }));
-    await mirror.caughtUp(refresh.header.revision, 5000);
-    assert.equal(mirror.records('c.example.test.')[0].entry.value.expiresAt, 99);
+    const rewrite = await ns.put(recordPath(rec('c.example.test.', '192.0.2.9'))).value(encodeRecord({ ttl: 120 }));
+    await mirror.caughtUp(rewrite.header.revision, 5000);
+    assert.equal(mirror.records('c.example.test.')[0].entry.modRevision, rewrite.header.revision);
     assert.deepEqual(seen.slice(before).flatMap((e) => [...e.records.added, ...e.records.removed]), []);
+    // Deadlines are not the zone mirror's: a write of them alone reaches it not at all.
+    const quiet = seen.length;
+    const until = await ns.put(deadlinesKey('c.example.test.')).value(encodeDeadlines({ expiry: 5, records: new Map() }));
+    const serial = await ns.put(SERIAL_KEY).value('2');
+    await mirror.caughtUp(serial.header.revision, 5000);
+    assert.ok(BigInt(until.header.revision) < BigInt(serial.header.revision));
+    assert.deepEqual(
+      seen.slice(quiet).map((e) => [e.claims.put, e.deadlines.put, e.records.added]),
+      [[[], [], []]],
+      'one event: the serial',
+    );
+    assert.equal(mirror.deadlines('c.example.test.'), undefined);
   });
 
   it('applies its own writes at once and ignores the watch reporting them again', async () => {
@@ -150,12 +180,12 @@ describe('zone mirror', () => {
     mirror.applyOwn(refresh.header.revision, { puts: [{ key, value: claimValue(43) }] });
     assert.equal(mirror.claim('own.example.test.')?.createRevision, txn.header.revision);
     assert.equal(mirror.claim('own.example.test.')?.modRevision, refresh.header.revision);
-    assert.equal(mirror.claim('own.example.test.')?.value.expiry, 43);
+    assert.equal(versionOf(mirror.claim('own.example.test.')), 43);
     // An own write the mirror has already passed (the watch or a snapshot saw it, and maybe later ones) changes nothing.
     await mirror.caughtUp(refresh.header.revision, 5000);
     const count = seen.length;
     mirror.applyOwn(txn.header.revision, { puts: [{ key, value: claimValue(42) }], deletes: [claimKey('a.example.test.')] });
-    assert.equal(mirror.claim('own.example.test.')?.value.expiry, 43);
+    assert.equal(versionOf(mirror.claim('own.example.test.')), 43);
     assert.ok(mirror.claim('a.example.test.') !== undefined);
     assert.equal(seen.length, count);
   });
@@ -166,7 +196,7 @@ describe('zone mirror', () => {
     mirror.applyOwn('100000000', { puts: [{ key, value: claimValue(1000) }] });
     const older = await ns.put(key).value(claimValue(1));
     await mirror.caughtUp(older.header.revision, 5000);
-    assert.equal(mirror.claim('race.example.test.')?.value.expiry, 1000);
+    assert.equal(versionOf(mirror.claim('race.example.test.')), 1000);
 
     const gone = claimKey('gone.example.test.');
     mirror.applyOwn('100000001', { deletes: [gone] });
@@ -197,7 +227,46 @@ describe('zone mirror', () => {
     assert.equal(skipped(log).length, badBefore + 1);
     const good = await ns.put(key).value(claimValue(8));
     await mirror.caughtUp(good.header.revision, 5000);
-    assert.equal(mirror.claim('c.example.test.')?.value.expiry, 8);
+    assert.equal(versionOf(mirror.claim('c.example.test.')), 8);
+  });
+
+  it('a deadline mirror holds the deadlines alone, skipping and logging what does not decode', async () => {
+    const badBefore = skipped(log).length;
+    const deadlines = await store.deadlineMirror(ZONE);
+    try {
+      assert.equal(deadlines.current, true);
+      assert.deepEqual(deadlines.deadlines('a.example.test.')?.value, { expiry: 1_900_000_000_000, records: new Map([['A/192.0.2.1', 1_900_000_000_000]]) });
+      assert.equal(deadlines.deadlines('c.example.test.')?.value.expiry, 5);
+      assert.equal(deadlines.deadlines('b.example.test.'), undefined);
+      assert.deepEqual(
+        skipped(log)
+          .slice(badBefore)
+          .map((l) => l.key),
+        [deadlinesKey('b.example.test.')],
+      );
+      // Claims, records and the rest are not its part.
+      assert.equal((deadlines as EtcdZoneMirror).claimCount, 0);
+      assert.equal((deadlines as EtcdZoneMirror).recordCount, 0);
+      const seen: MirrorEvent[] = [];
+      deadlines.onEvent((e) => seen.push(e));
+      const value = encodeDeadlines({ expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 7]]) });
+      await ns.put(deadlinesKey('c.example.test.')).value(value);
+      await eventually('the deadline mirror sees the write', () => Promise.resolve(deadlines.deadlines('c.example.test.')?.value.expiry), (e) => e === 6, 5000);
+      assert.deepEqual(deadlines.deadlines('c.example.test.')?.value, { expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 7]]) });
+      assert.deepEqual(
+        seen.flatMap((e) => e.deadlines.put),
+        ['c.example.test.'],
+      );
+      const del = await ns.delete().key(deadlinesKey('c.example.test.')).exec();
+      await eventually('the deadline mirror sees the delete', () => Promise.resolve(deadlines.revision), (r) => BigInt(r) >= BigInt(del.header.revision), 5000);
+      assert.equal(deadlines.deadlines('c.example.test.'), undefined);
+      assert.deepEqual(
+        seen.flatMap((e) => e.deadlines.deleted),
+        ['c.example.test.'],
+      );
+    } finally {
+      await deadlines.close();
+    }
   });
 
   it('rejects caughtUp for a revision that does not come within the timeout', async () => {
@@ -220,8 +289,8 @@ describe('zone mirror: the watch cut while others write', () => {
 
   it('loads a fresh snapshot when its member comes back and reports what it missed', async () => {
     const ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
-    await ns.put(recordPath(rec('k.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
-    await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
+    await ns.put(recordPath(rec('k.example.test.', '192.0.2.1'))).value(encodeRecord({ ttl: 300 }));
+    await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 300 }));
     const { logger, lines } = logSink();
     // This daemon talks to member 0 only.
     const store = await openSharedStore(config([cluster.endpoints[0]], PREFIX), logger);
@@ -232,8 +301,8 @@ describe('zone mirror: the watch cut while others write', () => {
       await cluster.stop(0);
       await eventually('the mirror to notice the watch is down', () => mirror.current, (c) => !c, 10_000);
       await ns.delete().key(recordPath(rec('k.example.test.', '192.0.2.1'))).exec();
-      await ns.put(recordPath(rec('k.example.test.', '192.0.2.3'))).value(encodeRecord({ ttl: 300, expiresAt: 1 }));
-      await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 30, expiresAt: 1 }));
+      await ns.put(recordPath(rec('k.example.test.', '192.0.2.3'))).value(encodeRecord({ ttl: 300 }));
+      await ns.put(recordPath(rec('k.example.test.', '192.0.2.2'))).value(encodeRecord({ ttl: 30 }));
       const last = await ns.put(claimKey('k.example.test.')).value(claimValue(3));
       await cluster.start(0);
       await mirror.caughtUp(last.header.revision, 15_000);
@@ -242,7 +311,7 @@ describe('zone mirror: the watch cut while others write', () => {
         mirror.records('k.example.test.').map((r) => `${r.record.address}/${r.record.ttl}`).sort(),
         ['192.0.2.2/30', '192.0.2.3/300'],
       );
-      assert.equal(mirror.claim('k.example.test.')?.value.expiry, 3);
+      assert.equal(versionOf(mirror.claim('k.example.test.')), 3);
       const added = seen.flatMap((e) => e.records.added.map((r) => `${r.address}/${r.ttl}`)).sort();
       const removed = seen.flatMap((e) => e.records.removed.map((r) => r.address));
       assert.deepEqual(added, ['192.0.2.2/30', '192.0.2.3/300']);

@@ -20,7 +20,7 @@ import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import type { DaemonConfig } from '../../../src/config/daemon.js';
 import { systemClock } from '../../../src/clock.js';
-import { decodeChange, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
+import { decodeChange, encodeClaim, encodeRecord, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import type { SharedStore } from '../../../src/daemon/shared/contract.js';
 import {
@@ -150,13 +150,20 @@ describe('store export/import with etcd', () => {
     await ns.put(`keys/${encodeURIComponent(`evil.${Z1}`)}`).value('{"flags":256}');
     await ns.put(`recs/${encodeURIComponent(`alpha.${Z1}`)}/A/192.0.2.77`).value('not json');
     await ns.put('keys/NOT-CANONICAL.dyn.example.org.').value('{}');
+    // Deadlines that do not decode, a record and a claim without one.
+    await ns.put(`until/${encodeURIComponent(`evil.${Z1}`)}`).value('{"expiry":"soon","recs":{}}');
+    await ns.put(`recs/${encodeURIComponent(`alpha.${Z1}`)}/A/192.0.2.78`).value(encodeRecord({ ttl: 60 }));
+    await ns.put(`keys/${encodeURIComponent(`lone.${Z1}`)}`).value(encodeClaim({ rdata: SITE[0].rdata, keyTag: SITE[0].keyTag }));
     const { names, notes } = await exportEtcd((await access(e)), e, NOW);
     assert.deepEqual(names, [SITE[0]]);
     assert.deepEqual([...notes].sort(), [
-      `${Z1}: 1 undecodable record(s) left out`,
+      `${Z1}: 2 undecodable record(s) left out`,
       `${Z1}: keys/NOT-CANONICAL.dyn.example.org.: not a claim object; left out`,
       `${Z1}: keys/evil.dyn.example.org.: not a claim object; left out`,
+      `${Z1}: keys/lone.dyn.example.org.: no deadlines in until/lone.dyn.example.org.; left out`,
       `${Z1}: recs/alpha.dyn.example.org./A/192.0.2.77: not JSON; left out`,
+      `${Z1}: recs/alpha.dyn.example.org./A/192.0.2.78: no deadline in until/alpha.dyn.example.org.; left out`,
+      `${Z1}: until/evil.dyn.example.org.: expiry is not a time; left out`,
     ]);
   });
 

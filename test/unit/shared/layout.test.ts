@@ -9,28 +9,38 @@ import { generateKeyPairSync } from 'node:crypto';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
+import { decodeRData, encodeRData } from '../../../src/dns/rdata.js';
 import type { StoredChange, StoredClaim } from '../../../src/daemon/shared/contract.js';
 import {
+  DEADLINES_PREFIX,
   LayoutError,
   MAX_CHANGE_RECORDS,
+  MAX_DEADLINES_BYTES,
   MAX_TTL,
   MAX_VALUE_BYTES,
+  SERIAL_KEY,
   changeKey,
   claimKey,
+  deadlinesKey,
   decodeChange,
   decodeClaim,
+  decodeDeadlines,
   decodeLeader,
   decodeRecord,
   decodeResult,
   encodeChange,
   encodeClaim,
+  encodeDeadlines,
   encodeLeader,
   encodeRecord,
   encodeResult,
+  isCanonicalAddress,
   parseZoneKey,
   recordPath,
+  recordSlot,
   recordsOfNamePrefix,
   resultKey,
+  slotRecord,
   splitZoneKey,
   zoneNamespacePrefix,
   type Decoded,
@@ -67,6 +77,8 @@ describe('layout keys', () => {
   it('round-trips every kind of key', () => {
     const cases: Array<[string, ReturnType<typeof parseZoneKey>]> = [
       [claimKey('h.example.test.'), { kind: 'claim', name: 'h.example.test.' }],
+      [deadlinesKey('h.example.test.'), { kind: 'deadlines', name: 'h.example.test.' }],
+      [deadlinesKey('a/b.example.test.'), { kind: 'deadlines', name: 'a/b.example.test.' }],
       [claimKey('a/b.example.test.'), { kind: 'claim', name: 'a/b.example.test.' }],
       [claimKey('a\\.b.example.test.'), { kind: 'claim', name: 'a\\.b.example.test.' }],
       [recordPath(rec('h.example.test.', 'A', '192.0.2.1')), { kind: 'record', name: 'h.example.test.', type: 'A', address: '192.0.2.1' }],
@@ -80,6 +92,32 @@ describe('layout keys', () => {
     assert.equal(claimKey('a/b.example.test.'), 'keys/a%2Fb.example.test.');
     assert.equal(claimKey('a\\.b.example.test.'), 'keys/a%5C.b.example.test.');
     assert.ok(recordPath(rec('h.example.test.', 'A', '192.0.2.1')).startsWith(recordsOfNamePrefix('h.example.test.')));
+    assert.equal(deadlinesKey('a/b.example.test.'), 'until/a%2Fb.example.test.');
+  });
+
+  it('sorts the deadlines after every other key of a zone namespace (a mirror without them reads one range)', () => {
+    const others = [claimKey('z.example.test.'), recordPath(rec('z.example.test.', 'A', '192.0.2.1')), changeKey('zz'), resultKey('zz'), SERIAL_KEY, 'leader'];
+    for (const k of others) assert.ok(Buffer.compare(Buffer.from(k), Buffer.from(DEADLINES_PREFIX)) < 0, k);
+  });
+
+  it('takes an IPv4 address as canonical exactly when the A codec writes it so', () => {
+    for (const address of ['0.0.0.0', '192.0.2.1', '255.255.255.255', '10.0.0.10', '1.2.3.4', '192.0.2.01', '256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.4 ', '', 'a.b.c.d', '1..2.3', '-1.2.3.4', '1.2.3.249', '1.2.3.250', '1.2.3.199', '1.2.3.00']) {
+      let codec: boolean;
+      try {
+        codec = decodeRData('A', encodeRData('A', address)) === address;
+      } catch {
+        codec = false;
+      }
+      assert.equal(isCanonicalAddress('A', address), codec, address);
+    }
+  });
+
+  it('names a record by <type>/<address> within its name', () => {
+    assert.equal(recordSlot(rec('h.example.test.', 'AAAA', '2001:db8::1')), 'AAAA/2001:db8::1');
+    assert.deepEqual(slotRecord('h.example.test.', 'AAAA/2001:db8::1', 60), rec('h.example.test.', 'AAAA', '2001:db8::1', 60));
+    for (const slot of ['', 'A', 'A/', '/192.0.2.1', 'MX/192.0.2.1', 'A/192.0.2.01', 'A/2001:db8::1', 'AAAA/2001:DB8::1', 'A/192.0.2.1/x']) {
+      assert.equal(slotRecord('h.example.test.', slot, 0), undefined, slot);
+    }
   });
 
   it('refuses to build keys for what would not parse back', () => {
@@ -105,6 +143,9 @@ describe('layout keys', () => {
       'keys/%E0%A4%A',
       'keys/%68.example.test.',
       'keys/.',
+      'until/',
+      'until/h.example.test',
+      'until/h.example.test./A',
       'recs/h.example.test./A',
       'recs/h.example.test./MX/192.0.2.1',
       'recs/h.example.test./A/192.0.2.01',
@@ -126,7 +167,7 @@ describe('layout keys', () => {
 
 function claimOf(algorithm: number): StoredClaim {
   const rdata = publicKeyToRData(generateKeyPair(algorithm).publicKey, algorithm);
-  return { rdata, keyTag: keyTag(rdata), expiry: 1_800_000_000_000 };
+  return { rdata, keyTag: keyTag(rdata) };
 }
 
 describe('claim codec', () => {
@@ -158,17 +199,18 @@ describe('claim codec', () => {
     refused(decodeClaim(variant({ key: Buffer.alloc(4096, 1).toString('base64') })), /bytes/);
     refused(decodeClaim(variant({ tag: 70000 })), /tag/);
     refused(decodeClaim(variant({ tag: ((good.tag as number) + 1) % 65536 })), /key tag/);
-    refused(decodeClaim(variant({ expiry: 'soon' })), /expiry/);
-    refused(decodeClaim(variant({ expiry: 1e300 })), /expiry/);
+    // Deadlines are under until/, not in the claim.
+    refused(decodeClaim(variant({ expiry: 1_800_000_000_000 })), /claim object/);
+    refused(decodeClaim(variant({ signed: 1_800_000_000_000 })), /claim object/);
     refused(decodeClaim(`{"pad":"${'x'.repeat(MAX_VALUE_BYTES)}"}`), /bytes/);
   });
 
   it('refuses a key outside the claim cost bounds (RSA below 2048 bits)', () => {
     const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
     const rdata = publicKeyToRData(publicKey, Algorithm.RSASHA256);
-    const text = JSON.stringify({ flags: 256, protocol: 3, algorithm: 8, key: rdata.publicKey.toString('base64'), tag: keyTag(rdata), expiry: 0 });
+    const text = JSON.stringify({ flags: 256, protocol: 3, algorithm: 8, key: rdata.publicKey.toString('base64'), tag: keyTag(rdata) });
     refused(decodeClaim(text), /RSA modulus/);
-    assert.throws(() => encodeClaim({ rdata, keyTag: keyTag(rdata), expiry: 0 }), LayoutError);
+    assert.throws(() => encodeClaim({ rdata, keyTag: keyTag(rdata) }), LayoutError);
   });
 
   it('refuses to encode a claim whose key tag is wrong', () => {
@@ -180,21 +222,62 @@ describe('claim codec', () => {
 describe('record codec', () => {
   it('round-trips a record at the ends of the TTL range', () => {
     for (const ttl of [0, 300, MAX_TTL]) {
-      assert.deepEqual(value(decodeRecord(encodeRecord({ ttl, expiresAt: 1_800_000_000_123 }))), { ttl, expiresAt: 1_800_000_000_123 });
+      assert.deepEqual(value(decodeRecord(encodeRecord({ ttl }))), { ttl });
     }
   });
 
   it('refuses malformed records', () => {
     refused(decodeRecord('{'), /JSON/);
-    refused(decodeRecord('{"ttl":300}'), /record object/);
-    refused(decodeRecord('{"ttl":300,"expiresAt":1,"x":0}'), /record object/);
-    refused(decodeRecord(`{"ttl":${MAX_TTL + 1},"expiresAt":1}`), /TTL/);
-    refused(decodeRecord('{"ttl":-1,"expiresAt":1}'), /TTL/);
-    refused(decodeRecord('{"ttl":1.5,"expiresAt":1}'), /TTL/);
-    refused(decodeRecord('{"ttl":300,"expiresAt":null}'), /expiresAt/);
+    refused(decodeRecord('{}'), /record object/);
+    refused(decodeRecord('{"ttl":300,"x":0}'), /record object/);
+    // Deadlines are under until/, not in the record.
+    refused(decodeRecord('{"ttl":300,"expiresAt":1}'), /record object/);
+    refused(decodeRecord(`{"ttl":${MAX_TTL + 1}}`), /TTL/);
+    refused(decodeRecord('{"ttl":-1}'), /TTL/);
+    refused(decodeRecord('{"ttl":1.5}'), /TTL/);
+    refused(decodeRecord('{"ttl":"300"}'), /TTL/);
     refused(decodeRecord(Buffer.alloc(MAX_VALUE_BYTES + 1, 0x20)), /bytes/);
-    assert.throws(() => encodeRecord({ ttl: -5, expiresAt: 0 }), LayoutError);
-    assert.throws(() => encodeRecord({ ttl: 5, expiresAt: Number.NaN }), LayoutError);
+    assert.throws(() => encodeRecord({ ttl: -5 }), LayoutError);
+    assert.throws(() => encodeRecord({ ttl: Number.NaN }), LayoutError);
+  });
+});
+
+describe('deadlines codec', () => {
+  it('round-trips deadlines, with and without the newest inception', () => {
+    const records = new Map([
+      ['A/192.0.2.1', 1_800_000_000_123],
+      ['AAAA/2001:db8::1', -5],
+    ]);
+    for (const d of [{ expiry: 1_800_000_000_000, records }, { expiry: 0, signedAt: 1_700_000_000_000, records: new Map<string, number>() }]) {
+      assert.deepEqual(value(decodeDeadlines(Buffer.from(encodeDeadlines(d)))), d);
+    }
+  });
+
+  it('holds the deadlines of a name at the record bound, and no more', () => {
+    const full = new Map(Array.from({ length: MAX_CHANGE_RECORDS }, (_, i) => [`AAAA/2001:db8:ffff:ffff:ffff:ffff:${((i >> 8) + 1).toString(16)}:${((i & 255) + 1).toString(16)}`, 8.64e15]));
+    assert.equal(value(decodeDeadlines(encodeDeadlines({ expiry: 8.64e15, signedAt: 8.64e15, records: full }))).records.size, MAX_CHANGE_RECORDS);
+    const over = new Map([...full, ['A/192.0.2.1', 1]]);
+    assert.throws(() => encodeDeadlines({ expiry: 1, records: over }), LayoutError);
+  });
+
+  it('refuses malformed deadlines', () => {
+    refused(decodeDeadlines('nope'), /JSON/);
+    refused(decodeDeadlines('[]'), /deadlines object/);
+    refused(decodeDeadlines('{"expiry":1}'), /deadlines object/);
+    refused(decodeDeadlines('{"expiry":1,"recs":{},"x":0}'), /deadlines object/);
+    refused(decodeDeadlines('{"expiry":"1","recs":{}}'), /expiry/);
+    refused(decodeDeadlines('{"expiry":1e300,"recs":{}}'), /expiry/);
+    refused(decodeDeadlines('{"expiry":1,"signed":null,"recs":{}}'), /signed/);
+    refused(decodeDeadlines('{"expiry":1,"recs":[]}'), /recs/);
+    refused(decodeDeadlines('{"expiry":1,"recs":{"A/192.0.2.01":1}}'), /canonical/);
+    refused(decodeDeadlines('{"expiry":1,"recs":{"MX/192.0.2.1":1}}'), /canonical/);
+    refused(decodeDeadlines('{"expiry":1,"recs":{"__proto__":1}}'), /canonical/);
+    refused(decodeDeadlines('{"expiry":1,"recs":{"A/192.0.2.1":"1"}}'), /not a time/);
+    refused(decodeDeadlines(`{"expiry":1,"recs":{},"pad":"${'x'.repeat(MAX_DEADLINES_BYTES)}"}`), /bytes/);
+    const many = Object.fromEntries(Array.from({ length: MAX_CHANGE_RECORDS + 1 }, (_, i) => [`A/10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, 1]));
+    refused(decodeDeadlines(JSON.stringify({ expiry: 1, recs: many })), /more than/);
+    assert.throws(() => encodeDeadlines({ expiry: Number.NaN, records: new Map() }), LayoutError);
+    assert.throws(() => encodeDeadlines({ expiry: 1, records: new Map([['A/1.2.3.4.5', 1]]) }), LayoutError);
   });
 });
 

@@ -14,9 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { systemClock } from '../../../src/clock.js';
-import type { StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
+import type { MirrorEvent, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { SharedZone } from '../../../src/daemon/shared/shared-zone.js';
+import { adminHandler } from '../../../src/daemon/admin.js';
 import { claimKey } from '../../../src/daemon/shared/layout.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { UpdatePlan } from '../../../src/daemon/zone.js';
@@ -164,6 +165,76 @@ describe('SharedZone on etcd', () => {
       assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 1000 })), { ok: true });
       await eventually('b is current', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
       assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.9')], { first: false, signedAt: t })), { ok: false, failure: 'replayed' });
+    });
+  });
+
+  it('a refresh writes only the name\'s deadlines: no other daemon\'s mirror hears of it', async () => {
+    await twoDaemons(async (a, b) => {
+      const host = makeClient('quiet', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      const seen: MirrorEvent[] = [];
+      const stop = b.mirror.onEvent((e) => seen.push(e));
+      const revision = b.mirror.revision;
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false })), { ok: true });
+      // A write b's mirror does see, made after the refresh: once b has it, b would have had the refresh too.
+      const later = makeClient('later', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(later, [], { first: true })), { ok: true });
+      await eventually('b sees the later claim', () => Promise.resolve(b.zone.keyOf(later.name)), (k) => k !== undefined, 5000);
+      stop();
+      assert.ok(BigInt(b.mirror.revision) > BigInt(revision));
+      // (The publisher's results and finished changes of the first claim may arrive meanwhile: they name no record or claim.)
+      const named = seen.flatMap((e) => [...e.claims.put, ...e.claims.deleted, ...[...e.records.added, ...e.records.removed].map((r) => r.name)]);
+      assert.deepEqual(named, [later.name], 'the refresh reached b not at all');
+      assert.deepEqual(
+        seen.flatMap((e) => e.changes.put),
+        [],
+      );
+      // b neither wrote nor read the name's deadlines: `names show` there says so; a knows them.
+      const show = async (n: Node): Promise<unknown> => {
+        const handler = adminHandler({ zones: new Map([[LAB_ZONE, n.zone]]), status: () => assert.fail('not asked') });
+        const report = (await handler({ command: 'names-show', name: host.name })) as { keyExpires: string; records: Array<{ expires: string }> };
+        return [report.keyExpires, ...report.records.map((r) => r.expires)];
+      };
+      assert.deepEqual(await show(b), ['unknown here', 'unknown here']);
+      const known = (await show(a)) as string[];
+      assert.ok(known.every((t) => !Number.isNaN(Date.parse(t))), known.join(' '));
+    });
+  });
+
+  it('a daemon whose deadlines of a name are stale reads them again: the replay check holds, and the update goes through', async () => {
+    await twoDaemons(async (a, b) => {
+      const host = makeClient('stale', LAB_ZONE);
+      const t = Date.now();
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true, signedAt: t })), { ok: true });
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      // b knows nothing of the name's deadlines: its first attempt reads them, the second commits.
+      assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 2000 })), { ok: true });
+      // a still holds what it wrote (signed at t): a request signed between the two passes its check there, but not the store's.
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 1000 })), { ok: false, failure: 'replayed' });
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 3000 })), { ok: true });
+      assert.deepEqual(await apply(b, plan(host, [rec(host.name, '192.0.2.1')], { first: false, signedAt: t + 2500 })), { ok: false, failure: 'replayed' });
+    });
+  });
+
+  it('the publisher expires by the deadlines a refresh at any daemon moved: a claim whose deadline passed goes with its records', async () => {
+    await twoDaemons(async (a, b, upstream) => {
+      const kept = makeClient('kept', LAB_ZONE);
+      const gone = makeClient('gone', LAB_ZONE);
+      const t = Date.now();
+      assert.deepEqual(await apply(a, { ...plan(kept, [rec(kept.name, '192.0.2.7', 2)], { first: true }), keyExpiry: t + 2000 }), { ok: true });
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(kept.name)), (k) => k !== undefined, 5000);
+      // Refreshed at b, for an hour and with a longer TTL, before either deadline passed.
+      assert.deepEqual(await apply(b, { ...plan(kept, [rec(kept.name, '192.0.2.7', 600)], { first: false }), keyExpiry: t + 3_600_000 }), { ok: true });
+      assert.equal(b.zone.keyOf(kept.name)?.expiry, t + 3_600_000);
+      assert.deepEqual(await apply(b, { ...plan(gone, [rec(gone.name, '192.0.2.8', 600)], { first: true }), keyExpiry: t + 3000 }), { ok: true });
+      await eventually('the claim past its deadline is gone at both daemons', () => Promise.resolve([a.zone.keyOf(gone.name), b.zone.keyOf(gone.name)]), (k) => k.every((x) => x === undefined), 10_000);
+      await eventually('and its record upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${gone.name} 192.0.2.8`), 5000);
+      // Its deadline came after kept's first ones: kept was refreshed in time, so nothing of it went.
+      assert.ok(a.zone.keyOf(kept.name) !== undefined && b.zone.keyOf(kept.name) !== undefined);
+      assert.deepEqual(a.zone.liveRecords(kept.name).map((r) => `${r.address}/${r.ttl}`), ['192.0.2.7/600']);
+      assert.ok(!removed(upstream).includes(`${kept.name} 192.0.2.7`));
+      assert.equal(a.zone.counters.keyExpiries + b.zone.counters.keyExpiries, 1);
     });
   });
 
