@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
 import { formatRfc3339 } from '../../src/daemon/keydb/rfc3339.js';
 import { encodeLine } from '../../src/daemon/journal.js';
+import { keyTag } from '../../src/dns/keys.js';
 import { ZoneState } from '../../src/daemon/zonestate.js';
 import { nsupdateUpstream, zoneYaml } from '../../test/helpers/config-yaml.js';
 import type { TsigKeySpec } from '../../test/helpers/named.js';
@@ -65,8 +66,10 @@ async function preload(dataDir: string, zone: string, n: number): Promise<void> 
   const records: string[] = [];
   for (let i = 0; i < n; i++) {
     const { name, address } = preloadedName(i, zone);
-    const pk = randomBytes(96).toString('base64');
-    keys.push(`${JSON.stringify(name)}:${JSON.stringify({ Name: name, Flags: 256, Protocol: 3, Algorithm: 14, KeyTag: 0, PublicKey: pk, Expiry: keyExpiry })}`);
+    const publicKey = randomBytes(96);
+    // The key tag a daemon would have written (a wrong one is a warning per key at start-up).
+    const tag = keyTag({ flags: 256, protocol: 3, algorithm: 14, publicKey });
+    keys.push(`${JSON.stringify(name)}:${JSON.stringify({ Name: name, Flags: 256, Protocol: 3, Algorithm: 14, KeyTag: tag, PublicKey: publicKey.toString('base64'), Expiry: keyExpiry })}`);
     records.push(encodeLine({ r: [name, 'A', address, 300, recordExpiry] }));
   }
   await writeFile(path.join(dataDir, `${zone}keydb`), `{${keys.join(',')}}`);
