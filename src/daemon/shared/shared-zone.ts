@@ -52,6 +52,7 @@ import * as layout from './layout.js';
 import { Publisher } from './publisher.js';
 import { Refusals } from '../refusals.js';
 import { TxnBatcher, type NameCompare } from './batch.js';
+import { TokenBuckets } from '../../net/token-bucket.js';
 import type { IKeyValue } from 'etcd3';
 
 /** How often an update is recomputed after another daemon changed the name meanwhile. */
@@ -60,6 +61,14 @@ const MAX_ATTEMPTS = 3;
 export const PUBLISH_WAIT_MS = 8_000;
 /** Names whose deadlines a daemon remembers (beyond, the least recently written or read go: their next update reads them again). */
 const MAX_KNOWN_DEADLINES = 65_536;
+/**
+ * Reads of a claim a request's key does not match (refreshClaim), per
+ * second and at once, the whole zone together. They come before any
+ * signature check, so anyone may ask for them; beyond this the mirror's
+ * view stands, which is stale only for the moment a watch event takes.
+ */
+export const CLAIM_REREADS_PER_SECOND = 20;
+export const CLAIM_REREADS_BURST = 40;
 
 /**
  * What this daemon knows of a name's `until/<name>`: its mod revision
@@ -99,6 +108,10 @@ export class SharedZone implements ServedZone {
   private readonly batcher: TxnBatcher;
   /** The deadlines this daemon last wrote or read, by name, least recently used first (bounded). */
   private readonly known = new Map<string, KnownDeadlines>();
+  /** refreshClaim's reads under way, by name (callers for one name share one). */
+  private readonly claimReads = new Map<string, Promise<void>>();
+  /** refreshClaim's reads allowed (one bucket for the zone). */
+  private readonly claimRereads = new TokenBuckets({ perSecond: CLAIM_REREADS_PER_SECOND, burst: CLAIM_REREADS_BURST, maxKeys: 1 });
   /** Requests waiting for the publisher's first attempt at a change, by change id (several may wait for one). */
   private readonly waiting = new Map<string, { readonly result: Promise<boolean>; readonly settle: (ok: boolean) => void }>();
   private unsubscribe: Array<() => void> = [];
@@ -413,21 +426,34 @@ export class SharedZone implements ServedZone {
   }
 
   /**
+   * Reads `name`'s claim again, for a request whose key the mirror's claim
+   * does not match (the mirror may not have seen a release and a new claim
+   * at another daemon yet). Bounded: one read per name at a time, shared by
+   * every caller, and CLAIM_REREADS_PER_SECOND for the zone; beyond that
+   * the mirror's view stands.
+   */
+  refreshClaim(name: string): Promise<void> {
+    const under = this.claimReads.get(name);
+    if (under !== undefined) return under;
+    if (!this.claimRereads.take('', this.clock.now()).ok) return Promise.resolve();
+    const read = this.claimedInStore(name).then(
+      () => undefined,
+      (err: unknown) => {
+        throw err instanceof StoreUnavailableError ? Refusals.storeUnavailable() : err;
+      },
+    );
+    const tracked = read.finally(() => this.claimReads.delete(name));
+    this.claimReads.set(name, tracked);
+    return tracked;
+  }
+
+  /**
    * Reads `name`'s claim, deadlines and records from the store (one read at
    * one revision) into the mirror; true when the name is claimed there. A
    * first claim whose name an upstream reports in use asks this, so that
    * the loser of two claims at two daemons hears that the name is another
    * key's, as at a single daemon, not that its records are someone else's.
    */
-  async refreshClaim(name: string): Promise<void> {
-    try {
-      await this.claimedInStore(name);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw Refusals.storeUnavailable();
-      throw err;
-    }
-  }
-
   private async claimedInStore(name: string): Promise<boolean> {
     const claimPath = layout.claimKey(name);
     const reads = (): [SingleRangeBuilder, SingleRangeBuilder, MultiRangeBuilder] => [

@@ -14,9 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { systemClock } from '../../../src/clock.js';
-import type { MirrorEvent, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
+import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
-import { SharedZone } from '../../../src/daemon/shared/shared-zone.js';
+import { CLAIM_REREADS_BURST, CLAIM_REREADS_PER_SECOND, SharedZone } from '../../../src/daemon/shared/shared-zone.js';
 import { adminHandler } from '../../../src/daemon/admin.js';
 import { claimKey } from '../../../src/daemon/shared/layout.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
@@ -44,13 +44,28 @@ interface Node {
   close(): Promise<void>;
 }
 
-/** One daemon's part: its own connection, mirror, election and zone, on `prefix`. */
-async function node(prefix: string, id: string, upstream: FakeUpstream): Promise<Node> {
+/** One daemon's part: its own connection, mirror, election and zone, on `prefix`; `reads` counts the zone's reads of the store. */
+async function node(prefix: string, id: string, upstream: FakeUpstream, reads?: { n: number }): Promise<Node> {
   const config: StoreConfig = { type: 'etcd', endpoints: cluster.endpoints, prefix, timeoutMs: 2000, leaseMs: 1000 };
   const store = await openSharedStore(config, logger);
   const mirror = await store.mirror(LAB_ZONE);
   const election = store.election(LAB_ZONE, id);
-  const zone = new SharedZone(labZoneConfig(), { store, mirror, election, instanceId: id }, [upstream], logger, systemClock);
+  const counted: SharedStore =
+    reads === undefined
+      ? store
+      : new Proxy(store, {
+          get(target, prop) {
+            if (prop === 'run') {
+              return (kind: Parameters<SharedStore['run']>[0], fn: Parameters<SharedStore['run']>[1]) => {
+                if (kind === 'read') reads.n++;
+                return target.run(kind, fn);
+              };
+            }
+            const v: unknown = Reflect.get(target, prop, target);
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+  const zone = new SharedZone(labZoneConfig(), { store: counted, mirror, election, instanceId: id }, [upstream], logger, systemClock);
   await zone.start();
   return {
     zone,
@@ -155,6 +170,35 @@ describe('SharedZone on etcd', () => {
       await b.zone.refreshClaim(host.name);
       assert.equal(b.zone.keyOf(host.name), undefined);
     });
+  });
+
+  it('refreshClaim is bounded: callers for one name share one read, and the zone reads at most its rate of them', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    const reads = { n: 0 };
+    const a = await node(prefix, 'a', upstream);
+    const b = await node(prefix, 'b', upstream, reads);
+    try {
+      const host = makeClient('host6', LAB_ZONE);
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
+      await eventually('b sees the claim', () => Promise.resolve(b.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      // Many wrong-key requests for one name at once: one read.
+      reads.n = 0;
+      await Promise.all(Array.from({ length: 200 }, () => b.zone.refreshClaim(host.name)));
+      assert.equal(reads.n, 1);
+      // One after another, as a flood from many sources would ask: the zone's bucket, then nothing more.
+      reads.n = 0;
+      const t0 = Date.now();
+      for (let i = 0; i < 300; i++) await b.zone.refreshClaim(host.name);
+      const allowed = CLAIM_REREADS_BURST + Math.ceil(((Date.now() - t0) / 1000) * CLAIM_REREADS_PER_SECOND) + 1;
+      assert.ok(reads.n <= allowed, `${reads.n} reads, at most ${allowed} allowed`);
+      assert.ok(reads.n < 300, 'the bucket ran out');
+      // The mirror's view stands meanwhile.
+      assert.ok(b.zone.keyOf(host.name) !== undefined);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('an older signature than the newest accepted for the name is a replay at any daemon', async () => {
