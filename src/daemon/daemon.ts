@@ -195,7 +195,9 @@ export class Daemon {
   }
 
   /** The last context built, and what it was built from (see handlerContext). */
-  private context: { readonly from: readonly unknown[]; readonly ctx: HandlerContext } | undefined;
+  private context:
+    | { readonly config: DaemonConfig; readonly server: RegistrationServer | undefined; readonly store: SharedStore | undefined; readonly verify: Daemon['timedVerify']; readonly ctx: HandlerContext }
+    | undefined;
 
   /**
    * What the handler needs, built again only when something it is built
@@ -204,11 +206,10 @@ export class Daemon {
    * getsockname() call).
    */
   private handlerContext(): HandlerContext {
-    const from = [this.config, this.server, this.store, this.timedVerify];
     const c = this.context;
-    if (c !== undefined && from.every((x, i) => x === c.from[i])) return c.ctx;
+    if (c !== undefined && c.config === this.config && c.server === this.server && c.store === this.store && c.verify === this.timedVerify) return c.ctx;
     const ctx = this.buildHandlerContext();
-    this.context = { from, ctx };
+    this.context = { config: this.config, server: this.server, store: this.store, verify: this.timedVerify, ctx };
     return ctx;
   }
 
