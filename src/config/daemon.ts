@@ -33,7 +33,7 @@ import {
 } from './validate.js';
 import { errnoCode } from '../errors.js';
 import { LIMITS_DEFAULTS, MAX_RECORDS_PER_NAME_LIMIT, parseLimits, type Limits } from './limits.js';
-import { parseStore, readableByOthers, storePasswordInline, type StoreConfig } from './store.js';
+import { ETCD_MAX_RECORDS_PER_NAME, parseStore, readableByOthers, storePasswordInline, type StoreConfig } from './store.js';
 
 export type { UpstreamConfig } from './upstreams/index.js';
 export type { StoreConfig } from './store.js';
@@ -130,7 +130,7 @@ export const DAEMON_CONFIG_CANDIDATES: readonly string[] = Object.freeze([
 ]);
 
 /** `recordsPerName`: the default of `max-records-per-name` (`limits.records-per-name`). */
-function parseZone(ctx: ParseContext, name: string, r: MapReader, recordsPerName: number): ZoneConfig {
+function parseZone(ctx: ParseContext, name: string, r: MapReader, recordsPerName: number, storeType: StoreConfig['type']): ZoneConfig {
   const upstreams: UpstreamConfig[] = [];
   let disabled = 0;
   for (const u of r.mappingList('upstreams') ?? []) {
@@ -161,6 +161,11 @@ function parseZone(ctx: ParseContext, name: string, r: MapReader, recordsPerName
       r.integer('max-records-per-name', 1, MAX_RECORDS_PER_NAME_LIMIT) ?? recordsPerName,
   };
   r.finish('zone key');
+  if (storeType === 'etcd' && zone.maxRecordsPerName > ETCD_MAX_RECORDS_PER_NAME) {
+    // One request is one etcd transaction (src/config/store.ts): refused, naming the key that set the bound.
+    const set = r.has('max-records-per-name') ? r.at('max-records-per-name') : ['limits', 'records-per-name'];
+    fail(ctx, set, 'range', `with store type etcd a name holds at most ${ETCD_MAX_RECORDS_PER_NAME} records (one request is one etcd transaction)`, zone.maxRecordsPerName);
+  }
   if (upstreams.length === 0) warn(ctx, r.path, 'no upstreams: updates are refused (SERVFAIL)');
   if (zone.allowedNets.length === 0) warn(ctx, r.path, 'allowed-nets is empty: no new names can be claimed');
   return zone;
@@ -186,7 +191,7 @@ function parse(text: string, file: string): { loaded: LoadedConfig<DaemonConfig>
       const name = normalizeFqdn(key);
       if (name === null || name === '.') fail(ctx, p, 'name', 'zone name is not a valid domain name', key);
       if (Object.hasOwn(zones, name)) fail(ctx, p, 'duplicate', `zone ${name} is configured twice`, key);
-      zones[name] = parseZone(ctx, name, new MapReader(ctx, p, zonesReader.raw(key.toLowerCase())), limits.recordsPerName);
+      zones[name] = parseZone(ctx, name, new MapReader(ctx, p, zonesReader.raw(key.toLowerCase())), limits.recordsPerName, store.type);
     }
   }
   if (Object.keys(zones).length === 0) warn(ctx, ['zones'], 'no zones configured: every request will be refused');

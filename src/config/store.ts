@@ -65,6 +65,17 @@ export const STORE_DEFAULTS = Object.freeze({
 /** The keys that only `type: etcd` reads. */
 const ETCD_KEYS = ['endpoints', 'prefix', 'tls', 'username', 'password', 'password-file', 'timeout', 'lease'] as const;
 
+/**
+ * The most A/AAAA records one name may hold when the store is etcd. One
+ * request's writes are one transaction nested in a batch, and etcd
+ * refuses a transaction of more than 128 operations per level (its
+ * default `--max-txn-ops`), which would fail the whole batch: every other
+ * request in it too. A request that replaces all of a name's records
+ * deletes them and puts the new ones (2 × this) beside its claim,
+ * deadlines, change and serial.
+ */
+export const ETCD_MAX_RECORDS_PER_NAME = 60;
+
 const TIMEOUT_MIN_MS = 100;
 const TIMEOUT_LIMIT: DurationLimit = Object.freeze({ ms: 60_000, why: 'a request waits this long for the store before SERVFAIL' });
 const LEASE_MIN_MS = 1_000;

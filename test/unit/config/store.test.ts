@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { configSummary } from '../../../src/cli/nsregd.js';
 import { loadDaemonConfig, parseDaemonConfig, type StoreConfig } from '../../../src/config/daemon.js';
 import { ConfigError, type ConfigErrorReason } from '../../../src/config/errors.js';
-import { STORE_DEFAULTS, storeEntries } from '../../../src/config/store.js';
+import { ETCD_MAX_RECORDS_PER_NAME, STORE_DEFAULTS, storeEntries } from '../../../src/config/store.js';
 
 const DIR = mkdtempSync(path.join(tmpdir(), 'nsregd-store-config-'));
 after(() => rmSync(DIR, { recursive: true, force: true }));
@@ -182,6 +182,24 @@ describe('daemon config: store', () => {
       timeoutMs: STORE_DEFAULTS.timeout,
       leaseMs: STORE_DEFAULTS.lease,
     });
+  });
+
+  it('with etcd a name holds at most ETCD_MAX_RECORDS_PER_NAME records (one transaction each): a larger bound is refused at the key that set it', () => {
+    const zone = ZONES['dyn.example.org'];
+    const doc = (limits: Record<string, unknown>, zoneMore: Record<string, unknown>, store: unknown = etcd()): string =>
+      JSON.stringify({ store, limits, zones: { 'dyn.example.org': { ...zone, ...zoneMore } } });
+    const refusedAt = (text: string, keyPath: string): void =>
+      assert.throws(
+        () => parseDaemonConfig(text, FILE),
+        (err: unknown) => err instanceof ConfigError && err.reason === 'range' && err.keyPath === keyPath && err.message.includes(String(ETCD_MAX_RECORDS_PER_NAME)),
+      );
+    const limit = ETCD_MAX_RECORDS_PER_NAME;
+    assert.equal(parseDaemonConfig(doc({ 'records-per-name': limit }, {}), FILE).config.zones['dyn.example.org.'].maxRecordsPerName, limit);
+    refusedAt(doc({ 'records-per-name': limit + 1 }, {}), 'limits.records-per-name');
+    refusedAt(doc({}, { 'max-records-per-name': limit + 1 }), 'zones."dyn.example.org".max-records-per-name');
+    // A zone of its own bound within it does not inherit the default's, and the files store has none of this bound.
+    assert.equal(parseDaemonConfig(doc({ 'records-per-name': 4096 }, { 'max-records-per-name': 8 }), FILE).config.zones['dyn.example.org.'].maxRecordsPerName, 8);
+    assert.equal(parseDaemonConfig(doc({}, { 'max-records-per-name': 4096 }, { type: 'files' }), FILE).config.zones['dyn.example.org.'].maxRecordsPerName, 4096);
   });
 
   it('--check-config shows the settings, never a secret', () => {
