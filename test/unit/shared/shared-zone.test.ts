@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { systemClock } from '../../../src/clock.js';
 import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
+import { ETCD_MAX_RECORDS_PER_NAME } from '../../../src/config/store.js';
 import { CLAIM_REREADS_BURST, CLAIM_REREADS_PER_SECOND, SharedZone } from '../../../src/daemon/shared/shared-zone.js';
 import { adminHandler } from '../../../src/daemon/admin.js';
 import { claimKey } from '../../../src/daemon/shared/layout.js';
@@ -199,6 +200,19 @@ describe('SharedZone on etcd', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('the largest update the configuration allows with etcd fits one transaction: a name of ETCD_MAX_RECORDS_PER_NAME records replaced whole', async () => {
+    await twoDaemons(async (a) => {
+      const host = makeClient('host7', LAB_ZONE);
+      const records = (base: number): AddrRecord[] => Array.from({ length: ETCD_MAX_RECORDS_PER_NAME }, (_, i) => rec(host.name, `10.${base}.0.${i + 1}`));
+      assert.deepEqual(await apply(a, plan(host, records(1), { first: true })), { ok: true });
+      assert.deepEqual(await apply(a, { ...plan(host, records(2), { first: false }), removeAll: true }), { ok: true });
+      assert.deepEqual(
+        a.zone.liveRecords(host.name).map((r) => r.address).sort(),
+        records(2).map((r) => r.address).sort(),
+      );
+    });
   });
 
   it('an older signature than the newest accepted for the name is a replay at any daemon', async () => {
