@@ -22,6 +22,22 @@ import { SERIAL_KEY } from './layout.js';
 
 /** At most this many names per batch (etcd's default --max-txn-ops is 128 operations per level). */
 export const MAX_BATCH = 64;
+/**
+ * And at most about this many octets of keys and values (etcd's default
+ * --max-request-bytes is 1.5 MiB): 64 names each replacing all of their
+ * records could pass it, and a refused request would fail every name in it.
+ * A batch takes at least one transaction, whatever its size.
+ */
+export const MAX_BATCH_BYTES = 1024 * 1024;
+
+/** The octets a transaction adds to a batch's request: its keys (each behind the namespace's `prefix` octets) and values. */
+function txnBytes(t: NameTxn, prefix: number): number {
+  let n = 0;
+  for (const [k, v] of t.puts) n += prefix + k.length + v.length;
+  for (const k of t.deletes) n += prefix + k.length;
+  for (const c of t.compares) n += prefix + c.key.length;
+  return n;
+}
 
 /** One compare of a name's transaction: the key's create or mod revision equals `revision` (0: absent). */
 export interface NameCompare {
@@ -76,7 +92,14 @@ export class TxnBatcher {
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+      let bytes = txnBytes(this.queue[0].txn, this.ns.prefix.length);
+      let take = 1;
+      while (take < Math.min(MAX_BATCH, this.queue.length)) {
+        bytes += txnBytes(this.queue[take].txn, this.ns.prefix.length);
+        if (bytes > MAX_BATCH_BYTES) break;
+        take++;
+      }
+      const batch = this.queue.splice(0, take);
       try {
         const results = await this.commit(batch.map((p) => p.txn));
         batch.forEach((p, i) => p.resolve(results[i]));

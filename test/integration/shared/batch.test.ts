@@ -109,4 +109,21 @@ describe('shared store: request transactions in batches', () => {
       await store.close();
     }
   });
+
+  it('a batch stays under etcd\'s request size: large transactions submitted together go in several, and all are written', async () => {
+    const store = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix: '/batch-bytes', timeoutMs: 5000, leaseMs: 1000 }, logger);
+    try {
+      const ns = store.zoneNamespace(ZONE);
+      const batcher = new TxnBatcher(ns, (what, op) => store.run(what, op));
+      // 20 × 2 × 150 kB = 6 MB at once: four times etcd's 1.5 MiB limit, each one alone well within it.
+      const big = 'x'.repeat(150_000);
+      const names = Array.from({ length: 20 }, (_, i) => `big${i}.${ZONE}`);
+      const results = await Promise.all(names.map((n) => batcher.submit(txn(n, { key: claimKey(n), target: 'Create', revision: '0' }, big))));
+      assert.ok(results.every((r) => r.succeeded));
+      assert.ok(new Set(results.map((r) => r.revision)).size > 1, 'split into several batches');
+      for (const n of names) assert.equal((await ns.get(claimKey(n)).string())?.length, big.length);
+    } finally {
+      await store.close();
+    }
+  });
 });
