@@ -41,6 +41,12 @@ const UNFINISHED_CHECK_MS = 1_000;
 const CATCH_UP_MS = 10_000;
 /** After a failed write of results, the next try. */
 const RETRY_WRITE_MS = 500;
+/**
+ * Outcomes written in one transaction: each is a result put and a change
+ * delete, and etcd refuses more than 128 operations in one (its default
+ * --max-txn-ops) — a larger batch would fail, and be tried again, forever.
+ */
+const OUTCOMES_PER_TXN = 64;
 
 export interface PublisherDeps {
   readonly ns: Namespace;
@@ -302,7 +308,7 @@ export class Publisher {
   private writeOutcomes(): void {
     if (this.writing || this.outcomes.length === 0 || !this.active) return;
     this.writing = true;
-    const batch = this.outcomes.splice(0, 256);
+    const batch = this.outcomes.splice(0, OUTCOMES_PER_TXN);
     const lease = this.resultsLease;
     const puts: Put[] = [];
     const deletes: string[] = [];

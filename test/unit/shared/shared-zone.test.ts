@@ -215,6 +215,20 @@ describe('SharedZone on etcd', () => {
     });
   });
 
+  it('many changes at once: the publisher writes their results in transactions etcd accepts, and every request hears its own', async () => {
+    await twoDaemons(async (a, b) => {
+      const hosts = Array.from({ length: 150 }, (_, i) => makeClient(`many${i}`, LAB_ZONE));
+      for (const n of [a, b]) {
+        // b changes the names a claimed, once its mirror holds every claim.
+        if (n === b) await eventually('b sees every claim', () => Promise.resolve(hosts.every((h) => b.zone.keyOf(h.name) !== undefined)), (all) => all, 10_000);
+        const results = await Promise.all(hosts.map((h, i) => apply(n, plan(h, [rec(h.name, `10.9.${n === a ? 1 : 2}.${i}`)], { first: n === a }))));
+        const tally: Record<string, number> = {};
+        for (const r of results) tally[JSON.stringify(r)] = (tally[JSON.stringify(r)] ?? 0) + 1;
+        assert.deepEqual(tally, { [JSON.stringify({ ok: true })]: hosts.length }, n === a ? 'at a' : 'at b');
+      }
+    });
+  });
+
   it('an older signature than the newest accepted for the name is a replay at any daemon', async () => {
     await twoDaemons(async (a, b) => {
       const host = makeClient('host2', LAB_ZONE);
