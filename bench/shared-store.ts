@@ -18,11 +18,20 @@
  * above), which share nothing but the machine and named — what three
  * processes cost on these two cores without etcd.
  *
+ * Before its measured phases every set-up is warmed up with claims and a
+ * refresh of --warm other names per daemon (default 3,000; 0: none),
+ * spread over its daemons like the measured ones and not counted: a daemon
+ * fresh from its start is still compiling its code. Without it, a perf
+ * profile of the three daemons' refresh phase put a fifth of each
+ * daemon's CPU in V8's optimising compiler and a tenth in code not yet
+ * optimised, as each had seen only a third of the requests
+ * (bench/README.md). A site's daemons run warm.
+ *
  * Printed per phase: requests/s, p50/p99, CPU per request of the daemons
  * (all of them) and of the etcd members, and the etcd store's refresh rate
  * as a share of the files store's (issue 15's target: ≥ 0.5).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--cpu-prof DIR]
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--warm N] [--cpu-prof DIR] [--daemon-node-option OPT]...
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop), never on a missed target.
@@ -48,10 +57,12 @@ interface Args {
   cross: boolean;
   members: 1 | 3;
   files3: boolean;
+  warm: number;
+  nodeOptions: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3, files3: false };
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3, files3: false, warm: 3000, nodeOptions: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cross') {
@@ -62,13 +73,22 @@ function parseArgs(argv: string[]): Args {
       args.files3 = true;
       continue;
     }
+    if (a === '--daemon-node-option') {
+      args.nodeOptions.push(argv[++i] ?? '');
+      continue;
+    }
     if (a === '--cpu-prof') {
       args.cpuProf = path.resolve(argv[++i] ?? 'prof');
       continue;
     }
     const v = Number(argv[++i]);
+    if (a === '--warm' && v === 0) {
+      args.warm = 0;
+      continue;
+    }
     if (!Number.isInteger(v) || v < 1) throw new Error(`${String(a)} needs a positive integer`);
-    if (a === '--names') args.names = Math.min(v, MAX_SET);
+    if (a === '--warm') args.warm = Math.min(v, MAX_SET);
+    else if (a === '--names') args.names = Math.min(v, MAX_SET);
     else if (a === '--etcd-members' && (v === 1 || v === 3)) args.members = v;
     else if (a === '--concurrency') args.concurrency = v;
     else throw new Error(`unknown argument ${String(a)}`);
@@ -109,9 +129,12 @@ interface Row {
   setup: string;
   phase: PhaseResult;
   etcdMsPerReq: number;
+  /** A warm-up phase. */
+  cold: boolean;
 }
 
-async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, args: Args, rows: Row[]): Promise<boolean> {
+/** Claims and then one refresh of every name of `set`, recorded in `rows`; `cold`: the warm-up, on daemons fresh from their start. */
+async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, args: Args, rows: Row[], cold: boolean): Promise<boolean> {
   const { concurrency, cross } = args;
   const target = (i: number): number => ds[i % ds.length].port;
   const claims: Request[] = set.claims.map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i) }));
@@ -124,12 +147,12 @@ async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, se
   ] as const) {
     const pids = etcd === undefined ? [] : etcdPids(etcd);
     const before = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
-    const phase = await runPhase(`${setup} ${label}`, 'per-host', together(ds), named.pid, reqs, concurrency);
+    const phase = await runPhase(`${setup} ${label}${cold ? ', cold' : ''}`, 'per-host', together(ds), named.pid, reqs, concurrency);
     const after = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
-    rows.push({ setup, phase, etcdMsPerReq: pids.length === 0 ? 0 : (after - before) / reqs.length });
+    rows.push({ setup, phase, etcdMsPerReq: pids.length === 0 ? 0 : (after - before) / reqs.length, cold });
     if (phase.errors > 0) {
       ok = false;
-      console.error(`${setup} ${label}: ${phase.errors} errors, first: ${phase.firstError ?? '?'}`);
+      console.error(`${phase.label}: ${phase.errors} errors, first: ${phase.firstError ?? '?'}`);
     }
   }
   return ok;
@@ -143,7 +166,7 @@ async function main(): Promise<number> {
   const tsig: TsigKeySpec = { name: 'nsregd-bench.', algorithm: 'hmac-sha256', secret: randomBytes(32).toString('base64') };
   const named = await startNamed({ tsigKeys: [tsig], zones: [{ name: ZONE, allowUpdateKey: tsig.name, records: [] }], startTimeoutMs: 60_000 });
   const etcd = await startEtcdCluster({ members: args.members });
-  console.log(`etcd: ${args.members} member(s) on this machine`);
+  console.log(`etcd: ${args.members} member(s) on this machine; warm-up: ${args.warm} names per daemon, not counted`);
   const rows: Row[] = [];
   let failed = false;
   const setups: Array<{ label: string; daemons: number; store?: Record<string, unknown> }> = [
@@ -156,6 +179,8 @@ async function main(): Promise<number> {
     let block = 1;
     for (const s of setups) {
       const set = await presign(SCRIPT, ZONE, `s${block}-`, block, args.names, 1);
+      // Its own names and sources (127.<block + 100>.x.y).
+      const warm = args.warm === 0 ? undefined : await presign(SCRIPT, ZONE, `w${block}-`, block + 100, Math.min(args.warm * s.daemons, MAX_SET), 1);
       block++;
       const ds: Daemon[] = [];
       try {
@@ -165,11 +190,14 @@ async function main(): Promise<number> {
               namedPort: named.port,
               tsig,
               preload: 0,
+              nodeOptions: args.nodeOptions,
               ...(s.store === undefined ? {} : { store: s.store }),
               ...(args.cpuProf === undefined ? {} : { cpuProfDir: path.join(args.cpuProf, `${s.label.replace(/[^a-z0-9]+/g, '-')}-${i}`) }),
             }),
           );
-        if (!(await measure(s.label, ds, named, set, s.store === undefined ? undefined : etcd, args, rows))) failed = true;
+        const store = s.store === undefined ? undefined : etcd;
+        if (warm !== undefined && !(await measure(s.label, ds, named, warm, store, args, rows, true))) failed = true;
+        if (!(await measure(s.label, ds, named, set, store, args, rows, false))) failed = true;
       } finally {
         for (const d of ds) {
           await d.stop().catch((err: unknown) => {
@@ -184,19 +212,24 @@ async function main(): Promise<number> {
     await named.stop();
   }
   console.log('');
-  console.log('setup              phase     conc  requests  errors    req/s   p50 ms   p99 ms   daemons CPU ms/req  etcd CPU ms/req  named ms/req');
+  console.log('setup              phase          conc  requests  errors    req/s   p50 ms   p99 ms   daemons CPU ms/req  etcd CPU ms/req  named ms/req');
   for (const { setup, phase: p, etcdMsPerReq } of rows) {
     const phase = p.label.slice(setup.length + 1);
     console.log(
-      `${setup.padEnd(18)} ${phase.padEnd(8)} ${String(p.concurrency).padStart(5)} ${String(p.requests).padStart(9)} ${String(p.errors).padStart(7)} ${fmt(p.rate).padStart(8)} ${fmt(p.p50ms, 2).padStart(8)} ${fmt(p.p99ms, 2).padStart(8)} ${fmt(p.cpuMsPerReq, 3).padStart(19)} ${fmt(etcdMsPerReq, 3).padStart(16)} ${fmt(p.namedMsPerReq, 3).padStart(13)}`,
+      `${setup.padEnd(18)} ${phase.padEnd(13)} ${String(p.concurrency).padStart(5)} ${String(p.requests).padStart(9)} ${String(p.errors).padStart(7)} ${fmt(p.rate).padStart(8)} ${fmt(p.p50ms, 2).padStart(8)} ${fmt(p.p99ms, 2).padStart(8)} ${fmt(p.cpuMsPerReq, 3).padStart(19)} ${fmt(etcdMsPerReq, 3).padStart(16)} ${fmt(p.namedMsPerReq, 3).padStart(13)}`,
     );
   }
-  const rate = (setup: string, phase: string): number => rows.find((r) => r.setup === setup && r.phase.label.endsWith(phase))?.phase.rate ?? NaN;
+  const rate = (setup: string, phase: string, cold = false): number => rows.find((r) => r.setup === setup && r.cold === cold && r.phase.label.startsWith(`${setup} ${phase}`))?.phase.rate ?? NaN;
   const files = rate('files, 1 daemon', 'refresh');
+  const others = ['etcd, 1 daemon', 'etcd, 3 daemons', ...(args.files3 ? ['files, 3 daemons'] : [])];
   console.log('');
-  for (const s of ['etcd, 1 daemon', 'etcd, 3 daemons', ...(args.files3 ? ['files, 3 daemons'] : [])]) {
+  for (const s of others) {
     const share = rate(s, 'refresh') / files;
     console.log(`${s}: refreshes/s ${fmt(rate(s, 'refresh'))} = ${fmt(share, 2)} of the files store's ${fmt(files)} (target ≥ 0.50) — ${share >= 0.5 ? 'met' : 'NOT met'}; claims/s ${fmt(rate(s, 'claim'))} (files ${fmt(rate('files, 1 daemon', 'claim'))})`);
+  }
+  if (args.warm > 0) {
+    const coldFiles = rate('files, 1 daemon', 'refresh', true);
+    console.log(`cold (the warm-up, daemons fresh from their start): ${others.map((s) => `${s} ${fmt(rate(s, 'refresh', true) / coldFiles, 2)}`).join(', ')} of the files store's ${fmt(coldFiles)} refreshes/s`);
   }
   console.log(`load average at end: ${load()}; total run time ${fmt((performance.now() - t0) / 1000, 1)} s`);
   return failed ? 1 : 0;
