@@ -44,7 +44,7 @@ export interface Limits {
 export const LIMITS_DEFAULTS = Object.freeze({
   'sig-rate-per-source': 50,
   'sig-burst-per-source': 100,
-  'checks-in-flight': 4,
+  'checks-in-flight': 16,
   'checks-per-source': 16,
   connections: 512,
   'connections-per-source': 32,

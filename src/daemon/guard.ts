@@ -44,7 +44,7 @@ export interface GuardOptions {
 export const DEFAULT_GUARD: GuardOptions = Object.freeze({
   perSourceRate: 50,
   perSourceBurst: 100,
-  maxInFlight: 4,
+  maxInFlight: 16,
   maxPerSource: 16,
   maxQueued: 4096,
   replayCapacity: 200_000,

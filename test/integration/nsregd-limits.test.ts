@@ -168,7 +168,7 @@ describe('nsregd limits: section', () => {
       assert.equal(stderr, '');
       assert.ok(
         stdout.split('\n').includes(
-          'limits: sig-rate-per-source 50, sig-burst-per-source 100, checks-in-flight 4, checks-per-source 16, connections 64, ' +
+          'limits: sig-rate-per-source 50, sig-burst-per-source 100, checks-in-flight 16, checks-per-source 16, connections 64, ' +
             'connections-per-source 32, idle-timeout 2m0s, message-timeout 5s, max-message-size 65535, records-per-name 16, replay-window 10m0s',
         ),
         stdout,

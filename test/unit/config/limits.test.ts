@@ -25,7 +25,7 @@ function parse(limits: Record<string, unknown> | null, top: Record<string, unkno
 const DEFAULTS: Limits = {
   sigRatePerSource: 50,
   sigBurstPerSource: 100,
-  checksInFlight: 4,
+  checksInFlight: 16,
   checksPerSource: 16,
   connections: 512,
   connectionsPerSource: 32,
@@ -212,7 +212,7 @@ describe('daemon config: limits', () => {
     assert.deepEqual(limitEntries(DEFAULTS), [
       ['sig-rate-per-source', '50'],
       ['sig-burst-per-source', '100'],
-      ['checks-in-flight', '4'],
+      ['checks-in-flight', '16'],
       ['checks-per-source', '16'],
       ['connections', '512'],
       ['connections-per-source', '32'],
