@@ -40,7 +40,11 @@ export interface Limits {
   readonly replayWindow: number;
 }
 
-/** The defaults table (documented in nsregd.example.yaml): the values built in before `limits:` existed. */
+/**
+ * The defaults table (documented in nsregd.example.yaml): the values built
+ * in before `limits:` existed, except checks-in-flight (4 then, the thread
+ * pool's size; 16 keeps the pool's threads from waiting on the event loop).
+ */
 export const LIMITS_DEFAULTS = Object.freeze({
   'sig-rate-per-source': 50,
   'sig-burst-per-source': 100,
