@@ -37,6 +37,11 @@ export function parseIp(s: string): ParsedIp | null {
 const PARSED_IPS_MAX = 4096;
 /** Dotted decimal as formatIp writes it: four octets 0-255, no leading zeros. */
 const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** True when `s` is an IPv4 address in dotted decimal as formatIp (and the A record codec) writes it. */
+export function isCanonicalIPv4(s: string): boolean {
+  return CANONICAL_V4.test(s);
+}
 const parsedIps = new Map<string, ParsedIp | null>();
 
 function parseUncached(s: string): ParsedIp | null {

@@ -25,6 +25,7 @@ import { keyCostProblem, keyTag } from '../../dns/keys.js';
 import { canonicalName } from '../../dns/names.js';
 import { decodeRData, encodeRData } from '../../dns/rdata.js';
 import type { KeyRData } from '../../dns/types.js';
+import { isCanonicalIPv4 } from '../../net/address.js';
 import type { AddrRecord, AddrType, UpstreamChange } from '../records.js';
 import { LAYOUT_VERSION, type StoredChange, type StoredClaim, type StoredDeadlines, type StoredRecord, type StoredResult } from './contract.js';
 
@@ -90,13 +91,10 @@ export function isCanonicalName(name: string): boolean {
   return name !== '.' && name !== '' && canonicalOrUndefined(name) === name;
 }
 
-/** An IPv4 address as the A codec writes it: four decimal octets without leading zeros. */
-const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-
 /** True when `address` is an address of `type` written as the A/AAAA codec writes it. */
 export function isCanonicalAddress(type: AddrType, address: string): boolean {
   // The common case without a round trip through the codec (every deadline of every refresh is checked).
-  if (type === 'A') return CANONICAL_IPV4.test(address);
+  if (type === 'A') return isCanonicalIPv4(address);
   try {
     return decodeRData(type, encodeRData(type, address)) === address;
   } catch {

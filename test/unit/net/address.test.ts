@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cidr, HOST_PREFIX, formatHostPort, inNets, normalizeIp, parseIp, plainAddress, prefixKey } from '../../../src/net/address.js';
+import { Cidr, HOST_PREFIX, formatHostPort, formatIp, inNets, isCanonicalIPv4, normalizeIp, parseIp, plainAddress, prefixKey } from '../../../src/net/address.js';
 
 function cidr(s: string): Cidr {
   const c = Cidr.parse(s);
@@ -112,5 +112,17 @@ describe('parseIp of dotted decimal', () => {
       assert.deepEqual(parseIp(s), { family: 4, value: new Address4(s).bigInt() }, s);
     }
     for (const s of ['256.0.0.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', ' 1.2.3.4']) assert.equal(parseIp(s), null, s);
+  });
+});
+
+describe('isCanonicalIPv4', () => {
+  it('holds exactly for the dotted decimal formatIp writes', () => {
+    const cases = ['0.0.0.0', '192.0.2.1', '255.255.255.255', '10.0.0.010', '01.2.3.4', '256.1.1.1', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4/32', '::ffff:1.2.3.4', '', '1..2.3'];
+    for (const s of cases) {
+      const ip = parseIp(s);
+      assert.equal(isCanonicalIPv4(s), ip !== null && ip.family === 4 && formatIp(ip) === s, s);
+    }
+    assert.equal(isCanonicalIPv4('192.0.2.1'), true);
+    assert.equal(isCanonicalIPv4('10.0.0.010'), false);
   });
 });
