@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import type { Namespace } from 'etcd3';
 import { TxnBatcher, type NameCompare, type NameTxn } from '../../../src/daemon/shared/batch.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { claimKey, deadlinesKey, recordsOfNamePrefix, SERIAL_KEY } from '../../../src/daemon/shared/layout.js';
@@ -38,11 +39,19 @@ describe('shared store: request transactions in batches', () => {
     await cluster.close();
   });
 
-  it('each name keeps its own compare and outcome; serial is written once', async () => {
-    const store = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix: '/batch-test', timeoutMs: 2000, leaseMs: 1000 }, logger);
+  /** Runs `test` with the zone's namespace under `prefix` and a batcher on it; the store is closed after. */
+  async function withBatcher(prefix: string, timeoutMs: number, test: (ns: Namespace, batcher: TxnBatcher) => Promise<void>): Promise<void> {
+    const store = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix, timeoutMs, leaseMs: 1000 }, logger);
     try {
       const ns = store.zoneNamespace(ZONE);
-      const batcher = new TxnBatcher(ns, (what, op) => store.run(what, op));
+      await test(ns, new TxnBatcher(ns, (what, op) => store.run(what, op)));
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('each name keeps its own compare and outcome; serial is written once', async () => {
+    await withBatcher('/batch-test', 2000, async (ns, batcher) => {
       // taken.batch.example. exists already: a create-only-if-absent of it must fail, and only it.
       const taken = `taken.${ZONE}`;
       await ns.put(claimKey(taken)).value('theirs').exec();
@@ -105,16 +114,11 @@ describe('shared store: request transactions in batches', () => {
       );
       assert.equal(retried.succeeded, true);
       assert.equal(await ns.get(claimKey(a)).string(), 'both');
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   it('a batch stays under etcd\'s request size: large transactions submitted together go in several, and all are written', async () => {
-    const store = await openSharedStore({ type: 'etcd', endpoints: cluster.endpoints, prefix: '/batch-bytes', timeoutMs: 5000, leaseMs: 1000 }, logger);
-    try {
-      const ns = store.zoneNamespace(ZONE);
-      const batcher = new TxnBatcher(ns, (what, op) => store.run(what, op));
+    await withBatcher('/batch-bytes', 5000, async (ns, batcher) => {
       // 20 × 2 × 150 kB = 6 MB at once: four times etcd's 1.5 MiB limit, each one alone well within it.
       const big = 'x'.repeat(150_000);
       const names = Array.from({ length: 20 }, (_, i) => `big${i}.${ZONE}`);
@@ -122,8 +126,6 @@ describe('shared store: request transactions in batches', () => {
       assert.ok(results.every((r) => r.succeeded));
       assert.ok(new Set(results.map((r) => r.revision)).size > 1, 'split into several batches');
       for (const n of names) assert.equal((await ns.get(claimKey(n)).string())?.length, big.length);
-    } finally {
-      await store.close();
-    }
+    });
   });
 });
