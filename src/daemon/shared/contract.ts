@@ -94,8 +94,6 @@ export interface MirrorEvent {
   readonly records: { readonly added: readonly AddrRecord[]; readonly removed: readonly AddrRecord[] };
   readonly claims: { readonly put: readonly string[]; readonly deleted: readonly string[] };
   readonly changes: { readonly put: readonly string[]; readonly deleted: readonly string[] };
-  /** Names whose until/ entry was written or deleted (a DeadlineMirror's events only). */
-  readonly deadlines: { readonly put: readonly string[]; readonly deleted: readonly string[] };
   readonly results: ReadonlyArray<{ readonly id: string; readonly ok: boolean }>;
 }
 
@@ -157,23 +155,6 @@ export interface ZoneMirror {
   readonly current: boolean;
 }
 
-/**
- * The publisher's mirror of a zone's until/ entries (every name's
- * deadlines), kept like a ZoneMirror: a snapshot, then a watch, its own
- * writes applied at once. The other daemons do not hold one: their
- * mirrors leave until/ out, so that refreshes cost them nothing.
- */
-export interface DeadlineMirror {
-  readonly revision: string;
-  readonly current: boolean;
-  deadlines(name: string): Versioned<StoredDeadlines> | undefined;
-  allDeadlines(): IterableIterator<[string, Versioned<StoredDeadlines>]>;
-  applyOwn(revision: string, writes: OwnWrites): void;
-  /** Called after each applied batch of watch events (and after applyOwn); `deadlines` says which names. */
-  onEvent(listener: (e: MirrorEvent) => void): () => void;
-  close(): Promise<void>;
-}
-
 /** What one of this daemon's transactions wrote in a zone's namespace (keys relative to it). */
 export interface OwnWrites {
   /**
@@ -200,8 +181,6 @@ export interface SharedStore {
   run<T>(what: string, op: () => Promise<T>): Promise<T>;
   /** Opens (once per zone) the zone's mirror: resolves when its first snapshot is loaded. */
   mirror(zone: string): Promise<ZoneMirror>;
-  /** Opens a new mirror of the zone's until/ entries (the publisher's, for its term; the caller closes it). */
-  deadlineMirror(zone: string): Promise<DeadlineMirror>;
   /** Joins the zone's publisher election (one Election per zone and daemon). */
   election(zone: string, instanceId: string): Election;
   /** The same for every daemon on this etcd cluster and prefix: what clients compare to recognise one site. */

@@ -19,7 +19,7 @@ import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type IOptions, ty
 import type { Logger } from 'pino';
 
 import { errorMessage, NsregError } from '../../errors.js';
-import type { DeadlineMirror, Election, SharedStore, StoreConfig, ZoneMirror } from './contract.js';
+import type { Election, SharedStore, StoreConfig, ZoneMirror } from './contract.js';
 import { LeaseElection } from './election.js';
 import { StoreUnavailableError } from './errors.js';
 import { zoneNamespacePrefix, zonesPrefix } from './layout.js';
@@ -188,7 +188,6 @@ class EtcdStore implements SharedStore {
   readonly #log: Logger;
   readonly #namespaces = new Map<string, Namespace>();
   readonly #mirrors = new Map<string, Promise<EtcdZoneMirror>>();
-  readonly #deadlineMirrors = new Set<EtcdZoneMirror>();
   readonly #elections = new Set<LeaseElection>();
   #healthy = true;
   /** Set once the first read answered (openSharedStore). */
@@ -265,25 +264,6 @@ class EtcdStore implements SharedStore {
     return opened;
   }
 
-  async deadlineMirror(zone: string): Promise<DeadlineMirror> {
-    if (this.#closed) throw new StoreUnavailableError(`deadline mirror of ${zone}: the store is closed`);
-    const mirror = await openZoneMirror({
-      zone,
-      namespace: this.zoneNamespace(zone),
-      run: (what, op) => this.run(what, op),
-      logger: this.#log.child({ zone, part: 'deadlines' }),
-      timeoutMs: this.#config.timeoutMs,
-      part: 'deadlines',
-      onClose: () => this.#deadlineMirrors.delete(mirror),
-    });
-    if (this.#closed) {
-      await mirror.close();
-      throw new StoreUnavailableError(`deadline mirror of ${zone}: the store is closed`);
-    }
-    this.#deadlineMirrors.add(mirror);
-    return mirror;
-  }
-
   election(zone: string, instanceId: string): Election {
     if (this.#closed) throw new StoreUnavailableError(`election of ${zone}: the store is closed`);
     const election = new LeaseElection({
@@ -307,8 +287,6 @@ class EtcdStore implements SharedStore {
     const mirrors = await Promise.allSettled(this.#mirrors.values());
     for (const m of mirrors) if (m.status === 'fulfilled') await m.value.close();
     this.#mirrors.clear();
-    for (const m of [...this.#deadlineMirrors]) await m.close();
-    this.#deadlineMirrors.clear();
     this.#client.close();
   }
 

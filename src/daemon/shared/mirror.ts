@@ -17,9 +17,9 @@
  * Only decoded entries are kept. A key or value that does not decode is
  * skipped and logged once per key (layout.ts says what decodes).
  *
- * A mirror holds one part of the namespace: a daemon's zone mirror holds
- * everything but the deadlines (until/, which every refresh writes), the
- * publisher's deadline mirror only those.
+ * A mirror holds everything of the namespace but the deadlines (until/,
+ * which every refresh writes): no daemon watches those (the publisher
+ * reads them as it needs them, ./deadlines.ts).
  */
 import { Range, type IKeyValue, type IRangeResponse, type IWatchResponse, type Namespace, type Watcher } from 'etcd3';
 import type { Logger } from 'pino';
@@ -27,13 +27,11 @@ import type { Logger } from 'pino';
 import { canonicalName, isSubdomain } from '../../dns/names.js';
 import type { AddrRecord } from '../records.js';
 import type {
-  DeadlineMirror,
   MirrorEvent,
   OwnWrites,
   SharedStore,
   StoredChange,
   StoredClaim,
-  StoredDeadlines,
   StoredRecord,
   StoredResult,
   Versioned,
@@ -46,7 +44,6 @@ import {
   DEADLINES_PREFIX,
   decodeChange,
   decodeClaim,
-  decodeDeadlines,
   decodeRecord,
   decodeResult,
   parseZoneKey,
@@ -70,19 +67,15 @@ export interface ZoneMirrorOptions {
   readonly logger: Logger;
   /** The store timeout: also the pause between attempts to resynchronise after a failure. */
   readonly timeoutMs: number;
-  /** Which part of the namespace: everything but until/ (a daemon's zone mirror, the default), or only until/ (the publisher's). */
-  readonly part?: 'zone' | 'deadlines';
   /** Called once when the mirror is closed. */
   readonly onClose?: () => void;
 }
 
-/** The key range (relative to the namespace) a mirror of `part` reads and watches. */
-function partRange(part: 'zone' | 'deadlines'): Range {
-  return part === 'zone' ? new Range(Buffer.alloc(0), DEADLINES_PREFIX) : Range.prefix(DEADLINES_PREFIX);
-}
+/** The key range (relative to the namespace) a mirror reads and watches: everything below until/ (the layout puts nothing after it). */
+const MIRRORED = new Range(Buffer.alloc(0), DEADLINES_PREFIX);
 
 /** A mirror the store can close. */
-export interface EtcdZoneMirror extends ZoneMirror, DeadlineMirror {
+export interface EtcdZoneMirror extends ZoneMirror {
   /** Deletes remembered until the mirror's revision passes them (bounded memory; tests look). */
   readonly tombstones: number;
   close(): Promise<void>;
@@ -93,7 +86,6 @@ type RecordItem = { readonly record: AddrRecord; readonly entry: Versioned<Store
 /** One decoded entry and its mod revision as a number to compare. */
 type Entry =
   | { readonly kind: 'claim'; readonly name: string; readonly v: Versioned<StoredClaim>; readonly mod: bigint }
-  | { readonly kind: 'deadlines'; readonly name: string; readonly v: Versioned<StoredDeadlines>; readonly mod: bigint }
   | { readonly kind: 'record'; readonly item: RecordItem; readonly mod: bigint }
   | { readonly kind: 'change'; readonly id: string; readonly v: Versioned<StoredChange>; readonly mod: bigint }
   | { readonly kind: 'result'; readonly id: string; readonly value: StoredResult; readonly mod: bigint }
@@ -107,8 +99,6 @@ class Batch {
   readonly claimsDeleted: string[] = [];
   readonly changesPut: string[] = [];
   readonly changesDeleted: string[] = [];
-  readonly deadlinesPut: string[] = [];
-  readonly deadlinesDeleted: string[] = [];
   readonly results: Array<{ id: string; ok: boolean }> = [];
   touched = false;
 
@@ -118,7 +108,6 @@ class Batch {
       records: { added: this.added, removed: this.removed },
       claims: { put: this.claimsPut, deleted: this.claimsDeleted },
       changes: { put: this.changesPut, deleted: this.changesDeleted },
-      deadlines: { put: this.deadlinesPut, deleted: this.deadlinesDeleted },
       results: this.results,
     };
   }
@@ -137,13 +126,10 @@ class Mirror implements EtcdZoneMirror {
   readonly #run: SharedStore['run'];
   readonly #log: Logger;
   readonly #retryMs: number;
-  readonly #part: 'zone' | 'deadlines';
   readonly #onClose: (() => void) | undefined;
-  readonly #range: Range;
 
   readonly #entries = new Map<string, Entry>();
   readonly #claims = new Map<string, Versioned<StoredClaim>>();
-  readonly #deadlines = new Map<string, Versioned<StoredDeadlines>>();
   readonly #records = new Map<string, Map<string, RecordItem>>();
   readonly #changes = new Map<string, Versioned<StoredChange>>();
   readonly #results = new Map<string, StoredResult>();
@@ -171,9 +157,7 @@ class Mirror implements EtcdZoneMirror {
     this.#log = opts.logger;
     this.#listeners = new Listeners(opts.logger, 'zone mirror event');
     this.#retryMs = Math.max(100, Math.min(1000, opts.timeoutMs));
-    this.#part = opts.part ?? 'zone';
     this.#onClose = opts.onClose;
-    this.#range = partRange(this.#part);
   }
 
   // ---------------------------------------------------------------- ZoneMirror
@@ -212,14 +196,6 @@ class Mirror implements EtcdZoneMirror {
 
   claims(): IterableIterator<[string, Versioned<StoredClaim>]> {
     return this.#claims.entries();
-  }
-
-  deadlines(name: string): Versioned<StoredDeadlines> | undefined {
-    return this.#deadlines.get(name);
-  }
-
-  allDeadlines(): IterableIterator<[string, Versioned<StoredDeadlines>]> {
-    return this.#deadlines.entries();
   }
 
   records(name: string): readonly RecordItem[] {
@@ -322,8 +298,7 @@ class Mirror implements EtcdZoneMirror {
   /** The first snapshot, then the watch. Rejects (StoreUnavailableError) when the snapshot cannot be read. */
   async open(): Promise<void> {
     await this.#load(new Batch(), false);
-    if (this.#part === 'zone') this.#log.info({ revision: this.revision, claims: this.claimCount, records: this.recordCount }, 'zone mirror loaded');
-    else this.#log.info({ revision: this.revision, names: this.#deadlines.size }, 'deadline mirror loaded');
+    this.#log.info({ revision: this.revision, claims: this.claimCount, records: this.recordCount }, 'zone mirror loaded');
   }
 
   /**
@@ -334,7 +309,7 @@ class Mirror implements EtcdZoneMirror {
    * removed. Then the watch starts at the snapshot's revision + 1.
    */
   async #load(batch: Batch, resync: boolean): Promise<void> {
-    const first = await this.#run(`snapshot of ${this.zone}`, () => this.#ns.getAll().inRange(this.#range).limit(SNAPSHOT_PAGE).exec());
+    const first = await this.#run(`snapshot of ${this.zone}`, () => this.#ns.getAll().inRange(MIRRORED).limit(SNAPSHOT_PAGE).exec());
     const at = BigInt(first.header.revision);
     const seen = new Set<string>();
     let page: IRangeResponse = first;
@@ -348,7 +323,7 @@ class Mirror implements EtcdZoneMirror {
       if (!page.more || page.kvs.length === 0) break;
       const after = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
       page = await this.#run(`snapshot of ${this.zone}`, () =>
-        this.#ns.getAll().inRange(new Range(after, this.#range.end)).revision(at.toString()).limit(SNAPSHOT_PAGE).exec(),
+        this.#ns.getAll().inRange(new Range(after, MIRRORED.end)).revision(at.toString()).limit(SNAPSHOT_PAGE).exec(),
       );
     }
     for (const [key, entry] of [...this.#entries]) {
@@ -366,7 +341,7 @@ class Mirror implements EtcdZoneMirror {
   }
 
   #watch(from: bigint): void {
-    const watcher = this.#ns.watch().inRange(this.#range).startRevision(from.toString()).watcher();
+    const watcher = this.#ns.watch().inRange(MIRRORED).startRevision(from.toString()).watcher();
     this.#watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => {
       if (this.#watcher === watcher) this.#onData(res);
@@ -441,8 +416,8 @@ class Mirror implements EtcdZoneMirror {
       this.#bad(key, 'not a key of the layout');
       return;
     }
-    // The leader key is the election's; a key of the other part is not this mirror's (a read-back may carry one).
-    if (parsed.kind === 'leader' || (parsed.kind === 'deadlines') !== (this.#part === 'deadlines')) return;
+    // The leader key is the election's; until/ is not mirrored (a read-back may carry it).
+    if (parsed.kind === 'leader' || parsed.kind === 'deadlines') return;
     const entry = this.#decode(parsed, value, created, mod);
     if (!entry.ok) {
       this.#bad(key, entry.reason);
@@ -476,7 +451,7 @@ class Mirror implements EtcdZoneMirror {
     for (const [key, rev] of this.#tombstones) if (rev <= this.#revision) this.#tombstones.delete(key);
   }
 
-  #decode(key: Exclude<ZoneKey, { kind: 'leader' }>, value: Buffer, created: bigint, mod: bigint): Decoded<Entry> {
+  #decode(key: Exclude<ZoneKey, { kind: 'leader' | 'deadlines' }>, value: Buffer, created: bigint, mod: bigint): Decoded<Entry> {
     const versioned = <T>(v: T): Versioned<T> => ({ value: v, createRevision: created.toString(), modRevision: mod.toString() });
     const inZone = (name: string): boolean => isSubdomain(name, this.zone);
     switch (key.kind) {
@@ -490,11 +465,6 @@ class Mirror implements EtcdZoneMirror {
         if (!inZone(key.name)) return { ok: false, reason: `${key.name} is not in zone ${this.zone}` };
         const d = decodeClaim(value);
         return d.ok ? { ok: true, value: { kind: 'claim', name: key.name, v: versioned(d.value), mod } } : d;
-      }
-      case 'deadlines': {
-        if (!inZone(key.name)) return { ok: false, reason: `${key.name} is not in zone ${this.zone}` };
-        const d = decodeDeadlines(value);
-        return d.ok ? { ok: true, value: { kind: 'deadlines', name: key.name, v: versioned(d.value), mod } } : d;
       }
       case 'record': {
         if (!inZone(key.name)) return { ok: false, reason: `${key.name} is not in zone ${this.zone}` };
@@ -525,10 +495,6 @@ class Mirror implements EtcdZoneMirror {
       case 'claim':
         this.#claims.set(e.name, e.v);
         batch.claimsPut.push(e.name);
-        return;
-      case 'deadlines':
-        this.#deadlines.set(e.name, e.v);
-        batch.deadlinesPut.push(e.name);
         return;
       case 'record': {
         const { record } = e.item;
@@ -564,10 +530,6 @@ class Mirror implements EtcdZoneMirror {
       case 'claim':
         this.#claims.delete(e.name);
         batch?.claimsDeleted.push(e.name);
-        break;
-      case 'deadlines':
-        this.#deadlines.delete(e.name);
-        batch?.deadlinesDeleted.push(e.name);
         break;
       case 'record': {
         const { record } = e.item;
@@ -620,7 +582,6 @@ class Mirror implements EtcdZoneMirror {
 function createdOf(e: Entry): bigint {
   switch (e.kind) {
     case 'claim':
-    case 'deadlines':
     case 'change':
       return BigInt(e.v.createRevision);
     case 'record':
@@ -631,7 +592,7 @@ function createdOf(e: Entry): bigint {
   }
 }
 
-/** Loads the zone's mirror (or deadline mirror, `opts.part`); resolves when its first snapshot is in and the watch started. */
+/** Loads the zone's mirror; resolves when its first snapshot is in and the watch started. */
 export async function openZoneMirror(opts: ZoneMirrorOptions): Promise<EtcdZoneMirror> {
   const mirror = new Mirror(opts);
   await mirror.open();

@@ -15,9 +15,11 @@
  * the publisher makes is conditional on its leader key, so a publisher
  * cut off from the quorum can change nothing in the store.
  *
- * Deadlines live under until/, which the daemons' zone mirrors leave out
- * (a refresh writes nothing else): the publisher alone holds a mirror of
- * them, opened for its term, and expires from it.
+ * Deadlines live under until/, which no daemon watches (a refresh writes
+ * nothing else, so it costs no other daemon anything): the publisher reads
+ * them all when its term starts and learns of changes lazily
+ * (./deadlines.ts) — a name whose claim or records changed elsewhere, or
+ * whose known deadline came, is read again before anything is expired.
  */
 import type { Logger } from 'pino';
 import type { ComparatorBuilder, Lease, Namespace } from 'etcd3';
@@ -26,15 +28,18 @@ import { Outbox, type AttemptObserver } from '../outbox.js';
 import { recordKey, type AddrRecord, type UpstreamChange } from '../records.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import type { ZoneCounters } from '../zone.js';
-import type { DeadlineMirror, Election, MirrorEvent, OwnWrites, SharedStore, StoredChange, StoredDeadlines, Versioned, ZoneMirror } from './contract.js';
+import type { Election, MirrorEvent, OwnWrites, SharedStore, StoredChange, StoredDeadlines, Versioned, ZoneMirror } from './contract.js';
+import { DeadlineSchedule, earliestDeadline } from './deadlines.js';
 import * as layout from './layout.js';
 
 /** How long results stay readable (s): far longer than a request waits for one. */
 const RESULT_TTL_S = 30;
 /** Expiry runs at most this often (ms); a deadline is acted on within this of passing. */
 const SWEEP_MIN_MS = 250;
-/** And at least this often, so a deadline written by another daemon is not missed for long. */
+/** And at least this often. */
 const SWEEP_MAX_MS = 5_000;
+/** Names read again in one sweep (due, or changed elsewhere); more wait for the next sweep, SWEEP_MIN_MS later. */
+const REREADS_PER_SWEEP = 4096;
 /** How often changes that failed somewhere are checked for having been applied by a retry. */
 const UNFINISHED_CHECK_MS = 1_000;
 /** How long a new publisher waits for its mirror to reach its election before acting. */
@@ -87,9 +92,8 @@ export class Publisher {
   private sweeping = false;
   private checkTimer: TimerHandle | undefined;
   private writeTimer: TimerHandle | undefined;
-  /** This term's mirror of until/ (opened by the first sweep of the term). */
-  private deadlineMirror: DeadlineMirror | undefined;
-  private stopDeadlineEvents: (() => void) | undefined;
+  /** This term's deadlines (loaded by the first sweep of the term). */
+  private schedule: DeadlineSchedule | undefined;
 
   constructor(private readonly deps: PublisherDeps) {}
 
@@ -153,37 +157,46 @@ export class Publisher {
     // A change gone from the store is done with: its id need not be remembered for the rest of the term.
     for (const id of e.changes.deleted) this.submitted.delete(id);
     if (e.changes.put.length > 0) this.pump();
+    // A name whose claim or records changed elsewhere has new deadlines: read them again soon.
+    const schedule = this.schedule;
+    if (schedule === undefined) return;
+    let marked = false;
+    const mark = (name: string): void => {
+      if (schedule.changed(name, e.revision)) marked = true;
+    };
+    for (const name of e.claims.put) mark(name);
+    for (const name of e.claims.deleted) mark(name);
+    for (const r of e.records.added) mark(r.name);
+    for (const r of e.records.removed) mark(r.name);
+    if (marked) this.scheduleSweep(SWEEP_MIN_MS);
   }
 
-  /** The deadlines of `name` as this term's deadline mirror holds them (undefined when not publishing). */
+  /** The deadlines of `name` as this term last read or wrote them (undefined when not publishing). */
   deadlines(name: string): Versioned<StoredDeadlines> | undefined {
-    return this.active ? this.deadlineMirror?.deadlines(name) : undefined;
+    return this.active ? this.schedule?.deadlines(name) : undefined;
   }
 
-  /** Deadlines written or deleted: a sweep is brought forward only for a deadline earlier than the next one planned. */
-  private deadlinesChanged(e: MirrorEvent): void {
-    if (!this.active) return;
-    let earliest = Infinity;
-    for (const name of e.deadlines.put) {
-      const d = this.deadlineMirror?.deadlines(name)?.value;
-      if (d === undefined) continue;
-      earliest = Math.min(earliest, d.expiry);
-      for (const at of d.records.values()) earliest = Math.min(earliest, at);
-    }
-    if (earliest < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliest - this.deps.clock.now()));
+  /**
+   * This daemon wrote (or deleted: `value` undefined) `until/<name>` at
+   * `revision`, or read it: the schedule takes it at once. Call before
+   * applying the same write to the zone mirror, whose report of the name
+   * then needs no read.
+   */
+  noteDeadlines(name: string, revision: string, value: StoredDeadlines | undefined): void {
+    if (!this.active || this.schedule === undefined) return;
+    this.schedule.note(name, revision, value);
+    if (value !== undefined && earliestDeadline(value) < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliestDeadline(value) - this.deps.clock.now()));
   }
 
-  /** Opens this term's deadline mirror (once per term); undefined when the term ended meanwhile. */
-  private async openDeadlines(term: number): Promise<DeadlineMirror | undefined> {
-    if (this.deadlineMirror !== undefined) return this.deadlineMirror;
-    const opened = await this.deps.store.deadlineMirror(this.deps.mirror.zone);
-    if (!this.active || term !== this.term) {
-      await opened.close();
-      return undefined;
-    }
-    this.deadlineMirror = opened;
-    this.stopDeadlineEvents = opened.onEvent((e) => this.deadlinesChanged(e));
-    return opened;
+  /** Loads this term's deadlines (once per term); undefined when the term ended meanwhile. */
+  private async openSchedule(term: number): Promise<DeadlineSchedule | undefined> {
+    if (this.schedule !== undefined) return this.schedule;
+    const { ns, store, mirror, logger } = this.deps;
+    const schedule = new DeadlineSchedule({ zone: mirror.zone, namespace: ns, run: (what, op) => store.run(what, op), logger });
+    await schedule.load();
+    if (!this.active || term !== this.term) return undefined;
+    this.schedule = schedule;
+    return schedule;
   }
 
   /** Sends every live record to the shared upstreams `which` selects (new after a reload). */
@@ -255,10 +268,7 @@ export class Publisher {
     // Results already written stay until their lease runs out; the next publisher writes its own.
     this.resultsLease?.release();
     this.resultsLease = undefined;
-    this.stopDeadlineEvents?.();
-    this.stopDeadlineEvents = undefined;
-    void this.deadlineMirror?.close();
-    this.deadlineMirror = undefined;
+    this.schedule = undefined;
   }
 
   async stop(): Promise<void> {
@@ -359,12 +369,16 @@ export class Publisher {
     });
     if (!res.succeeded) return false;
     const isDeadline = (k: string): boolean => k.startsWith(layout.DEADLINES_PREFIX);
-    const part = (which: boolean): OwnWrites => ({
-      puts: puts.filter(([k]) => isDeadline(k) === which).map(([key, value]) => ({ key, value })),
-      deletes: deletes.filter((k) => isDeadline(k) === which),
-    });
-    mirror.applyOwn(res.header.revision, part(false));
-    this.deadlineMirror?.applyOwn(res.header.revision, part(true));
+    const nameOf = (k: string): string => k.slice(layout.DEADLINES_PREFIX.length);
+    const revision = res.header.revision;
+    // The schedule first: the mirror's report of the same names then needs no read.
+    for (const [k, v] of puts) {
+      const d = isDeadline(k) ? layout.decodeDeadlines(v) : undefined;
+      if (d?.ok === true) this.schedule?.note(nameOf(k), revision, d.value);
+    }
+    for (const k of deletes) if (isDeadline(k)) this.schedule?.note(nameOf(k), revision, undefined);
+    const own: OwnWrites = { puts: puts.filter(([k]) => !isDeadline(k)).map(([key, value]) => ({ key, value })), deletes: deletes.filter((k) => !isDeadline(k)) };
+    mirror.applyOwn(revision, own);
     return true;
   }
 
@@ -388,11 +402,13 @@ export class Publisher {
   /**
    * Removes what is due: a claim whose deadline passed goes with all its
    * records (delete-name upstream, skipping upstreams that keep records);
-   * a record whose deadline passed goes alone. Each name is one fenced
-   * transaction that also compares the name's until/ entry, so a refresh at
-   * another daemon in the same moment wins (the next sweep looks again).
-   * A claim without an until/ entry (which only a write from outside
-   * nsregd leaves) has no deadline and does not expire.
+   * a record whose deadline passed goes alone. A name due by what the
+   * schedule holds is read again first (a refresh at another daemon may
+   * have moved it on), as are names changed elsewhere; each name that is
+   * still due is one fenced transaction that also compares the name's
+   * until/ entry as read, so a refresh in the same moment wins (the next
+   * sweep reads it again). A claim without an until/ entry (which only a
+   * write from outside nsregd leaves) has no deadline and does not expire.
    */
   private async sweep(): Promise<void> {
     if (!this.active || this.sweeping) return;
@@ -400,32 +416,25 @@ export class Publisher {
     const term = this.term;
     let next = Infinity;
     try {
-      const deadlines = await this.openDeadlines(term);
-      if (deadlines === undefined) return;
+      const schedule = await this.openSchedule(term);
+      if (schedule === undefined) return;
+      const read = await schedule.reread(schedule.scan(this.deps.clock.now()).due, REREADS_PER_SWEEP);
+      if (this.term !== term) return;
       const now = this.deps.clock.now();
-      const expired: Array<[string, Versioned<StoredDeadlines>]> = [];
-      const due: Array<[string, Versioned<StoredDeadlines>, string[]]> = [];
-      for (const [name, d] of deadlines.allDeadlines()) {
+      for (const name of read) {
+        const d = schedule.deadlines(name);
+        if (d === undefined) continue;
         if (d.value.expiry <= now) {
-          expired.push([name, d]);
-          continue;
+          await this.expireClaim(name, d, now);
+        } else {
+          const slots = [...d.value.records].filter(([, at]) => at <= now).map(([slot]) => slot);
+          if (slots.length > 0) await this.expireRecords(name, d, slots, now);
         }
-        next = Math.min(next, d.value.expiry);
-        const slots: string[] = [];
-        for (const [slot, at] of d.value.records) {
-          if (at <= now) slots.push(slot);
-          else next = Math.min(next, at);
-        }
-        if (slots.length > 0) due.push([name, d, slots]);
-      }
-      for (const [name, d] of expired) {
         if (this.term !== term) return;
-        await this.expireClaim(name, d, now);
       }
-      for (const [name, d, slots] of due) {
-        if (this.term !== term) return;
-        await this.expireRecords(name, d, slots, now);
-      }
+      next = schedule.scan(now).next;
+      // Names left to read (more than one sweep reads, or changed meanwhile) are read soon.
+      if (schedule.changedCount > 0 || read.length >= REREADS_PER_SWEEP) next = Math.min(next, now + SWEEP_MIN_MS);
     } catch (err) {
       this.deps.logger.warn({ err }, 'publisher: expiry failed; trying again');
       next = this.deps.clock.now() + RETRY_WRITE_MS;

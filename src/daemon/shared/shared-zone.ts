@@ -49,6 +49,7 @@ import { checkUnused, SHUTDOWN_DRAIN_MS, type ClaimedKey, type ServedZone, type 
 import type { Election, SharedStore, StoredClaim, StoredDeadlines, ZoneMirror } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
+import { earliestDeadline } from './deadlines.js';
 import { Publisher } from './publisher.js';
 import { Refusals } from '../refusals.js';
 import { TxnBatcher, type NameCompare } from './batch.js';
@@ -183,23 +184,25 @@ export class SharedZone implements ServedZone {
     return { mod: seen.modRevision, value: seen.value };
   }
 
-  private remember(name: string, d: KnownDeadlines): void {
+  /** Notes what this daemon wrote or read of `until/<name>` at `revision`, and tells the publisher (when this daemon is it). */
+  private remember(name: string, d: KnownDeadlines, revision: string): void {
     this.known.delete(name);
     this.known.set(name, d);
     if (this.known.size > MAX_KNOWN_DEADLINES) this.known.delete(this.known.keys().next().value as string);
+    if (d.value !== undefined || d === ABSENT) this.publisher.noteDeadlines(name, d === ABSENT ? revision : d.mod, d.value);
   }
 
-  /** Notes what a read of `name` found under `until/<name>` (its absence included). */
-  private rememberRead(name: string, kvs: readonly IKeyValue[]): void {
+  /** Notes what a read of `name` at `revision` found under `until/<name>` (its absence included). */
+  private rememberRead(name: string, revision: string, kvs: readonly IKeyValue[]): void {
     const full = Buffer.concat([this.ns.prefix, Buffer.from(layout.deadlinesKey(name))]);
     const kv = kvs.find((k) => k.key.equals(full));
     if (kv === undefined) {
-      this.remember(name, ABSENT);
+      this.remember(name, ABSENT, revision);
       return;
     }
     const d = layout.decodeDeadlines(kv.value);
     if (!d.ok) this.logger.warn({ name, reason: d.reason }, 'deadlines in etcd do not decode; the next update replaces them');
-    this.remember(name, { mod: kv.mod_revision, value: d.ok ? d.value : undefined });
+    this.remember(name, { mod: kv.mod_revision, value: d.ok ? d.value : undefined }, revision);
   }
 
   liveRecords(name: string): readonly AddrRecord[] {
@@ -313,6 +316,10 @@ export class SharedZone implements ServedZone {
       const deletes = removed.map((r) => layout.recordPath(r));
       if (id !== undefined) puts.push([layout.changeKey(id), layout.encodeChange({ change, by: this.deps.instanceId, at: now })]);
       if (!isEmptyChange(change)) puts.push([layout.SERIAL_KEY, this.serialValue()]);
+      // The publisher learns deadlines lazily (./deadlines.ts): one moved earlier by a write that no mirror
+      // would report (only until/<name> written) comes with the claim written again, which they do report.
+      const reported = deletes.length > 0 || puts.some(([k]) => k.startsWith(layout.RECS_PREFIX));
+      if (!first && !reported && (before === undefined || earliestDeadline(until) < earliestDeadline(before))) puts.push([layout.claimKey(name), layout.encodeClaim(current!.value)]);
       const committed = await this.transact(name, this.comparesFor(name, first ? undefined : current!.createRevision, known), puts, deletes, until);
       if (!committed) continue;
       const [ok, ...earlier] = await Promise.all([id === undefined ? true : this.published(id), ...pending.map((p) => this.published(p))]);
@@ -415,13 +422,14 @@ export class SharedZone implements ServedZone {
       deletes: until === 'delete' ? [...deletes, untilKey] : deletes,
       readBack: { keys: [layout.claimKey(name), untilKey], prefix: layout.recordsOfNamePrefix(name) },
     });
+    // The deadlines first: the publisher (when this daemon is it) then needs no read when the mirror reports the name.
     if (res.succeeded) {
+      this.remember(name, until === 'delete' ? ABSENT : { mod: res.revision, value: until }, res.revision);
       this.mirror.applyOwn(res.revision, { puts: puts.map(([key, value]) => ({ key, value })), deletes });
-      this.remember(name, until === 'delete' ? ABSENT : { mod: res.revision, value: until });
       return true;
     }
+    this.rememberRead(name, res.revision, res.kvs);
     this.mirror.reloadName(name, res.revision, res.kvs);
-    this.rememberRead(name, res.kvs);
     return false;
   }
 
@@ -469,8 +477,8 @@ export class SharedZone implements ServedZone {
         .commit(),
     );
     const kvs = res.responses.flatMap((r) => r.response_range?.kvs ?? []);
+    this.rememberRead(name, res.header.revision, kvs);
     this.mirror.reloadName(name, res.header.revision, kvs);
-    this.rememberRead(name, kvs);
     return this.mirror.claim(name) !== undefined;
   }
 

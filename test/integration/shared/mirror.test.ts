@@ -4,7 +4,8 @@
  * events and deleted keys never coming back, bad entries skipped and
  * logged once, and a fresh snapshot (reported as events) after the watch
  * was cut while others wrote. The zone mirror leaves the deadlines
- * (until/) out; the publisher's deadline mirror holds only them.
+ * (until/) out; the publisher's deadline schedule reads them when it needs
+ * them, and is tested here too.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import type { KeyRData } from '../../../src/dns/types.js';
 import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import type { EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
+import { DeadlineSchedule } from '../../../src/daemon/shared/deadlines.js';
 import {
   changeKey,
   claimKey,
@@ -156,11 +158,10 @@ describe('zone mirror', () => {
     await mirror.caughtUp(serial.header.revision, 5000);
     assert.ok(BigInt(until.header.revision) < BigInt(serial.header.revision));
     assert.deepEqual(
-      seen.slice(quiet).map((e) => [e.claims.put, e.deadlines.put, e.records.added]),
-      [[[], [], []]],
+      seen.slice(quiet).map((e) => [e.claims.put, e.records.added]),
+      [[[], []]],
       'one event: the serial',
     );
-    assert.equal(mirror.deadlines('c.example.test.'), undefined);
   });
 
   it('applies its own writes at once and ignores the watch reporting them again', async () => {
@@ -230,43 +231,68 @@ describe('zone mirror', () => {
     assert.equal(versionOf(mirror.claim('c.example.test.')), 8);
   });
 
-  it('a deadline mirror holds the deadlines alone, skipping and logging what does not decode', async () => {
-    const badBefore = skipped(log).length;
-    const deadlines = await store.deadlineMirror(ZONE);
-    try {
-      assert.equal(deadlines.current, true);
-      assert.deepEqual(deadlines.deadlines('a.example.test.')?.value, { expiry: 1_900_000_000_000, records: new Map([['A/192.0.2.1', 1_900_000_000_000]]) });
-      assert.equal(deadlines.deadlines('c.example.test.')?.value.expiry, 5);
-      assert.equal(deadlines.deadlines('b.example.test.'), undefined);
-      assert.deepEqual(
-        skipped(log)
-          .slice(badBefore)
-          .map((l) => l.key),
-        [deadlinesKey('b.example.test.')],
-      );
-      // Claims, records and the rest are not its part.
-      assert.equal((deadlines as EtcdZoneMirror).claimCount, 0);
-      assert.equal((deadlines as EtcdZoneMirror).recordCount, 0);
-      const seen: MirrorEvent[] = [];
-      deadlines.onEvent((e) => seen.push(e));
-      const value = encodeDeadlines({ expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 7]]) });
-      await ns.put(deadlinesKey('c.example.test.')).value(value);
-      await eventually('the deadline mirror sees the write', () => Promise.resolve(deadlines.deadlines('c.example.test.')?.value.expiry), (e) => e === 6, 5000);
-      assert.deepEqual(deadlines.deadlines('c.example.test.')?.value, { expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 7]]) });
-      assert.deepEqual(
-        seen.flatMap((e) => e.deadlines.put),
-        ['c.example.test.'],
-      );
-      const del = await ns.delete().key(deadlinesKey('c.example.test.')).exec();
-      await eventually('the deadline mirror sees the delete', () => Promise.resolve(deadlines.revision), (r) => BigInt(r) >= BigInt(del.header.revision), 5000);
-      assert.equal(deadlines.deadlines('c.example.test.'), undefined);
-      assert.deepEqual(
-        seen.flatMap((e) => e.deadlines.deleted),
-        ['c.example.test.'],
-      );
-    } finally {
-      await deadlines.close();
-    }
+  it('the deadline schedule loads every until/ entry, learns only what it is told or reads again, and logs what does not decode', async () => {
+    const untilLog = logSink();
+    const schedule = new DeadlineSchedule({ zone: ZONE, namespace: ns, run: (what, op) => store.run(what, op), logger: untilLog.logger });
+    await schedule.load();
+    assert.deepEqual(schedule.deadlines('a.example.test.')?.value, { expiry: 1_900_000_000_000, records: new Map([['A/192.0.2.1', 1_900_000_000_000]]) });
+    assert.equal(schedule.deadlines('c.example.test.')?.value.expiry, 5);
+    assert.equal(schedule.deadlines('b.example.test.'), undefined);
+    assert.deepEqual(
+      untilLog.lines.filter((l) => l.msg.includes('do not decode')).map((l) => l.name),
+      ['b.example.test.'],
+    );
+    assert.equal(schedule.size, 2);
+    assert.deepEqual(schedule.scan(1_000), { due: ['c.example.test.'], next: 1_900_000_000_000 });
+
+    // Another daemon's refresh (until/ alone) reaches nobody: the schedule still holds what it read.
+    const refreshed = await ns.put(deadlinesKey('c.example.test.')).value(encodeDeadlines({ expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 4]]) }));
+    assert.equal(schedule.deadlines('c.example.test.')?.value.expiry, 5);
+    // Read again (as an expiry does before acting), it has the new deadlines.
+    assert.deepEqual(await schedule.reread(['c.example.test.'], 10), ['c.example.test.']);
+    assert.deepEqual(schedule.deadlines('c.example.test.')?.value, { expiry: 6, signedAt: 3, records: new Map([['AAAA/2001:db8::1', 4]]) });
+    assert.equal(schedule.deadlines('c.example.test.')?.modRevision, refreshed.header.revision);
+    assert.deepEqual(schedule.scan(4), { due: ['c.example.test.'], next: 1_900_000_000_000 }, 'a record due before the claim counts');
+    assert.deepEqual(schedule.scan(3).due, []);
+
+    // A change reported by the zone mirror is read at the next reread; one no newer than what is held is not.
+    assert.equal(schedule.changed('c.example.test.', refreshed.header.revision), false);
+    const moved = await ns.put(deadlinesKey('c.example.test.')).value(encodeDeadlines({ expiry: 8, records: new Map() }));
+    assert.equal(schedule.changed('c.example.test.', moved.header.revision), true);
+    assert.equal(schedule.changedCount, 1);
+    assert.deepEqual(await schedule.reread([], 10), ['c.example.test.']);
+    assert.equal(schedule.changedCount, 0);
+    assert.equal(schedule.deadlines('c.example.test.')?.value.expiry, 8);
+
+    // Own writes are taken at once; an older one, or an older read, does not go back.
+    const mod = BigInt(moved.header.revision);
+    schedule.note('c.example.test.', (mod + 1000n).toString(), { expiry: 9, records: new Map() });
+    schedule.note('c.example.test.', (mod + 10n).toString(), { expiry: 10, records: new Map() });
+    assert.equal(schedule.deadlines('c.example.test.')?.value.expiry, 9);
+    await schedule.reread(['c.example.test.'], 10);
+    assert.equal(schedule.deadlines('c.example.test.')?.value.expiry, 9, 'a read older than an own write does not undo it');
+    // An own delete: a read from before it does not bring the name back, and the mirror's report of it needs no read.
+    schedule.note('a.example.test.', (mod + 2000n).toString(), undefined);
+    assert.equal(schedule.deadlines('a.example.test.'), undefined);
+    assert.equal(schedule.changed('a.example.test.', (mod + 2000n).toString()), false);
+    await schedule.reread(['a.example.test.'], 10);
+    assert.equal(schedule.deadlines('a.example.test.'), undefined);
+
+    // Gone from the store: gone from the schedule once read again.
+    const d = await ns.put(deadlinesKey('d.example.test.')).value(encodeDeadlines({ expiry: 11, records: new Map() }));
+    assert.equal(schedule.changed('d.example.test.', d.header.revision), true);
+    await schedule.reread([], 10);
+    assert.equal(schedule.deadlines('d.example.test.')?.value.expiry, 11);
+    const gone = await ns.delete().key(deadlinesKey('d.example.test.')).exec();
+    await schedule.reread(['d.example.test.'], 10);
+    assert.equal(schedule.deadlines('d.example.test.'), undefined);
+    assert.equal(schedule.changed('c.example.test.', gone.header.revision), false, 'held newer (an own write in the future)');
+    assert.equal(schedule.changed('new.example.test.', gone.header.revision), true);
+    assert.equal(schedule.changed('other.example.test.', gone.header.revision), true);
+    // At most `limit` names a reread, the changed ones first.
+    assert.deepEqual(await schedule.reread(['c.example.test.'], 2), ['new.example.test.', 'other.example.test.']);
+    assert.equal(schedule.changedCount, 0);
+    assert.equal(schedule.deadlines('new.example.test.'), undefined);
   });
 
   it('rejects caughtUp for a revision that does not come within the timeout', async () => {

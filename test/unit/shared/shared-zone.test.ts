@@ -95,6 +95,12 @@ async function twoDaemons(body: (a: Node, b: Node, upstream: FakeUpstream) => Pr
 
 const rec = (name: string, address: string, ttl = 600): AddrRecord => ({ name, type: 'A', address, ttl });
 
+/** The two daemons, the zone's publisher first (once one of them is). */
+async function publisherFirst(a: Node, b: Node): Promise<[Node, Node]> {
+  await eventually('one daemon publishes', () => Promise.resolve(a.zone.publishing || b.zone.publishing), (p) => p, 10_000);
+  return a.zone.publishing ? [a, b] : [b, a];
+}
+
 function plan(client: ReturnType<typeof makeClient>, adds: AddrRecord[], opts: { first: boolean; signedAt?: number }): UpdatePlan {
   return {
     name: client.name,
@@ -307,6 +313,45 @@ describe('SharedZone on etcd', () => {
       assert.deepEqual(a.zone.liveRecords(kept.name).map((r) => `${r.address}/${r.ttl}`), ['192.0.2.7/600']);
       assert.ok(!removed(upstream).includes(`${kept.name} 192.0.2.7`));
       assert.equal(a.zone.counters.keyExpiries + b.zone.counters.keyExpiries, 1);
+    });
+  });
+
+  it('a refresh elsewhere that only moves deadlines reaches no mirror; the publisher reads the name again when its known deadline comes', async () => {
+    await twoDaemons(async (a, b) => {
+      const [pub, other] = await publisherFirst(a, b);
+      const host = makeClient('lazy', LAB_ZONE);
+      const t = Date.now();
+      assert.deepEqual(await apply(pub, { ...plan(host, [rec(host.name, '192.0.2.9')], { first: true }), keyExpiry: t + 1500 }), { ok: true });
+      await eventually('the other daemon sees the claim', () => Promise.resolve(other.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      const reported: string[] = [];
+      const stop = pub.mirror.onEvent((e) => reported.push(...e.claims.put, ...e.records.added.map((r) => r.name)));
+      // The same record and TTL, the claim's deadline an hour on: until/ alone is written.
+      assert.deepEqual(await apply(other, { ...plan(host, [rec(host.name, '192.0.2.9')], { first: false }), keyExpiry: t + 3_600_000 }), { ok: true });
+      const publisher = pub.zone['publisher'];
+      assert.equal(publisher.deadlines(host.name)?.value.expiry, t + 1500, 'the publisher was not told');
+      await eventually('the publisher reads the name again when t + 1.5 s comes', () => Promise.resolve(publisher.deadlines(host.name)?.value.expiry), (e) => e === t + 3_600_000, 10_000);
+      stop();
+      assert.deepEqual(reported, [], 'no mirror reported the refresh');
+      assert.ok(Date.now() >= t + 1500);
+      assert.ok(pub.zone.keyOf(host.name) !== undefined && other.zone.keyOf(host.name) !== undefined);
+      assert.equal(pub.zone.counters.keyExpiries + other.zone.counters.keyExpiries, 0);
+    });
+  });
+
+  it('a refresh elsewhere that moves a deadline earlier writes the claim again, so the publisher learns it and expires on time', async () => {
+    await twoDaemons(async (a, b, upstream) => {
+      const [pub, other] = await publisherFirst(a, b);
+      const host = makeClient('sooner', LAB_ZONE);
+      const t = Date.now();
+      assert.deepEqual(await apply(pub, { ...plan(host, [rec(host.name, '192.0.2.10')], { first: true }), keyExpiry: t + 3_600_000 }), { ok: true });
+      await eventually('the other daemon sees the claim', () => Promise.resolve(other.zone.keyOf(host.name)), (k) => k !== undefined, 5000);
+      const created = other.mirror.claim(host.name)?.createRevision;
+      // A key TTL lowered (by a reload at that daemon): the claim's deadline comes in 1 s instead of an hour.
+      assert.deepEqual(await apply(other, { ...plan(host, [rec(host.name, '192.0.2.10')], { first: false }), keyExpiry: Date.now() + 1000 }), { ok: true });
+      assert.equal(other.mirror.claim(host.name)?.createRevision, created, 'the same claim, written again');
+      await eventually('the claim is gone at both daemons', () => Promise.resolve([pub.zone.keyOf(host.name), other.zone.keyOf(host.name)]), (k) => k.every((x) => x === undefined), 10_000);
+      await eventually('and its record upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${host.name} 192.0.2.10`), 5000);
+      assert.equal(pub.zone.counters.keyExpiries + other.zone.counters.keyExpiries, 1);
     });
   });
 
