@@ -29,7 +29,10 @@
  *
  * Printed per phase: requests/s, p50/p99, CPU per request of the daemons
  * (all of them) and of the etcd members, and the etcd store's refresh rate
- * as a share of the files store's (issue 15's target: ≥ 0.5).
+ * as a share of the files store's (issue 15's target: ≥ 0.5); with several
+ * daemons also each one's CPU, the zone's publisher marked (the daemon
+ * that logged its election), and the etcd transactions and range reads
+ * per request (the members' /metrics).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--warm N] [--cpu-prof DIR] [--daemon-node-option OPT]...
  *
@@ -113,6 +116,35 @@ function etcdPids(cluster: EtcdCluster): number[] {
   return pids;
 }
 
+/**
+ * The transactions and range reads every member of `etcd` has served so
+ * far (its /metrics, grpc_server_handled_total; a follower forwards writes,
+ * so a write is counted where the client sent it). Zero without etcd.
+ */
+async function etcdCalls(etcd: EtcdCluster | undefined): Promise<{ txn: number; range: number }> {
+  const out = { txn: 0, range: 0 };
+  for (const url of etcd?.endpoints ?? []) {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('grpc_server_handled_total{')) continue;
+      const n = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (line.includes('grpc_method="Txn"')) out.txn += n;
+      else if (line.includes('grpc_method="Range"')) out.range += n;
+    }
+  }
+  return out;
+}
+
+/** Which daemon became the zone's publisher: the one that logged so (bounded wait; -1 when none did). */
+async function publisherOf(ds: readonly Daemon[]): Promise<number> {
+  const until = performance.now() + 10_000;
+  for (;;) {
+    const i = ds.findIndex((d) => d.output().includes('elected publisher'));
+    if (i >= 0 || performance.now() > until) return i;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Several daemons as one for runPhase: the first's port, CPU and memory summed over all. */
 function together(ds: readonly Daemon[]): Daemon {
   const first = ds[0];
@@ -129,12 +161,29 @@ interface Row {
   setup: string;
   phase: PhaseResult;
   etcdMsPerReq: number;
+  /** Each daemon's CPU over the phase ÷ the phase's requests (all of them, at every daemon). */
+  byDaemonMsPerReq: number[];
+  /** Which of the daemons was the zone's publisher (-1: not known). */
+  publisher: number;
+  /** Transactions and range reads etcd's members served over the phase ÷ its requests. */
+  etcdTxnPerReq: number;
+  etcdRangePerReq: number;
   /** A warm-up phase. */
   cold: boolean;
 }
 
 /** Claims and then one refresh of every name of `set`, recorded in `rows`; `cold`: the warm-up, on daemons fresh from their start. */
-async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, set: NameSet, etcd: EtcdCluster | undefined, args: Args, rows: Row[], cold: boolean): Promise<boolean> {
+async function measure(
+  setup: string,
+  ds: readonly Daemon[],
+  publisher: number,
+  named: NamedLab,
+  set: NameSet,
+  etcd: EtcdCluster | undefined,
+  args: Args,
+  rows: Row[],
+  cold: boolean,
+): Promise<boolean> {
   const { concurrency, cross } = args;
   const target = (i: number): number => ds[i % ds.length].port;
   const claims: Request[] = set.claims.map((framed, i) => ({ framed, source: addressOf(set.block, i), port: target(i) }));
@@ -147,9 +196,22 @@ async function measure(setup: string, ds: readonly Daemon[], named: NamedLab, se
   ] as const) {
     const pids = etcd === undefined ? [] : etcdPids(etcd);
     const before = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
+    const callsBefore = await etcdCalls(etcd);
+    const daemonsBefore = ds.map((d) => d.stats().cpuMs);
     const phase = await runPhase(`${setup} ${label}${cold ? ', cold' : ''}`, 'per-host', together(ds), named.pid, reqs, concurrency);
+    const byDaemonMsPerReq = ds.map((d, i) => (d.stats().cpuMs - daemonsBefore[i]) / reqs.length);
     const after = pids.reduce((n, p) => n + procStats(p).cpuMs, 0);
-    rows.push({ setup, phase, etcdMsPerReq: pids.length === 0 ? 0 : (after - before) / reqs.length, cold });
+    const calls = await etcdCalls(etcd);
+    rows.push({
+      setup,
+      phase,
+      etcdMsPerReq: pids.length === 0 ? 0 : (after - before) / reqs.length,
+      byDaemonMsPerReq,
+      publisher,
+      etcdTxnPerReq: (calls.txn - callsBefore.txn) / reqs.length,
+      etcdRangePerReq: (calls.range - callsBefore.range) / reqs.length,
+      cold,
+    });
     if (phase.errors > 0) {
       ok = false;
       console.error(`${phase.label}: ${phase.errors} errors, first: ${phase.firstError ?? '?'}`);
@@ -196,8 +258,9 @@ async function main(): Promise<number> {
             }),
           );
         const store = s.store === undefined ? undefined : etcd;
-        if (warm !== undefined && !(await measure(s.label, ds, named, warm, store, args, rows, true))) failed = true;
-        if (!(await measure(s.label, ds, named, set, store, args, rows, false))) failed = true;
+        const publisher = store === undefined ? -1 : await publisherOf(ds);
+        if (warm !== undefined && !(await measure(s.label, ds, publisher, named, warm, store, args, rows, true))) failed = true;
+        if (!(await measure(s.label, ds, publisher, named, set, store, args, rows, false))) failed = true;
       } finally {
         for (const d of ds) {
           await d.stop().catch((err: unknown) => {
@@ -218,6 +281,12 @@ async function main(): Promise<number> {
     console.log(
       `${setup.padEnd(18)} ${phase.padEnd(13)} ${String(p.concurrency).padStart(5)} ${String(p.requests).padStart(9)} ${String(p.errors).padStart(7)} ${fmt(p.rate).padStart(8)} ${fmt(p.p50ms, 2).padStart(8)} ${fmt(p.p99ms, 2).padStart(8)} ${fmt(p.cpuMsPerReq, 3).padStart(19)} ${fmt(etcdMsPerReq, 3).padStart(16)} ${fmt(p.namedMsPerReq, 3).padStart(13)}`,
     );
+  }
+  console.log('');
+  console.log('per request of the phase: etcd transactions and range reads served; CPU of each daemon, ms (* the zone\'s publisher)');
+  for (const r of rows.filter((x) => x.setup.startsWith('etcd'))) {
+    const each = r.byDaemonMsPerReq.map((ms, i) => `${fmt(ms, 3)}${i === r.publisher ? '*' : ''}`).join('  ');
+    console.log(`  ${r.phase.label.padEnd(32)} txn ${fmt(r.etcdTxnPerReq, 3).padStart(6)}  range ${fmt(r.etcdRangePerReq, 3).padStart(6)}   ${each}`);
   }
   const rate = (setup: string, phase: string, cold = false): number => rows.find((r) => r.setup === setup && r.cold === cold && r.phase.label.startsWith(`${setup} ${phase}`))?.phase.rate ?? NaN;
   const files = rate('files, 1 daemon', 'refresh');

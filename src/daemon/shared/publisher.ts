@@ -92,8 +92,9 @@ export class Publisher {
   private sweeping = false;
   private checkTimer: TimerHandle | undefined;
   private writeTimer: TimerHandle | undefined;
-  /** This term's deadlines (loaded by the first sweep of the term). */
+  /** This term's deadlines: taking writes and changes from the term's start, loaded by its first sweep. */
   private schedule: DeadlineSchedule | undefined;
+  private scheduleLoaded = false;
 
   constructor(private readonly deps: PublisherDeps) {}
 
@@ -188,14 +189,15 @@ export class Publisher {
     if (value !== undefined && earliestDeadline(value) < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliestDeadline(value) - this.deps.clock.now()));
   }
 
-  /** Loads this term's deadlines (once per term); undefined when the term ended meanwhile. */
-  private async openSchedule(term: number): Promise<DeadlineSchedule | undefined> {
-    if (this.schedule !== undefined) return this.schedule;
-    const { ns, store, mirror, logger } = this.deps;
-    const schedule = new DeadlineSchedule({ zone: mirror.zone, namespace: ns, run: (what, op) => store.run(what, op), logger });
-    await schedule.load();
-    if (!this.active || term !== this.term) return undefined;
-    this.schedule = schedule;
+  /** This term's deadlines, loaded (once per term); undefined when the term ended meanwhile. */
+  private async loadedSchedule(term: number): Promise<DeadlineSchedule | undefined> {
+    const schedule = this.schedule;
+    if (schedule === undefined) return undefined;
+    if (!this.scheduleLoaded) {
+      await schedule.load();
+      if (!this.active || term !== this.term) return undefined;
+      this.scheduleLoaded = true;
+    }
     return schedule;
   }
 
@@ -232,6 +234,10 @@ export class Publisher {
     this.unfinished.clear();
     this.outcomes = [];
     this.resultsLease = this.newResultsLease();
+    // From now on the schedule takes this daemon's writes and the changes the mirror reports; its load (the first sweep) adds the rest.
+    const { ns, store } = this.deps;
+    this.schedule = new DeadlineSchedule({ zone: mirror.zone, namespace: ns, run: (what, op) => store.run(what, op), logger });
+    this.scheduleLoaded = false;
     try {
       // Whatever the last publisher did is in the store, before this daemon's election: act on all of it.
       const fence = this.deps.election.fence();
@@ -416,7 +422,7 @@ export class Publisher {
     const term = this.term;
     let next = Infinity;
     try {
-      const schedule = await this.openSchedule(term);
+      const schedule = await this.loadedSchedule(term);
       if (schedule === undefined) return;
       const read = await schedule.reread(schedule.scan(this.deps.clock.now()).due, REREADS_PER_SWEEP);
       if (this.term !== term) return;
