@@ -93,13 +93,6 @@ export class DeadlineSchedule {
     return this.#held.get(name)?.v;
   }
 
-  entries(): IterableIterator<[string, Versioned<StoredDeadlines>]> {
-    const it = this.#held.entries();
-    return (function* () {
-      for (const [name, h] of it) yield [name, h.v] as [string, Versioned<StoredDeadlines>];
-    })();
-  }
-
   /** Every until/ entry of the zone, read at one revision (paged); what this daemon wrote since stays. */
   async load(): Promise<void> {
     const range = Range.prefix(DEADLINES_PREFIX);
