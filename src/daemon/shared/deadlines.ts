@@ -25,24 +25,20 @@ import { Range, type IKeyValue, type IRequestOp, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { isSubdomain } from '../../dns/names.js';
 import type { SharedStore, StoredDeadlines, Versioned } from './contract.js';
+import type { ZoneMirrorOptions } from './mirror.js';
 import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, parseZoneKey } from './layout.js';
 
 /** Keys per page of the term's first read. */
 const LOAD_PAGE = 1000;
 /** Keys read in one transaction (etcd refuses more than 128 operations in one, its default --max-txn-ops). */
 const READ_PER_TXN = 64;
-/** Undecodable entries logged one by one; beyond this they are counted. */
+/** Undecodable entries logged one by one; beyond this they go unlogged (the name still does not expire). */
 const MAX_LOGGED_BAD = 100;
 /** Own deletes remembered between reads; beyond, they are forgotten (a stale read then costs one more read later). */
 const MAX_GONE = 10_000;
 
-export interface DeadlineScheduleOptions {
-  readonly zone: string;
-  /** The zone's namespace (`<prefix>/v1/zones/<zone>/`). */
-  readonly namespace: Namespace;
-  readonly run: SharedStore['run'];
-  readonly logger: Logger;
-}
+/** What a schedule reads with: the zone, its namespace, the store's bounded runner and a logger, as a zone mirror's. */
+export type DeadlineScheduleOptions = Pick<ZoneMirrorOptions, 'zone' | 'namespace' | 'run' | 'logger'>;
 
 interface Held {
   readonly v: Versioned<StoredDeadlines>;
