@@ -176,7 +176,7 @@ export class DeadlineSchedule {
   /** One transaction of reads (no compares): what each name's until/ holds at one revision. */
   async #read(names: readonly string[]): Promise<void> {
     const key = (name: string): Buffer => Buffer.concat([this.#ns.prefix, Buffer.from(deadlinesKey(name))]);
-    const res = await this.#run('read', () =>
+    const res = await this.#run(`deadlines of ${this.#zone}`, () =>
       this.#ns.kv.txn({ compare: [], success: names.map((name): IRequestOp => ({ request_range: { key: key(name) } })), failure: [] }),
     );
     const at = BigInt(res.header.revision);
