@@ -40,6 +40,15 @@ const SWEEP_MIN_MS = 250;
 const SWEEP_MAX_MS = 5_000;
 /** Names read again in one sweep (due, or changed elsewhere); more wait for the next sweep, SWEEP_MIN_MS later. */
 const REREADS_PER_SWEEP = 4096;
+/**
+ * Records named one by one in an expiry transaction, so that with its other
+ * operations it stays within the 128 etcd allows in one (--max-txn-ops).
+ * Only an until/ entry written outside nsregd holds more (nsregd writes at
+ * most 60 records a name): a claim's records beyond go by the prefix
+ * delete (the mirror hears of them from the watch), a name's due records
+ * beyond go in the next transactions.
+ */
+const RECORDS_PER_EXPIRY = 100;
 /** How often changes that failed somewhere are checked for having been applied by a retry. */
 const UNFINISHED_CHECK_MS = 1_000;
 /** How long a new publisher waits for its mirror to reach its election before acting. */
@@ -427,6 +436,7 @@ export class Publisher {
       const read = await schedule.reread(schedule.scan(this.deps.clock.now()).due, REREADS_PER_SWEEP);
       if (this.term !== term) return;
       const now = this.deps.clock.now();
+      let more = false;
       for (const name of read) {
         const d = schedule.deadlines(name);
         if (d === undefined) continue;
@@ -434,13 +444,13 @@ export class Publisher {
           await this.expireClaim(name, d, now);
         } else {
           const slots = [...d.value.records].filter(([, at]) => at <= now).map(([slot]) => slot);
-          if (slots.length > 0) await this.expireRecords(name, d, slots, now);
+          if (slots.length > 0 && (await this.expireRecords(name, d, slots, now))) more = true;
         }
         if (this.term !== term) return;
       }
       next = schedule.scan(now).next;
       // Names left to read (more than one sweep reads, or changed meanwhile) are read soon.
-      if (schedule.changedCount > 0 || read.length >= REREADS_PER_SWEEP) next = Math.min(next, now + SWEEP_MIN_MS);
+      if (schedule.changedCount > 0 || read.length >= REREADS_PER_SWEEP || more) next = Math.min(next, now + SWEEP_MIN_MS);
     } catch (err) {
       this.deps.logger.warn({ err }, 'publisher: expiry failed; trying again');
       next = this.deps.clock.now() + RETRY_WRITE_MS;
@@ -475,7 +485,7 @@ export class Publisher {
         [layout.changeKey(id), layout.encodeChange(change)],
         [layout.SERIAL_KEY, this.deps.mirror.serialBase],
       ],
-      [layout.claimKey(name), layout.deadlinesKey(name), ...addresses.map((r) => layout.recordPath(r))],
+      [layout.claimKey(name), layout.deadlinesKey(name), ...addresses.slice(0, RECORDS_PER_EXPIRY).map((r) => layout.recordPath(r))],
       undefined,
       layout.recordsOfNamePrefix(name),
     );
@@ -484,7 +494,9 @@ export class Publisher {
     this.deps.logger.info({ name }, 'key expired');
   }
 
-  private async expireRecords(name: string, d: Versioned<StoredDeadlines>, slots: readonly string[], now: number): Promise<void> {
+  /** Removes the due records `slots` of `name` (at most RECORDS_PER_EXPIRY of them); true when some were left for later. */
+  private async expireRecords(name: string, d: Versioned<StoredDeadlines>, due: readonly string[], now: number): Promise<boolean> {
+    const slots = due.slice(0, RECORDS_PER_EXPIRY);
     const remove = this.recordsOf(name, slots);
     const records = new Map(d.value.records);
     for (const slot of slots) records.delete(slot);
@@ -496,8 +508,9 @@ export class Publisher {
       [layout.deadlinesKey(name), layout.encodeDeadlines({ ...d.value, records })],
     ];
     const ok = await this.commitFenced([[layout.deadlinesKey(name), 'Mod', d.modRevision]], puts, remove.map((r) => layout.recordPath(r)));
-    if (!ok) return;
+    if (!ok) return false;
     this.deps.counters.recordExpiries += remove.length;
     this.deps.logger.info({ name, count: remove.length }, 'records expired');
+    return due.length > slots.length;
   }
 }

@@ -19,7 +19,9 @@ import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { ETCD_MAX_RECORDS_PER_NAME } from '../../../src/config/store.js';
 import { CLAIM_REREADS_BURST, CLAIM_REREADS_PER_SECOND, SharedZone } from '../../../src/daemon/shared/shared-zone.js';
 import { adminHandler } from '../../../src/daemon/admin.js';
-import { claimKey } from '../../../src/daemon/shared/layout.js';
+import { claimKey, deadlinesKey, decodeDeadlines, encodeClaim, encodeDeadlines, zoneNamespacePrefix } from '../../../src/daemon/shared/layout.js';
+import { keyTag } from '../../../src/dns/keys.js';
+import { Etcd3 } from 'etcd3';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { UpdatePlan } from '../../../src/daemon/zone.js';
 import { eventually } from '../../helpers/eventually.js';
@@ -352,6 +354,39 @@ describe('SharedZone on etcd', () => {
       await eventually('the claim is gone at both daemons', () => Promise.resolve([pub.zone.keyOf(host.name), other.zone.keyOf(host.name)]), (k) => k.every((x) => x === undefined), 10_000);
       await eventually('and its record upstream', () => Promise.resolve(removed(upstream)), (r) => r.includes(`${host.name} 192.0.2.10`), 5000);
       assert.equal(pub.zone.counters.keyExpiries + other.zone.counters.keyExpiries, 1);
+    });
+  });
+
+  it('an until/ entry written outside nsregd with hundreds of records: due records go in several transactions, a due claim still goes', async () => {
+    await twoDaemons(async (a, b) => {
+      const [pub, other] = await publisherFirst(a, b);
+      const many = makeClient('many', LAB_ZONE);
+      const whole = makeClient('whole', LAB_ZONE);
+      assert.deepEqual(await apply(pub, plan(many, [rec(many.name, '192.0.2.20')], { first: true })), { ok: true });
+      assert.deepEqual(await apply(pub, plan(whole, [rec(whole.name, '192.0.2.21')], { first: true })), { ok: true });
+      const raw = new Etcd3({ hosts: [...cluster.endpoints] });
+      try {
+        const ns = raw.namespace(zoneNamespacePrefix(pub.prefix, LAB_ZONE));
+        const due = Date.now() - 1000;
+        const slots = (n: number): Map<string, number> => new Map(Array.from({ length: n }, (_, i) => [`A/10.0.${i >> 8}.${i & 255}`, due]));
+        // 300 due records (more than etcd takes operations in one transaction), the claim an hour on.
+        await ns.put(deadlinesKey(many.name)).value(encodeDeadlines({ expiry: Date.now() + 3_600_000, records: slots(300) }));
+        // 300 records and the claim itself due.
+        await ns.put(deadlinesKey(whole.name)).value(encodeDeadlines({ expiry: due, records: slots(300) }));
+        // until/ alone reaches no daemon: the claims written again make the mirrors report the names.
+        for (const c of [many, whole]) await ns.put(claimKey(c.name)).value(encodeClaim({ rdata: c.rdata, keyTag: keyTag(c.rdata) }));
+        await eventually('the due claim is gone', () => Promise.resolve([pub.zone.keyOf(whole.name), other.zone.keyOf(whole.name)]), (k) => k.every((x) => x === undefined), 10_000);
+        const left = async (): Promise<number> => {
+          const d = decodeDeadlines((await ns.get(deadlinesKey(many.name)).buffer()) ?? Buffer.alloc(0));
+          return d.ok ? d.value.records.size : -1;
+        };
+        await eventually('the 300 due records are gone from until/', left, (n) => n === 0, 10_000);
+        assert.ok(pub.zone.keyOf(many.name) !== undefined, 'a claim whose deadline is to come stays');
+        assert.equal(pub.zone.counters.recordExpiries + other.zone.counters.recordExpiries, 300);
+        assert.equal(pub.zone.counters.keyExpiries + other.zone.counters.keyExpiries, 1);
+      } finally {
+        raw.close();
+      }
     });
   });
 
