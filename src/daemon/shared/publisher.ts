@@ -384,14 +384,21 @@ export class Publisher {
     });
     if (!res.succeeded) return false;
     const isDeadline = (k: string): boolean => k.startsWith(layout.DEADLINES_PREFIX);
-    const nameOf = (k: string): string => k.slice(layout.DEADLINES_PREFIX.length);
+    const nameOf = (k: string): string | undefined => {
+      const key = layout.parseZoneKey(k);
+      return key?.kind === 'deadlines' ? key.name : undefined;
+    };
     const revision = res.header.revision;
     // The schedule first: the mirror's report of the same names then needs no read.
     for (const [k, v] of puts) {
-      const d = isDeadline(k) ? layout.decodeDeadlines(v) : undefined;
-      if (d?.ok === true) this.schedule?.note(nameOf(k), revision, d.value);
+      const name = nameOf(k);
+      const d = name === undefined ? undefined : layout.decodeDeadlines(v);
+      if (name !== undefined && d?.ok === true) this.schedule?.note(name, revision, d.value);
     }
-    for (const k of deletes) if (isDeadline(k)) this.schedule?.note(nameOf(k), revision, undefined);
+    for (const k of deletes) {
+      const name = nameOf(k);
+      if (name !== undefined) this.schedule?.note(name, revision, undefined);
+    }
     const own: OwnWrites = { puts: puts.filter(([k]) => !isDeadline(k)).map(([key, value]) => ({ key, value })), deletes: deletes.filter((k) => !isDeadline(k)) };
     mirror.applyOwn(revision, own);
     return true;
