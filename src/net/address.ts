@@ -42,6 +42,7 @@ const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[
 export function isCanonicalIPv4(s: string): boolean {
   return CANONICAL_V4.test(s);
 }
+
 const parsedIps = new Map<string, ParsedIp | null>();
 
 function parseUncached(s: string): ParsedIp | null {

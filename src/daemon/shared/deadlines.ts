@@ -25,7 +25,7 @@ import { Range, type IKeyValue, type IRequestOp, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { isSubdomain } from '../../dns/names.js';
 import type { SharedStore, StoredDeadlines, Versioned } from './contract.js';
-import type { ZoneMirrorOptions } from './mirror.js';
+import { readAtOneRevision, type ZoneMirrorOptions } from './mirror.js';
 import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, parseZoneKey } from './layout.js';
 
 /** Keys per page of the term's first read. */
@@ -91,21 +91,11 @@ export class DeadlineSchedule {
 
   /** Every until/ entry of the zone, read at one revision (paged); what this daemon wrote since stays. */
   async load(): Promise<void> {
-    const range = Range.prefix(DEADLINES_PREFIX);
-    let page = await this.#run(`deadlines of ${this.#zone}`, () => this.#ns.getAll().inRange(range).limit(LOAD_PAGE).exec());
-    const at = BigInt(page.header.revision);
     const seen = new Set<string>();
-    for (;;) {
-      for (const kv of page.kvs) {
-        const name = this.#put(kv);
-        if (name !== undefined) seen.add(name);
-      }
-      if (!page.more || page.kvs.length === 0) break;
-      const after = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
-      page = await this.#run(`deadlines of ${this.#zone}`, () =>
-        this.#ns.getAll().inRange(new Range(after, range.end)).revision(at.toString()).limit(LOAD_PAGE).exec(),
-      );
-    }
+    const at = await readAtOneRevision(this.#ns, this.#run, `deadlines of ${this.#zone}`, Range.prefix(DEADLINES_PREFIX), LOAD_PAGE, (kv) => {
+      const name = this.#put(kv);
+      if (name !== undefined) seen.add(name);
+    });
     for (const [name, h] of [...this.#held]) if (!seen.has(name) && h.mod <= at) this.#held.delete(name);
     this.#settle(at);
     this.#log.info({ revision: at.toString(), names: this.#held.size }, 'deadlines loaded');

@@ -74,6 +74,32 @@ export interface ZoneMirrorOptions {
 /** The key range (relative to the namespace) a mirror reads and watches: everything below until/ (the layout puts nothing after it). */
 const MIRRORED = new Range(Buffer.alloc(0), DEADLINES_PREFIX);
 
+/**
+ * Reads every key of `range` in `ns` at one revision, `page` keys per
+ * request (each through `run`, so bounded by the store's timeout), and
+ * hands each to `each` in key order; resolves with the revision read at.
+ * `stop` is asked before each page: true ends the read early.
+ */
+export async function readAtOneRevision(
+  ns: Namespace,
+  run: SharedStore['run'],
+  what: string,
+  range: Range,
+  page: number,
+  each: (kv: IKeyValue) => void,
+  stop: () => boolean = () => false,
+): Promise<bigint> {
+  let res: IRangeResponse = await run(what, () => ns.getAll().inRange(range).limit(page).exec());
+  const at = BigInt(res.header.revision);
+  for (;;) {
+    if (stop()) return at;
+    for (const kv of res.kvs) each(kv);
+    if (!res.more || res.kvs.length === 0) return at;
+    const after = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+    res = await run(what, () => ns.getAll().inRange(new Range(after, range.end)).revision(at.toString()).limit(page).exec());
+  }
+}
+
 /** A mirror the store can close. */
 export interface EtcdZoneMirror extends ZoneMirror {
   /** Deletes remembered until the mirror's revision passes them (bounded memory; tests look). */
@@ -309,23 +335,21 @@ class Mirror implements EtcdZoneMirror {
    * removed. Then the watch starts at the snapshot's revision + 1.
    */
   async #load(batch: Batch, resync: boolean): Promise<void> {
-    const first = await this.#run(`snapshot of ${this.zone}`, () => this.#ns.getAll().inRange(MIRRORED).limit(SNAPSHOT_PAGE).exec());
-    const at = BigInt(first.header.revision);
     const seen = new Set<string>();
-    let page: IRangeResponse = first;
-    for (;;) {
-      if (this.#closed) return;
-      for (const kv of page.kvs) {
+    const at = await readAtOneRevision(
+      this.#ns,
+      this.#run,
+      `snapshot of ${this.zone}`,
+      MIRRORED,
+      SNAPSHOT_PAGE,
+      (kv) => {
         const key = kv.key.toString();
         seen.add(key);
         this.#applyPut(key, kv.value, BigInt(kv.create_revision), BigInt(kv.mod_revision), batch);
-      }
-      if (!page.more || page.kvs.length === 0) break;
-      const after = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
-      page = await this.#run(`snapshot of ${this.zone}`, () =>
-        this.#ns.getAll().inRange(new Range(after, MIRRORED.end)).revision(at.toString()).limit(SNAPSHOT_PAGE).exec(),
-      );
-    }
+      },
+      () => this.#closed,
+    );
+    if (this.#closed) return;
     for (const [key, entry] of [...this.#entries]) {
       if (!seen.has(key) && entry.mod <= at) this.#remove(key, entry, batch);
     }

@@ -195,7 +195,8 @@ export class Publisher {
   noteDeadlines(name: string, revision: string, value: StoredDeadlines | undefined): void {
     if (!this.active || this.schedule === undefined) return;
     this.schedule.note(name, revision, value);
-    if (value !== undefined && earliestDeadline(value) < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, earliestDeadline(value) - this.deps.clock.now()));
+    const due = value === undefined ? Infinity : earliestDeadline(value);
+    if (due < this.sweepAt) this.scheduleSweep(Math.max(SWEEP_MIN_MS, due - this.deps.clock.now()));
   }
 
   /** This term's deadlines, loaded (once per term); undefined when the term ended meanwhile. */

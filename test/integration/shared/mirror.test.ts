@@ -9,14 +9,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3, type Namespace } from 'etcd3';
+import { Etcd3, Range, type Namespace } from 'etcd3';
 import { Algorithm } from '../../../src/dns/constants.js';
 import { generateKeyPair, keyTag, publicKeyToRData } from '../../../src/dns/keys.js';
 import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
-import type { EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
+import { readAtOneRevision, type EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
 import { DeadlineSchedule } from '../../../src/daemon/shared/deadlines.js';
 import {
   changeKey,
@@ -293,6 +293,26 @@ describe('zone mirror', () => {
     assert.deepEqual(await schedule.reread(['c.example.test.'], 2), ['new.example.test.', 'other.example.test.']);
     assert.equal(schedule.changedCount, 0);
     assert.equal(schedule.deadlines('new.example.test.'), undefined);
+  });
+
+  it('reads a range in pages at one revision, and stops early when asked', async () => {
+    const paged = raw.namespace('/paged-test/');
+    for (const k of ['k1', 'k2', 'k3', 'k4', 'k5']) await paged.put(k).value(k);
+    let calls = 0;
+    const run: SharedStore['run'] = async (what, op) => {
+      // A write between the pages: after the read's revision, so not in it.
+      if (++calls === 2) await paged.put('k6').value('late');
+      return store.run(what, op);
+    };
+    const seen: string[] = [];
+    const at = await readAtOneRevision(paged, run, 'paged', Range.prefix('k'), 2, (kv) => seen.push(kv.key.toString()));
+    assert.deepEqual(seen, ['k1', 'k2', 'k3', 'k4', 'k5']);
+    assert.equal(calls, 3, 'three pages of at most two keys');
+    const now = await paged.get('k6').exec();
+    assert.ok(at < BigInt(now.kvs[0].mod_revision));
+    const first: string[] = [];
+    await readAtOneRevision(paged, (what, op) => store.run(what, op), 'paged', Range.prefix('k'), 2, (kv) => first.push(kv.key.toString()), () => first.length > 0);
+    assert.deepEqual(first, ['k1', 'k2'], 'stopped after the first page');
   });
 
   it('rejects caughtUp for a revision that does not come within the timeout', async () => {
