@@ -32,7 +32,6 @@
  *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the phases on an empty database)
  *     [--uv-threadpool-size N]   (UV_THREADPOOL_SIZE of the daemons only)
  *     [--daemon-node-option OPT]...   (an option for the daemons' node, e.g. --max-semi-space-size=32)
- *     [--cpu-scheduling batch|normal]   (the daemons' cpu-scheduling; default: bin/nsregd's, batch)
  *     [--threads]        (also print the daemon's CPU per request by thread, utime/stime, and how busy the machine was)
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
@@ -43,8 +42,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
-import type { CpuScheduling } from '../src/config/daemon.js';
-import { cpuSchedulingArg, describePolicies, LIFTED_LIMITS, preloadedZoneLines, startDaemon, type Daemon, type ThreadCpu } from './load/daemon.js';
+import { LIFTED_LIMITS, preloadedZoneLines, startDaemon, type Daemon, type ThreadCpu } from './load/daemon.js';
 import { runPhase, type Mode, type PhaseResult, type Request } from './load/drive.js';
 import { rawVerify, type RawRates } from './load/raw-verify.js';
 import { addressOf, MAX_SET, presign, signChild, type NameSet } from './load/sign.js';
@@ -65,7 +63,6 @@ interface Args {
   threads: boolean;
   uvThreadpoolSize: number | undefined;
   nodeOptions: string[];
-  cpuScheduling: CpuScheduling | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -82,7 +79,6 @@ function parseArgs(argv: string[]): Args {
     threads: false,
     uvThreadpoolSize: undefined,
     nodeOptions: [],
-    cpuScheduling: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -107,7 +103,6 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--threads') args.threads = true;
     else if (a === '--uv-threadpool-size') args.uvThreadpoolSize = num();
     else if (a === '--daemon-node-option') args.nodeOptions.push(argv[++i] ?? '');
-    else if (a === '--cpu-scheduling') args.cpuScheduling = cpuSchedulingArg(argv[++i]);
     else if (a === '--cpu-prof') args.cpuProf = path.resolve(argv[++i] ?? 'prof');
     else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -141,8 +136,6 @@ class Run {
   readonly results: PhaseResult[] = [];
   readonly lifecycles: Lifecycle[] = [];
   readonly notes: string[] = [];
-  /** The daemons' threads' scheduling policies, as each daemon started (the raw verify runs in this process, unchanged). */
-  readonly policies = new Set<string>();
   failed = false;
   private nextBlock = 1;
 
@@ -170,7 +163,6 @@ class Run {
         ...(mode === 'long-lived' ? { limits: LIFTED_LIMITS } : {}),
         ...(this.args.uvThreadpoolSize === undefined ? {} : { uvThreadpoolSize: this.args.uvThreadpoolSize }),
         ...(this.args.nodeOptions.length === 0 ? {} : { nodeOptions: this.args.nodeOptions }),
-        ...(this.args.cpuScheduling === undefined ? {} : { cpuScheduling: this.args.cpuScheduling }),
         ...(profile && this.args.cpuProf !== undefined ? { cpuProfDir: this.args.cpuProf } : {}),
       });
     } catch (err) {
@@ -179,7 +171,6 @@ class Run {
       return;
     }
     const rssKbAtStart = d.stats().rssKb;
-    this.policies.add(d.policies());
     let names = preload;
     try {
       names += await body(d);
@@ -340,7 +331,6 @@ async function main(): Promise<number> {
   for (const [when, r] of [['start', raw0], ['end', raw1]] as const) {
     console.log(`raw crypto.verify P-384 (${when}): sync 1 thread ${fmt(r.sync)}/s, async pool ${fmt(r.async)}/s at ${fmt(r.asyncCpuMs, 3)} ms CPU each`);
   }
-  console.log(`daemons' threads at start: ${[...run.policies].join('; ')} (cpu-scheduling ${args.cpuScheduling ?? 'default'}); this process's raw verify: ${describePolicies(process.pid)}`);
   console.log('');
   printResults(run);
   console.log('');

@@ -43,7 +43,7 @@
  * that logged its election), and the etcd transactions and range reads
  * per request (the members' /metrics).
  *
- *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--warm N] [--rounds N] [--cpu-prof DIR] [--daemon-node-option OPT]... [--cpu-scheduling batch|normal]
+ *   npx tsc -p tsconfig.json && node dist/bench/shared-store.js [--names N] [--concurrency N] [--etcd-members 1|3] [--cross] [--files-3] [--warm N] [--rounds N] [--cpu-prof DIR] [--daemon-node-option OPT]...
  *
  * Exits non-zero on errors (a refused or unanswered request, a daemon that
  * does not start or stop), never on a missed target.
@@ -55,8 +55,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcdCluster, type EtcdCluster } from '../test/helpers/etcd.js';
 import { startNamed, type NamedLab, type TsigKeySpec } from '../test/helpers/named.js';
-import type { CpuScheduling } from '../src/config/daemon.js';
-import { cpuSchedulingArg, procStats, startDaemon, type Daemon } from './load/daemon.js';
+import { procStats, startDaemon, type Daemon } from './load/daemon.js';
 import { runPhase, type PhaseResult, type Request } from './load/drive.js';
 import { addressOf, MAX_SET, presign, signChild, type NameSet } from './load/sign.js';
 
@@ -73,11 +72,10 @@ interface Args {
   warm: number;
   rounds: number;
   nodeOptions: string[];
-  cpuScheduling: CpuScheduling | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3, files3: false, warm: 3000, rounds: 3, nodeOptions: [], cpuScheduling: undefined };
+  const args: Args = { names: 3000, concurrency: 32, cpuProf: undefined, cross: false, members: 3, files3: false, warm: 3000, rounds: 3, nodeOptions: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cross') {
@@ -94,10 +92,6 @@ function parseArgs(argv: string[]): Args {
     }
     if (a === '--cpu-prof') {
       args.cpuProf = path.resolve(argv[++i] ?? 'prof');
-      continue;
-    }
-    if (a === '--cpu-scheduling') {
-      args.cpuScheduling = cpuSchedulingArg(argv[++i]);
       continue;
     }
     const v = Number(argv[++i]);
@@ -280,14 +274,12 @@ async function main(): Promise<number> {
             tsig,
             preload: 0,
             nodeOptions: args.nodeOptions,
-            ...(args.cpuScheduling === undefined ? {} : { cpuScheduling: args.cpuScheduling }),
             ...(s.store === undefined ? {} : { store: s.store }),
             ...(args.cpuProf === undefined ? {} : { cpuProfDir: path.join(args.cpuProf, `${s.label.replace(/[^a-z0-9]+/g, '-')}-${i}`) }),
           }),
         );
       }
       if (s.store !== undefined) prepared[prepared.length - 1] = { ...prepared[prepared.length - 1], publisher: await publisherOf(ds) };
-      console.log(`${s.label}: daemons' threads ${ds.map((d) => d.policies()).join('; ')}`);
     }
     for (const p of prepared) {
       if (p.warm !== undefined) {

@@ -10,12 +10,10 @@
  * says how much of the daemon's CPU per request is the daemon's own and
  * how much Node's connection handling and the verify itself cost.
  *
- *   npx tsc -p tsconfig.json && node dist/bench/verify-floor.js [names=5000] [concurrency=32] [batch|normal]
+ *   npx tsc -p tsconfig.json && node dist/bench/verify-floor.js [names=5000] [concurrency=32]
  *
  * The server is this script run again with `--serve` (its CPU is read
- * from /proc like the daemon's). Its threads run under the scheduling
- * policy the last argument names, like bin/nsregd's `cpu-scheduling`
- * (default batch, as the daemon's default).
+ * from /proc like the daemon's).
  */
 import { spawn } from 'node:child_process';
 import type { KeyObject } from 'node:crypto';
@@ -25,9 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeMessage } from '../src/dns/message.js';
 import { publicKeyFromRData } from '../src/dns/keys.js';
 import { extractSig0, keyRecords, prepareSig0, verifyPreparedSig0 } from '../src/dns/sig0.js';
-import type { CpuScheduling } from '../src/config/daemon.js';
-import { setCpuScheduling } from '../src/daemon/cpu-scheduling.js';
-import { cpuSchedulingArg, describePolicies, procStats } from './load/daemon.js';
+import { procStats } from './load/daemon.js';
 import { onReplies, runPhase, type Mode, type PhaseResult } from './load/drive.js';
 import { rawVerify } from './load/raw-verify.js';
 import { addressOf, presign, signChild } from './load/sign.js';
@@ -36,8 +32,7 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const ZONE = 'bench.test.';
 
 /** The server: one reply per framed message, as described above. */
-function serve(policy: CpuScheduling): void {
-  if (policy === 'batch') setCpuScheduling(policy);
+function serve(): void {
   const keys = new Map<string, KeyObject>();
   const answer = async (msg: Buffer): Promise<Buffer> => {
     const m = decodeMessage(msg);
@@ -78,18 +73,15 @@ function serve(policy: CpuScheduling): void {
 async function main(): Promise<void> {
   const names = Number(process.argv[2] ?? 5000);
   const concurrency = Number(process.argv[3] ?? 32);
-  const policy = cpuSchedulingArg(process.argv[4] ?? 'batch');
   console.log(`load average at start: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const raw0 = await rawVerify(2);
   const sets = { 'per-host': await presign(SCRIPT, ZONE, 'fh-', 1, names, 2), 'long-lived': await presign(SCRIPT, ZONE, 'fl-', 2, names, 2) };
   const results: PhaseResult[] = [];
-  const policies = new Set<string>();
   for (const mode of ['per-host', 'long-lived'] as Mode[]) {
-    const child = spawn(process.execPath, [SCRIPT, '--serve', policy], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [SCRIPT, '--serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = await new Promise<number>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
     const pid = child.pid!;
-    const d = { pid, port, startMs: 0, stats: () => procStats(pid), output: () => '', policies: () => describePolicies(pid), stop: () => Promise.resolve(0) };
-    policies.add(d.policies());
+    const d = { pid, port, startMs: 0, stats: () => procStats(pid), output: () => '', stop: () => Promise.resolve(0) };
     const set = sets[mode];
     const reqs = (msgs: Buffer[]) => msgs.map((framed, i) => ({ framed, source: mode === 'per-host' ? addressOf(set.block, i) : '127.0.0.1' }));
     results.push(await runPhase('claim', mode, d, pid, reqs(set.claims), concurrency));
@@ -101,7 +93,7 @@ async function main(): Promise<void> {
   const rawAsync = (raw0.async + raw1.async) / 2;
   const verifyCpu = (raw0.asyncCpuMs + raw1.asyncCpuMs) / 2;
   console.log(`raw crypto.verify P-384: async pool ${rawAsync.toFixed(0)}/s at ${verifyCpu.toFixed(3)} ms CPU each (mean of start and end: ${raw0.async.toFixed(0)}, ${raw1.async.toFixed(0)})`);
-  console.log(`floor server, ${names} names, ${concurrency} in flight, ${availableParallelism()} CPUs; its threads: ${[...policies].join('; ')}`);
+  console.log(`floor server, ${names} names, ${concurrency} in flight, ${availableParallelism()} CPUs`);
   console.log('mode        phase           req/s  ÷ raw   p50 ms   p99 ms  server CPU ms/req  ÷ verify  main thread u+s  machine busy  client ms/req  errors');
   for (const r of results) {
     const main = r.threads[0];
@@ -116,5 +108,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--sign-job') await signChild(process.argv[3] ?? '{}');
-else if (process.argv[2] === '--serve') serve(cpuSchedulingArg(process.argv[3]));
+else if (process.argv[2] === '--serve') serve();
 else await main();

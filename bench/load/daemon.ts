@@ -13,8 +13,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
-import { CPU_SCHEDULINGS, type CpuScheduling } from '../../src/config/daemon.js';
-import { SCHED_BATCH, SCHED_OTHER, threadPolicies } from '../../src/daemon/cpu-scheduling.js';
 import { formatRfc3339 } from '../../src/daemon/keydb/rfc3339.js';
 import { encodeLine } from '../../src/daemon/journal.js';
 import { keyTag } from '../../src/dns/keys.js';
@@ -94,8 +92,6 @@ export interface DaemonSpec {
   store?: Readonly<Record<string, unknown>>;
   /** Options for the daemon's node (`--max-semi-space-size=32`, say). */
   nodeOptions?: readonly string[];
-  /** `cpu-scheduling` (default: none, bin/nsregd's default). */
-  cpuScheduling?: CpuScheduling;
 }
 
 /**
@@ -107,7 +103,6 @@ function configYaml(spec: DaemonSpec, port: number, dataDir: string): string {
   const top: Record<string, unknown> = { 'listen-addr': '127.0.0.1', 'listen-port': port, 'data-dir': dataDir };
   if (spec.limits !== undefined) top.limits = spec.limits;
   if (spec.store !== undefined) top.store = spec.store;
-  if (spec.cpuScheduling !== undefined) top['cpu-scheduling'] = spec.cpuScheduling;
   return `${dump(top, { lineWidth: -1 })}zones:\n${zoneYaml(spec.zone, {
     'max-key-ttl': '720h',
     'max-addr-ttl': '24h',
@@ -172,25 +167,6 @@ export function machineCpu(): { busyMs: number; totalMs: number } {
   return { busyMs: ((total - idle) / CLK_TCK) * 1000, totalMs: (total / CLK_TCK) * 1000 };
 }
 
-/** The value of a bench's `--cpu-scheduling` option. */
-export function cpuSchedulingArg(v: string | undefined): CpuScheduling {
-  const hit = CPU_SCHEDULINGS.find((p) => p === v);
-  if (hit === undefined) throw new Error(`--cpu-scheduling takes ${CPU_SCHEDULINGS.join(' or ')}`);
-  return hit;
-}
-
-const POLICY_NAMES: Readonly<Record<number, string>> = { [SCHED_OTHER]: 'SCHED_OTHER', [SCHED_BATCH]: 'SCHED_BATCH' };
-
-/** The scheduling policies of a process's threads, counted ("SCHED_BATCH × 11"). */
-export function describePolicies(pid: number): string {
-  const counts = new Map<string, number>();
-  for (const p of threadPolicies(pid).values()) {
-    const name = POLICY_NAMES[p] ?? `policy ${p}`;
-    counts.set(name, (counts.get(name) ?? 0) + 1);
-  }
-  return [...counts].map(([name, n]) => `${name} × ${n}`).join(', ');
-}
-
 export interface Daemon {
   readonly pid: number;
   readonly port: number;
@@ -198,8 +174,6 @@ export interface Daemon {
   readonly startMs: number;
   stats(): ProcStats;
   output(): string;
-  /** The scheduling policies of its threads now ("SCHED_BATCH × 11", say). */
-  policies(): string;
   /** SIGTERM → exit, ms (the data directory is removed afterwards, not timed). */
   stop(): Promise<number>;
 }
@@ -266,7 +240,6 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     startMs,
     stats: () => procStats(pid),
     output: () => out.text(),
-    policies: () => describePolicies(pid),
     async stop(): Promise<number> {
       const t = performance.now();
       if (child.exitCode === null && child.signalCode === null) {

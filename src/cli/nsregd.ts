@@ -13,7 +13,6 @@ import { ConfigError } from '../config/errors.js';
 import { formatDuration } from '../config/duration.js';
 import { limitEntries } from '../config/limits.js';
 import { storeEntries } from '../config/store.js';
-import { setCpuScheduling } from '../daemon/cpu-scheduling.js';
 import { Daemon } from '../daemon/daemon.js';
 import { runAdmin, type AdminInvocation } from './admin.js';
 import { createLogger } from './logger.js';
@@ -36,7 +35,7 @@ function defaultConfigFile(): string {
 export function configSummary(c: DaemonConfig): string {
   const lines = [
     `config ${c.file}: OK`,
-    `listen ${c.listenAddr} port ${c.listenPort} (TCP), data-dir ${c.dataDir}, cpu-scheduling ${c.cpuScheduling}`,
+    `listen ${c.listenAddr} port ${c.listenPort} (TCP), data-dir ${c.dataDir}`,
     `limits: ${limitEntries(c.limits).map(([key, value]) => `${key} ${value}`).join(', ')}`,
     `store: ${storeEntries(c.store).map(([key, value]) => `${key}: ${value}`).join(', ')}`,
   ];
@@ -177,19 +176,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let daemon: Daemon;
   try {
-    daemon = await Daemon.startWith(config, {
-      logger,
-      print: flags.print === true,
-      version: packageVersion(),
-      setCpuScheduling: (policy) => {
-        try {
-          setCpuScheduling(policy);
-          logger.info({ policy }, 'CPU scheduling policy set');
-        } catch (err) {
-          logger.warn({ policy, reason: errorMessage(err) }, 'cannot set the CPU scheduling policy; running with the one the daemon has');
-        }
-      },
-    });
+    daemon = await Daemon.startWith(config, { logger, print: flags.print === true, version: packageVersion() });
   } catch (err) {
     const message = err instanceof ConfigError ? err.message : `start-up failed: ${errorMessage(err)}`;
     logger.fatal(message);

@@ -38,13 +38,6 @@ import { ETCD_MAX_RECORDS_PER_NAME, parseStore, readableByOthers, storePasswordI
 export type { UpstreamConfig } from './upstreams/index.js';
 export type { StoreConfig } from './store.js';
 
-/**
- * `cpu-scheduling`: the Linux scheduling policy of the daemon's threads
- * (sched(7)): SCHED_BATCH, or SCHED_OTHER left as the service manager set it.
- */
-export const CPU_SCHEDULINGS = ['batch', 'normal'] as const;
-export type CpuScheduling = (typeof CPU_SCHEDULINGS)[number];
-
 /** `label-syntax`: what a claimed label may hold (checked in src/daemon/labels.ts). */
 export const LABEL_SYNTAXES = ['hostname', 'printable'] as const;
 export type LabelSyntax = (typeof LABEL_SYNTAXES)[number];
@@ -82,8 +75,6 @@ export interface DaemonConfig {
   /** Where Prometheus metrics are served (`metrics-listen`); undefined: not served. */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
   readonly debug: boolean;
-  /** `cpu-scheduling` (README, "CPU scheduling"). */
-  readonly cpuScheduling: CpuScheduling;
   /** The `limits:` section, defaults filled in (`max-sig-validity` is its `replay-window`). */
   readonly limits: Limits;
   /** The `store:` section: where claims and records are kept (files in data-dir, or etcd). */
@@ -118,7 +109,6 @@ export const DAEMON_DEFAULTS = Object.freeze({
   /** Empty: no metrics endpoint. */
   'metrics-listen': '',
   debug: false,
-  'cpu-scheduling': 'batch',
   /** The other name of `limits.replay-window`. */
   'max-sig-validity': LIMITS_DEFAULTS['replay-window'],
 });
@@ -230,7 +220,6 @@ function parse(text: string, file: string): { loaded: LoadedConfig<DaemonConfig>
     dataDir,
     controlSocket,
     debug: top.bool('debug') ?? DAEMON_DEFAULTS.debug,
-    cpuScheduling: top.oneOf('cpu-scheduling', CPU_SCHEDULINGS) ?? DAEMON_DEFAULTS['cpu-scheduling'],
     limits,
     store,
     zones,

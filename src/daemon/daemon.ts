@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { loadDaemonConfig, type CpuScheduling, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
+import { loadDaemonConfig, type DaemonConfig, type ZoneConfig } from '../config/daemon.js';
 import { limitEntries, type Limits } from '../config/limits.js';
 import { storeEntries } from '../config/store.js';
 import { verifyPreparedSig0, type PreparedSig0 } from '../dns/sig0.js';
@@ -37,13 +37,6 @@ export interface DaemonOptions {
   print?: boolean;
   /** What `nsregd status` reports as the version. */
   version?: string;
-  /**
-   * Puts this process's threads under a `cpu-scheduling` policy (the CLI
-   * passes one; a daemon run inside another program leaves its process
-   * alone). Called at start for `batch`, and at a reload that changes the
-   * setting.
-   */
-  setCpuScheduling?: (policy: CpuScheduling) => void;
 }
 
 /** The signature-check settings of the `limits:` section (README, "Limits"). */
@@ -106,7 +99,6 @@ export class Daemon {
       // before it touches a key database, a state file or an upstream.
       daemon.control = await ControlServer.open(config.controlSocket, adminHandler(daemon.adminView()), opts.logger);
       opts.logger.info({ socket: config.controlSocket }, 'control socket ready');
-      if (config.cpuScheduling === 'batch') opts.setCpuScheduling?.(config.cpuScheduling);
       if (config.metricsListen !== undefined) {
         daemon.metrics = new DaemonMetrics(daemon.metricsSource());
         daemon.timedVerify = daemon.metrics.timedCheck(verifyPreparedSig0);
@@ -352,7 +344,6 @@ export class Daemon {
     }
     const previous = this.config;
     this.config = next;
-    if (next.cpuScheduling !== previous.cpuScheduling) this.opts.setCpuScheduling?.(next.cpuScheduling);
     this.applyLimits(previous.limits);
     for (const [name, zone] of [...this.zones]) {
       if (next.zones[name] === undefined) {

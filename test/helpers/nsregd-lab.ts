@@ -43,8 +43,6 @@ export interface NsregdOptions {
   listenAddr?: string;
   /** More top-level YAML (e.g. a `limits:` section), written before `zones:`. */
   extraYaml?: string;
-  /** The daemon's environment (default: this process's). */
-  env?: NodeJS.ProcessEnv;
 }
 
 export function daemonYaml(port: number, dataDir: string, zonesYaml: string, listenAddr = '127.0.0.1', extraYaml = ''): string {
@@ -60,7 +58,6 @@ export async function startNsregd(opts: NsregdOptions): Promise<NsregdLab> {
   await writeFile(configPath, daemonYaml(port, dataDir, opts.zonesYaml, listenAddr, opts.extraYaml));
   const child = spawn(process.execPath, [BIN, '-c', configPath, '--debug', ...(opts.extraArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(opts.env === undefined ? {} : { env: opts.env }),
   });
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<{ msg: string; resolve: (l: Record<string, unknown>) => void }> = [];

@@ -15,7 +15,7 @@ describe('nsregd --check-config summary', () => {
     const lines = configSummary(parseDaemonConfig(ZONE, FILE).config).split('\n');
     assert.deepEqual(lines, [
       `config ${FILE}: OK`,
-      'listen localhost port 8053 (TCP), data-dir /var/lib/nsregd, cpu-scheduling batch',
+      'listen localhost port 8053 (TCP), data-dir /var/lib/nsregd',
       'limits: sig-rate-per-source 50, sig-burst-per-source 100, checks-in-flight 16, checks-per-source 16, connections 512, ' +
         'connections-per-source 32, idle-timeout 30s, message-timeout 5s, max-message-size 65535, records-per-name 16, replay-window 1h0m0s',
       'store: type: files',
@@ -32,10 +32,5 @@ describe('nsregd --check-config summary', () => {
     assert.match(summary, /^limits: sig-rate-per-source 0, sig-burst-per-source 100, checks-in-flight 16, checks-per-source 4096, .* message-timeout 1\.5s, .* records-per-name 3, replay-window 1h0m0s$/m);
     assert.match(summary, /^zone dyn\.example\.org\.: .*max-records-per-name 3, /m);
     assert.match(summary, /^zone b\.example\.org\.: .*max-records-per-name 40, /m);
-  });
-
-  it('prints cpu-scheduling as configured', () => {
-    const summary = configSummary(parseDaemonConfig(`cpu-scheduling: Normal\n${ZONE}`, FILE).config);
-    assert.match(summary, /^listen localhost port 8053 \(TCP\), data-dir \/var\/lib\/nsregd, cpu-scheduling normal$/m);
   });
 });

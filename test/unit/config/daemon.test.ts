@@ -66,7 +66,6 @@ describe('daemon config: good input', () => {
     assert.equal(config.listenPort, 8053);
     assert.equal(config.dataDir, '/var/lib/nsregd');
     assert.equal(config.debug, false);
-    assert.equal(config.cpuScheduling, 'batch');
     assert.equal(config.file, FILE);
     const zone = config.zones['dynamic.example.org.'];
     assert.ok(zone);
@@ -200,7 +199,6 @@ describe('daemon config: bad input', () => {
     { name: 'zones not a mapping', edit: (t) => (t.zones = ['dynamic.example.org']), reason: 'type', keyPath: 'zones' },
     { name: 'listen-port out of range', edit: (t) => (t['listen-port'] = 65536), reason: 'range', keyPath: 'listen-port' },
     { name: 'listen-addr a list', edit: (t) => (t['listen-addr'] = ['a']), reason: 'type', keyPath: 'listen-addr' },
-    { name: 'unknown cpu-scheduling', edit: (t) => (t['cpu-scheduling'] = 'fifo'), reason: 'invalid', keyPath: 'cpu-scheduling' },
     { name: 'duplicate key after case folding', edit: (t) => (t.Debug = true, t.debug = false), reason: 'duplicate', keyPath: 'debug' },
   ];
   for (const c of cases) {
