@@ -33,7 +33,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { Range, type Namespace } from 'etcd3';
+import { Range, type IKeyValue, type Namespace } from 'etcd3';
 import type { DaemonConfig, ZoneConfig } from '../config/daemon.js';
 import type { Clock } from '../clock.js';
 import { childLabel } from '../dns/names.js';
@@ -68,6 +68,7 @@ import {
   recordSlot,
 } from './shared/layout.js';
 import type { StoredDeadlines } from './shared/contract.js';
+import { readAtOneRevision } from './shared/mirror.js';
 import { ZoneState, type LoadedRecord } from './zonestate.js';
 
 /** The format this nsregd writes and reads. */
@@ -469,23 +470,10 @@ async function rangeAll(
   prefix: string,
   revision?: string,
 ): Promise<{ revision: string; kvs: Array<{ key: string; value: Buffer }> }> {
-  const end = Range.prefix(prefix).end;
   const kvs: Array<{ key: string; value: Buffer }> = [];
-  let start: Buffer = Buffer.from(prefix);
-  let rev = revision;
-  for (;;) {
-    const from = start;
-    const at = rev;
-    const res = await store.run(`read ${prefix}`, () => {
-      const q = ns.getAll().inRange(new Range(from, end)).limit(1000);
-      return (at === undefined ? q : q.revision(at)).exec();
-    });
-    rev ??= res.header.revision;
-    for (const kv of res.kvs) kvs.push({ key: kv.key.toString('utf8'), value: kv.value });
-    const last = res.kvs.at(-1);
-    if (!res.more || last === undefined) return { revision: rev, kvs };
-    start = Buffer.concat([last.key, Buffer.from([0])]);
-  }
+  const each = (kv: IKeyValue): void => void kvs.push({ key: kv.key.toString('utf8'), value: kv.value });
+  const at = await readAtOneRevision(ns, (what, op) => store.run(what, op), `read ${prefix}`, Range.prefix(prefix), 1000, each, undefined, revision === undefined ? undefined : BigInt(revision));
+  return { revision: at.toString(), kvs };
 }
 
 /**

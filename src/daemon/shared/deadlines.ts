@@ -27,6 +27,7 @@ import { isSubdomain } from '../../dns/names.js';
 import type { SharedStore, StoredDeadlines, Versioned } from './contract.js';
 import { readAtOneRevision, type ZoneMirrorOptions } from './mirror.js';
 import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, parseZoneKey } from './layout.js';
+import { ResponseTooLargeError } from './errors.js';
 
 /** Keys per page of the term's first read. */
 const LOAD_PAGE = 1000;
@@ -163,8 +164,23 @@ export class DeadlineSchedule {
     return all;
   }
 
-  /** One transaction of reads (no compares): what each name's until/ holds at one revision. */
+  /**
+   * One transaction of reads (no compares): what each name's until/ holds
+   * at one revision. An answer larger than the client takes (entries
+   * someone made large) is asked again as two halves, down to single keys.
+   */
   async #read(names: readonly string[]): Promise<void> {
+    try {
+      await this.#readOnce(names);
+    } catch (err) {
+      if (!(err instanceof ResponseTooLargeError) || names.length === 1) throw err;
+      const half = Math.ceil(names.length / 2);
+      await this.#read(names.slice(0, half));
+      await this.#read(names.slice(half));
+    }
+  }
+
+  async #readOnce(names: readonly string[]): Promise<void> {
     const key = (name: string): Buffer => Buffer.concat([this.#ns.prefix, Buffer.from(deadlinesKey(name))]);
     const res = await this.#run(`deadlines of ${this.#zone}`, () =>
       this.#ns.kv.txn({ compare: [], success: names.map((name): IRequestOp => ({ request_range: { key: key(name) } })), failure: [] }),

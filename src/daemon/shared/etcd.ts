@@ -15,13 +15,13 @@
  * ever logged.
  */
 import { createHash } from 'node:crypto';
-import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, GRPCResourceExhastedError, isRecoverableError, type IOptions, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 
 import { errorMessage, NsregError } from '../../errors.js';
 import type { Election, SharedStore, StoreConfig, ZoneMirror } from './contract.js';
 import { LeaseElection } from './election.js';
-import { StoreUnavailableError } from './errors.js';
+import { ResponseTooLargeError, StoreUnavailableError } from './errors.js';
 import { zoneNamespacePrefix, zonesPrefix } from './layout.js';
 import { openZoneMirror, type EtcdZoneMirror } from './mirror.js';
 
@@ -76,6 +76,21 @@ const neverAborted = new AbortController().signal;
 class EndpointPausedError extends Error {}
 
 /**
+ * gRPC's own refusal of an answer above its receive limit (status
+ * RESOURCE_EXHAUSTED, raised by the client, not by etcd). etcd3 counts every
+ * RESOURCE_EXHAUSTED as an endpoint's failure; this one is the reader's,
+ * and asking another endpoint gets the same answer.
+ */
+function isTooLargeForClient(err: unknown): boolean {
+  return err instanceof GRPCResourceExhastedError && err.message.includes('larger than max');
+}
+
+/** A failure that says the endpoint is unwell (etcd3's recoverable errors, less the answer-too-large one). */
+function isEndpointFailure(err: unknown): err is Error {
+  return err instanceof Error && isRecoverableError(err) && !isTooLargeForClient(err);
+}
+
+/**
  * Runs each call, at most `attempts` times in all while it fails with a
  * recoverable (connection-level) error. A call that ran out of its
  * deadline is not tried again: the deadline is the operation's whole
@@ -92,7 +107,7 @@ export function retryPolicy(attempts: number): Policy {
         try {
           return await fn({ signal: signal ?? neverAborted });
         } catch (err) {
-          if (!(err instanceof Error) || !isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) throw err;
+          if (!isEndpointFailure(err) || err instanceof GRPCDeadlineExceededError) throw err;
           last = err;
         }
       }
@@ -113,7 +128,7 @@ export function pausePolicy(pauseMs: number): Policy {
       try {
         return await fn({ signal: signal ?? neverAborted });
       } catch (err) {
-        if (err instanceof Error && isRecoverableError(err)) pausedUntil = Date.now() + pauseMs;
+        if (isEndpointFailure(err)) pausedUntil = Date.now() + pauseMs;
         throw err;
       }
     },
@@ -236,6 +251,7 @@ class EtcdStore implements SharedStore {
       }
       // Our own errors (a value the layout refuses, a refusal) say nothing about etcd.
       if (err instanceof NsregError) throw err;
+      if (isTooLargeForClient(err)) throw new ResponseTooLargeError(`${what}: ${errorMessage(err)}`, { cause: err });
       const e = new StoreUnavailableError(`${what}: ${errorMessage(err)}`, { cause: err });
       this.#failed(e);
       throw e;

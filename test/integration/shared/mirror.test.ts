@@ -389,3 +389,68 @@ describe('zone mirror: the watch cut while others write', () => {
     }
   });
 });
+
+describe('reads whose answers are larger than the client takes', () => {
+  let cluster: EtcdCluster;
+  let raw: Etcd3;
+  let ns: Namespace;
+  let store: SharedStore;
+  let log: LogLine[];
+  /** 50 entries of 1.4 MB: 70 MB in one answer, above the client's 64 MB. */
+  const BIG = 50;
+  const bigName = (i: number): string => `big${i}.example.test.`;
+
+  before(async () => {
+    cluster = await startEtcdCluster({ members: 1 });
+    raw = new Etcd3({ hosts: [...cluster.endpoints] });
+    ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
+    // Written by something other than nsregd: large, and not deadlines at all.
+    const junk = Buffer.alloc(1_400_000, 0x7a);
+    for (let i = 0; i < BIG; i++) await ns.put(deadlinesKey(bigName(i))).value(junk);
+    await ns.put(deadlinesKey('a.example.test.')).value(encodeDeadlines({ expiry: 1_900_000_000_000, records: new Map() }));
+    await ns.put(deadlinesKey('zz.example.test.')).value(encodeDeadlines({ expiry: 5, records: new Map() }));
+    const sink = logSink();
+    log = sink.lines;
+    store = await openSharedStore(config(cluster.endpoints, PREFIX), sink.logger);
+    // Read through the store's own client (its fault policies), as the daemon does.
+    ns = store.zoneNamespace(ZONE);
+  });
+  after(async () => {
+    await store.close();
+    raw.close();
+    await cluster.close();
+  });
+
+  it('a paged read asks again with fewer keys, and etcd is not taken for unavailable', async () => {
+    let calls = 0;
+    const seen: string[] = [];
+    await readAtOneRevision(
+      ns,
+      (what, op) => {
+        calls++;
+        return store.run(what, op);
+      },
+      'big',
+      Range.prefix('until/'),
+      1000,
+      (kv) => seen.push(kv.key.toString()),
+    );
+    assert.equal(seen.length, BIG + 2);
+    assert.deepEqual(seen, [...seen].sort(), 'in key order, each once');
+    assert.ok(calls > 2, `asked again with smaller pages (${calls} requests)`);
+    assert.equal(store.healthy, true);
+    assert.deepEqual(log.filter((l) => l.msg.includes('unavailable')), []);
+  });
+
+  it('the deadline schedule loads them and reads them again in smaller transactions', async () => {
+    const sink = logSink();
+    const schedule = new DeadlineSchedule({ zone: ZONE, namespace: ns, run: (what, op) => store.run(what, op), logger: sink.logger });
+    await schedule.load();
+    assert.equal(schedule.size, 2, 'the two entries that decode');
+    assert.equal(sink.lines.filter((l) => l.msg.includes('do not decode')).length, BIG);
+    const names = [...Array.from({ length: BIG }, (_, i) => bigName(i)), 'a.example.test.', 'zz.example.test.'];
+    assert.deepEqual(await schedule.reread(names, 64), names, 'every name read again (one transaction would have been 70 MB)');
+    assert.deepEqual(schedule.scan(1_000), { due: ['zz.example.test.'], next: 1_900_000_000_000 });
+    assert.equal(store.healthy, true);
+  });
+});
