@@ -47,7 +47,7 @@ import { isEmptyChange, recordKey, type AddrRecord, type UpstreamChange } from '
 import type { Upstream } from '../upstreams/upstream.js';
 import { checkUnused, SHUTDOWN_DRAIN_MS, type ClaimedKey, type ServedZone, type UpdatePlan, type UpdateResult, type ZoneCounters } from '../zone.js';
 import type { Election, SharedStore, StoredClaim, StoredDeadlines, ZoneMirror } from './contract.js';
-import { StoreUnavailableError } from './errors.js';
+import { ResponseTooLargeError, StoreUnavailableError } from './errors.js';
 import * as layout from './layout.js';
 import { earliestDeadline } from './deadlines.js';
 import { Publisher } from './publisher.js';
@@ -269,7 +269,8 @@ export class SharedZone implements ServedZone {
     try {
       return await this.applyShared(plan, now);
     } catch (err) {
-      if (!(err instanceof StoreUnavailableError)) throw err;
+      // Too large an answer (values written from outside under this name) fails this request alone, the same way.
+      if (!(err instanceof StoreUnavailableError || err instanceof ResponseTooLargeError)) throw err;
       this.logger.warn({ name: plan.name, err }, 'shared store unavailable: update not applied');
       return { ok: false, failure: 'store-unavailable' };
     }
@@ -447,7 +448,7 @@ export class SharedZone implements ServedZone {
     const read = this.claimedInStore(name).then(
       () => undefined,
       (err: unknown) => {
-        throw err instanceof StoreUnavailableError ? Refusals.storeUnavailable() : err;
+        throw err instanceof StoreUnavailableError || err instanceof ResponseTooLargeError ? Refusals.storeUnavailable() : err;
       },
     );
     const tracked = read.finally(() => this.claimReads.delete(name));
