@@ -18,7 +18,7 @@
 import { CompareResult, CompareTarget, Range, type IKeyValue, type IRequestOp, type ITxnRequest, type Namespace } from 'etcd3';
 import type { SharedStore } from './contract.js';
 import { StoreUnavailableError } from './errors.js';
-import { SERIAL_KEY } from './layout.js';
+import { fullKey, SERIAL_KEY } from './layout.js';
 
 /** At most this many names per batch (etcd's default --max-txn-ops is 128 operations per level). */
 export const MAX_BATCH = 64;
@@ -111,7 +111,7 @@ export class TxnBatcher {
   }
 
   private key(k: string): Buffer {
-    return Buffer.concat([this.ns.prefix, Buffer.from(k)]);
+    return fullKey(this.ns, k);
   }
 
   private inner(t: NameTxn): ITxnRequest {

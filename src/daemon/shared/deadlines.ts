@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import { isSubdomain } from '../../dns/names.js';
 import type { SharedStore, StoredDeadlines, Versioned } from './contract.js';
 import { readAtOneRevision, type ZoneMirrorOptions } from './mirror.js';
-import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, parseZoneKey } from './layout.js';
+import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, fullKey, parseZoneKey } from './layout.js';
 import { ResponseTooLargeError } from './errors.js';
 
 /** Keys per page of the term's first read. */
@@ -181,9 +181,8 @@ export class DeadlineSchedule {
   }
 
   async #readOnce(names: readonly string[]): Promise<void> {
-    const key = (name: string): Buffer => Buffer.concat([this.#ns.prefix, Buffer.from(deadlinesKey(name))]);
     const res = await this.#run(`deadlines of ${this.#zone}`, () =>
-      this.#ns.kv.txn({ compare: [], success: names.map((name): IRequestOp => ({ request_range: { key: key(name) } })), failure: [] }),
+      this.#ns.kv.txn({ compare: [], success: names.map((name): IRequestOp => ({ request_range: { key: fullKey(this.#ns, deadlinesKey(name)) } })), failure: [] }),
     );
     const at = BigInt(res.header.revision);
     names.forEach((name, i) => {

@@ -20,6 +20,7 @@
  * Pure: no I/O, no clock. The CLI imports it too (store export/import).
  */
 import { randomBytes } from 'node:crypto';
+import type { Namespace } from 'etcd3';
 import { NsregError } from '../../errors.js';
 import { keyCostProblem, keyTag } from '../../dns/keys.js';
 import { canonicalName } from '../../dns/names.js';
@@ -157,6 +158,15 @@ export function splitZoneKey(prefix: string, fullKey: string): { readonly zone: 
 /** `keys/<name>`: the claim of `name`. */
 export function claimKey(name: string): string {
   return KEYS_PREFIX + nameSegment(name, 'claimed name');
+}
+
+/**
+ * `key` (relative to `ns`) as etcd holds it, the namespace's prefix first:
+ * for raw requests (`ns.kv.…`), which the namespace does not prefix, and to
+ * compare with the keys etcd returns.
+ */
+export function fullKey(ns: Namespace, key: string): Buffer {
+  return Buffer.concat([ns.prefix, Buffer.from(key)]);
 }
 
 /** `until/<name>`: the deadlines of `name`. */

@@ -194,7 +194,7 @@ export class SharedZone implements ServedZone {
 
   /** Notes what a read of `name` at `revision` found under `until/<name>` (its absence included). */
   private rememberRead(name: string, revision: string, kvs: readonly IKeyValue[]): void {
-    const full = Buffer.concat([this.ns.prefix, Buffer.from(layout.deadlinesKey(name))]);
+    const full = layout.fullKey(this.ns, layout.deadlinesKey(name));
     const kv = kvs.find((k) => k.key.equals(full));
     if (kv === undefined) {
       this.remember(name, ABSENT, revision);
