@@ -14,7 +14,13 @@
  *  - memory: a message-size cap, a cap on requests in flight per connection
  *    (a request is in flight until its reply has drained to the kernel), and
  *    a bound on unsent reply bytes; beyond either, reading stops (RFC 7766
- *    section 6.2.2 lets a server stop reading to apply back-pressure).
+ *    section 6.2.2 lets a server stop reading to apply back-pressure);
+ *  - fairness: a connection hands at most maxPipelined requests to the handler
+ *    per turn of the event loop. Replies that reach the kernel at once call
+ *    back within the same turn, so without this bound a client pipelining
+ *    cheap queries would be answered by the thousand per turn while the
+ *    steps of everyone else's requests (a signature check, a journal write)
+ *    wait behind them.
  * No reply path can throw out of a connection: a failing handler closes
  * that connection, and a reply too large for the length prefix goes through
  * the `onOversize` hook (or closes the connection).
@@ -227,6 +233,10 @@ class Connection implements RequestContext {
   lastActive: number;
   paused = false;
   closed = false;
+  /** The server's turn in which `dispatched` was counted. */
+  turn = -1;
+  /** Requests handed to the handler in that turn. */
+  dispatched = 0;
   idleTimer: TimerHandle | undefined;
   slowReadTimer: TimerHandle | undefined;
   writeTimer: TimerHandle | undefined;
@@ -262,6 +272,11 @@ export class TcpDnsServer {
   private limits: TcpLimits;
   private readonly clock: Clock;
   private connectionSeq = 0;
+  /** Turns of the event loop in which requests were dispatched, counted (see pump). */
+  private turn = 0;
+  private turnArmed = false;
+  /** Connections that used up their turn's share with requests still waiting. */
+  private readonly deferred = new Set<Connection>();
   private readonly counters: TcpStats = {
     accepted: 0,
     refusedPerSource: 0,
@@ -508,9 +523,40 @@ export class TcpDnsServer {
     return c.inFlight >= this.limits.maxPipelined || c.unsentBytes > this.limits.maxUnsentBytes;
   }
 
+  /**
+   * Whether `c` may hand one more request to the handler in this turn of
+   * the event loop; if not, it is pumped again in the next turn.
+   */
+  private mayDispatch(c: Connection): boolean {
+    if (c.turn !== this.turn) {
+      c.turn = this.turn;
+      c.dispatched = 0;
+    }
+    this.armTurn();
+    if (c.dispatched >= this.limits.maxPipelined) {
+      this.deferred.add(c);
+      return false;
+    }
+    c.dispatched++;
+    return true;
+  }
+
+  /** Ends the current turn at the next check phase of the event loop (once per turn). */
+  private armTurn(): void {
+    if (this.turnArmed) return;
+    this.turnArmed = true;
+    setImmediate(() => {
+      this.turnArmed = false;
+      this.turn++;
+      const waiting = [...this.deferred];
+      this.deferred.clear();
+      for (const c of waiting) if (!c.closed) this.pump(c);
+    });
+  }
+
   /** Hands backlog requests to the handler while the limits allow, then pauses or resumes reading. */
   private pump(c: Connection): void {
-    while (!c.closed && c.backlog.length > 0 && !this.overLimit(c)) {
+    while (!c.closed && c.backlog.length > 0 && !this.overLimit(c) && !this.deferred.has(c) && this.mayDispatch(c)) {
       this.dispatch(c, c.backlog.shift() as Buffer);
     }
     if (c.closed) return;

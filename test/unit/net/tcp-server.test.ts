@@ -436,6 +436,48 @@ describe('TCP layer: pipelining and back-pressure', () => {
   });
 });
 
+describe('TCP layer: time shared between connections', () => {
+  it('a connection pipelining cheap requests gets maxPipelined of them per turn of the event loop while another request takes its steps', async () => {
+    const BURST = 2_000;
+    const SLOW = 0xbbbb;
+    const STEPS = 5;
+    let cheapHandled = 0;
+    let cheapWhenSlowDone = -1;
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const lab = await start(
+      { maxPipelined: 16 },
+      {
+        handler: async (raw) => {
+          if (raw.readUInt16BE(0) !== SLOW) {
+            cheapHandled++;
+            return echo(raw);
+          }
+          // A request whose steps each wait for the event loop, as a signature check on the pool or a journal write does.
+          for (let i = 0; i < STEPS; i++) await turn();
+          cheapWhenSlowDone = cheapHandled;
+          return echo(raw);
+        },
+      },
+    );
+    const slow = await connected(lab, '127.0.0.61');
+    const hostile = await connected(lab, '127.0.0.62');
+    const slowReply = replies(slow, 1);
+    const cheapReplies = replies(hostile, BURST);
+    const mark = lab.events.mark();
+    hostile.write(Buffer.concat(Array.from({ length: BURST }, (_, i) => frame(query(i)))));
+    await lab.events.after(mark, is('read', '127.0.0.62'));
+    slow.write(frame(query(SLOW)));
+    assert.equal((await slowReply)[0].readUInt16BE(0), SLOW);
+    // Each of the slow request's turns let the other connection hand over at
+    // most 16 requests (one more turn for the read that brought it in).
+    assert.ok(cheapWhenSlowDone >= 0 && cheapWhenSlowDone <= (STEPS + 3) * 16, `${cheapWhenSlowDone} of ${BURST} cheap requests handled during ${STEPS} turns`);
+    assert.deepEqual(
+      (await cheapReplies).map((r) => r.readUInt16BE(0)),
+      Array.from({ length: BURST }, (_, i) => i),
+    );
+  });
+});
+
 describe('TCP layer: multi-message replies', () => {
   it('writes every message in order before the next reply, pulling them only as the peer takes them', async () => {
     const big = 60_000;
