@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import type { Election } from './contract.js';
 import { encodeLeader, LEADER_KEY } from './layout.js';
 import { Listeners } from './listeners.js';
+import { fragmentingWatcher } from './watch.js';
 
 export interface LeaseElectionOptions {
   /** The zone's namespace (`<prefix>/v1/zones/<zone>/`). */
@@ -197,7 +198,7 @@ export class LeaseElection implements Election {
   async #vacancy(from: bigint): Promise<void> {
     if (this.#closed) return;
     await new Promise<void>((resolve) => {
-      const watcher = this.#ns.watch().key(LEADER_KEY).startRevision(from.toString()).watcher();
+      const watcher = fragmentingWatcher(this.#ns.watch().key(LEADER_KEY), from);
       let finished = false;
       const done = (): void => {
         if (finished) return;
@@ -227,7 +228,7 @@ export class LeaseElection implements Election {
     // The lease's time runs from its grant: the first keep-alive goes at once.
     this.#keepAlive();
     // While leader, a change of `leader` by anyone else ends it at once.
-    const watcher = this.#ns.watch().key(LEADER_KEY).startRevision((BigInt(createRevision) + 1n).toString()).watcher();
+    const watcher = fragmentingWatcher(this.#ns.watch().key(LEADER_KEY), BigInt(createRevision) + 1n);
     this.#watcher = watcher;
     watcher.on('delete', () => this.#lose('the leader key was deleted'));
     watcher.on('put', (kv) => {

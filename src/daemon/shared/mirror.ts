@@ -52,6 +52,7 @@ import {
   type Decoded,
   type ZoneKey,
 } from './layout.js';
+import { fragmentingWatcher, WatchAssembler, type WholeRevisions } from './watch.js';
 
 /** Keys per page of a snapshot read. */
 const SNAPSHOT_PAGE = 1000;
@@ -383,10 +384,11 @@ class Mirror implements EtcdZoneMirror {
   }
 
   #watch(from: bigint): void {
-    const watcher = this.#ns.watch().inRange(MIRRORED).startRevision(from.toString()).watcher();
+    const watcher = fragmentingWatcher(this.#ns.watch().inRange(MIRRORED), from);
+    const parts = new WatchAssembler();
     this.#watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => {
-      if (this.#watcher === watcher) this.#onData(res);
+      if (this.#watcher === watcher) this.#onData(parts.take(res));
     });
     watcher.on('disconnected', (err: Error) => {
       if (this.#watcher === watcher) this.#lost(err, true);
@@ -397,7 +399,7 @@ class Mirror implements EtcdZoneMirror {
     });
   }
 
-  #onData(res: IWatchResponse): void {
+  #onData(res: WholeRevisions): void {
     const batch = new Batch();
     for (const ev of res.events) {
       const key = ev.kv.key.toString();
@@ -405,8 +407,7 @@ class Mirror implements EtcdZoneMirror {
       if (ev.type === 'Delete') this.#applyDelete(key, mod, batch);
       else this.#applyPut(key, ev.kv.value, BigInt(ev.kv.create_revision), mod, batch);
     }
-    const rev = BigInt(res.header.revision);
-    if (rev > this.#revision) this.#revision = rev;
+    if (res.revision !== undefined && res.revision > this.#revision) this.#revision = res.revision;
     this.#sweep();
     if (batch.touched) this.#listeners.emit(batch.event(this.#revision));
     this.#settleWaiters();

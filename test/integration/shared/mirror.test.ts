@@ -18,6 +18,7 @@ import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../..
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
 import { readAtOneRevision, type EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
 import { DeadlineSchedule } from '../../../src/daemon/shared/deadlines.js';
+import { fragmentingWatcher, WatchAssembler } from '../../../src/daemon/shared/watch.js';
 import {
   changeKey,
   claimKey,
@@ -396,6 +397,8 @@ describe('reads whose answers are larger than the client takes', () => {
   let ns: Namespace;
   let store: SharedStore;
   let log: LogLine[];
+  /** The revision of the first of them. */
+  let firstRevision: bigint;
   /** 50 entries of 1.4 MB: 70 MB in one answer, above the client's 64 MB. */
   const BIG = 50;
   const bigName = (i: number): string => `big${i}.example.test.`;
@@ -406,7 +409,10 @@ describe('reads whose answers are larger than the client takes', () => {
     ns = raw.namespace(zoneNamespacePrefix(PREFIX, ZONE));
     // Written by something other than nsregd: large, and not deadlines at all.
     const junk = Buffer.alloc(1_400_000, 0x7a);
-    for (let i = 0; i < BIG; i++) await ns.put(deadlinesKey(bigName(i))).value(junk);
+    for (let i = 0; i < BIG; i++) {
+      const put = await ns.put(deadlinesKey(bigName(i))).value(junk);
+      if (i === 0) firstRevision = BigInt(put.header.revision);
+    }
     await ns.put(deadlinesKey('a.example.test.')).value(encodeDeadlines({ expiry: 1_900_000_000_000, records: new Map() }));
     await ns.put(deadlinesKey('zz.example.test.')).value(encodeDeadlines({ expiry: 5, records: new Map() }));
     const sink = logSink();
@@ -451,6 +457,51 @@ describe('reads whose answers are larger than the client takes', () => {
     const names = [...Array.from({ length: BIG }, (_, i) => bigName(i)), 'a.example.test.', 'zz.example.test.'];
     assert.deepEqual(await schedule.reread(names, 64), names, 'every name read again (one transaction would have been 70 MB)');
     assert.deepEqual(schedule.scan(1_000), { due: ['zz.example.test.'], next: 1_900_000_000_000 });
+    assert.equal(store.healthy, true);
+  });
+
+  it('a watch catching up over them gets them in parts, and hands on whole revisions only', async () => {
+    // As the zone mirror's and the election's watches are made: etcd would otherwise send the 52
+    // revisions as one 70 MB response, which the client refuses, again at every new attempt.
+    const watcher = fragmentingWatcher(ns.watch().prefix('until/'), firstRevision);
+    const parts = new WatchAssembler();
+    let fragments = 0;
+    let upTo = 0n;
+    const seen: bigint[] = [];
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${seen.length} of ${BIG + 2} events within 60 s`)), 60_000);
+        const fail = (err: unknown): void => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        };
+        watcher.on('disconnected', fail);
+        watcher.on('error', fail);
+        watcher.on('data', (res) => {
+          if (res.fragment) fragments++;
+          const whole = parts.take(res);
+          for (const ev of whole.events) {
+            const mod = BigInt(ev.kv.mod_revision);
+            if (mod <= upTo) fail(new Error(`an event of revision ${mod} after revision ${upTo} was counted whole`));
+            seen.push(mod);
+          }
+          if (whole.revision !== undefined) upTo = whole.revision;
+          if (seen.length === BIG + 2) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    } finally {
+      await watcher.cancel();
+    }
+    assert.ok(fragments >= BIG / 2, `${fragments} parts marked fragment`);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: BIG + 2 }, (_, i) => firstRevision + BigInt(i)),
+    );
+    assert.ok(upTo >= firstRevision + BigInt(BIG + 1), `whole up to ${upTo}`);
+    assert.equal(parts.held, 0);
     assert.equal(store.healthy, true);
   });
 });
