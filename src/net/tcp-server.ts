@@ -15,12 +15,12 @@
  *    (a request is in flight until its reply has drained to the kernel), and
  *    a bound on unsent reply bytes; beyond either, reading stops (RFC 7766
  *    section 6.2.2 lets a server stop reading to apply back-pressure);
- *  - fairness: a connection hands at most maxPipelined requests to the handler
- *    per turn of the event loop. Replies that reach the kernel at once call
- *    back within the same turn, so without this bound a client pipelining
- *    cheap queries would be answered by the thousand per turn while the
- *    steps of everyone else's requests (a signature check, a journal write)
- *    wait behind them.
+ *  - fairness: a connection hands at most maxPipelined requests to the
+ *    handler before it yields to the event loop for a turn. Replies that
+ *    reach the kernel at once call back within the same turn, so without
+ *    this bound a client pipelining cheap queries would be answered by the
+ *    thousand per turn while the steps of everyone else's requests (a
+ *    signature check, a journal write) wait behind them.
  * No reply path can throw out of a connection: a failing handler closes
  * that connection, and a reply too large for the length prefix goes through
  * the `onOversize` hook (or closes the connection).
@@ -272,7 +272,7 @@ export class TcpDnsServer {
   private limits: TcpLimits;
   private readonly clock: Clock;
   private connectionSeq = 0;
-  /** Turns of the event loop in which requests were dispatched, counted (see pump). */
+  /** Turns of the event loop in which a connection had to yield, counted (see mayDispatch). */
   private turn = 0;
   private turnArmed = false;
   /** Connections that used up their turn's share with requests still waiting. */
@@ -524,21 +524,24 @@ export class TcpDnsServer {
   }
 
   /**
-   * Whether `c` may hand one more request to the handler in this turn of
-   * the event loop; if not, it is pumped again in the next turn.
+   * Whether `c` may hand one more request to the handler before it yields
+   * to the event loop; if not, it is pumped again in the next turn. Turns
+   * are counted only when a connection has to yield (a setImmediate per
+   * turn of the loop would cost every request), so a connection's count can
+   * span several turns and it may yield once without need: a turn's delay.
    */
   private mayDispatch(c: Connection): boolean {
     if (c.turn !== this.turn) {
       c.turn = this.turn;
       c.dispatched = 0;
     }
-    this.armTurn();
-    if (c.dispatched >= this.limits.maxPipelined) {
-      this.deferred.add(c);
-      return false;
+    if (c.dispatched < this.limits.maxPipelined) {
+      c.dispatched++;
+      return true;
     }
-    c.dispatched++;
-    return true;
+    this.deferred.add(c);
+    this.armTurn();
+    return false;
   }
 
   /** Ends the current turn at the next check phase of the event loop (once per turn). */
@@ -556,7 +559,7 @@ export class TcpDnsServer {
 
   /** Hands backlog requests to the handler while the limits allow, then pauses or resumes reading. */
   private pump(c: Connection): void {
-    while (!c.closed && c.backlog.length > 0 && !this.overLimit(c) && !this.deferred.has(c) && this.mayDispatch(c)) {
+    while (!c.closed && c.backlog.length > 0 && !this.overLimit(c) && this.mayDispatch(c)) {
       this.dispatch(c, c.backlog.shift() as Buffer);
     }
     if (c.closed) return;
