@@ -18,9 +18,10 @@
  * (as many as the pool has threads by default), not by the load.
  *
  * Lines are not fsynced: a power loss may forget the last ones (as it may
- * the key database's last refreshes), and so may a crash in the instant
- * between a rewrite's rename and the re-append of the lines accepted while
- * it ran. Forgetting an entry reopens that one request to replay until its
+ * the key database's last refreshes). A crash never does: while a rewrite
+ * runs, new lines wait, and go to the new file once it has replaced the
+ * old one, so no line is ever only in a file that is being replaced.
+ * Forgetting an entry reopens that one request to replay until its
  * signature expires; since the handler holds the name's lock until the line
  * is written, a later request for the same name is accepted only after it,
  * so a replay can never undo a later update that survived the crash —
@@ -65,14 +66,12 @@ export class ReplayStore implements ReplayPersistence {
   private readonly live = new ExpiryQueue<null>();
   private lines = 0;
   private compactAt = MIN_COMPACT_LINES;
-  /** While a rewrite runs: the lines written meanwhile, to write again to the new file. */
-  private appendedDuringRewrite: string[] | undefined;
   private fh: FileHandle | undefined;
   /** Lines waiting for the next write. */
   private pending: Pending[] = [];
   /** The writer runs (a write under way, or one about to start). */
   private draining = false;
-  /** A rewrite is swapping files: the writer waits. */
+  /** A rewrite runs: the writer waits. */
   private held = false;
   private idleWaiters: Array<() => void> = [];
   private rewriting: Promise<void> | undefined;
@@ -154,7 +153,6 @@ export class ReplayStore implements ReplayPersistence {
           for (const p of batch) p.reject(err);
           continue;
         }
-        this.appendedDuringRewrite?.push(text);
         for (const p of batch) p.resolve();
       }
     } finally {
@@ -163,7 +161,7 @@ export class ReplayStore implements ReplayPersistence {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
-    if (this.appendedDuringRewrite === undefined && this.rewriting === undefined && !this.closed && this.lines >= this.compactAt) {
+    if (this.rewriting === undefined && !this.closed && this.lines >= this.compactAt) {
       this.rewriting = this.rewrite()
         .catch((err: unknown) => this.onError(err))
         .finally(() => (this.rewriting = undefined));
@@ -181,34 +179,28 @@ export class ReplayStore implements ReplayPersistence {
     while (this.draining) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Replaces the file with the unexpired entries (atomically), then appends what came meanwhile. */
+  /**
+   * Replaces the file with the unexpired entries (atomically). The writer
+   * waits throughout: lines added meanwhile are in the snapshot already
+   * (add() keeps the entry first) or come after it, and are written to the
+   * new file once it is in place, so an add never resolves with its line
+   * only in the file being replaced (a crash there would forget it).
+   */
   private async rewrite(): Promise<void> {
-    const now = this.clock.now();
-    this.live.popDue(now);
-    const snapshot = [...this.live.entries()].map((e) => lineOf(e.key, e.deadline)).join('');
-    const kept = this.live.size;
-    this.appendedDuringRewrite = [];
-    try {
-      await atomicWrite(this.file, snapshot);
-    } catch (err) {
-      this.appendedDuringRewrite = undefined;
-      throw err;
-    }
-    // The swap: no write under way, new lines wait until the new file is open.
     this.held = true;
     try {
       await this.writerStopped();
-      const meanwhile = this.appendedDuringRewrite;
-      this.appendedDuringRewrite = undefined;
       if (this.closed) return;
+      this.live.popDue(this.clock.now());
+      const snapshot = [...this.live.entries()].map((e) => lineOf(e.key, e.deadline)).join('');
+      const kept = this.live.size;
+      await atomicWrite(this.file, snapshot);
       const old = this.fh;
       this.fh = await open(this.file, 'a', 0o600);
       await old?.close().catch(() => undefined);
       this.lines = kept;
-      if (meanwhile.length > 0) await this.append(meanwhile.join(''), meanwhile.length);
-      this.compactAt = Math.max(MIN_COMPACT_LINES, 2 * this.live.size);
+      this.compactAt = Math.max(MIN_COMPACT_LINES, 2 * kept);
     } finally {
-      this.appendedDuringRewrite = undefined;
       this.held = false;
       this.startWriter();
     }

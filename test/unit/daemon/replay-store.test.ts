@@ -142,6 +142,31 @@ describe('replay store', () => {
     }
   });
 
+  it('an add resolves only once its line is in the file at its path, also while a rewrite replaces the file', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
+    try {
+      const clock = new FakeClock(0);
+      const { store } = await ReplayStore.open(dir, clock, fail);
+      const file = ReplayStore.fileFor(dir);
+      const rewriting = (): boolean => (store as unknown as { rewriting?: Promise<void> }).rewriting !== undefined;
+      // 1,024 lines make the next write start a rewrite.
+      await Promise.all(Array.from({ length: 1024 }, (_, i) => store.add(K(`a${i}`), 60_000)));
+      // One add at a time while it runs: a crash at the moment one resolves must find its line.
+      const missing: number[] = [];
+      let during = 0;
+      for (let i = 0; i < 2_000 && (i === 0 || rewriting()); i++) {
+        if (rewriting()) during++;
+        await store.add(K(`b${i}`), 60_000);
+        if (!readFileSync(file, 'utf8').includes(K(`b${i}`))) missing.push(i);
+      }
+      assert.ok(during > 0, 'adds were made while the rewrite ran');
+      assert.deepEqual(missing, [], 'lines not at the file path when their add resolved');
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ignores a torn last line (a write cut short) with a warning', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'nsregd-replay-'));
     try {
