@@ -29,6 +29,8 @@ import { startEtcdCluster, type EtcdCluster } from '../../helpers/etcd.js';
 import { FakeUpstream } from '../../helpers/fake-upstream.js';
 import { labZoneConfig, LAB_ZONE } from '../../helpers/handler-lab.js';
 import { makeClient } from '../../helpers/sig0-client.js';
+import { ResponseTooLargeError } from '../../../src/daemon/shared/errors.js';
+import { Refusal } from '../../../src/daemon/refusals.js';
 
 const logger = pino({ level: 'silent' });
 
@@ -47,22 +49,23 @@ interface Node {
   close(): Promise<void>;
 }
 
-/** One daemon's part: its own connection, mirror, election and zone, on `prefix`; `reads` counts the zone's reads of the store. */
-async function node(prefix: string, id: string, upstream: FakeUpstream, reads?: { n: number }): Promise<Node> {
+/**
+ * One daemon's part: its own connection, mirror, election and zone, on
+ * `prefix`; `onRun` is told of each operation the zone runs on the store
+ * (by its `what`) and may fail it instead (a rejection it returns).
+ */
+async function node(prefix: string, id: string, upstream: FakeUpstream, onRun?: (what: string) => Promise<never> | undefined): Promise<Node> {
   const config: StoreConfig = { type: 'etcd', endpoints: cluster.endpoints, prefix, timeoutMs: 2000, leaseMs: 1000 };
   const store = await openSharedStore(config, logger);
   const mirror = await store.mirror(LAB_ZONE);
   const election = store.election(LAB_ZONE, id);
   const counted: SharedStore =
-    reads === undefined
+    onRun === undefined
       ? store
       : new Proxy(store, {
           get(target, prop) {
             if (prop === 'run') {
-              return (kind: Parameters<SharedStore['run']>[0], fn: Parameters<SharedStore['run']>[1]) => {
-                if (kind === 'read') reads.n++;
-                return target.run(kind, fn);
-              };
+              return (what: Parameters<SharedStore['run']>[0], fn: Parameters<SharedStore['run']>[1]) => onRun(what) ?? target.run(what, fn);
             }
             const v: unknown = Reflect.get(target, prop, target);
             return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -186,7 +189,10 @@ describe('SharedZone on etcd', () => {
     const upstream = new FakeUpstream('named');
     const reads = { n: 0 };
     const a = await node(prefix, 'a', upstream);
-    const b = await node(prefix, 'b', upstream, reads);
+    const b = await node(prefix, 'b', upstream, (what) => {
+      if (what === 'read') reads.n++;
+      return undefined;
+    });
     try {
       const host = makeClient('host6', LAB_ZONE);
       assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
@@ -207,6 +213,28 @@ describe('SharedZone on etcd', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('an answer too large for the client fails that request alone: store unavailable (SERVFAIL), nothing published, the next request goes through', async () => {
+    const prefix = `/t-${randomBytes(4).toString('hex')}`;
+    const upstream = new FakeUpstream('named');
+    // As the store's run reports gRPC's "larger than max" (values written large from outside; mirror.test.ts).
+    let tooLarge: string | undefined;
+    const a = await node(prefix, 'a', upstream, (what) => (what === tooLarge ? Promise.reject(new ResponseTooLargeError(`${what}: answer larger than the client takes`)) : undefined));
+    try {
+      const host = makeClient('host-large', LAB_ZONE);
+      tooLarge = 'update';
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: false, failure: 'store-unavailable' });
+      assert.equal(a.zone.keyOf(host.name), undefined);
+      assert.deepEqual(added(upstream), [], 'nothing published');
+      tooLarge = 'read';
+      await assert.rejects(a.zone.refreshClaim(host.name), (err: unknown) => err instanceof Refusal && err.reason === 'Shared store unavailable, try another server');
+      tooLarge = undefined;
+      assert.deepEqual(await apply(a, plan(host, [rec(host.name, '192.0.2.1')], { first: true })), { ok: true });
+      assert.ok(added(upstream).includes(`${host.name} 192.0.2.1`));
+    } finally {
+      await a.close();
     }
   });
 
