@@ -18,10 +18,11 @@
  * (as many as the pool has threads by default), not by the load.
  *
  * Lines are not fsynced: a power loss may forget the last ones (as it may
- * the key database's last refreshes). A crash never does: while a rewrite
- * runs, new lines wait, and go to the new file once it has replaced the
- * old one, so no line is ever only in a file that is being replaced.
- * Forgetting an entry reopens that one request to replay until its
+ * the key database's last refreshes). A crash never does: the lines
+ * appended while a rewrite writes the new file are written to it too
+ * before it replaces the old one, and new lines wait from then until the
+ * new file is open, so an answered request's line is always in the file
+ * at the path. Forgetting an entry reopens that one request to replay until its
  * signature expires; since the handler holds the name's lock until the line
  * is written, a later request for the same name is accepted only after it,
  * so a replay can never undo a later update that survived the crash —
@@ -50,6 +51,18 @@ export interface OpenedReplayStore {
 
 const lineOf = (key: string, expiresAtMs: number): string => `${expiresAtMs} ${key}\n`;
 
+/** Lines per chunk of a rewrite (about 240 KB). */
+const SNAPSHOT_CHUNK_LINES = 4096;
+
+/** The lines of `entries`, a chunk at a time. */
+function* snapshotChunks(entries: ReadonlyArray<{ readonly key: string; readonly deadline: number }>): Generator<string> {
+  for (let i = 0; i < entries.length; i += SNAPSHOT_CHUNK_LINES) {
+    let chunk = '';
+    for (const e of entries.slice(i, i + SNAPSHOT_CHUNK_LINES)) chunk += lineOf(e.key, e.deadline);
+    yield chunk;
+  }
+}
+
 interface Pending {
   readonly line: string;
   readonly resolve: () => void;
@@ -66,12 +79,14 @@ export class ReplayStore implements ReplayPersistence {
   private readonly live = new ExpiryQueue<null>();
   private lines = 0;
   private compactAt = MIN_COMPACT_LINES;
+  /** While a rewrite writes the new file: the lines appended to the old one meanwhile, for the new one. */
+  private appendedDuringRewrite: string[] | undefined;
   private fh: FileHandle | undefined;
   /** Lines waiting for the next write. */
   private pending: Pending[] = [];
   /** The writer runs (a write under way, or one about to start). */
   private draining = false;
-  /** A rewrite runs: the writer waits. */
+  /** A rewrite is swapping files: the writer waits. */
   private held = false;
   private idleWaiters: Array<() => void> = [];
   private rewriting: Promise<void> | undefined;
@@ -153,6 +168,7 @@ export class ReplayStore implements ReplayPersistence {
           for (const p of batch) p.reject(err);
           continue;
         }
+        this.appendedDuringRewrite?.push(text);
         for (const p of batch) p.resolve();
       }
     } finally {
@@ -161,7 +177,7 @@ export class ReplayStore implements ReplayPersistence {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
-    if (this.rewriting === undefined && !this.closed && this.lines >= this.compactAt) {
+    if (this.appendedDuringRewrite === undefined && this.rewriting === undefined && !this.closed && this.lines >= this.compactAt) {
       this.rewriting = this.rewrite()
         .catch((err: unknown) => this.onError(err))
         .finally(() => (this.rewriting = undefined));
@@ -180,29 +196,41 @@ export class ReplayStore implements ReplayPersistence {
   }
 
   /**
-   * Replaces the file with the unexpired entries (atomically). The writer
-   * waits throughout: lines added meanwhile are in the snapshot already
-   * (add() keeps the entry first) or come after it, and are written to the
-   * new file once it is in place, so an add never resolves with its line
-   * only in the file being replaced (a crash there would forget it).
+   * Replaces the file with the unexpired entries (atomically, in chunks, so
+   * that a full cache does not hold the event loop). Lines appended to the
+   * old file meanwhile are written to the new one before it takes the old
+   * one's place; from then until the new file is open, the writer waits.
    */
   private async rewrite(): Promise<void> {
-    this.held = true;
+    this.live.popDue(this.clock.now());
+    const entries = [...this.live.entries()];
+    let lines = entries.length;
+    let swapping = false;
+    this.appendedDuringRewrite = [];
     try {
-      await this.writerStopped();
+      await atomicWrite(this.file, snapshotChunks(entries), {
+        beforeRename: async (tmp) => {
+          swapping = true;
+          this.held = true;
+          await this.writerStopped();
+          const meanwhile = this.appendedDuringRewrite ?? [];
+          this.appendedDuringRewrite = undefined;
+          if (meanwhile.length > 0) await writeAll(tmp, meanwhile.join(''));
+          lines += meanwhile.length;
+        },
+      });
       if (this.closed) return;
-      this.live.popDue(this.clock.now());
-      const snapshot = [...this.live.entries()].map((e) => lineOf(e.key, e.deadline)).join('');
-      const kept = this.live.size;
-      await atomicWrite(this.file, snapshot);
       const old = this.fh;
       this.fh = await open(this.file, 'a', 0o600);
       await old?.close().catch(() => undefined);
-      this.lines = kept;
-      this.compactAt = Math.max(MIN_COMPACT_LINES, 2 * kept);
+      this.lines = lines;
+      this.compactAt = Math.max(MIN_COMPACT_LINES, 2 * this.live.size);
     } finally {
-      this.held = false;
-      this.startWriter();
+      this.appendedDuringRewrite = undefined;
+      if (swapping) {
+        this.held = false;
+        this.startWriter();
+      }
     }
   }
 

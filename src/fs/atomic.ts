@@ -14,6 +14,14 @@ export type Chunk = string | Uint8Array;
 export interface AtomicWriteOptions {
   /** Permissions of the new file (before the umask). Default 0o600. */
   readonly mode?: number;
+  /**
+   * Called once the data is written and fsynced, with the temporary file
+   * still open at its end, just before the rename: what it writes goes
+   * with the new file but is not fsynced (for an append-only file whose
+   * appends never are, to carry over what was appended to the old one
+   * meanwhile). A failure aborts the write like an I/O error does.
+   */
+  readonly beforeRename?: (tmp: FileHandle) => Promise<void>;
 }
 
 /** Makes the directory entries of `dir` (creations, renames, removals in it) durable. */
@@ -61,6 +69,7 @@ export async function atomicWrite(
         for await (const chunk of data) await writeAll(fh, chunk);
       }
       await fh.sync();
+      await options.beforeRename?.(fh);
     } catch (err) {
       await fh.close().catch(ignore);
       throw err;

@@ -51,6 +51,30 @@ describe('atomicWrite', () => {
     assert.deepEqual(readdirSync(dir), ['f']);
   });
 
+  it('beforeRename writes after the data, while the old file is still in place; its failure aborts the write', async () => {
+    const dir = tempDir();
+    const f = path.join(dir, 'f');
+    writeFileSync(f, 'old');
+    let seenAtPath = '';
+    await atomicWrite(f, ['a', 'b'], {
+      beforeRename: async (tmp) => {
+        seenAtPath = readFileSync(f, 'utf8');
+        await tmp.write('+more');
+      },
+    });
+    assert.equal(seenAtPath, 'old');
+    assert.equal(readFileSync(f, 'utf8'), 'ab+more');
+    const boom = new Error('hook failed');
+    await assert.rejects(
+      atomicWrite(f, 'new', {
+        beforeRename: () => Promise.reject(boom),
+      }),
+      (err) => err === boom,
+    );
+    assert.equal(readFileSync(f, 'utf8'), 'ab+more');
+    assert.deepEqual(readdirSync(dir), ['f'], 'no temporary file left');
+  });
+
   it('a missing directory: rejects, nothing created', async () => {
     const dir = tempDir();
     await assert.rejects(atomicWrite(path.join(dir, 'no', 'f'), 'x'), { code: 'ENOENT' });
