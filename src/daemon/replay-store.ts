@@ -22,8 +22,8 @@
  * appended while a rewrite writes the new file are written to it too
  * before it replaces the old one, and new lines wait from then until the
  * new file is open, so an answered request's line is always in the file
- * at the path. Forgetting an entry reopens that one request to replay until its
- * signature expires; since the handler holds the name's lock until the line
+ * at the path. Forgetting an entry reopens that one request to replay
+ * until its signature expires; since the handler holds the name's lock until the line
  * is written, a later request for the same name is accepted only after it,
  * so a replay can never undo a later update that survived the crash —
  * at worst it re-applies an update its key holder made. A torn last line is
@@ -79,8 +79,8 @@ export class ReplayStore implements ReplayPersistence {
   private readonly live = new ExpiryQueue<null>();
   private lines = 0;
   private compactAt = MIN_COMPACT_LINES;
-  /** While a rewrite writes the new file: the lines appended to the old one meanwhile, for the new one. */
-  private appendedDuringRewrite: string[] | undefined;
+  /** While a rewrite writes the new file: the writes of lines to the old one meanwhile (text, lines), for the new one. */
+  private appendedDuringRewrite: Array<readonly [string, number]> | undefined;
   private fh: FileHandle | undefined;
   /** Lines waiting for the next write. */
   private pending: Pending[] = [];
@@ -168,7 +168,7 @@ export class ReplayStore implements ReplayPersistence {
           for (const p of batch) p.reject(err);
           continue;
         }
-        this.appendedDuringRewrite?.push(text);
+        this.appendedDuringRewrite?.push([text, batch.length]);
         for (const p of batch) p.resolve();
       }
     } finally {
@@ -215,8 +215,8 @@ export class ReplayStore implements ReplayPersistence {
           await this.writerStopped();
           const meanwhile = this.appendedDuringRewrite ?? [];
           this.appendedDuringRewrite = undefined;
-          if (meanwhile.length > 0) await writeAll(tmp, meanwhile.join(''));
-          lines += meanwhile.length;
+          if (meanwhile.length > 0) await writeAll(tmp, meanwhile.map(([text]) => text).join(''));
+          for (const [, count] of meanwhile) lines += count;
         },
       });
       if (this.closed) return;
