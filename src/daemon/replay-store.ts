@@ -23,11 +23,11 @@
  * before it replaces the old one, and new lines wait from then until the
  * new file is open, so an answered request's line is always in the file
  * at the path. Forgetting an entry reopens that one request to replay
- * until its signature expires; since the handler holds the name's lock until the line
- * is written, a later request for the same name is accepted only after it,
- * so a replay can never undo a later update that survived the crash —
- * at worst it re-applies an update its key holder made. A torn last line is
- * ignored when the file is read.
+ * until its signature expires; since the handler holds the name's lock
+ * until the line is written, a later request for the same name is
+ * accepted only after it, so a replay can never undo a later update that
+ * survived the crash — at worst it re-applies an update its key holder
+ * made. A torn last line is ignored when the file is read.
  */
 import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
