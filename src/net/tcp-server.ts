@@ -274,8 +274,7 @@ export class TcpDnsServer {
   private connectionSeq = 0;
   /** Turns of the event loop in which a connection had to yield, counted (see mayDispatch). */
   private turn = 0;
-  private turnArmed = false;
-  /** Connections that used up their turn's share with requests still waiting. */
+  /** Connections that used up their turn's share with requests still waiting (a turn's end is scheduled while any are). */
   private readonly deferred = new Set<Connection>();
   private readonly counters: TcpStats = {
     accepted: 0,
@@ -539,17 +538,14 @@ export class TcpDnsServer {
       c.dispatched++;
       return true;
     }
+    if (this.deferred.size === 0) this.endTurnSoon();
     this.deferred.add(c);
-    this.armTurn();
     return false;
   }
 
-  /** Ends the current turn at the next check phase of the event loop (once per turn). */
-  private armTurn(): void {
-    if (this.turnArmed) return;
-    this.turnArmed = true;
+  /** Ends the current turn at the next check phase of the event loop, and pumps the connections that waited for it. */
+  private endTurnSoon(): void {
     setImmediate(() => {
-      this.turnArmed = false;
       this.turn++;
       const waiting = [...this.deferred];
       this.deferred.clear();
