@@ -68,7 +68,7 @@ import {
   recordSlot,
 } from './shared/layout.js';
 import type { StoredDeadlines } from './shared/contract.js';
-import { readAtOneRevision } from './shared/mirror.js';
+import { readAtOneRevision } from './shared/reads.js';
 import { ZoneState, type LoadedRecord } from './zonestate.js';
 
 /** The format this nsregd writes and reads. */

@@ -25,7 +25,8 @@ import { Range, type IKeyValue, type IRequestOp, type Namespace } from 'etcd3';
 import type { Logger } from 'pino';
 import { isSubdomain } from '../../dns/names.js';
 import type { SharedStore, StoredDeadlines, Versioned } from './contract.js';
-import { readAtOneRevision, type ZoneMirrorOptions } from './mirror.js';
+import type { ZoneMirrorOptions } from './mirror.js';
+import { readAtOneRevision } from './reads.js';
 import { DEADLINES_PREFIX, decodeDeadlines, deadlinesKey, fullKey, parseZoneKey } from './layout.js';
 import { ResponseTooLargeError } from './errors.js';
 

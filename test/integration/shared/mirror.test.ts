@@ -16,7 +16,8 @@ import type { AddrRecord } from '../../../src/daemon/records.js';
 import type { KeyRData } from '../../../src/dns/types.js';
 import type { MirrorEvent, SharedStore, StoreConfig, ZoneMirror } from '../../../src/daemon/shared/contract.js';
 import { openSharedStore } from '../../../src/daemon/shared/etcd.js';
-import { readAtOneRevision, type EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
+import type { EtcdZoneMirror } from '../../../src/daemon/shared/mirror.js';
+import { readAtOneRevision } from '../../../src/daemon/shared/reads.js';
 import { DeadlineSchedule } from '../../../src/daemon/shared/deadlines.js';
 import { fragmentingWatcher, WatchAssembler } from '../../../src/daemon/shared/watch.js';
 import {
