@@ -16,19 +16,25 @@
  * upstream) at 1 and at 32, then a second round at 32 ("refresh again").
  * Requests go name after name, so a refresh's name was last seen a whole
  * round before — as with many hosts each refreshing now and then.
+ * Before those phases the daemon is warmed up: claims and one refresh of
+ * --warm (3,000) other names at the concurrency, printed as the `cold`
+ * rows and left out of the targets — a daemon fresh from its start is
+ * still compiling its code, and one in service has run for days (0: no
+ * warm-up, the phases then start on an empty database as before).
  * Scale (per-host): claims and one refresh each of --scale-claims (4,000)
  * names at 32 with 1,000 (--small) and with 100,000 (--big) names stored
  * before the start (key database snapshot in the original's format and
  * their records in the zone state; named holds the records), and each
  * daemon's start-up (spawn → "listening for registrations" log line) and
- * shutdown (SIGTERM → exit) time.
+ * shutdown (SIGTERM → exit) time; these daemons are not warmed up (both
+ * sizes start cold alike).
  * The raw async P-384 verify rate is measured in this process at the start
  * and at the end; ratios use their mean. Daemon CPU: utime + stime of all
  * its threads (/proc/<pid>/stat).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/nsregd-load.js [--quick]
  *     [--mode per-host|long-lived|both] [--concurrency N] [--claims1 N] [--claims N]
- *     [--scale-claims N] [--small N] [--big N] [--no-scale]
+ *     [--scale-claims N] [--small N] [--big N] [--no-scale] [--warm N]
  *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the phases on an empty database)
  *     [--uv-threadpool-size N]   (UV_THREADPOOL_SIZE of the daemons only)
  *     [--daemon-node-option OPT]...   (an option for the daemons' node, e.g. --max-semi-space-size=32)
@@ -63,6 +69,8 @@ interface Args {
   threads: boolean;
   uvThreadpoolSize: number | undefined;
   nodeOptions: string[];
+  /** Names claimed and refreshed once before the measured phases (0: none). */
+  warm: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -79,6 +87,7 @@ function parseArgs(argv: string[]): Args {
     threads: false,
     uvThreadpoolSize: undefined,
     nodeOptions: [],
+    warm: 3000,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -87,7 +96,7 @@ function parseArgs(argv: string[]): Args {
       if (!Number.isInteger(v) || v < 1) throw new Error(`${a} needs a positive integer`);
       return v;
     };
-    if (a === '--quick') Object.assign(args, { claims1: 100, claims: 1000, scaleClaims: 1000, big: 20_000 });
+    if (a === '--quick') Object.assign(args, { claims1: 100, claims: 1000, scaleClaims: 1000, big: 20_000, warm: 1000 });
     else if (a === '--mode') {
       const m = argv[++i];
       if (m === 'both') args.modes = ['per-host', 'long-lived'];
@@ -100,13 +109,18 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--small') args.small = num();
     else if (a === '--big') args.big = num();
     else if (a === '--no-scale') args.scale = false;
+    else if (a === '--warm') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error('--warm needs a whole number of names (0: no warm-up)');
+      args.warm = v;
+    }
     else if (a === '--threads') args.threads = true;
     else if (a === '--uv-threadpool-size') args.uvThreadpoolSize = num();
     else if (a === '--daemon-node-option') args.nodeOptions.push(argv[++i] ?? '');
     else if (a === '--cpu-prof') args.cpuProf = path.resolve(argv[++i] ?? 'prof');
     else throw new Error(`unknown argument ${String(a)}`);
   }
-  for (const n of [args.claims1, args.claims, args.scaleClaims]) if (n > MAX_SET) throw new Error(`name sets hold at most ${MAX_SET} names`);
+  for (const n of [args.claims1, args.claims, args.scaleClaims, args.warm]) if (n > MAX_SET) throw new Error(`name sets hold at most ${MAX_SET} names`);
   return args;
 }
 
@@ -190,19 +204,25 @@ class Run {
     this.results.push(r);
   }
 
-  /** Claims and refreshes at 1 and at the concurrency, on an empty database. */
+  /** Claims and refreshes at 1 and at the concurrency, after the warm-up (which starts on an empty database). */
   async phases(mode: Mode): Promise<void> {
     const { args } = this;
     const tag = mode === 'per-host' ? 'h' : 'l';
+    const warm = args.warm > 0 ? await this.sign(`${tag}w-`, args.warm, 1) : undefined;
     const s1 = await this.sign(`${tag}1-`, args.claims1, 1);
     const sN = await this.sign(`${tag}n-`, args.claims, 2);
-    await this.withDaemon(`${mode}, empty database`, mode, 0, true, async (d) => {
+    const label = warm === undefined ? `${mode}, empty database` : `${mode}, ${warm.size} warm-up names`;
+    await this.withDaemon(label, mode, 0, true, async (d) => {
+      if (warm !== undefined) {
+        await this.phase('claim, cold', mode, d, claimsOf(warm), args.concurrency);
+        await this.phase('refresh, cold', mode, d, refreshesOf(warm, 0), args.concurrency);
+      }
       await this.phase('claim', mode, d, claimsOf(s1), 1);
       await this.phase('claim', mode, d, claimsOf(sN), args.concurrency);
       await this.phase('refresh', mode, d, refreshesOf(s1, 0), 1);
       await this.phase('refresh', mode, d, refreshesOf(sN, 0), args.concurrency);
       await this.phase('refresh again', mode, d, refreshesOf(sN, 1), args.concurrency);
-      return s1.size + sN.size;
+      return (warm?.size ?? 0) + s1.size + sN.size;
     });
   }
 
