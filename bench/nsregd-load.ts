@@ -17,13 +17,14 @@
  * Requests go name after name, so a refresh's name was last seen a whole
  * round before — as with many hosts each refreshing now and then.
  * Before those phases the daemon is warmed up: claims and one refresh of
- * --warm (2,000) other names at the concurrency, printed as the `cold`
+ * --warm (1,500) other names at the concurrency, printed as the `cold`
  * rows and left out of the targets — a daemon fresh from its start is
  * still compiling its code, and one in service has run for days (0: no
  * warm-up, the phases then start on an empty database as before). With
- * the default sizes every name's key fits in the daemon's key cache
- * (7,168 keys, src/daemon/keydb/stored-key.ts), as without the warm-up:
- * more warm-up names would make the measured refreshes import keys again.
+ * the default sizes (1,500 + 400 + 5,000 names) every key fits in the
+ * daemon's key cache (7,168 keys, src/daemon/keydb/stored-key.ts), as
+ * without the warm-up: more names would make the measured refreshes
+ * import keys again.
  * Scale (per-host): claims and one refresh each of --scale-claims (4,000)
  * names at 32 with 1,000 (--small) and with 100,000 (--big) names stored
  * before the start (key database snapshot in the original's format and
@@ -38,7 +39,7 @@
  *   npx tsc -p tsconfig.json && node dist/bench/nsregd-load.js [--quick]
  *     [--mode per-host|long-lived|both] [--concurrency N] [--claims1 N] [--claims N]
  *     [--scale-claims N] [--small N] [--big N] [--no-scale] [--warm N]
- *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the phases on an empty database)
+ *     [--cpu-prof DIR]   (node --cpu-prof on the daemons of the warm-up and the phases after it)
  *     [--uv-threadpool-size N]   (UV_THREADPOOL_SIZE of the daemons only)
  *     [--daemon-node-option OPT]...   (an option for the daemons' node, e.g. --max-semi-space-size=32)
  *     [--threads]        (also print the daemon's CPU per request by thread, utime/stime, and how busy the machine was)
@@ -90,7 +91,7 @@ function parseArgs(argv: string[]): Args {
     threads: false,
     uvThreadpoolSize: undefined,
     nodeOptions: [],
-    warm: 2000,
+    warm: 1500,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
