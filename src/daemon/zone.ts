@@ -389,11 +389,10 @@ export class Zone implements ServedZone {
   /**
    * Carries out an accepted update, in an order that a crash at any point
    * leaves either no claim and no records, or both:
-   *   0./1. a first claim is written durably as tentative (invisible, and
-   *      dropped at the next start unless confirmed) while the upstreams
-   *      are asked whether the name is in use (nsupdate `protect-existing`);
-   *      a name in use is refused before anything is sent, and its
-   *      tentative claim abandoned;
+   *   0. a first claim of a name an upstream reports in use is refused
+   *      before anything is stored or sent (nsupdate `protect-existing`);
+   *   1. a first claim is written durably as tentative (invisible, and
+   *      dropped at the next start unless confirmed);
    *   2. the change goes to every upstream (each outbox writes its
    *      operations ahead durably);
    *   3. the records are installed (cache and state file);
@@ -421,21 +420,15 @@ export class Zone implements ServedZone {
     };
 
     if (plan.newKey !== undefined) {
-      // The upstreams are asked while the tentative line is written: a claim waits for the slower of the
-      // two, not for both one after the other. A refusal then abandons the tentative claim, which was never
-      // visible and is never confirmed.
-      const [unused, claimed] = await Promise.all([
-        checkUnused(this.upstreamList, name, this.logger),
-        this.keys.claim(name, plan.newKey, plan.keyExpiry).catch((err: unknown) => {
-          this.logger.error({ name, err }, 'key database write failed');
-          return 'failed' as const;
-        }),
-      ]);
-      if (unused !== undefined) {
-        if (claimed === 'claimed') this.keys.abandon(name);
-        return { ok: false, failure: unused };
+      const unused = await checkUnused(this.upstreamList, name, this.logger);
+      if (unused !== undefined) return { ok: false, failure: unused };
+      let claimed: 'claimed' | 'exists';
+      try {
+        claimed = await this.keys.claim(name, plan.newKey, plan.keyExpiry);
+      } catch (err) {
+        this.logger.error({ name, err }, 'key database write failed');
+        return { ok: false, failure: 'key-store' };
       }
-      if (claimed === 'failed') return { ok: false, failure: 'key-store' };
       if (claimed === 'exists') return { ok: false, failure: 'exists' };
     }
 
@@ -697,8 +690,7 @@ export class Zone implements ServedZone {
 /**
  * Before a first claim: asks every upstream that protects names in use
  * (nsupdate `protect-existing`). Undefined when the name may be claimed.
- * Nothing is sent before this; the claim's tentative line, written
- * meanwhile, is abandoned on a refusal, so the name stays unclaimed.
+ * Nothing is stored or sent before this, so a refusal leaves no trace.
  */
 export async function checkUnused(upstreams: readonly Upstream[], name: string, logger: Logger): Promise<'in-use' | 'upstream' | undefined> {
   const asked = upstreams.filter((u) => u.checkUnused !== undefined);

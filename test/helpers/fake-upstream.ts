@@ -13,8 +13,6 @@ export class FakeUpstream implements Upstream {
   readonly inUse = new Set<string>();
   /** checkUnused cannot reach the upstream. */
   failChecks = false;
-  /** When set, checkUnused answers only once this settles (a slow upstream). */
-  checkGate: Promise<void> | undefined;
 
   constructor(
     readonly description = 'fake',
@@ -27,7 +25,6 @@ export class FakeUpstream implements Upstream {
 
   async checkUnused(name: string): Promise<void> {
     this.checked.push(name);
-    await this.checkGate;
     if (this.failChecks) throw new UpstreamError(this.description, 'told to fail');
     if (this.inUse.has(name)) throw new NameInUseError(this.description, name);
   }
