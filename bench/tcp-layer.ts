@@ -20,6 +20,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { TcpDnsServer } from '../src/net/tcp-server.js';
+import { frame } from '../src/net/transport.js';
 import { threadStats } from './load/daemon.js';
 import { onReplies } from './load/drive.js';
 
@@ -29,13 +30,6 @@ const WARM_UP = 3000;
 
 /** A NOERROR UPDATE reply header (QR, opcode UPDATE), unframed. */
 const REPLY = Buffer.from([0, 0, 0xa8, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-
-function frame(msg: Buffer): Buffer {
-  const out = Buffer.alloc(msg.length + 2);
-  out.writeUInt16BE(msg.length, 0);
-  msg.copy(out, 2);
-  return out;
-}
 
 async function serve(kind: string): Promise<void> {
   if (kind === 'bare') {
