@@ -100,9 +100,9 @@ function parseArgs(argv: string[]): Args {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const num = (): number => {
+    const num = (min = 1): number => {
       const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 1) throw new Error(`${a} needs a positive integer`);
+      if (!Number.isInteger(v) || v < min) throw new Error(`${a} needs a whole number ≥ ${min}`);
       return v;
     };
     if (a === '--quick') Object.assign(args, { claims1: 100, claims: 1000, scaleClaims: 1000, big: 20_000, warm: 1000 });
@@ -119,11 +119,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--small') args.small = num();
     else if (a === '--big') args.big = num();
     else if (a === '--no-scale') args.scale = false;
-    else if (a === '--warm') {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0) throw new Error('--warm needs a whole number of names (0: no warm-up)');
-      args.warm = v;
-    }
+    else if (a === '--warm') args.warm = num(0);
     else if (a === '--threads') args.threads = true;
     else if (a === '--uv-threadpool-size') args.uvThreadpoolSize = num();
     else if (a === '--daemon-node-option') args.nodeOptions.push(argv[++i] ?? '');

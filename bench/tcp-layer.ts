@@ -5,7 +5,7 @@
  * anything, so the figure is the connection handling alone, without the
  * signature check's thread pool in the way. Each request comes from its
  * own source address (127.9.x.y) on a fresh connection that the client
- * closes after the reply, as in nsregd-load.ts's per-host mode.
+ * ends after the reply: nsregd-load.ts's per-host client (load/drive.ts).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/tcp-layer.js [requests=20000] [rounds=3]
  *
@@ -22,7 +22,7 @@ import pino from 'pino';
 import { TcpDnsServer } from '../src/net/tcp-server.js';
 import { frame } from '../src/net/transport.js';
 import { threadStats } from './load/daemon.js';
-import { onReplies } from './load/drive.js';
+import { onReplies, oneShot } from './load/drive.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const CONCURRENCY = 32;
@@ -65,28 +65,6 @@ async function startServer(kind: string): Promise<Server> {
   return { kind, child, port };
 }
 
-/** One request from `source` on its own connection; resolves with the reply. */
-function request(port: number, source: string, framed: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const sock = net.connect({ port, host: '127.0.0.1', localAddress: source });
-    sock.setNoDelay(true);
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`no reply from ${source} within 10 s`));
-    }, 10_000);
-    sock.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    sock.on('connect', () => sock.write(framed));
-    onReplies(sock, () => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve();
-    });
-  });
-}
-
 /** `n` requests, CONCURRENCY at a time, request i from 127.9.<i / 250>.<i % 250 + 1>. */
 async function drive(port: number, n: number): Promise<number> {
   const framed = frame(Buffer.alloc(38));
@@ -96,7 +74,9 @@ async function drive(port: number, n: number): Promise<number> {
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < n) {
         const i = next++;
-        await request(port, `127.9.${Math.floor(i / 250) % 256}.${(i % 250) + 1}`, framed);
+        const source = `127.9.${Math.floor(i / 250) % 256}.${(i % 250) + 1}`;
+        const { rcode } = await oneShot(port, { framed, source });
+        if (rcode !== 0) throw new Error(`request from ${source} answered with rcode ${rcode}`);
       }
     }),
   );

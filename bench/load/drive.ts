@@ -61,7 +61,7 @@ function rcodeOf(reply: Buffer): number {
 }
 
 /** One request on its own connection from `req.source`; resolves with the reply's rcode. */
-function oneShot(port: number, req: Request): Promise<{ rcode: number; text: string }> {
+export function oneShot(port: number, req: Request): Promise<{ rcode: number; text: string }> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: '127.0.0.1', port: req.port ?? port, localAddress: req.source });
     sock.setNoDelay(true);
